@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka broker (KRaft) for development, tests and the demo.
+#
+#   deploy/kafka/broker.sh fetch                    resolve the pinned broker jars with Maven (idempotent)
+#   deploy/kafka/broker.sh start [RUN_DIR] [EXTRA]  format storage, start on a free loopback port, wait
+#                                                   until it answers; prints the bootstrap address
+#   deploy/kafka/broker.sh stop  [RUN_DIR]          stop it cleanly (SIGTERM, then SIGKILL after 30 s)
+#   deploy/kafka/broker.sh status [RUN_DIR]         print the bootstrap address if it is running
+#
+# RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
+# broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win),
+# e.g. to add a SASL listener. Failures print one line starting with "broker.sh: error:".
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JARS="${RNNWATCH_KAFKA_JARS:-$HERE/.jars}"
+READY_TIMEOUT_S="${RNNWATCH_KAFKA_READY_TIMEOUT_S:-60}"
+
+die() { echo "broker.sh: error: $*" >&2; exit 1; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "Java is not installed (need Java 17+ on PATH to run the Kafka broker)"
+  java -version >/dev/null 2>&1 || die "'java' is on PATH but does not run (need Java 17+)"
+}
+
+fetch() {
+  need_java
+  local stamp="$JARS/.pom.sha256" want
+  want="$(sha256sum "$HERE/pom.xml" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "Maven is not installed (need 'mvn' on PATH to resolve the Kafka jars)"
+  mkdir -p "$HERE/.run"
+  local log="$HERE/.run/mvn.log" tmp="$JARS.tmp.$$"
+  rm -rf "$tmp"
+  echo "broker.sh: resolving Kafka jars with Maven (once; log: $log)" >&2
+  if ! mvn -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$log" 2>&1; then
+    rm -rf "$tmp"
+    if grep -qiE 'could not transfer|unknownhost|connect(ion)? (timed out|refused)|network is unreachable|no route to host|temporary failure in name resolution|cannot access central' "$log"; then
+      die "Maven Central cannot be reached, so the Kafka jars cannot be downloaded (details: $log)"
+    fi
+    die "Maven failed to resolve the Kafka jars (details: $log)"
+  fi
+  rm -rf "$JARS"
+  mv "$tmp" "$JARS"
+  echo "$want" >"$stamp"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+cluster_id() {
+  python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+}
+
+is_running() {
+  local dir="$1"
+  [[ -f "$dir/broker.pid" ]] && kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null
+}
+
+start() {
+  local dir="${1:-$HERE/.run/default}" extra="${2:-}"
+  if is_running "$dir"; then
+    cat "$dir/bootstrap"
+    return 0
+  fi
+  fetch
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap"
+  local port cport
+  port="$(free_port)"
+  cport="$(free_port)"
+  while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
+  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA_DIR@|$dir/data|g" \
+    "$HERE/server.properties.in" >"$dir/server.properties"
+  if [[ -n "$extra" ]]; then
+    [[ -f "$extra" ]] || die "extra config file not found: $extra"
+    sed -e "s|@PORT@|$port|g" -e "s|@DATA_DIR@|$dir/data|g" "$extra" >>"$dir/server.properties"
+  fi
+  local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/log4j2.properties" "-Dkafka.logs.dir=$dir")
+  java "${java_opts[@]}" -cp "$JARS/*" kafka.tools.StorageTool format \
+    -t "$(cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    || die "formatting the broker storage failed (details: $dir/format.log)"
+  # setsid: the broker must not receive the terminal's Ctrl-C before rnnwatch has stopped cleanly.
+  setsid java "${java_opts[@]}" ${RNNWATCH_KAFKA_JAVA_OPTS:-} -cp "$JARS/*" kafka.Kafka \
+    "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/broker.pid"
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null \
+        && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ! is_running "$dir"; then
+      die "the broker exited during start-up (see $dir/server.log and $dir/stdout.log)"
+    fi
+    if ((SECONDS >= deadline)); then
+      stop "$dir" >/dev/null 2>&1 || true
+      die "the broker did not become ready within ${READY_TIMEOUT_S}s (see $dir/server.log)"
+    fi
+    sleep 0.2
+  done
+  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  cat "$dir/bootstrap"
+}
+
+stop() {
+  local dir="${1:-$HERE/.run/default}"
+  [[ -f "$dir/broker.pid" ]] || return 0
+  local pid
+  pid="$(cat "$dir/broker.pid")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "broker.sh: broker $pid did not stop within 30 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$dir/broker.pid" "$dir/bootstrap"
+}
+
+status() {
+  local dir="${1:-$HERE/.run/default}"
+  if is_running "$dir" && [[ -f "$dir/bootstrap" ]]; then
+    cat "$dir/bootstrap"
+  else
+    echo "not running" >&2
+    return 1
+  fi
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  fetch) fetch ;;
+  start) start "$@" ;;
+  stop) stop "$@" ;;
+  status) status "$@" ;;
+  *) echo "usage: $0 {fetch|start [RUN_DIR] [EXTRA_PROPERTIES]|stop [RUN_DIR]|status [RUN_DIR]}" >&2; exit 2 ;;
+esac
