@@ -25,12 +25,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rnncore.errors import RnnCoreError
+
 CellType = Literal["rnn", "gru", "lstm"]
 CELL_TYPES: tuple[CellType, ...] = ("rnn", "gru", "lstm")
 GATES: dict[str, int] = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-class ConfigError(ValueError):
+class ConfigError(RnnCoreError, ValueError):
     """A model configuration is outside what rnncore supports; the message names the field."""
 
 

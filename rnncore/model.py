@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from rnncore.config import ModelConfig
+from rnncore.errors import RnnCoreError
 
 
-class ModelError(ValueError):
+class ModelError(RnnCoreError, ValueError):
     """Weights do not match the configuration (missing, extra, mis-shaped or non-finite arrays)."""
 
 

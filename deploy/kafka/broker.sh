@@ -35,7 +35,9 @@ fetch() {
   local log="$HERE/.run/mvn.log" tmp="$JARS.tmp.$$"
   rm -rf "$tmp"
   echo "broker.sh: resolving Kafka jars with Maven (once; log: $log)" >&2
-  if ! mvn -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+  # RNNWATCH_MVN_ARGS: extra Maven flags, e.g. "-s settings.xml" for a mirror or proxy.
+  # shellcheck disable=SC2086
+  if ! mvn -B ${RNNWATCH_MVN_ARGS:-} -f "$HERE/pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$tmp" -DincludeScope=runtime >"$log" 2>&1; then
     rm -rf "$tmp"
     if grep -qiE 'could not transfer|unknownhost|connect(ion)? (timed out|refused)|network is unreachable|no route to host|temporary failure in name resolution|cannot access central' "$log"; then

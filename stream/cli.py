@@ -1,0 +1,56 @@
+"""The `rnnwatch` command line: one sub-command per module in `stream.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Sub-command name -> module in stream.commands. Each module defines
+# `add_arguments(parser)` and `run(args) -> int`, and imports heavy packages (torch) only inside run().
+COMMANDS: dict[str, str] = {
+    "broker": "Start, stop or inspect the local development Kafka broker",
+    "serve": "Run the streaming anomaly-detection service against Kafka",
+    "train": "Train a model offline by BPTT from event logs (needs the train extra: torch)",
+    "score": "Score an event log offline through the same online path as the service",
+    "bench": "Benchmarks that ship with rnnwatch (e.g. `rnnwatch bench nab`)",
+    "demo": "Local broker + synthetic sensor fleet + service, with live progress",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser with every available sub-command; a command whose module is absent is not offered."""
+    parser = argparse.ArgumentParser(prog="rnnwatch", description="Streaming anomaly detection with RNNs.")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"stream.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"stream.commands.{name}":
+                continue
+            raise
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rnnwatch` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

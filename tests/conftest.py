@@ -1,0 +1,63 @@
+"""Shared fixtures: a real single-node Kafka broker for the session, unique topics and groups per test.
+
+Set RNNWATCH_TEST_BOOTSTRAP=host:port to run the kafka tests against an existing broker instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import NewTopic
+
+from stream.local_broker import LocalBroker
+from tests.kafka_helpers import create_topics, run_sync, unique_name
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """The session's local broker (None when RNNWATCH_TEST_BOOTSTRAP names an existing one)."""
+    if os.environ.get("RNNWATCH_TEST_BOOTSTRAP"):
+        yield None
+        return
+    broker = LocalBroker(run_dir=tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: LocalBroker | None) -> str:
+    """Bootstrap address 'host:port' of the broker the kafka tests use."""
+    if kafka_broker is None:
+        return os.environ["RNNWATCH_TEST_BOOTSTRAP"]
+    assert kafka_broker.bootstrap
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap: str) -> Callable[..., str]:
+    """Factory: create a uniquely named topic and return its name."""
+
+    def make(partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None) -> str:
+        name = unique_name(prefix)
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})
+        run_sync(create_topics(kafka_bootstrap, [topic]))
+        return name
+
+    return make
+
+
+@pytest.fixture
+def make_group() -> Callable[[], str]:
+    """Factory: a consumer group id no other test uses."""
+    return lambda: unique_name("g")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
