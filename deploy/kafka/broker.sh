@@ -14,7 +14,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JARS="${RNNWATCH_KAFKA_JARS:-$HERE/.jars}"
-READY_TIMEOUT_S="${RNNWATCH_KAFKA_READY_TIMEOUT_S:-60}"
+READY_TIMEOUT_S="${RNNWATCH_KAFKA_READY_TIMEOUT_S:-30}"
 
 die() { echo "broker.sh: error: $*" >&2; exit 1; }
 
