@@ -23,3 +23,14 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   echo "$WANT" >"$STAMP"
 fi
 bash "$ROOT/deploy/kafka/broker.sh" fetch
+
+# The Prometheus server and promtool (Debian package) for the alert-rule and scrape tests.
+if [[ "$EXTRAS" == *dev* ]] && ! command -v promtool >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: installing the Debian package prometheus (brings promtool)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } >/dev/null \
+      || die "apt-get install prometheus failed: install the Debian package 'prometheus' (it brings promtool)"
+  else
+    die "promtool not found: install the Debian package 'prometheus' (e.g. sudo apt-get install prometheus)"
+  fi
+fi
