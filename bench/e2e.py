@@ -1,0 +1,224 @@
+"""End-to-end benchmark: events through Kafka -> rnnwatch service -> scores, against the detector alone.
+
+Phases, all in one process and run (the machine is noisy; compare within a run):
+
+1. baseline: ``Detector.step`` over the same events in the same batch size, no Kafka (compute ceiling);
+2. backlog: N events already in the input topic; the service drains them (throughput, per guarantee);
+3. live (per guarantee): events published at ``--rate`` events/s with their send time as event time while the
+   service runs; a read_committed reader measures event-time-to-score latency of the score records.
+
+Uses the local broker (started in a temporary directory) unless ``--bootstrap`` names one.
+Pin it: ``taskset -c 0,1 .venv/bin/python bench/e2e.py --events 200000``. Ends with a ``RESULT`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from rnncore.config import ModelConfig  # noqa: E402
+from rnncore.model import ModelWeights  # noqa: E402
+from stream.config import ServiceConfig  # noqa: E402
+from stream.service import Service  # noqa: E402
+
+
+def make_events(n: int, streams: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n) % streams
+    keys = [f"sensor-{i}" for i in ids.tolist()]
+    times = 1.7e9 + np.arange(n) / 1000.0
+    values = (np.sin(np.arange(n) / 50.0 + ids) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    return keys, times, values
+
+
+def baseline(weights: ModelWeights, keys: list[str], times: np.ndarray, values: np.ndarray, batch: int) -> float:
+    """Events/s of Detector.step alone on the same batches (after one warm-up batch for JIT)."""
+    from rnncore.detector import Detector
+
+    detector = Detector(weights, max_streams=len(set(keys)) + 1)
+    detector.step(keys[:batch], times[:batch], values[:batch])
+    detector = Detector(weights, max_streams=len(set(keys)) + 1)
+    started = time.perf_counter()
+    for i in range(0, len(keys), batch):
+        detector.step(keys[i : i + batch], times[i : i + batch], values[i : i + batch])
+    return len(keys) / (time.perf_counter() - started)
+
+
+async def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    names = {role: f"e2e-{role}-{tag}" for role in ("input", "output", "dlq", "changelog")}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([
+            NewTopic(names["input"], partitions, 1),
+            NewTopic(names["output"], partitions, 1),
+            NewTopic(names["dlq"], 1, 1),
+            NewTopic(names["changelog"], partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+        ])
+    finally:
+        await admin.close()
+    await asyncio.sleep(1.0)
+    return names
+
+
+async def publish(bootstrap: str, topic: str, keys: list[str], times: np.ndarray, values: np.ndarray) -> float:
+    """Send every event (batched awaits); returns events/s."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for i in range(0, len(keys), 5000):
+            chunk = zip(keys[i : i + 5000], times[i : i + 5000], values[i : i + 5000], strict=True)
+            futures = []
+            for k, t, v in chunk:
+                payload = orjson.dumps({"key": k, "time": float(t), "value": float(v)})
+                futures.append(await producer.send(topic, payload, key=k.encode()))
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(keys) / (time.perf_counter() - started)
+
+
+def service_config(bootstrap: str, topics: dict[str, str], guarantee: Any, batch: int) -> ServiceConfig:
+    return ServiceConfig(
+        bootstrap_servers=bootstrap, input_topic=topics["input"], output_topic=topics["output"],
+        dead_letter_topic=topics["dlq"], changelog_topic=topics["changelog"], group_id=f"e2e-{uuid.uuid4().hex[:8]}",
+        instance_id="bench", guarantee=guarantee, max_batch_size=batch, max_batch_wait_ms=20,
+        max_streams_per_partition=200_000, snapshot_every=200, metrics_port=0,
+    )
+
+
+async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[str, float]:
+    """Run the service over a backlog of n events; events/s from the first to the last consumed batch."""
+    async with Service(config, weights) as service:
+        task = asyncio.create_task(service.run())
+        consumed = "rnnwatch_events_consumed_total"
+        first = None
+        while service.metrics.value(consumed) < n:
+            if task.done():
+                task.result()
+            if first is None and service.metrics.value(consumed) > 0:
+                first = (time.perf_counter(), service.metrics.value(consumed))
+            await asyncio.sleep(0.01)
+        end = time.perf_counter()
+        service.request_stop()
+        await task
+    assert first is not None
+    return {"events_per_s": (n - first[1]) / max(end - first[0], 1e-9), "batches": service.batches}
+
+
+async def live(config: ServiceConfig, weights: ModelWeights, streams: int, rate: float, seconds: float) -> list[float]:
+    """Publish at ``rate`` with send-time event times while the service runs; return score latencies (s)."""
+    n = int(rate * seconds)
+    reader = AIOKafkaConsumer(config.output_topic, bootstrap_servers=config.bootstrap_servers, group_id=None,
+                              auto_offset_reset="latest", isolation_level="read_committed")
+    await reader.start()
+    await reader.seek_to_end()
+    latencies: list[float] = []
+    async with Service(config, weights) as service:
+        task = asyncio.create_task(service.run())
+        while service.metrics.value("rnnwatch_assigned_partitions") == 0:
+            await asyncio.sleep(0.05)
+        producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all", linger_ms=2)
+        await producer.start()
+
+        async def send() -> None:
+            started, sent = time.perf_counter(), 0
+            while sent < n:
+                due = min(n, int((time.perf_counter() - started) * rate) + 1)
+                futures = []
+                for j in range(sent, due):
+                    key = f"sensor-{j % streams}"
+                    payload = orjson.dumps({"key": key, "time": time.time(), "value": float(np.sin(j / 50.0))})
+                    futures.append(await producer.send(config.input_topic, payload, key=key.encode()))
+                sent = due
+                await asyncio.gather(*futures)
+                await asyncio.sleep(0.005)
+
+        async def read() -> None:
+            while len(latencies) < n:
+                batch = await reader.getmany(timeout_ms=200)
+                now = time.time()
+                latencies.extend(now - orjson.loads(m.value)["time"] for ms in batch.values() for m in ms)
+
+        await asyncio.wait_for(asyncio.gather(send(), read()), timeout=seconds * 5 + 30)
+        await producer.stop()
+        service.request_stop()
+        await task
+    await reader.stop()
+    return latencies
+
+
+async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
+    config = ModelConfig(cell=args.cell, hidden_size=args.hidden, n_features=1)
+    weights = ModelWeights.random(config, seed=0)
+    keys, times, values = make_events(args.events, args.streams)
+    rows: list[tuple[str, float]] = []
+    base = baseline(weights, keys, times, values, args.batch)
+    rows.append(("baseline Detector.step (no Kafka)", base))
+    result: dict[str, Any] = {"baseline_eps": round(base)}
+    for guarantee in args.guarantees.split(","):
+        topics = await create_topics(bootstrap, args.partitions)
+        publish_rate = await publish(bootstrap, topics["input"], keys, times, values)
+        rows.append((f"publish input ({guarantee} run)", publish_rate))
+        drained = await drain(service_config(bootstrap, topics, guarantee, args.batch), weights, args.events)
+        rows.append((f"service backlog drain, {guarantee}", drained["events_per_s"]))
+        result[f"{guarantee}_eps"] = round(drained["events_per_s"])
+    lines = []
+    for guarantee in args.guarantees.split(","):
+        topics = await create_topics(bootstrap, args.partitions)
+        latencies = await live(service_config(bootstrap, topics, guarantee, args.batch), weights, args.streams,
+                               args.rate, args.live_seconds)
+        p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
+        lines.append(f"live {guarantee} at {args.rate:,.0f} events/s: event-to-score latency p50 {p50 * 1e3:.1f} ms, "
+                     f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over {len(latencies)} events")
+        result[f"{guarantee}_live_p50_ms"] = round(p50 * 1e3, 1)
+        result[f"{guarantee}_live_p99_ms"] = round(p99 * 1e3, 1)
+    print(f"\n{'phase':<45}{'events/s':>12}")
+    for name, eps in rows:
+        print(f"{name:<45}{eps:>12,.0f}")
+    print()
+    print("\n".join(lines))
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=None, help="existing broker host:port (default: start a local one)")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--streams", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--cell", default="gru")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--guarantees", default="at_least_once,exactly_once")
+    parser.add_argument("--rate", type=float, default=5000.0, help="live phase events/s")
+    parser.add_argument("--live-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    if args.bootstrap:
+        asyncio.run(main_async(args, args.bootstrap))
+        return
+    from stream.local_broker import LocalBroker
+
+    with tempfile.TemporaryDirectory() as run_dir, LocalBroker(run_dir=run_dir) as broker:
+        assert broker.bootstrap is not None
+        asyncio.run(main_async(args, broker.bootstrap))
+
+
+if __name__ == "__main__":
+    main()

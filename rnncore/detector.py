@@ -1,0 +1,225 @@
+"""The library facade: per-stream recurrent state, forecast and calibrated anomaly score for a batch of events.
+
+``Detector.step(keys, times, values)`` maps keys to state rows, advances the rows with the Numba kernels,
+turns each forecast error into a score in [0, 1] and returns everything per event, with a status code for
+events it rejected (non-finite value, stream table full, bad key). Rejected events change no state and do
+not disturb the other events of the batch; only the rows of accepted events change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import rnncore.scoring as calibration
+from rnncore import kernels
+from rnncore.errors import RnnCoreError
+from rnncore.model import ModelWeights
+from rnncore.state import EventStatus, StateTable, columns_from_schema, status_reason
+
+__all__ = [
+    "BatchShapeError",
+    "Detector",
+    "DetectorError",
+    "EventStatus",
+    "IncompatibleModelError",
+    "StepResult",
+    "status_reason",
+]
+
+
+class DetectorError(RnnCoreError):
+    """Root of the detector's own errors."""
+
+
+class BatchShapeError(DetectorError, ValueError):
+    """keys, times and values of a batch disagree in length, or values have the wrong number of features."""
+
+
+class IncompatibleModelError(DetectorError):
+    """New weights cannot take over the current per-stream state (cell, sizes or features differ)."""
+
+
+class SchemaConflictError(DetectorError):
+    """The kernel and scoring state schemas use the same column name."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Per-event outputs of one batch; rejected events have score 0, NaN nll/mean/scale and a non-zero status.
+
+    ``mean``/``scale`` are the forecast for the stream's next value in original units, shaped like the
+    ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
+    """
+
+    scores: np.ndarray  # float32 [B], in [0, 1]
+    nll: np.ndarray  # float32 [B]
+    mean: np.ndarray  # float32 [B] or [B, F]
+    scale: np.ndarray  # float32 [B] or [B, F]
+    status: np.ndarray  # int8 [B], EventStatus codes
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Boolean mask of the events that were processed."""
+        return self.status == EventStatus.OK
+
+    def reasons(self) -> list[str]:
+        """Reason string per event ("ok", "non_finite_value", ...), e.g. for dead-letter records."""
+        return [status_reason(code) for code in self.status.tolist()]
+
+
+def _state_schema(weights: ModelWeights, params: calibration.ScoringParams) -> dict[str, tuple[tuple[int, ...], Any]]:
+    kernel_schema = kernels.state_schema(weights.config)
+    score_schema = calibration.score_schema(params)
+    clash = sorted(set(kernel_schema) & set(score_schema))
+    if clash:
+        raise SchemaConflictError(f"kernel and scoring state both define columns {clash}")
+    return {**kernel_schema, **score_schema}
+
+
+class Detector:
+    """Streaming anomaly detector over up to ``max_streams`` keyed streams sharing one recurrent model."""
+
+    def __init__(
+        self,
+        weights: ModelWeights,
+        *,
+        max_streams: int = 1_000_000,
+        idle_ttl_seconds: float | None = None,
+        scoring: calibration.ScoringParams | None = None,
+    ) -> None:
+        self.max_streams = max_streams
+        self.idle_ttl_seconds = idle_ttl_seconds
+        self.scoring = scoring if scoring is not None else calibration.ScoringParams()
+        self._weights = weights
+        self._model = kernels.pack(weights)
+        self._table = StateTable(_state_schema(weights, self.scoring), max_streams=max_streams)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def weights(self) -> ModelWeights:
+        """The weights currently in use."""
+        return self._weights
+
+    @property
+    def n_features(self) -> int:
+        """Values per event (F)."""
+        return self._weights.config.n_features
+
+    @property
+    def n_streams(self) -> int:
+        """Streams currently holding a state row."""
+        return len(self._table)
+
+    @property
+    def state_bytes(self) -> int:
+        """Estimated bytes of per-stream state (rows plus keys and maps)."""
+        return self._table.resident_bytes()
+
+    @property
+    def model_version(self) -> str | None:
+        """``weights.metadata['version']`` of the model in use, if it has one."""
+        version = self._weights.metadata.get("version")
+        return None if version is None else str(version)
+
+    @property
+    def table(self) -> StateTable:
+        """The per-stream state table (for inspection and tests; do not write to it while stepping)."""
+        return self._table
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, keys: Sequence[object], times: Any, values: Any) -> StepResult:
+        """Advance each event's stream in arrival order and score the event; see the module docstring."""
+        keys = keys if isinstance(keys, list) else list(keys)
+        times, values, flat = self._validated(keys, times, values)
+        B, F = values.shape
+        finite = np.isfinite(values).all(axis=1) & np.isfinite(times)
+        if finite.all():
+            rows, status = self._table.rows_for(keys)
+        else:  # non-finite events never reach the table, so they cannot claim a row
+            status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
+            rows = np.full(B, -1, dtype=np.int64)
+            kept = np.flatnonzero(finite)
+            rows[kept], status[kept] = self._table.rows_for([keys[i] for i in kept.tolist()])
+        accepted = np.flatnonzero(status == EventStatus.OK)
+        scores = np.zeros(B, dtype=np.float32)
+        nll = np.full(B, np.nan, dtype=np.float32)
+        mean = np.full((B, F), np.nan, dtype=np.float32)
+        scale = np.full((B, F), np.nan, dtype=np.float32)
+        if accepted.size == B and B:
+            out = self._advance(rows, times, values, scores)
+            nll[:], mean[:], scale[:] = out.nll, out.mean.reshape(B, F), out.scale.reshape(B, F)
+            status = np.maximum(status, out.status.astype(np.int8))
+        elif accepted.size:
+            sub_scores = np.zeros(accepted.size, dtype=np.float32)
+            out = self._advance(rows[accepted], times[accepted], values[accepted], sub_scores)
+            scores[accepted] = sub_scores
+            nll[accepted] = out.nll
+            mean[accepted] = out.mean.reshape(accepted.size, F)
+            scale[accepted] = out.scale.reshape(accepted.size, F)
+            status[accepted] = np.maximum(status[accepted], out.status.astype(np.int8))
+        if flat:
+            mean, scale = mean[:, 0], scale[:, 0]
+        return StepResult(scores=scores, nll=nll, mean=mean, scale=scale, status=status)
+
+    def _advance(
+        self, rows: np.ndarray, times: np.ndarray, values: np.ndarray, scores: np.ndarray
+    ) -> kernels.StepOutput:
+        out = kernels.StepOutput.empty(rows.size, values.shape[1])
+        columns = self._table.columns
+        kernels.advance(self._model, columns, rows, times, np.ascontiguousarray(values), out)
+        calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores)
+        return out
+
+    def _validated(self, keys: list[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """times as float64 [B], values as C-contiguous float32 [B, F], and whether values came in as [B]."""
+        B, F = len(keys), self.n_features
+        times = np.ascontiguousarray(times, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float32)
+        flat = values.ndim == 1
+        if flat and F != 1:
+            raise BatchShapeError(f"values of shape {values.shape} need a feature axis: this model has F={F}")
+        if flat:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[1] != F:
+            raise BatchShapeError(f"values must be [B] or [B, {F}] for this model, got shape {values.shape}")
+        if times.shape != (B,) or values.shape[0] != B:
+            raise BatchShapeError(f"{B} keys need times [{B}] and values [{B}, {F}]; got {times.shape}, {values.shape}")
+        return times, np.ascontiguousarray(values), flat
+
+    # ------------------------------------------------------------------ state management
+    def snapshot(self, keys: Iterable[str] | None = None) -> bytes:
+        """Bit-exact snapshot of the given streams' state (all when None), for checkpoints and hand-over."""
+        return self._table.export_rows(keys)
+
+    def restore(self, data: bytes) -> int:
+        """Load a snapshot (overwriting streams already present); returns the number of streams loaded."""
+        return self._table.import_rows(data)
+
+    def evict_idle(self, now: float, ttl_seconds: float | None = None) -> int:
+        """Forget streams with no event since ``now - ttl`` (ttl defaults to ``idle_ttl_seconds``)."""
+        ttl = ttl_seconds if ttl_seconds is not None else self.idle_ttl_seconds
+        if ttl is None:
+            raise DetectorError("evict_idle needs ttl_seconds: none given and the detector has no idle_ttl_seconds")
+        return self._table.evict_idle(now, ttl)
+
+    def reload(self, weights: ModelWeights) -> None:
+        """Hot-swap the model, keeping every stream's state; raises IncompatibleModelError and keeps the old one
+        when the new weights need a different state layout."""
+        if not self._weights.is_compatible_with(weights):
+            old, new = self._weights.config, weights.config
+            raise IncompatibleModelError(
+                "new weights cannot take over the stream state: "
+                f"{old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} in use, "
+                f"{new.cell} H={new.hidden_size} L={new.num_layers} F={new.n_features} offered"
+            )
+        if set(columns_from_schema(_state_schema(weights, self.scoring))) != set(self._table.specs):
+            raise IncompatibleModelError("new weights need different state columns than the running model")
+        model = kernels.pack(weights)  # may raise: the old model stays in place
+        self._weights, self._model = weights, model

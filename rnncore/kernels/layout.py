@@ -1,0 +1,47 @@
+"""The per-row state columns the step kernels read and write, as a schema for the state table.
+
+Each column is allocated as ``np.zeros((capacity, *shape), dtype)``; a zeroed row is a fresh stream
+(``count == 0``). Everything is float32 except ``last_time`` (float64 seconds), ``count`` (int64 events
+seen) and the ``tile_mark`` scratch byte, which is 1 only while its row is inside a kernel tile and
+lets the kernel spot a stream repeated within a tile in O(1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnncore.config import ModelConfig
+
+RECURRENT = "recurrent"  # float32 (L, P, H): per layer, h (and c for an LSTM)
+NORM = "norm"  # float32 (2, F): running mean, running variance of the raw values
+FORECAST = "forecast"  # float32 (2, F): pending forecast (mu, sigma) in normalised units
+LAST_TIME = "last_time"  # float64 (): time of the last accepted event
+COUNT = "count"  # int64 (): accepted events so far
+TILE_MARK = "tile_mark"  # uint8 (): scratch, 0 between kernel calls
+
+COLUMN_NAMES: tuple[str, ...] = (RECURRENT, NORM, FORECAST, LAST_TIME, COUNT, TILE_MARK)
+
+Schema = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+
+def state_schema(config: ModelConfig) -> Schema:
+    """Column name -> (shape after the row axis, dtype) of every per-stream column the kernels need."""
+    F = config.n_features
+    return {
+        RECURRENT: ((config.num_layers, config.state_planes, config.hidden_size), np.dtype(np.float32)),
+        NORM: ((2, F), np.dtype(np.float32)),
+        FORECAST: ((2, F), np.dtype(np.float32)),
+        LAST_TIME: ((), np.dtype(np.float64)),
+        COUNT: ((), np.dtype(np.int64)),
+        TILE_MARK: ((), np.dtype(np.uint8)),
+    }
+
+
+def bytes_per_row(config: ModelConfig) -> int:
+    """Raw bytes of one stream's kernel state (all columns of the schema)."""
+    return sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for shape, dtype in state_schema(config).values())
+
+
+def allocate_columns(config: ModelConfig, capacity: int) -> dict[str, np.ndarray]:
+    """Zeroed columns for ``capacity`` fresh streams, as the state table allocates them (tests, benchmarks)."""
+    return {name: np.zeros((capacity, *shape), dtype) for name, (shape, dtype) in state_schema(config).items()}

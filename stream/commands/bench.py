@@ -1,0 +1,75 @@
+"""`rnnwatch bench nab [--data PATH]`: rnnwatch and NAB's baselines on the Numenta Anomaly Benchmark.
+
+Prints a table (normalised NAB score per profile) and ends with exactly one machine-readable line
+``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> seconds=<s>`` for rnnwatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from rnncore.errors import RnnCoreError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA = os.environ.get("RNNWATCH_NAB_DATA", "../shared/datasets/nab")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags: which benchmark, where its corpus lies, where results go and the training budget."""
+    parser.add_argument("benchmark", choices=["nab"], help="benchmark to run")
+    parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
+    parser.add_argument("--out", type=Path, default=Path("out/nab"), help="results directory (NAB layout)")
+    parser.add_argument(
+        "--train-seconds", type=float, default=40.0, help="BPTT budget on the probationary rows (0: untrained)"
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="run rnnwatch only")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; returns 0, or 2 with a message when the corpus cannot be read."""
+    from rnncore.evaluation.nab_data import load_profiles, load_series, load_windows
+    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
+    from rnncore.evaluation.runner import (
+        baseline_detectors,
+        evaluate,
+        format_table,
+        write_final_results,
+        write_results,
+    )
+
+    start = time.perf_counter()
+    try:
+        files = load_series(args.data)
+        windows = load_windows(args.data, files)
+        profiles = load_profiles(args.data)
+    except RnnCoreError as error:
+        print(f"rnnwatch bench nab: {error}", file=sys.stderr)
+        return 2
+    detectors = {} if args.no_baselines else dict(baseline_detectors())
+    ours, info = rnnwatch_detectors(NabRnnSettings(train_seconds=args.train_seconds, seed=args.seed))
+    detectors.update(ours)  # "rnnwatch" last: the RESULT line reports it
+    runs = []
+    for name, detector in detectors.items():
+        result = evaluate(name, detector, files, windows, profiles)
+        write_results(args.out, result, files, windows)
+        runs.append(result)
+    write_final_results(args.out, runs)
+    print(f"NAB: {len(files)} files, {sum(f.values.size for f in files)} rows; rnnwatch weights: {info.get('weights')}")
+    print(format_table(runs, profiles))
+    print(f"results written to {args.out}")
+    final = runs[-1].results
+    score = {p.name: final[p.name].normalised for p in profiles}
+    print(
+        f"RESULT nab_standard={score.get('standard', float('nan')):.2f} "
+        f"nab_low_fp={score.get('reward_low_FP_rate', float('nan')):.2f} "
+        f"nab_low_fn={score.get('reward_low_FN_rate', float('nan')):.2f} "
+        f"seconds={time.perf_counter() - start:.1f}"
+    )
+    return 0

@@ -1,0 +1,411 @@
+"""The rnnwatch service: consume events, score them per partition, publish scores, dead letters and state.
+
+``async with Service(config, weights) as service: await service.run()`` joins the consumer group on the input
+topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
+Every ``getmany`` micro-batch is processed partition by partition and published:
+
+* ``exactly_once``: score records, dead letters, changelog records and the input offsets in one Kafka
+  transaction (read_committed consumers see each output once, and state always matches the offsets).
+* ``at_least_once``: outputs are sent and acknowledged, then the changelog, then the offsets are committed;
+  a crash may repeat outputs but never loses one, and the state resumes at the changelog's own offset.
+
+A failed publish stops the service with ``ServiceError`` (in-memory state may be ahead of what Kafka holds);
+a restart restores from the changelog. ``request_stop()`` (wired to SIGTERM/SIGINT by ``rnnwatch serve``)
+finishes the batch in flight and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from rnncore.model import ModelWeights
+from stream.codec import EventDecoder
+from stream.config import ServiceConfig
+from stream.errors import StreamError
+from stream.health import HealthState
+from stream.metrics import MetricsServer, ServiceMetrics
+from stream.service.changelog import restore_from_records
+from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
+from stream.service.publisher import BatchPublisher
+from stream.service.restore import read_changelog_partitions
+
+logger = logging.getLogger(__name__)
+
+DetectorFactory = Callable[[], DetectorLike]
+
+
+class ServiceError(StreamError):
+    """The service cannot start or continue (missing topic, failed publish); restart it once the cause is fixed."""
+
+
+def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFactory:
+    """Fresh ``rnncore.detector.Detector`` per partition, sized by ``max_streams_per_partition``."""
+    from rnncore.detector import Detector
+
+    def make() -> DetectorLike:
+        return Detector(weights, max_streams=config.max_streams_per_partition, idle_ttl_seconds=config.idle_ttl_seconds)
+
+    return make
+
+
+class _RebalanceListener(ConsumerRebalanceListener):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.service._on_assigned(assigned)
+
+
+class Service:
+    """The streaming scorer as an async context manager (``start``/``stop``) with ``run()`` as its main loop."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        weights: ModelWeights | None = None,
+        *,
+        make_detector: DetectorFactory | None = None,
+        n_features: int | None = None,
+        metrics: ServiceMetrics | None = None,
+        health: HealthState | None = None,
+        serve_http: bool = False,
+    ) -> None:
+        if make_detector is None:
+            if weights is None:
+                raise ServiceError("Service needs model weights or a make_detector factory")
+            make_detector = detector_factory(weights, config)
+        features = n_features if n_features is not None else (weights.config.n_features if weights else None)
+        if features is None:
+            raise ServiceError("Service needs n_features when it is given a make_detector factory without weights")
+        self.config = config
+        self.weights = weights
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.health = health if health is not None else HealthState()
+        self._make_detector = make_detector
+        self._decoder = EventDecoder(
+            features, max_message_bytes=config.max_message_bytes, max_key_bytes=config.max_key_bytes
+        )
+        self._settings = PartitionSettings(
+            output_topic=config.output_topic,
+            dead_letter_topic=config.dead_letter_topic,
+            changelog_topic=config.changelog_topic,
+            publish_all=config.publish == "all",
+            anomaly_threshold=config.anomaly_threshold,
+            snapshot_every=config.snapshot_every,
+            changelog_chunk_bytes=config.changelog_chunk_bytes,
+            idle_ttl_seconds=config.idle_ttl_seconds,
+        )
+        self._serve_http = serve_http
+        self._http: MetricsServer | None = None
+        self._partitions: dict[int, PartitionProcessor] = {}
+        self._retained: dict[int, PartitionProcessor] = {}  # revoked, reusable if nobody advanced the partition
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._restorer: AIOKafkaConsumer | None = None
+        self._publisher: BatchPublisher | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self._failure: ServiceError | None = None
+        self.batches = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.config.bootstrap_servers, **self.config.security.kafka_options()}
+
+    async def start(self) -> None:
+        """Check topics, start the producer (fencing a previous incarnation), then join the group."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        c = self.config
+        if self._serve_http:
+            self._http = MetricsServer(self.metrics, self.health, c.metrics_host, c.metrics_port).start()
+        self.health.set_ready(False, "starting")
+        if self.weights is not None:
+            m = self.weights.config
+            self.metrics.model_info.info({
+                "version": str(self.weights.metadata.get("version", "unknown")), "cell": m.cell,
+                "hidden_size": str(m.hidden_size), "num_layers": str(m.num_layers), "n_features": str(m.n_features),
+            })
+        await self._ensure_changelog_topic()
+        exactly_once = c.guarantee == "exactly_once"
+        self._producer = AIOKafkaProducer(
+            **self._client_options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,  # the default 16 KiB gives ~80 score records per produce request
+            max_request_size=max(1 << 20, 2 * c.changelog_chunk_bytes),
+            transactional_id=c.transactional_id if exactly_once else None,
+        )
+        await self._producer.start()
+        self._restorer = AIOKafkaConsumer(
+            **self._client_options(), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+        )
+        await self._restorer.start()
+        self._consumer = AIOKafkaConsumer(
+            **self._client_options(),
+            group_id=c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=max(1 << 20, c.max_message_bytes),
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=min(3000, c.session_timeout_ms // 3),
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
+        logger.info("service started: group=%s input=%s guarantee=%s transactional_id=%s",
+                    c.group_id, c.input_topic, c.guarantee, c.transactional_id if exactly_once else None)
+
+    async def stop(self) -> None:
+        """Leave the group and close every client (idempotent)."""
+        self._stop.set()
+        self.health.set_ready(False, "stopping")
+        if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
+            self._inflight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._inflight
+            self._inflight = None
+        for name in ("_consumer", "_restorer", "_producer"):
+            client = getattr(self, name)
+            setattr(self, name, None)
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:  # closing must go on for the other clients
+                    logger.exception("error while stopping %s", name.strip("_"))
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+        self._partitions.clear()
+        self._retained.clear()
+        logger.info("service stopped after %d batches", self.batches)
+
+    def request_stop(self) -> None:
+        """Ask ``run()`` to return after the batch in flight (signal-handler safe)."""
+        self._stop.set()
+
+    async def _ensure_changelog_topic(self) -> None:
+        """The changelog must exist, be compacted, and have at least the input topic's partitions."""
+        c = self.config
+        admin = AIOKafkaAdminClient(**self._client_options())
+        await admin.start()
+        try:
+            described = {d["topic"]: d for d in await admin.describe_topics([c.input_topic, c.changelog_topic])}
+            source = described.get(c.input_topic)
+            if not source or source.get("error_code") or not source.get("partitions"):
+                raise ServiceError(f"input topic {c.input_topic!r} does not exist on {c.bootstrap_servers}; create it")
+            n_input = len(source["partitions"])
+            changelog = described.get(c.changelog_topic)
+            if changelog and not changelog.get("error_code") and changelog.get("partitions"):
+                if len(changelog["partitions"]) < n_input:
+                    raise ServiceError(
+                        f"changelog topic {c.changelog_topic!r} has {len(changelog['partitions'])} partitions, "
+                        f"the input topic {n_input}: give it at least as many"
+                    )
+                return
+            brokers = (await admin.describe_cluster()).get("brokers") or [None]
+            replicas = min(3, len(brokers))
+            topic = NewTopic(c.changelog_topic, num_partitions=n_input, replication_factor=replicas,
+                             topic_configs={"cleanup.policy": "compact"})
+            try:
+                await admin.create_topics([topic])
+            except TopicAlreadyExistsError:  # another replica created it first
+                return
+            logger.info("created changelog topic %s: %d partitions, %d replicas", c.changelog_topic, n_input, replicas)
+        finally:
+            await admin.close()
+
+    # ------------------------------------------------------------------ rebalancing
+    async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            try:
+                await self._drain()  # the batch in flight is published and committed before the partitions go
+            except ServiceError as error:  # raised again by run(): the listener's caller would only log it
+                self._failure = error
+                self._stop.set()
+            dropped = []
+            for tp in revoked:
+                processor = self._partitions.pop(tp.partition, None)
+                if processor is not None:
+                    self._retained[tp.partition] = processor
+                    dropped.append(tp.partition)
+        for partition in dropped:
+            with contextlib.suppress(KeyError):  # no lag was reported for it yet
+                self.metrics.consumer_lag.remove(str(partition))
+        self.metrics.rebalances.labels(kind="revoked").inc()
+        self.metrics.assigned_partitions.set(len(self._partitions))
+        self.health.set_ready(False, "rebalancing")
+        logger.info("partitions revoked: %s", dropped)
+
+    async def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.health.set_ready(False, "restoring state")
+        async with self._lock:
+            to_restore = []
+            for tp in assigned:
+                owned = tp.topic != self.config.input_topic or tp.partition in self._partitions
+                if not owned and not await self._keep_retained(tp):
+                    to_restore.append(tp)
+            self._retained.clear()
+            await self._restore_partitions(to_restore)
+        self.metrics.rebalances.labels(kind="assigned").inc()
+        self.metrics.assigned_partitions.set(len(self._partitions))
+        self.health.set_ready(True)
+        logger.info("partitions assigned: %s", sorted(self._partitions))
+
+    async def _keep_retained(self, tp: TopicPartition) -> bool:
+        """Reuse the state held before the rebalance if nobody processed the partition since (same offset)."""
+        assert self._consumer is not None
+        retained = self._retained.pop(tp.partition, None)
+        if retained is None or retained.next_offset < 0:
+            return False
+        committed = await self._consumer.committed(tp)
+        if committed != retained.next_offset:
+            return False
+        self._partitions[tp.partition] = retained
+        logger.info("kept partition=%d state across the rebalance (offset %d)", tp.partition, committed)
+        return True
+
+    async def _restore_partitions(self, tps: list[TopicPartition]) -> None:
+        """Fresh detectors loaded from the changelog; the consumer resumes where the state left off."""
+        if not tps:
+            return
+        assert self._consumer is not None and self._restorer is not None
+        started = time.perf_counter()
+        changelogs = await read_changelog_partitions(
+            self._restorer, self.config.changelog_topic, [tp.partition for tp in tps]
+        )
+        for tp in tps:
+            detector = self._make_detector()
+            position = restore_from_records(changelogs[tp.partition], detector)
+            committed = await self._consumer.committed(tp)
+            resume = max(-1 if committed is None else committed, position.next_offset)
+            if position.next_offset >= 0 and position.next_offset > (committed or 0):
+                self._consumer.seek(tp, position.next_offset)  # state is ahead of the group offset (at-least-once)
+            processor = PartitionProcessor(
+                tp.partition, detector, self._decoder, self._settings, self.metrics, position
+            )
+            processor.next_offset = resume
+            self._partitions[tp.partition] = processor
+            logger.info("restored partition=%d streams=%d changelog_records=%d generation=%d resume_offset=%d "
+                        "committed=%s", tp.partition, detector.n_streams, len(changelogs[tp.partition]),
+                        position.generation, resume, committed)
+        seconds = time.perf_counter() - started
+        self.metrics.restore_duration.observe(seconds)
+        logger.info("restored %d partitions in %.3f s", len(tps), seconds)
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> None:
+        """Consume, score and publish until ``request_stop()``; raises ``ServiceError`` on a failed publish.
+
+        Batches are pipelined: batch k+1 is fetched and scored while batch k is being published (its
+        transaction or acknowledgements and offset commit); batch k+1 is published only after k completed.
+        """
+        assert self._consumer is not None, "use `async with Service(...)` or call start() first"
+        consumer = self._consumer
+        try:
+            while not self._stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
+                )
+                self.health.heartbeat()
+                if batches:
+                    await self._process(batches)
+                elif self._inflight is not None:
+                    async with self._lock:
+                        await self._drain()
+            async with self._lock:
+                await self._drain()
+            if self._failure is not None:
+                raise self._failure
+        except ServiceError as error:
+            self.health.set_failed(str(error))
+            raise
+
+    async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        async with self._lock:
+            started = time.perf_counter()
+            outcomes: dict[TopicPartition, BatchOutcome] = {}
+            for tp, messages in batches.items():
+                processor = self._partitions.get(tp.partition)
+                if processor is None or not messages:  # revoked while the batch was fetched
+                    continue
+                outcome = processor.process(messages)
+                if outcome.consumed:
+                    outcomes[tp] = outcome
+            await self._drain()  # the previous batch's publish must complete before this one starts
+            if outcomes:
+                self._inflight = asyncio.create_task(self._publish_and_observe(outcomes, started))
+
+    async def _drain(self) -> None:
+        """Wait for the batch being published; a failure becomes ``ServiceError`` (call with the lock held)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        try:
+            await inflight
+        except Exception as error:
+            raise ServiceError(f"publishing a batch failed ({type(error).__name__}: {error}); "
+                               "stopping so that a restart resumes from the committed state") from error
+
+    async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> None:
+        await self._publish(outcomes)
+        self.batches += 1
+        self._observe(outcomes, time.perf_counter() - started)
+
+    async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> None:
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
+        records = [r for outcome in outcomes.values() for r in outcome.records]
+        publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
+        self._publisher = publisher
+        if self.config.guarantee == "exactly_once":
+            async with producer.transaction():
+                await publisher.send_all(records)
+                await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+        else:
+            changelog = self.config.changelog_topic
+            await publisher.send_all([r for r in records if r.topic != changelog])
+            await publisher.send_all([r for r in records if r.topic == changelog])
+            await consumer.commit(offsets)
+
+    def _observe(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
+        m = self.metrics
+        m.processing_latency.observe(seconds)
+        for tp, outcome in outcomes.items():
+            m.changelog_bytes.inc(outcome.changelog_bytes)
+            if outcome.snapshot_seconds is not None:
+                m.checkpoint_duration.observe(outcome.snapshot_seconds)
+            assert self._consumer is not None
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                m.consumer_lag.labels(partition=str(tp.partition)).set(max(0, highwater - outcome.next_offset))
+        detectors = [p.detector for p in self._partitions.values()]
+        m.active_streams.set(sum(d.n_streams for d in detectors))
+        m.state_bytes.set(sum(d.state_bytes for d in detectors))

@@ -1,0 +1,120 @@
+"""Artifacts round-trip exactly and refuse corrupt, truncated, mismatched or incomplete files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from rnncore.artifact import METADATA_FILE, WEIGHTS_FILE, ArtifactError, load_artifact, read_metadata, save_artifact
+from rnncore.config import ModelConfig
+from rnncore.model import ModelWeights
+
+CONFIG = ModelConfig(cell="lstm", hidden_size=8, num_layers=2, n_features=2)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, ModelWeights]:
+    weights = ModelWeights.random(CONFIG, seed=3)
+    save_artifact(tmp_path, weights, {"validation_loss": 0.5, "features": {"names": ["a", "b"]}})
+    return tmp_path, weights
+
+
+def test_round_trip_keeps_weights_config_and_metadata(saved: tuple[Path, ModelWeights]) -> None:
+    directory, weights = saved
+    loaded = load_artifact(directory, expected=CONFIG)
+    assert loaded.config == CONFIG
+    for name, array in weights.params.items():
+        np.testing.assert_array_equal(loaded.params[name], array)
+    assert loaded.metadata["validation_loss"] == 0.5
+    assert loaded.metadata["features"] == {"names": ["a", "b"]}
+    for key in ("weights_sha256", "created_at", "rnnwatch_version", "architecture", "parameters"):
+        assert key in loaded.metadata
+    assert loaded.metadata["version"].endswith("-" + loaded.metadata["weights_sha256"][:12])
+    assert sorted(p.name for p in directory.iterdir()) == [METADATA_FILE, WEIGHTS_FILE]
+
+
+def test_refuses_a_corrupt_weights_file(saved: tuple[Path, ModelWeights]) -> None:
+    directory, _ = saved
+    path = directory / WEIGHTS_FILE
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        load_artifact(directory)
+
+
+def test_refuses_a_truncated_weights_file(saved: tuple[Path, ModelWeights]) -> None:
+    directory, _ = saved
+    path = directory / WEIGHTS_FILE
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        load_artifact(directory)
+
+
+def test_refuses_truncated_safetensors_even_when_the_checksum_was_updated(saved: tuple[Path, ModelWeights]) -> None:
+    directory, _ = saved
+    path = directory / WEIGHTS_FILE
+    path.write_bytes(path.read_bytes()[:-100])
+    _rewrite_checksum(directory)
+    with pytest.raises(ArtifactError, match="safetensors"):
+        load_artifact(directory)
+
+
+def _rewrite_checksum(directory: Path) -> None:
+    import hashlib
+
+    document = json.loads((directory / METADATA_FILE).read_text())
+    document["weights_sha256"] = hashlib.sha256((directory / WEIGHTS_FILE).read_bytes()).hexdigest()
+    (directory / METADATA_FILE).write_text(json.dumps(document))
+
+
+def test_refuses_an_architecture_mismatch(saved: tuple[Path, ModelWeights]) -> None:
+    directory, _ = saved
+    with pytest.raises(ArtifactError, match="required"):
+        load_artifact(directory, expected=ModelConfig(cell="gru", hidden_size=8, num_layers=2, n_features=2))
+    document = json.loads((directory / METADATA_FILE).read_text())
+    document["architecture"]["hidden_size"] = 16  # metadata now disagrees with the stored shapes
+    (directory / METADATA_FILE).write_text(json.dumps(document))
+    with pytest.raises(ArtifactError, match="does not match its architecture"):
+        load_artifact(directory)
+
+
+def test_refuses_wrong_dtype(saved: tuple[Path, ModelWeights]) -> None:
+    directory, weights = saved
+    save_file({k: v.astype(np.float64) for k, v in weights.params.items()}, str(directory / WEIGHTS_FILE))
+    _rewrite_checksum(directory)
+    with pytest.raises(ArtifactError, match="float32"):
+        load_artifact(directory)
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda d: (d / METADATA_FILE).unlink(), "missing"),
+        (lambda d: (d / WEIGHTS_FILE).unlink(), "missing"),
+        (lambda d: (d / METADATA_FILE).write_text("{not json"), "not valid JSON"),
+        (lambda d: (d / METADATA_FILE).write_text('{"format_version": 99}'), "format_version"),
+        (lambda d: (d / METADATA_FILE).write_text('{"format_version": 1}'), "lacks"),
+    ],
+    ids=["no-json", "no-weights", "bad-json", "future-version", "incomplete"],
+)
+def test_refuses_incomplete_artifacts(saved: tuple[Path, ModelWeights], damage, message: str) -> None:
+    directory, _ = saved
+    damage(directory)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(directory)
+
+
+def test_metadata_must_be_plain_json_and_not_reserved(tmp_path: Path) -> None:
+    weights = ModelWeights.random(CONFIG)
+    with pytest.raises(ArtifactError, match="reserved"):
+        save_artifact(tmp_path, weights, {"weights_sha256": "x"})
+    with pytest.raises(ArtifactError, match="plain JSON"):
+        save_artifact(tmp_path, weights, {"loss": float("nan")})
+    save_artifact(tmp_path, weights, {"version": "v7"})
+    assert read_metadata(tmp_path)["architecture"] == CONFIG.to_dict()
+    assert read_metadata(tmp_path)["version"] == "v7"

@@ -1,0 +1,71 @@
+"""The rnnwatch NAB detector path: post-processing rules, probation-only learning, causal scoring."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnncore.config import ModelConfig
+from rnncore.evaluation.nab_data import NabFile
+from rnncore.evaluation.nab_scorer import probation_length
+from rnncore.evaluation.postprocess import range_novelty, refractory
+from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, detector_scores, probation_records, rnnwatch_detectors
+from rnncore.model import ModelWeights
+from rnncore.scoring import ScoringParams
+
+
+def _file(name: str, values: np.ndarray) -> NabFile:
+    stamps = np.datetime64("2021-01-01T00:00:00") + np.arange(values.size) * np.timedelta64(60, "s")
+    return NabFile(name=name, timestamps=stamps, values=values.astype(np.float64))
+
+
+def test_range_novelty_flags_new_extremes_beyond_tolerance() -> None:
+    x = np.array([0.0, 1.0, 0.5, 1.05, 2.0, -1.0, 0.0])
+    assert range_novelty(x).tolist() == [0, 0, 0, 1, 1, 1, 0]
+    assert range_novelty(x, tolerance=0.1).tolist() == [0, 0, 0, 0, 1, 1, 0]  # 1.05 is within 10 % of the range
+
+
+def test_refractory_keeps_new_maxima_only() -> None:
+    out = refractory(np.array([0.2, 0.9, 0.9, 0.5, 0.95, 0.0, 0.1]), events=1_000_000)
+    assert out.tolist() == [0.2, 0.9, 0.0, 0.0, 0.95, 0.0, 0.0]
+    decayed = refractory(np.array([1.0, 0.0, 0.0, 0.9]), events=2)  # 1.0 -> 0.5 -> 0.25: 0.9 is new again
+    assert decayed.tolist() == [1.0, 0.0, 0.0, 0.9]
+    with pytest.raises(ValueError):
+        refractory(np.zeros(3), 0)
+
+
+def test_probation_records_cover_only_the_probationary_rows() -> None:
+    files = [_file("a/x.csv", np.arange(100.0)), _file("a/y.csv", np.arange(40.0))]
+    records = probation_records(files)
+    assert len(records) == probation_length(100) + probation_length(40)
+    assert max(r.values[0] for r in records if r.key == "a/x.csv") == probation_length(100) - 1
+
+
+def test_detector_scores_are_causal_and_flag_a_spike() -> None:
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(800) / 8) + 0.05 * rng.normal(size=800)
+    x[600] += 6
+    other = rng.normal(size=500)
+    weights = ModelWeights.random(ModelConfig(hidden_size=8), seed=1)
+    scoring = ScoringParams(warmup_events=100, tail_floor=1e-100)
+    full = detector_scores([_file("s", x), _file("o", other)], weights, scoring)
+    cut = detector_scores([_file("s", x[:601])], weights, scoring)  # the future must not change the past
+    np.testing.assert_allclose(full["s"][:601], cut["s"], atol=1e-6)
+    assert full["s"][600] == full["s"][200:].max() and full["o"].shape == (500,)
+
+
+def test_full_detector_merges_novelty_and_filters(tmp_path: Path) -> None:
+    x = np.sin(np.arange(600) / 8)
+    x[400] = 5.0  # a new maximum
+    settings = NabRnnSettings(model=ModelConfig(hidden_size=4), train_seconds=0.5, epochs=1)
+    detectors, info = rnnwatch_detectors(settings)
+    scores = detectors["rnnwatch"]([_file("s", x)])["s"]
+    assert scores[400] >= settings.novelty_floor and info["weights"] in {"trained", "random"}
+    alone = detectors["rnnwatch-detector"]([_file("s", x)])["s"]
+    assert ((alone >= 0) & (alone <= 1)).all()
+    off = replace(settings, range_novelty=False, refractory_events=0)
+    raw = rnnwatch_detectors(off)[0]["rnnwatch"]([_file("s", x)])["s"]
+    assert (raw[401:420] > 0).sum() > (scores[401:420] > 0).sum()  # the filter drops the repeated flags

@@ -1,0 +1,57 @@
+"""`rnnwatch train` end to end on a small log: artifact written and loadable, summary printed, clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rnncore.artifact import load_artifact
+from rnncore.eventlog import RollingEventLogWriter
+from rnncore.synthetic import generate_fleet
+from stream.cli import main
+
+pytestmark = pytest.mark.torch
+
+FAST = ["--hidden-size", "8", "--epochs", "2", "--bptt", "16", "--segment-length", "64", "--threads", "1"]
+
+
+def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with RollingEventLogWriter(tmp_path / "logs", max_bytes=20_000) as writer:
+        writer.write(generate_fleet(4, 300, seed=1).records())
+    (tmp_path / "logs" / "junk.jsonl").write_text('{"key": "x", "time": "never", "value": 1}\n')
+    out = tmp_path / "model"
+    argv = ["train", "--logs", str(tmp_path / "logs"), "--out", str(out), "--model-version", "m1", "--no-progress"]
+    code = main([*argv, *FAST])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "bad_time=1" in captured.err
+    for word in ("model", "persistence", "ewma", "NLL", "MAE", "event-steps/s"):
+        assert word in captured.out
+    weights = load_artifact(out)
+    assert weights.config.hidden_size == 8
+    assert weights.metadata["version"] == "m1"
+    document = json.loads((out / "model.json").read_text())
+    assert document["training"]["data"]["skipped"] == {"bad_time": 1}
+    assert document["training"]["data"]["streams"] == 4
+    assert document["validation_loss"] == pytest.approx(document["validation"]["model"]["nll"])
+
+
+def test_train_without_usable_rows_exits_non_zero_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "bad.csv"
+    log.write_text("key,time,value\na,yesterday,1\nb,1,NaN\n")
+    code = main(["train", "--logs", str(log), "--out", str(tmp_path / "model"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no usable rows" in err and "bad_time=1" in err and "non_finite=1" in err
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_needs_a_data_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path / "m")]) == 2
+    assert "--logs" in capsys.readouterr().err

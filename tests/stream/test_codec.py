@@ -1,0 +1,153 @@
+"""Event decoding: good events become columns, every bad kind gets its dead-letter reason; output encodings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from stream.codec import (
+    REASON_HEADER,
+    SOURCE_HEADER,
+    CodecError,
+    DeadLetterReason,
+    EventDecoder,
+    dead_letter_headers,
+    decode_score,
+    encode_score,
+    header_value,
+)
+
+
+def test_good_events_become_columns_in_order() -> None:
+    decoder = EventDecoder(n_features=1)
+    payloads = [
+        b'{"key": "a", "time": 10.5, "value": 1.25}',
+        b'{"key": 7, "time": "1970-01-01T00:00:20Z", "value": [2]}',
+        b'{"key": "c", "time": "30", "values": -3}',
+    ]
+    batch = decoder.decode_batch(payloads)
+    assert batch.keys == ["a", "7", "c"]
+    assert batch.times.dtype == np.float64 and batch.times.tolist() == [10.5, 20.0, 30.0]
+    assert batch.values.dtype == np.float32 and batch.values.shape == (3, 1)
+    assert batch.values[:, 0].tolist() == [1.25, 2.0, -3.0]
+    assert batch.index.tolist() == [0, 1, 2]
+    assert batch.rejected == []
+
+
+def test_iso_time_without_zone_is_utc_and_vectors_keep_feature_order() -> None:
+    decoder = EventDecoder(n_features=3)
+    batch = decoder.decode_batch([b'{"key": "k", "time": "2023-11-14T22:13:20", "value": [1, 2.5, -1e3]}'])
+    assert batch.times[0] == 1700000000.0
+    assert batch.values.tolist() == [[1.0, 2.5, -1000.0]]
+
+
+def test_missing_key_falls_back_to_the_kafka_message_key() -> None:
+    batch = EventDecoder(1).decode_batch([b'{"time": 1, "value": 2}'], message_keys=[b"from-kafka"])
+    assert batch.keys == ["from-kafka"]
+
+
+BAD = [
+    pytest.param(b'{"key": "a", "time": 1, "value": ', "invalid_json", id="truncated"),
+    pytest.param(b"\xff\xfe", "invalid_json", id="not-utf8"),
+    pytest.param(None, "missing_field", id="null-message"),
+    pytest.param(b'{"time": 1, "value": 2}', "missing_field", id="no-key"),
+    pytest.param(b'{"key": "a", "value": 2}', "missing_field", id="no-time"),
+    pytest.param(b'{"key": "a", "time": 1}', "missing_field", id="no-value"),
+    pytest.param(b"[1, 2]", "bad_type", id="not-an-object"),
+    pytest.param(b'{"key": "a", "time": 1, "value": "2"}', "bad_type", id="string-value"),
+    pytest.param(b'{"key": "a", "time": 1, "value": true}', "bad_type", id="bool-value"),
+    pytest.param(b'{"key": "a", "time": "yesterday", "value": 1}', "bad_type", id="bad-time-string"),
+    pytest.param(b'{"key": ["a"], "time": 1, "value": 1}', "bad_type", id="list-key"),
+    pytest.param(b'{"key": "", "time": 1, "value": 1}', "bad_type", id="empty-key"),
+    pytest.param(b'{"key": "a", "time": 1, "value": NaN}', "non_finite_value", id="nan-literal"),
+    pytest.param(b'{"key": "a", "time": 1, "value": Infinity}', "non_finite_value", id="inf-literal"),
+    pytest.param(b'{"key": "a", "time": 1, "value": 1e999}', "non_finite_value", id="overflow-double"),
+    pytest.param(b'{"key": "a", "time": 1, "value": 1e39}', "non_finite_value", id="overflow-float32"),
+    pytest.param(b'{"key": "a", "time": 1e999, "value": 1}', "non_finite_value", id="infinite-time"),
+    pytest.param(b'{"key": "a", "time": 1, "value": [1, 2]}', "wrong_vector_length", id="too-many"),
+    pytest.param(b'{"key": "a", "time": 1, "value": []}', "wrong_vector_length", id="empty-list"),
+    pytest.param(b'{"key": "' + b"k" * 300 + b'", "time": 1, "value": 1}', "key_too_long", id="long-key"),
+    pytest.param(b'{"key": "a", "time": 1, "value": 1, "pad": "' + b"x" * 2000 + b'"}', "oversized", id="oversized"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD)
+def test_each_bad_kind_is_rejected_with_its_reason_between_good_events(payload: bytes | None, reason: str) -> None:
+    decoder = EventDecoder(n_features=1, max_message_bytes=1024, max_key_bytes=256)
+    good = b'{"key": "g", "time": 1, "value": 1}'
+    batch = decoder.decode_batch([good, payload, good])
+    assert batch.index.tolist() == [0, 2]
+    assert len(batch.rejected) == 1
+    rejected = batch.rejected[0]
+    assert (rejected.index, rejected.reason) == (1, reason)
+    assert rejected.detail
+    assert reason in {r.value for r in DeadLetterReason}
+
+
+def test_multibyte_key_is_measured_in_utf8_bytes() -> None:
+    decoder = EventDecoder(1, max_key_bytes=10)
+    ok = orjson.dumps({"key": "é" * 5, "time": 1, "value": 1})
+    too_long = orjson.dumps({"key": "é" * 6, "time": 1, "value": 1})
+    batch = decoder.decode_batch([ok, too_long])
+    assert batch.keys == ["é" * 5]
+    assert [r.reason for r in batch.rejected] == ["key_too_long"]
+
+
+def test_all_rejected_gives_empty_but_well_shaped_columns() -> None:
+    batch = EventDecoder(4).decode_batch([b"nope", None])
+    assert len(batch) == 0 and batch.values.shape == (0, 4) and batch.times.shape == (0,)
+    assert [r.reason for r in batch.rejected] == ["invalid_json", "missing_field"]
+
+
+def test_impossible_limits_are_refused() -> None:
+    with pytest.raises(CodecError, match="n_features"):
+        EventDecoder(0)
+
+
+def test_score_record_round_trips_and_turns_nan_into_null() -> None:
+    payload = encode_score(
+        key="s",
+        time=5.0,
+        score=0.75,
+        anomaly=True,
+        nll=float("nan"),
+        mean=1.5,
+        scale=0.5,
+        model_version="v3",
+        partition=2,
+        offset=41,
+    )
+    record = decode_score(payload)
+    assert record == {
+        "key": "s",
+        "time": 5.0,
+        "score": 0.75,
+        "anomaly": True,
+        "nll": None,
+        "mean": 1.5,
+        "scale": 0.5,
+        "model_version": "v3",
+        "partition": 2,
+        "offset": 41,
+    }
+
+
+def test_vector_forecast_is_a_list() -> None:
+    record = decode_score(
+        encode_score(
+            key="s", time=1.0, score=0.1, anomaly=False, nll=1.0,
+            mean=[1.0, math.nan], scale=[2.0, math.inf],
+            model_version=None, partition=0, offset=0,
+        )
+    )
+    assert record["mean"] == [1.0, None] and record["scale"] == [2.0, None] and record["nll"] == 1.0
+
+
+def test_dead_letter_headers_carry_reason_and_source() -> None:
+    headers = dead_letter_headers("bad_type", "value must be a number", "events", 3, 99)
+    assert header_value(headers, REASON_HEADER) == "bad_type"
+    assert header_value(headers, SOURCE_HEADER) == "events/3/99"
+    assert header_value(headers, "absent") is None

@@ -1,0 +1,94 @@
+"""Service configuration: precedence flags > env > file > defaults, validation, and masked secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.config import ConfigError, Secret, ServiceConfig, load_config
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rnnwatch.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_source() -> None:
+    config = load_config(env={})
+    assert config == ServiceConfig(instance_id=config.instance_id)
+    assert config.guarantee == "exactly_once" and config.security.protocol == "PLAINTEXT"
+
+
+def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'input_topic = "from-file"\noutput_topic = "out-file"\nmax_batch_size = 10\n'
+                  'group_id = "g-file"\n')
+    env = {"RNNWATCH_OUTPUT_TOPIC": "out-env", "RNNWATCH_MAX_BATCH_SIZE": "20", "RNNWATCH_GROUP_ID": "g-env"}
+    config = load_config(path, env=env, overrides={"group_id": "g-flag", "max_batch_wait_ms": None})
+    assert config.input_topic == "from-file"
+    assert config.output_topic == "out-env"
+    assert config.max_batch_size == 20
+    assert config.group_id == "g-flag"
+    assert config.max_batch_wait_ms == 50  # a None flag is "not given"
+
+
+def test_env_values_are_typed() -> None:
+    config = load_config(env={"RNNWATCH_ANOMALY_THRESHOLD": "0.5", "RNNWATCH_IDLE_TTL_SECONDS": "none",
+                              "RNNWATCH_SECURITY_SSL_CHECK_HOSTNAME": "false"})
+    assert config.anomaly_threshold == 0.5 and config.idle_ttl_seconds is None
+    assert config.security.ssl_check_hostname is False
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RNNWATCH_MAX_BATCH_SIZE": "many"}, "RNNWATCH_MAX_BATCH_SIZE"),
+        ({"RNNWATCH_GUARANTEE": "maybe_once"}, "not one of"),
+        ({"RNNWATCH_ANOMALY_THRESHOLD": "2"}, "anomaly_threshold"),
+        ({"RNNWATCH_OUTPUT_TOPIC": "rnnwatch-events"}, "must differ"),
+        ({"RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL"}, "sasl_username"),
+    ],
+    ids=["not-an-int", "bad-literal", "out-of-range", "same-topic", "sasl-without-user"],
+)
+def test_invalid_settings_name_the_culprit(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(env=env)
+
+
+def test_unknown_file_keys_and_passwords_in_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown"):
+        load_config(_write(tmp_path, "input_topicc = 'x'\n"), env={})
+    with pytest.raises(ConfigError, match="SASL password"):
+        load_config(_write(tmp_path, "[security]\nsasl_password = 'hunter2'\n"), env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml", env={})
+
+
+def test_sasl_password_from_env_is_masked_everywhere() -> None:
+    env = {"RNNWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "RNNWATCH_SECURITY_SASL_MECHANISM": "SCRAM-SHA-512",
+           "RNNWATCH_SECURITY_SASL_USERNAME": "svc", "RNNWATCH_SECURITY_SASL_PASSWORD": "hunter2"}
+    config = load_config(env=env)
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.security)
+    assert config.security.sasl_password == Secret("hunter2")
+    options = config.security.kafka_options()
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "svc" and options["sasl_plain_password"] == "hunter2"
+
+
+def test_sasl_password_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    path = _write(tmp_path, f'[security]\nprotocol = "SASL_PLAINTEXT"\nsasl_username = "u"\n'
+                  f'sasl_password_file = "{secret}"\n')
+    config = load_config(path, env={})
+    assert config.security.sasl_password is not None and config.security.sasl_password.reveal() == "s3cret"
+    assert "s3cret" not in repr(config)
+
+
+def test_config_is_frozen_and_keyword_only() -> None:
+    config = ServiceConfig()
+    with pytest.raises(AttributeError):
+        config.input_topic = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ServiceConfig("localhost:9092")  # type: ignore[call-arg]

@@ -1,0 +1,121 @@
+"""One partition's batch processing: scores, dead letters with reasons, changelog records, offsets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from stream.codec import REASON_HEADER, EventDecoder, decode_score, header_value
+from stream.metrics import ServiceMetrics
+from stream.service.changelog import restore_from_records
+from stream.service.partition import PartitionProcessor, PartitionSettings
+from tests.stream.fake_detector import FakeDetector
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _settings(publish_all: bool = True, snapshot_every: int = 3) -> PartitionSettings:
+    return PartitionSettings(output_topic="out", dead_letter_topic="dlq", changelog_topic="log",
+                             publish_all=publish_all, anomaly_threshold=0.5, snapshot_every=snapshot_every,
+                             changelog_chunk_bytes=10_000, idle_ttl_seconds=None)
+
+
+def _messages(payloads: Sequence[bytes | None], start: int = 0) -> list[Message]:
+    return [Message("in", 2, start + i, b"k", p) for i, p in enumerate(payloads)]
+
+
+def _event(key: str, t: float, v: float) -> bytes:
+    return orjson.dumps({"key": key, "time": t, "value": v})
+
+
+def test_batch_scores_good_events_and_dead_letters_bad_ones() -> None:
+    metrics = ServiceMetrics()
+    processor = PartitionProcessor(2, FakeDetector(max_streams=2), EventDecoder(1), _settings(), metrics)
+    outcome = processor.process(_messages([
+        _event("a", 1, 1.0), b"{oops", _event("b", 2, 9.0), _event("bad", 3, 1.0), _event("c", 4, 1.0),
+        _event("a", 5, 1.0),
+    ], start=10))
+    by_topic: dict[str, list] = {}
+    for record in outcome.records:
+        by_topic.setdefault(record.topic, []).append(record)
+    scores = [decode_score(r.value or b"") for r in by_topic["out"]]
+    assert [(s["key"], s["offset"]) for s in scores] == [("a", 10), ("b", 12), ("a", 15)]
+    assert all(s["partition"] == 2 and s["model_version"] == "fake-1" for s in scores)
+    reasons = [(header_value(r.headers, REASON_HEADER), r.value) for r in by_topic["dlq"]]
+    assert reasons == [("invalid_json", b"{oops"), ("invalid_key", _event("bad", 3, 1.0)),
+                       ("stream_table_full", _event("c", 4, 1.0))]
+    assert all(r.partition == 2 for r in by_topic["log"])
+    assert (outcome.next_offset, outcome.consumed, outcome.scored, outcome.dead_lettered) == (16, 6, 3, 3)
+    assert metrics.value("rnnwatch_events_consumed_total") == 6
+    assert metrics.value("rnnwatch_events_scored_total") == 3
+    assert metrics.value("rnnwatch_events_dead_lettered_total", {"reason": "stream_table_full"}) == 1
+
+
+def test_anomalies_only_mode_publishes_scores_at_or_above_the_threshold() -> None:
+    metrics = ServiceMetrics()
+    processor = PartitionProcessor(0, FakeDetector(), EventDecoder(1), _settings(publish_all=False), metrics)
+    outcome = processor.process(_messages([_event("a", 1, 1.0), _event("a", 2, 1.0), _event("a", 3, 50.0)]))
+    scores = [decode_score(r.value or b"") for r in outcome.records if r.topic == "out"]
+    assert [s["offset"] for s in scores] == [2] and scores[0]["anomaly"] is True
+    assert metrics.value("rnnwatch_anomalies_total") == 1
+
+
+def test_messages_below_the_next_offset_are_skipped_as_already_processed() -> None:
+    detector = FakeDetector()
+    processor = PartitionProcessor(0, detector, EventDecoder(1), _settings(), ServiceMetrics())
+    processor.process(_messages([_event("a", 1, 1.0), _event("a", 2, 2.0)]))
+    again = processor.process(_messages([_event("a", 1, 1.0), _event("a", 2, 2.0), _event("a", 3, 3.0)]))
+    assert again.consumed == 1 and again.next_offset == 3
+    assert detector.state["a"][0] == 3
+
+
+def test_changelog_records_restore_the_partition_state() -> None:
+    detector = FakeDetector()
+    processor = PartitionProcessor(0, detector, EventDecoder(1), _settings(snapshot_every=2), ServiceMetrics())
+    log: list[tuple[bytes, bytes | None]] = []
+    offset = 0
+    for batch in range(7):
+        payloads = [_event(f"s{(batch * 3 + i) % 5}", batch, float(i)) for i in range(4)]
+        outcome = processor.process(_messages(payloads, start=offset))
+        offset = outcome.next_offset
+        log.extend((r.key or b"", r.value) for r in outcome.records if r.topic == "log")
+    restored = FakeDetector()
+    position = restore_from_records(log, restored)
+    assert restored.state == detector.state
+    assert position.next_offset == offset == 28
+
+
+def test_a_batch_of_only_dead_letters_writes_no_state() -> None:
+    processor = PartitionProcessor(0, FakeDetector(), EventDecoder(1), _settings(), ServiceMetrics())
+    processor.process(_messages([_event("a", 1, 1.0)]))
+    outcome = processor.process(_messages([b"x", None], start=1))
+    assert {r.topic for r in outcome.records} == {"dlq"} and outcome.next_offset == 3
+
+
+def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
+    from rnncore.config import ModelConfig
+    from rnncore.detector import Detector
+    from rnncore.model import ModelWeights
+
+    for n_features in (1, 2):
+        weights = ModelWeights.random(ModelConfig(n_features=n_features, hidden_size=4), seed=1)
+        processor = PartitionProcessor(0, Detector(weights, max_streams=10), EventDecoder(n_features), _settings(),
+                                       ServiceMetrics())
+        value = 1.0 if n_features == 1 else [1.0, 2.0]
+        payload = orjson.dumps({"key": "a", "time": 1.0, "value": value})
+        outcome = processor.process(_messages([payload, payload.replace(b'"time":1.0', b'"time":2.0')]))
+        first, second = (decode_score(r.value or b"") for r in outcome.records if r.topic == "out")
+        if n_features == 1:
+            assert isinstance(second["mean"], float) and isinstance(second["scale"], float)
+        else:
+            assert len(second["mean"]) == 2 and len(second["scale"]) == 2
+        assert first["nll"] is None and isinstance(second["nll"], float)

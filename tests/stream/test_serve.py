@@ -1,0 +1,124 @@
+"""`rnnwatch serve` as a process: config errors exit 2; kill -9 mid-stream loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnncore.artifact import save_artifact
+from rnncore.config import ModelConfig
+from rnncore.model import ModelWeights
+from stream.cli import main
+from tests.kafka_helpers import run_sync
+from tests.stream.service_harness import event, publish, read_all, scores_by_key
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = ModelWeights.random(ModelConfig(cell="lstm", n_features=2, hidden_size=8), seed=5)
+
+
+def test_serve_without_a_model_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("RNNWATCH_")]:
+        monkeypatch.delenv(name)
+    assert main(["serve", "--input-topic", "a"]) == 2
+
+
+def test_serve_with_a_bad_setting_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNWATCH_MAX_BATCH_SIZE", "lots")
+    assert main(["serve", "--model-dir", str(tmp_path)]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "stream.cli", "serve", *args, "--metrics-port", str(port),
+               "--metrics-host", "127.0.0.1", "--log-format", "json"]
+    env = {**os.environ, "RNNWATCH_SESSION_TIMEOUT_MS": "6000"}  # the dead replica's partitions free up sooner
+    with open(log, "ab") as handle:
+        return subprocess.Popen(command, cwd=REPO, stdout=handle, stderr=handle, env=env)
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+def test_kill_9_mid_stream_loses_and_duplicates_nothing(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    topics = {name: make_topic(partitions=p, prefix=name) for name, p in
+              (("in", 2), ("out", 1), ("dlq", 1), ("log", 2))}
+    rng = np.random.default_rng(0)
+    n_keys, per_key = 8, 250
+    events = [(f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
+              for i in range(per_key) for k in range(n_keys)]
+    run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    save_artifact(tmp_path / "model", WEIGHTS)
+    args = ["--bootstrap-servers", kafka_bootstrap, "--input-topic", topics["in"], "--output-topic", topics["out"],
+            "--dead-letter-topic", topics["dlq"], "--changelog-topic", topics["log"], "--group-id", make_group(),
+            "--instance-id", "replica-0", "--model-dir", str(tmp_path / "model"), "--guarantee", "exactly_once",
+            "--max-batch-size", "20", "--snapshot-every", "7"]
+    log = tmp_path / "serve.log"
+    port = _free_port()
+    first = _start(args, log, port)
+    try:
+        deadline = time.monotonic() + 120
+        while _metric(port, "rnnwatch_events_consumed_total") < len(events) // 3:
+            assert first.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "first replica made no progress:\n" + log.read_text()[-3000:]
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        consumed_before_kill = _metric(port, "rnnwatch_events_consumed_total")
+        assert consumed_before_kill == -1.0  # the process is gone
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = _start(args, log, port)
+    try:
+        records = run_sync(read_all(kafka_bootstrap, topics["out"], len(events), timeout=150, settle=3.0))
+        consumed_by_second = _metric(port, "rnnwatch_events_consumed_total")
+        assert 0 < consumed_by_second < len(events)  # it took over mid-stream, after the kill
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if second.poll() is None:
+            second.kill()
+    got = scores_by_key(records)
+    sources = Counter((s["partition"], s["offset"]) for scores in got.values() for s in scores)
+    assert len(records) == len(events) == len(sources)  # every input offset scored exactly once
+    assert sorted(len(scores) for scores in got.values()) == [per_key] * n_keys
+    from rnncore.detector import Detector
+
+    offline = Detector(WEIGHTS, max_streams=100)
+    expected: dict[str, list[list[float]]] = {}
+    for key, t, v in events:
+        result = offline.step([key], np.array([t]), np.array([v], dtype=np.float32))
+        expected.setdefault(key, []).append([float(result.scores[0]), float(result.nll[0])])
+    for key, scores in got.items():
+        published = [[s["score"], np.nan if s["nll"] is None else s["nll"]] for s in scores]
+        np.testing.assert_allclose(published, expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    assert max(s["score"] for scores in got.values() for s in scores) > 0  # past the scorer's warm-up

@@ -1,0 +1,234 @@
+"""The service against the real broker: parity with the offline detector, dead letters, restart restore."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from rnncore.config import ModelConfig
+from rnncore.detector import Detector
+from rnncore.model import ModelWeights
+from rnncore.scoring import ScoringParams
+from stream.service import Service, ServiceError
+from tests.kafka_helpers import run_sync
+from tests.stream.fake_detector import FakeDetector
+from tests.stream.service_harness import (
+    config_for,
+    event,
+    publish,
+    read_all,
+    reasons,
+    run_service_until,
+    scores_by_key,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=3)
+SCORING = ScoringParams(warmup_events=5, short_window=3)  # scores are 0 during warm-up: keep it short here
+
+
+def _detector() -> Detector:
+    return Detector(WEIGHTS, max_streams=1000, scoring=SCORING)
+
+
+def _topics(make_topic: Callable[..., str], partitions: int) -> dict[str, str]:
+    return {
+        "input": make_topic(partitions=partitions, prefix="in"),
+        "output": make_topic(partitions=1, prefix="out"),
+        "dlq": make_topic(partitions=1, prefix="dlq"),
+        "changelog": make_topic(partitions=partitions, prefix="log", config={"cleanup.policy": "compact"}),
+    }
+
+
+def _stream_events(n_keys: int, per_key: int, seed: int = 0) -> list[tuple[str, float, float]]:
+    """Interleaved events of several sine-like streams, one spike each."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for step in range(per_key):
+        for k in range(n_keys):
+            value = float(np.sin(step / 5 + k) + 0.1 * rng.standard_normal() + (8.0 if step == per_key // 2 else 0))
+            events.append((f"sensor-{k}", 1000.0 + step + k / 100, value))
+    return events
+
+
+def _offline(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
+    """Per-key [score, nll, mean, scale] rows of the same events fed one at a time through one offline Detector."""
+    detector = _detector()
+    out: dict[str, list[list[float]]] = {}
+    for key, t, v in events:
+        r = detector.step([key], np.array([t]), np.array([v], dtype=np.float32))
+        out.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _published(scores: list[dict[str, Any]]) -> np.ndarray:
+    """The same four columns from score records (null nll -> NaN)."""
+    rows = [[s["score"], np.nan if s["nll"] is None else s["nll"], s["mean"], s["scale"]] for s in scores]
+    return np.array(rows, dtype=np.float64)
+
+
+def _assert_matches_offline(got: dict[str, list[dict[str, Any]]], expected: dict[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(expected)
+    for key, scores in got.items():
+        np.testing.assert_allclose(_published(scores), expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def _fake_offline_scores(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
+    detector = FakeDetector()
+    out: dict[str, list[float]] = {}
+    for key, t, v in events:
+        out.setdefault(key, []).append(float(detector.step([key], [t], [v]).scores[0]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _service_args(kind: str) -> dict[str, Any]:
+    return {"weights": WEIGHTS, "make_detector": _detector}
+
+
+def _consumed_at_least(n: int) -> Callable[[Service], bool]:
+    return lambda service: service.metrics.value("rnnwatch_events_consumed_total") >= n
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_scores_through_kafka_equal_offline_detector_scores(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], guarantee: str
+) -> None:
+    topics = _topics(make_topic, partitions=3)
+    topics["output"] = make_topic(partitions=2, prefix="out")
+    events = _stream_events(n_keys=7, per_key=30)
+    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=50)
+    service = run_sync(run_service_until(config, _consumed_at_least(len(events)), **_service_args("detector")))
+    metric = service.metrics.value
+    assert metric("rnnwatch_events_scored_total") == len(events) and metric("rnnwatch_active_streams") == 7
+    assert metric("rnnwatch_state_bytes") > 0 and metric("rnnwatch_batch_size_events_count") >= 1
+    assert metric("rnnwatch_model_info", {"cell": "gru", "hidden_size": "8", "num_layers": "1", "n_features": "1",
+                                           "version": "unknown"}) == 1
+    assert sum(metric("rnnwatch_consumer_lag_messages", {"partition": str(p)}) for p in range(3)) == 0
+    records = run_sync(read_all(kafka_bootstrap, topics["output"], len(events)))
+    assert len(records) == len(events)
+    placed_by_key = {r.partition == DefaultPartitioner()(r.key, [0, 1], [0, 1]) for r in records}
+    assert placed_by_key == {True}  # same partition as a plain keyed send: a stream's scores stay together
+    got = scores_by_key(records)
+    _assert_matches_offline(got, _offline(events))
+    assert max(s["score"] for scores in got.values() for s in scores) > 0.1  # parity is not vacuous (past warm-up)
+
+
+def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scored(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = _topics(make_topic, partitions=1)
+    topics["changelog"] = topics["changelog"] + "-created-by-the-service"
+    events = _stream_events(n_keys=3, per_key=10)
+    good = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    poison = {
+        "invalid_json": b'{"key": "p", "time": 1, ',
+        "missing_field": b'{"key": "p", "value": 1}',
+        "bad_type": b'{"key": "p", "time": 1, "value": "high"}',
+        "non_finite_value": b'{"key": "p", "time": 1, "value": NaN}',
+        "wrong_vector_length": event("p", 1.0, [1.0, 2.0]),
+        "oversized": b'{"key": "p", "time": 1, "value": 1, "pad": "' + b"x" * 600 + b'"}',
+        "key_too_long": event("p" * 100, 1.0, 1.0),
+    }
+    messages = list(good)
+    for i, payload in enumerate(poison.values()):
+        messages.insert(3 + 4 * i, (b"p", payload))
+    run_sync(publish(kafka_bootstrap, topics["input"], messages))
+    config = config_for(kafka_bootstrap, topics, make_group(), max_message_bytes=512, max_key_bytes=64)
+    service = run_sync(run_service_until(config, _consumed_at_least(len(messages)), **_service_args("detector")))
+    dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], len(poison)))
+    scores = run_sync(read_all(kafka_bootstrap, topics["output"], len(good)))
+    assert sorted(r or "" for r in reasons(dead)) == sorted(poison)
+    assert {r.value for r in dead} == set(poison.values())
+    assert len(scores) == len(good)
+    for reason in poison:
+        assert service.metrics.value("rnnwatch_events_dead_lettered_total", {"reason": reason}) == 1, reason
+    assert service.metrics.value("rnnwatch_events_scored_total") == len(good)
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], guarantee: str
+) -> None:
+    topics = _topics(make_topic, partitions=2)
+    events = _stream_events(n_keys=6, per_key=24, seed=1)
+    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    half = len(messages) // 2
+    config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=16,
+                        snapshot_every=3, changelog_chunk_bytes=2048)
+    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
+    first = run_sync(run_service_until(config, _consumed_at_least(half), **_service_args("detector")))
+    assert first.metrics.value("rnnwatch_events_consumed_total") == half
+    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
+    second = run_sync(run_service_until(config, _consumed_at_least(len(messages) - half), **_service_args("detector")))
+    assert second.metrics.value("rnnwatch_events_consumed_total") == len(messages) - half
+    assert second.metrics.value("rnnwatch_restore_seconds_count") >= 1
+    records = run_sync(read_all(kafka_bootstrap, topics["output"], len(messages)))
+    assert len(records) == len(messages)
+    _assert_matches_offline(scores_by_key(records), _offline(events))
+
+
+def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = _topics(make_topic, partitions=4)
+    events = _stream_events(n_keys=12, per_key=20, seed=2)
+    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    half = len(messages) // 2
+    group = make_group()
+    config_a = config_for(kafka_bootstrap, topics, group, max_batch_size=16, snapshot_every=4)
+    config_b = dataclasses.replace(config_a, instance_id="test-b")
+
+    async def wait_for(condition: Callable[[], bool], tasks: list[asyncio.Task[None]]) -> None:
+        async with asyncio.timeout(60):
+            while not condition():
+                for task in tasks:
+                    if task.done():
+                        task.result()
+                await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[float, float]:
+        a = Service(config_a, make_detector=FakeDetector, n_features=1)
+        b = Service(config_b, make_detector=FakeDetector, n_features=1)
+        consumed = "rnnwatch_events_consumed_total"
+        async with a:
+            task_a = asyncio.create_task(a.run())
+            await publish(kafka_bootstrap, topics["input"], messages[:half])
+            await wait_for(lambda: a.metrics.value(consumed) >= half, [task_a])
+            async with b:
+                task_b = asyncio.create_task(b.run())
+                await wait_for(lambda: b.metrics.value("rnnwatch_assigned_partitions") > 0
+                               and a.metrics.value("rnnwatch_assigned_partitions") < 4, [task_a, task_b])
+                await publish(kafka_bootstrap, topics["input"], messages[half:])
+                await wait_for(lambda: a.metrics.value(consumed) + b.metrics.value(consumed) >= len(messages),
+                               [task_a, task_b])
+                b.request_stop()
+                await task_b
+            a.request_stop()
+            await task_a
+        return a.metrics.value(consumed), b.metrics.value(consumed)
+
+    consumed_a, consumed_b = run_sync(scenario())
+    assert consumed_a + consumed_b == len(messages) and consumed_b > 0
+    records = run_sync(read_all(kafka_bootstrap, topics["output"], len(messages)))
+    assert len(records) == len(messages)
+    got = scores_by_key(records)
+    expected = _fake_offline_scores(events)
+    for key, scores in got.items():
+        np.testing.assert_allclose([s["score"] for s in scores], expected[key], atol=1e-6, err_msg=key)
+
+
+def test_a_missing_input_topic_fails_at_start_with_an_actionable_error(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = {"input": f"absent-{make_group()}", "output": "o", "dlq": "d", "changelog": "c"}
+    config = config_for(kafka_bootstrap, topics, make_group())
+    with pytest.raises(ServiceError, match="does not exist.*create it"):
+        run_sync(run_service_until(config, lambda service: True, **_service_args("detector")))
