@@ -7,38 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnncore.kernels.reference import cell_step
 from rnncore.model import ModelWeights
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
-
-
-def reference_cell_step(
-    cell: str, p: dict[str, np.ndarray], k: int, x: np.ndarray, h: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """One layer ``k`` step in float64 with PyTorch's gate order (GRU r,z,n; LSTM i,f,g,o); returns (h, c)."""
-    W_ih, W_hh = p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"]
-    b_ih, b_hh = p[f"rnn.bias_ih_l{k}"], p[f"rnn.bias_hh_l{k}"]
-    gi = W_ih @ x + b_ih
-    gh = W_hh @ h + b_hh
-    if cell == "rnn":
-        return np.tanh(gi + gh), c
-    H = h.shape[0]
-    if cell == "gru":
-        r = _sigmoid(gi[:H] + gh[:H])
-        z = _sigmoid(gi[H : 2 * H] + gh[H : 2 * H])
-        n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
-        return (1.0 - z) * n + z * h, c
-    gates = gi + gh
-    i, f = _sigmoid(gates[:H]), _sigmoid(gates[H : 2 * H])
-    g, o = np.tanh(gates[2 * H : 3 * H]), _sigmoid(gates[3 * H :])
-    c_new = f * c + i * g
-    return o * np.tanh(c_new), c_new
 
 
 def reference_forecasts(weights: ModelWeights, values: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +36,7 @@ def reference_forecasts(weights: ModelWeights, values: np.ndarray, times: np.nda
         if cfg.time_delta_feature:
             x = np.append(x, np.log1p(dt / cfg.dt_scale))
         for k in range(L):
-            h[k], c[k] = reference_cell_step(cfg.cell, p, k, x, h[k], c[k])
+            h[k], c[k] = cell_step(cfg.cell, x, h[k], c[k], p, k)
             x = h[k]
         o = p["head.weight"] @ h[L - 1] + p["head.bias"]
         mus[t] = o[:F]
