@@ -20,7 +20,7 @@ import math
 import os
 import time as _time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,27 +172,46 @@ def _base_suffix(path: Path) -> str:
     return Path(path.stem).suffix.lower() if path.suffix == ".gz" else path.suffix.lower()
 
 
+def _jsonl_record(line: str) -> EventRecord:
+    if not line.strip():
+        raise RowError("blank_line")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise RowError("invalid_json") from None
+    return parse_event_object(obj)
+
+
+def _csv_record(row: list[str]) -> EventRecord:
+    if not row or not any(cell.strip() for cell in row):
+        raise RowError("blank_line")
+    if len(row) < 3:
+        raise RowError("column_count", f"{len(row)} columns, need key,time,value")
+    return EventRecord(parse_key(row[0].strip()), parse_time(row[1]), parse_values(row[2:]))
+
+
+def _valid_rows(
+    path: Path, rows: Iterable[Any], parse: Callable[[Any], EventRecord], summary: ReadSummary
+) -> Iterator[EventRecord]:
+    """Parse numbered rows, counting each one and skipping (with its reason and place) those that fail."""
+    for number, row in rows:
+        summary.rows += 1
+        try:
+            record = parse(row)
+            check_width(record, summary)
+        except RowError as exc:
+            summary.skip(exc.reason, f"{path}:{number}")
+            continue
+        summary.accepted += 1
+        yield record
+
+
 def read_jsonl(path: str | Path, summary: ReadSummary | None = None) -> Iterator[EventRecord]:
     """Yield the valid records of a JSON Lines file; malformed lines are counted in ``summary``."""
     path, summary = Path(path), summary if summary is not None else ReadSummary()
     summary.files += 1
     with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            summary.rows += 1
-            try:
-                if not line.strip():
-                    raise RowError("blank_line")
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise RowError("invalid_json") from None
-                record = parse_event_object(obj)
-                check_width(record, summary)
-            except RowError as exc:
-                summary.skip(exc.reason, f"{path}:{number}")
-                continue
-            summary.accepted += 1
-            yield record
+        yield from _valid_rows(path, enumerate(handle, start=1), _jsonl_record, summary)
 
 
 def read_csv(path: str | Path, summary: ReadSummary | None = None) -> Iterator[EventRecord]:
@@ -200,23 +219,12 @@ def read_csv(path: str | Path, summary: ReadSummary | None = None) -> Iterator[E
     path, summary = Path(path), summary if summary is not None else ReadSummary()
     summary.files += 1
     with _open_text(path) as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            summary.rows += 1
-            if number == 1 and row and row[0].strip().lower() == "key":
-                summary.rows -= 1  # the header is not a data row
-                continue
-            try:
-                if not row or not any(cell.strip() for cell in row):
-                    raise RowError("blank_line")
-                if len(row) < 3:
-                    raise RowError("column_count", f"{len(row)} columns, need key,time,value")
-                record = EventRecord(parse_key(row[0].strip()), parse_time(row[1]), parse_values(row[2:]))
-                check_width(record, summary)
-            except RowError as exc:
-                summary.skip(exc.reason, f"{path}:{number}")
-                continue
-            summary.accepted += 1
-            yield record
+        rows = enumerate(csv.reader(handle), start=1)
+        data = (
+            (number, row) for number, row in rows
+            if not (number == 1 and row and row[0].strip().lower() == "key")  # the header is not a data row
+        )
+        yield from _valid_rows(path, data, _csv_record, summary)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
