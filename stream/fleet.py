@@ -2,7 +2,8 @@
 
 Each stream of an ``rnncore.synthetic`` fleet is replayed event by event, round-robin over the streams, at a
 fixed total rate; every event is stamped with the wall-clock time at which it is sent, so event-time-to-score
-latency is real. ``FleetTruth`` remembers which sent events were injected anomalies.
+latency is real. ``FleetTruth`` remembers what was sent, so flagged events can be checked against the
+injected anomalies.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FleetTruth:
-    """Ground truth of what was sent: (key, event time) -> anomaly code (0 normal), in send order per key."""
+    """What was sent: per stream key, the (event time, index into the synthetic stream) of each event in order.
 
-    labels: dict[tuple[str, float], int] = field(default_factory=dict)
+    The index leads back to the stream's value and injected-anomaly label, so scores read back from Kafka
+    (keyed by stream key and event time) can be compared with the truth.
+    """
+
+    sent_events: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     sent: int = 0
 
-    def record(self, key: str, event_time: float, label: int) -> None:
-        self.labels[(key, event_time)] = label
+    def record(self, key: str, event_time: float, index: int) -> None:
+        """Remember that event ``index`` of stream ``key`` was sent stamped ``event_time``."""
+        self.sent_events.setdefault(key, []).append((event_time, index))
         self.sent += 1
 
 
@@ -76,7 +82,7 @@ async def publish_fleet(
             key = stream.key
             futures.append(await producer.send(topic, encode_event(key, now, values), key=key.encode()))
             if truth is not None:
-                truth.record(key, now, int(stream.labels[index]))
+                truth.record(key, now, index)
             now = now + 1e-6  # distinct event times within one tick keep (key, time) unique
         if futures:
             await asyncio.gather(*futures)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Creates .venv with rnnwatch installed editable (extras given as $1, default "train,dev") and resolves the
+# Creates .venv with rnnwatch installed editable (extras given as $1, default "train,dev,demo") and resolves the
 # Kafka broker jars. Idempotent: a second run with an unchanged pyproject.toml does nothing. Source or run it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-EXTRAS="${1:-train,dev}"
+EXTRAS="${1:-train,dev,demo}"
 PYTHON="${PYTHON:-python3}"
 
 die() { echo "setup.sh: error: $*" >&2; exit 1; }
@@ -14,13 +14,18 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3
 
 VENV="$ROOT/.venv"
 STAMP="$VENV/.rnnwatch-installed"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1) $EXTRAS"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+PYPROJECT_SHA="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+# The stamp holds "<pyproject sha> <extras>". Extras installed before are kept (the union is installed), so
+# run.sh (train,demo) and test.sh (train,dev,demo) share one venv without reinstalling each other's extras.
+STAMP_SHA="" STAMP_EXTRAS=""
+read -r STAMP_SHA STAMP_EXTRAS 2>/dev/null <"$STAMP" || true
+UNION="$(printf '%s\n' ${EXTRAS//,/ } ${STAMP_EXTRAS//,/ } | sort -u | paste -sd, -)"
+if [[ "${STAMP_SHA:-}" != "$PYPROJECT_SHA" || "$UNION" != "${STAMP_EXTRAS:-}" ]]; then
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV" || die "could not create $VENV (is python3-venv installed?)"
-  echo "setup.sh: installing rnnwatch[$EXTRAS] into .venv (first time: several minutes, torch is large)" >&2
+  echo "setup.sh: installing rnnwatch[$UNION] into .venv (first time: several minutes, torch is large)" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]" || die "pip install failed (see the output above)"
-  echo "$WANT" >"$STAMP"
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[$UNION]" || die "pip install failed (see the output above)"
+  echo "$PYPROJECT_SHA $UNION" >"$STAMP"
 fi
 bash "$ROOT/deploy/kafka/broker.sh" fetch
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-bash deploy/dev/setup.sh train,dev
+bash deploy/dev/setup.sh train,dev,demo
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 echo "== ruff" && .venv/bin/ruff check .
 echo "== mypy" && .venv/bin/mypy rnncore stream

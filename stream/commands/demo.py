@@ -1,0 +1,50 @@
+"""`rnnwatch demo`: local broker + synthetic sensor fleet + the service, with live progress and a report.
+
+The README's first command. Exit codes: 0 done, 1 the demo failed (one line says why), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--streams", type=int, default=100, help="sensors in the fleet (default 100)")
+    parser.add_argument("--events-per-stream", type=int, default=1000, help="events each sensor sends (default 1000)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s the whole fleet sends (default 2000)")
+    parser.add_argument("--partitions", type=int, default=4, help="input topic partitions (default 4)")
+    parser.add_argument("--out", type=Path, default=Path(".cache/demo"), help="model, plot and summary go here")
+    parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting a local one")
+    parser.add_argument("--train-minutes", type=float, default=1.0, help="training budget for the demo model")
+    parser.add_argument("--retrain", action="store_true", help="train a new demo model even if one is cached")
+    parser.add_argument("--threshold", type=float, default=0.99, help="anomaly score threshold (default 0.99)")
+    parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once")
+    parser.add_argument("--seed", type=int, default=1, help="fleet seed (the model trains on another fleet)")
+    parser.add_argument("--verbose", action="store_true", help="show the service's own log lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the flags, then run the demo; failures are one line on stderr."""
+    from stream.demo.runner import DemoError, DemoSettings, run_demo
+    from stream.errors import StreamError
+
+    if not args.verbose:  # the progress line and the report are the demo's output; the service logs on demand
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if args.streams < 1 or args.events_per_stream < 50 or args.rate <= 0 or args.partitions < 1:
+        print("rnnwatch demo: need --streams >= 1, --events-per-stream >= 50, --rate > 0, --partitions >= 1",
+              file=sys.stderr)
+        return 2
+    settings = DemoSettings(
+        streams=args.streams, events_per_stream=args.events_per_stream, rate=args.rate, partitions=args.partitions,
+        out_dir=args.out, bootstrap=args.bootstrap_servers, train_minutes=args.train_minutes, retrain=args.retrain,
+        threshold=args.threshold, guarantee=args.guarantee, seed=args.seed,
+    )
+    try:
+        return run_demo(settings)
+    except (DemoError, StreamError) as error:
+        print(f"rnnwatch demo: {error}", file=sys.stderr)
+        return 1
