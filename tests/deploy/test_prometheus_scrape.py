@@ -26,7 +26,6 @@ from stream.metrics import MetricsServer, ServiceMetrics
 from stream.service import Service
 from tests.deploy.test_grafana_dashboard import dashboard_queries
 from tests.kafka_helpers import run_sync
-from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import config_for, event, publish
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "rnnwatch.rules.yml"
@@ -198,8 +197,8 @@ def test_prometheus_scrapes_the_running_service(
 
     async def scenario() -> None:
         await publish(kafka_bootstrap, topics["input"], good + bad)
-        # The fake detector keeps the test about metrics and rules; the weights give the model info metric.
-        async with Service(config, weights, make_detector=FakeDetector, serve_http=True) as service:
+        # The real Detector with small random weights: the model info metric and real state sizes are exported.
+        async with Service(config, weights, serve_http=True) as service:
             task = asyncio.create_task(service.run())
             try:
                 async with asyncio.timeout(120):
