@@ -98,6 +98,7 @@ class ServiceConfig:
     group_id: str = "rnnwatch"
     instance_id: str = field(default_factory=socket.gethostname)  # stable per replica: the transactional id
     model_dir: str | None = None
+    model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
     guarantee: Guarantee = "exactly_once"
     max_batch_size: int = 4096
     max_batch_wait_ms: int = 50
@@ -110,15 +111,21 @@ class ServiceConfig:
     changelog_chunk_bytes: int = 512 * 1024
     max_message_bytes: int = 64 * 1024
     max_key_bytes: int = 256
+    archive_dir: str | None = None  # where consumed events are archived as rolling JSON Lines (None: off)
+    archive_max_bytes: int = 64 * 1024 * 1024
+    archive_max_age_seconds: float = 3600.0
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9108
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_streams_per_partition", "snapshot_every", "changelog_chunk_bytes",
-                     "max_message_bytes", "max_key_bytes", "session_timeout_ms"):
+                     "max_message_bytes", "max_key_bytes", "session_timeout_ms", "archive_max_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
+            raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
+                              f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
         if self.max_batch_wait_ms < 0:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:

@@ -67,6 +67,19 @@ class ServiceMetrics:
             f"{PREFIX}_restore_seconds", "Time to restore one partition's state from the changelog",
             buckets=_DURATION_BUCKETS, registry=r,
         )
+        self.checkpoint_failures = Counter(
+            f"{PREFIX}_checkpoint_failures", "Batches whose state changelog records could not be written", registry=r
+        )
+        self.model_reloads = Counter(
+            f"{PREFIX}_model_reloads", "New model artifacts taken (result=loaded) or refused (result=refused)",
+            ["result"], registry=r,
+        )
+        self.events_archived = Counter(
+            f"{PREFIX}_events_archived", "Scored events appended to the event archive", registry=r
+        )
+        self.archive_failures = Counter(
+            f"{PREFIX}_archive_failures", "Batches the event archive could not write (scoring went on)", registry=r
+        )
         self.changelog_bytes = Counter(
             f"{PREFIX}_changelog_written_bytes", "Bytes of state records written to the changelog", registry=r
         )

@@ -1,7 +1,8 @@
 """`rnnwatch serve`: run the streaming anomaly-detection service until SIGTERM / SIGINT.
 
 Settings come from --config (TOML), RNNWATCH_* env vars and the flags below (flags win); the model from
---model-dir (an rnncore artifact directory). Exit codes: 0 clean stop, 1 service failure, 2 bad config/model.
+--model-dir (an artifact directory; SIGHUP or a poll loads a new artifact there without losing state).
+Exit codes: 0 clean stop, 1 service failure, 2 bad config/model.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "changelog_topic": (str, "compacted topic holding per-partition state"),
     "group_id": (str, "consumer group"),
     "instance_id": (str, "stable replica id (transactional id suffix); default the hostname"),
-    "model_dir": (str, "model artifact directory"),
+    "model_dir": (str, "model artifact directory (a new artifact there is loaded without losing state)"),
+    "model_poll_seconds": (float, "how often to check model_dir for a new artifact (0: only on SIGHUP)"),
+    "archive_dir": (str, "archive consumed events here as rolling JSON Lines for retraining"),
     "max_batch_size": (int, "max events per micro-batch"),
     "max_batch_wait_ms": (int, "max wait for a micro-batch to fill"),
     "anomaly_threshold": (float, "score at or above which an event is an anomaly"),
@@ -71,6 +74,7 @@ async def _serve(config: Any, weights: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, service.request_reload)
     try:
         async with service:
             await service.run()

@@ -12,6 +12,12 @@ Every ``getmany`` micro-batch is processed partition by partition and published:
 A failed publish stops the service with ``ServiceError`` (in-memory state may be ahead of what Kafka holds);
 a restart restores from the changelog. ``request_stop()`` (wired to SIGTERM/SIGINT by ``rnnwatch serve``)
 finishes the batch in flight and leaves the group.
+
+Between batches the service picks up a new model artifact in ``model_dir`` (polled every
+``model_poll_seconds``, or at once after ``request_reload()``, wired to SIGHUP): every partition's detector
+takes the new weights and keeps its stream state; an unreadable or incompatible artifact is refused with one
+log line and ``rnnwatch_model_reloads_total{result="refused"}``, and the old model goes on serving. With
+``archive_dir`` set, each committed batch's scored events are appended to rolling JSON Lines files.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from rnncore.artifact import ArtifactError
+from rnncore.detector import IncompatibleModelError
 from rnncore.model import ModelWeights
 from stream.codec import EventDecoder
 from stream.config import ServiceConfig
 from stream.errors import StreamError
 from stream.health import HealthState
 from stream.metrics import MetricsServer, ServiceMetrics
+from stream.service.archive import EventArchive
 from stream.service.changelog import restore_from_records
 from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
+from stream.service.reload import ModelWatcher
 from stream.service.restore import read_changelog_partitions
 
 logger = logging.getLogger(__name__)
@@ -82,6 +92,7 @@ class Service:
         health: HealthState | None = None,
         serve_http: bool = False,
     ) -> None:
+        self._factory_from_weights = make_detector is None
         if make_detector is None:
             if weights is None:
                 raise ServiceError("Service needs model weights or a make_detector factory")
@@ -106,7 +117,12 @@ class Service:
             snapshot_every=config.snapshot_every,
             changelog_chunk_bytes=config.changelog_chunk_bytes,
             idle_ttl_seconds=config.idle_ttl_seconds,
+            keep_events=config.archive_dir is not None,
         )
+        self._watcher = (
+            ModelWatcher(config.model_dir, config.model_poll_seconds) if config.model_dir and weights else None
+        )
+        self._archive: EventArchive | None = None
         self._serve_http = serve_http
         self._http: MetricsServer | None = None
         self._partitions: dict[int, PartitionProcessor] = {}
@@ -146,11 +162,10 @@ class Service:
             self._http = MetricsServer(self.metrics, self.health, c.metrics_host, c.metrics_port).start()
         self.health.set_ready(False, "starting")
         if self.weights is not None:
-            m = self.weights.config
-            self.metrics.model_info.info({
-                "version": str(self.weights.metadata.get("version", "unknown")), "cell": m.cell,
-                "hidden_size": str(m.hidden_size), "num_layers": str(m.num_layers), "n_features": str(m.n_features),
-            })
+            self._show_model(self.weights)
+        if c.archive_dir is not None:
+            self._archive = EventArchive(c.archive_dir, max_bytes=c.archive_max_bytes,
+                                         max_age_seconds=c.archive_max_age_seconds, metrics=self.metrics)
         await self._ensure_changelog_topic()
         exactly_once = c.guarantee == "exactly_once"
         self._producer = AIOKafkaProducer(
@@ -202,6 +217,9 @@ class Service:
         if self._http is not None:
             self._http.stop()
             self._http = None
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
         self._partitions.clear()
         self._retained.clear()
         logger.info("service stopped after %d batches", self.batches)
@@ -209,6 +227,56 @@ class Service:
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch in flight (signal-handler safe)."""
         self._stop.set()
+
+    def request_reload(self) -> None:
+        """Check ``model_dir`` for a new artifact before the next batch (signal-handler safe; SIGHUP)."""
+        if self._watcher is None:
+            logger.warning("reload requested but the service has no model_dir to reload from")
+            return
+        self._watcher.request()
+
+    def _show_model(self, weights: ModelWeights) -> None:
+        m = weights.config
+        self.metrics.model_info.info({
+            "version": str(weights.metadata.get("version", "unknown")), "cell": m.cell,
+            "hidden_size": str(m.hidden_size), "num_layers": str(m.num_layers), "n_features": str(m.n_features),
+        })
+
+    async def _maybe_reload(self) -> None:
+        """Swap in a new model artifact if one appeared; refuse (log + metric) one that is unreadable or would not
+        fit the stream state, keeping the model in use."""
+        watcher = self._watcher
+        if watcher is None or not watcher.due():
+            return
+        try:
+            weights = await asyncio.to_thread(watcher.load_if_changed)
+        except ArtifactError as error:
+            self.metrics.model_reloads.labels(result="refused").inc()
+            logger.error("model reload refused, the current model goes on serving: %s", error)
+            return
+        if weights is None:
+            return
+        async with self._lock:
+            detectors = [p.detector for p in (*self._partitions.values(), *self._retained.values())]
+            try:
+                if self.weights is not None and not self.weights.is_compatible_with(weights):
+                    raise IncompatibleModelError(
+                        f"{weights.config.cell} H={weights.config.hidden_size} L={weights.config.num_layers} "
+                        f"F={weights.config.n_features} cannot take over the state of the model in use"
+                    )
+                for detector in detectors:  # all share one state layout: the first refusal comes before any swap
+                    detector.reload(weights)
+            except (IncompatibleModelError, ValueError) as error:
+                self.metrics.model_reloads.labels(result="refused").inc()
+                logger.error("model reload refused, the current model goes on serving: %s", error)
+                return
+            self.weights = weights
+            if self._factory_from_weights:
+                self._make_detector = detector_factory(weights, self.config)
+        self._show_model(weights)
+        self.metrics.model_reloads.labels(result="loaded").inc()
+        logger.info("model reloaded: version %s in %d partitions, stream state kept",
+                    weights.metadata.get("version", "unknown"), len(detectors))
 
     async def _ensure_changelog_topic(self) -> None:
         """The changelog must exist, be compacted, and have at least the input topic's partitions."""
@@ -330,6 +398,7 @@ class Service:
         consumer = self._consumer
         try:
             while not self._stop.is_set():
+                await self._maybe_reload()
                 batches = await consumer.getmany(
                     timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
                 )
@@ -374,8 +443,18 @@ class Service:
                                "stopping so that a restart resumes from the committed state") from error
 
     async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> None:
-        await self._publish(outcomes)
+        try:
+            await self._publish(outcomes)
+        except Exception:
+            changelog = self.config.changelog_topic
+            if any(r.topic == changelog for outcome in outcomes.values() for r in outcome.records):
+                self.metrics.checkpoint_failures.inc()
+            raise
         self.batches += 1
+        if self._archive is not None:
+            for outcome in outcomes.values():
+                if outcome.events is not None:
+                    self._archive.write(*outcome.events)
         self._observe(outcomes, time.perf_counter() - started)
 
     async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> None:

@@ -69,6 +69,8 @@ class DetectorLike(Protocol):
 
     def evict_idle(self, now: float, ttl_seconds: float | None = None) -> int: ...
 
+    def reload(self, weights: Any) -> None: ...
+
 
 class MessageLike(Protocol):
     """The fields of an aiokafka ``ConsumerRecord`` used here."""
@@ -102,6 +104,7 @@ class BatchOutcome:
     dead_lettered: int = 0
     changelog_bytes: int = 0
     snapshot_seconds: float | None = None
+    events: tuple[list[str], np.ndarray, np.ndarray] | None = None  # scored (keys, times, values), if kept
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +119,7 @@ class PartitionSettings:
     snapshot_every: int
     changelog_chunk_bytes: int
     idle_ttl_seconds: float | None
+    keep_events: bool = False  # hand the scored events to the caller (for the event archive)
 
 
 class PartitionProcessor:
@@ -159,6 +163,7 @@ class PartitionProcessor:
             dead += 1
         scored = 0
         touched: list[str] = []
+        events = None
         if len(batch):
             result = self.detector.step(batch.keys, batch.times, batch.values)
             version = self.detector.model_version
@@ -185,13 +190,16 @@ class PartitionProcessor:
                     )
                     records.append(OutRecord(s.output_topic, key.encode(), value))
             ok = status == 0
+            if s.keep_events and ok.any():
+                kept = np.flatnonzero(ok)
+                events = ([batch.keys[i] for i in kept.tolist()], batch.times[kept], batch.values[kept])
             if ok.any():
                 self.metrics.event_to_score_latency.observe(float(np.median(now - batch.times[ok])))
                 self.max_event_time = max(self.max_event_time, float(batch.times[ok].max()))
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1
         outcome = BatchOutcome(records=records, next_offset=next_offset, consumed=len(messages), scored=scored,
-                               dead_lettered=dead)
+                               dead_lettered=dead, events=events)
         self._changelog(outcome, list(dict.fromkeys(touched)), next_offset)
         self.next_offset = next_offset
         self.metrics.events_consumed.inc(len(messages))

@@ -94,3 +94,6 @@ class FakeDetector:
         for key in idle:
             del self.state[key]
         return len(idle)
+
+    def reload(self, weights: Any) -> None:
+        """The fake has no model to swap."""

@@ -1,0 +1,200 @@
+"""Hot model reload, the event archive and checkpoint failures, against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rnncore.artifact import METADATA_FILE, load_artifact, save_artifact
+from rnncore.config import ModelConfig
+from rnncore.detector import Detector
+from rnncore.eventlog import read_event_logs
+from rnncore.model import ModelWeights
+from stream.errors import StreamError
+from stream.service import Service, ServiceError
+from stream.service.publisher import BatchPublisher
+from tests.kafka_helpers import run_sync
+from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
+from tests.stream.test_service_kafka import SCORING, _assert_matches_offline, _stream_events, _topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+OLD = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=3)
+NEW = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=4)
+BIGGER = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=16), seed=5)
+
+
+def _detector_of(weights: ModelWeights) -> Callable[[], Detector]:
+    return lambda: Detector(weights, max_streams=1000, scoring=SCORING)
+
+
+def _messages(events: list[tuple[str, float, float]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), event(k, t, v)) for k, t, v in events]
+
+
+async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], what: str, timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+                raise AssertionError(f"service stopped before {what}")
+            await asyncio.sleep(0.05)
+
+
+def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    topics = _topics(make_topic, partitions=2)
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    started_with = load_artifact(model_dir)  # as `rnnwatch serve` loads it: with its version
+    events = _stream_events(n_keys=5, per_key=40)
+    first, second = events[:100], events[100:]
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
+
+    async def scenario() -> Service:
+        service = Service(config, started_with, make_detector=_detector_of(started_with))
+        async with service:
+            task = asyncio.create_task(service.run())
+            value = service.metrics.value
+            try:
+                await publish(kafka_bootstrap, topics["input"], _messages(first))
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= len(first), task, "the first part")
+                (model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
+                service.request_reload()
+                await asyncio.sleep(0.3)
+                assert value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0  # model.json unchanged
+                save_artifact(model_dir, NEW, {"version": "v2"})
+                service.request_reload()
+                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "reload")
+                await publish(kafka_bootstrap, topics["input"], _messages(second))
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the second part")
+            finally:
+                service.request_stop()
+                await task
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_model_info", {"version": "v2", "cell": "gru", "hidden_size": "8",
+                                                        "num_layers": "1", "n_features": "1"}) == 1
+    offline = _detector_of(OLD)()
+    expected: dict[str, list[list[float]]] = {}
+    for i, (key, t, v) in enumerate(events):
+        if i == len(first):
+            offline.reload(NEW)
+        r = offline.step([key], np.array([t]), np.array([v], dtype=np.float32))
+        expected.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
+    records = run_sync(read_all(kafka_bootstrap, topics["output"], len(events)))
+    got = scores_by_key(records)
+    _assert_matches_offline(got, {k: np.array(v) for k, v in expected.items()})
+    versions = [s["model_version"] for s in got["sensor-0"]]
+    assert versions == ["v1"] * (len(first) // 5) + ["v2"] * (len(second) // 5)
+
+
+def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scoring_goes_on(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topics = _topics(make_topic, partitions=1)
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    started_with = load_artifact(model_dir)
+    events = _stream_events(n_keys=3, per_key=20)
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.05)
+
+    async def scenario() -> Service:
+        service = Service(config, started_with, make_detector=_detector_of(started_with))
+        refused = lambda: service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
+        async with service:
+            task = asyncio.create_task(service.run())
+            try:
+                await publish(kafka_bootstrap, topics["input"], _messages(events[:30]))
+                (model_dir / METADATA_FILE).write_text("{ not json")
+                await _wait(lambda: refused() == 1, task, "the corrupt artifact's refusal")
+                save_artifact(model_dir, BIGGER, {"version": "v3"})
+                await _wait(lambda: refused() == 2, task, "the incompatible artifact's refusal")
+                await publish(kafka_bootstrap, topics["input"], _messages(events[30:]))
+                await _wait(lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events), task,
+                            "scoring after the refusals")
+                await asyncio.sleep(0.3)
+                assert refused() == 2  # a refused version is not retried on every poll
+            finally:
+                service.request_stop()
+                await task
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0
+    refusals = [r.getMessage() for r in caplog.records if "model reload refused" in r.getMessage()]
+    assert len(refusals) == 2
+    assert "model.json" in refusals[0] and "H=16" in refusals[1]
+    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    assert {s["model_version"] for scores in got.values() for s in scores} == {"v1"}
+
+
+def test_scored_events_are_archived_for_retraining(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    topics = _topics(make_topic, partitions=2)
+    events = _stream_events(n_keys=4, per_key=25)
+    bad = [(b"x", b"not json")]
+    archive = tmp_path / "archive"
+    config = config_for(kafka_bootstrap, topics, make_group(), archive_dir=str(archive), archive_max_bytes=2000)
+
+    async def scenario() -> Service:
+        service = Service(config, OLD, make_detector=_detector_of(OLD))
+        async with service:
+            task = asyncio.create_task(service.run())
+            try:
+                await publish(kafka_bootstrap, topics["input"], _messages(events) + bad)
+                await _wait(lambda: service.metrics.value("rnnwatch_events_archived_total") >= len(events), task,
+                            "archiving")
+            finally:
+                service.request_stop()
+                await task
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_events_archived_total") == len(events)
+    files = sorted(archive.glob("*.jsonl"))
+    assert len(files) > 1 and not list(archive.glob("*.part"))  # rolled by size, and closed on stop
+    records, summary = read_event_logs([archive])
+    assert summary.accepted == len(events) and not summary.skipped
+    got = sorted((r.key, r.time, r.values) for r in records)
+    expected = sorted((k, t, (float(np.float32(v)),)) for k, t, v in events)
+    assert got == expected
+
+
+def test_a_failed_changelog_write_is_counted_and_stops_the_service(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topics = _topics(make_topic, partitions=1)
+    events = _stream_events(n_keys=2, per_key=10)
+    original = BatchPublisher.send_all
+
+    async def failing_send_all(self: BatchPublisher, records: Any) -> None:
+        if any(r.topic == topics["changelog"] for r in records):
+            raise StreamError("injected: the changelog partition is unavailable")
+        await original(self, records)
+
+    monkeypatch.setattr(BatchPublisher, "send_all", failing_send_all)
+    config = config_for(kafka_bootstrap, topics, make_group())
+
+    async def scenario() -> Service:
+        service = Service(config, OLD, make_detector=_detector_of(OLD))
+        async with service:
+            await publish(kafka_bootstrap, topics["input"], _messages(events))
+            with pytest.raises(ServiceError, match="changelog partition is unavailable"):
+                async with asyncio.timeout(60):
+                    await service.run()
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_checkpoint_failures_total") == 1
+    assert service.health.readiness().ok is False
