@@ -8,8 +8,10 @@
 #   deploy/kafka/broker.sh status [RUN_DIR]         print the bootstrap address if it is running
 #
 # RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
-# broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win),
-# e.g. to add a SASL listener. Failures print one line starting with "broker.sh: error:".
+# broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win) with
+# @PORT@, @CONTROLLER_PORT@, @SASL_PORT@ and @DATA_DIR@ filled in, e.g. sasl.properties.in for a SASL listener
+# (its address goes to RUN_DIR/sasl_bootstrap). RNNWATCH_KAFKA_SCRAM='SCRAM-SHA-256=[name=u,password=p]' adds
+# SCRAM credentials when the storage is formatted. Failures print one line starting with "broker.sh: error:".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,21 +74,26 @@ start() {
   fetch
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap"
-  local port cport
+  rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap" "$dir/sasl_bootstrap"
+  local port cport sport
   port="$(free_port)"
   cport="$(free_port)"
   while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
+  sport="$(free_port)"
+  while [[ "$sport" == "$port" || "$sport" == "$cport" ]]; do sport="$(free_port)"; done
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA_DIR@|$dir/data|g" \
     "$HERE/server.properties.in" >"$dir/server.properties"
   if [[ -n "$extra" ]]; then
     [[ -f "$extra" ]] || die "extra config file not found: $extra"
-    sed -e "s|@PORT@|$port|g" -e "s|@DATA_DIR@|$dir/data|g" "$extra" >>"$dir/server.properties"
+    sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sport|g" \
+      -e "s|@DATA_DIR@|$dir/data|g" "$extra" >>"$dir/server.properties"
   fi
+  local scram=()
+  [[ -n "${RNNWATCH_KAFKA_SCRAM:-}" ]] && scram=(--add-scram "$RNNWATCH_KAFKA_SCRAM")
   local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$HERE/log4j2.properties" "-Dkafka.logs.dir=$dir")
   java "${java_opts[@]}" -cp "$JARS/*" kafka.tools.StorageTool format \
-    -t "$(cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    -t "$(cluster_id)" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
     || die "formatting the broker storage failed (details: $dir/format.log)"
   # setsid: the broker must not receive the terminal's Ctrl-C before rnnwatch has stopped cleanly.
   setsid java "${java_opts[@]}" ${RNNWATCH_KAFKA_JAVA_OPTS:-} -cp "$JARS/*" kafka.Kafka \
@@ -105,6 +112,9 @@ start() {
     sleep 0.2
   done
   echo "127.0.0.1:$port" >"$dir/bootstrap"
+  if grep -q "^listeners=.*SASL_PLAINTEXT://127.0.0.1:$sport" "$dir/server.properties"; then
+    echo "127.0.0.1:$sport" >"$dir/sasl_bootstrap"
+  fi
   cat "$dir/bootstrap"
 }
 
@@ -124,7 +134,7 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$dir/broker.pid" "$dir/bootstrap"
+  rm -f "$dir/broker.pid" "$dir/bootstrap" "$dir/sasl_bootstrap"
 }
 
 status() {

@@ -43,6 +43,7 @@ from stream.health import HealthState
 from stream.metrics import MetricsServer, ServiceMetrics
 from stream.service.archive import EventArchive
 from stream.service.changelog import restore_from_records
+from stream.service.connection import KafkaConnectError, explained_connection_errors
 from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher
@@ -151,7 +152,11 @@ class Service:
     async def start(self) -> None:
         """Check topics, start the producer (fencing a previous incarnation), then join the group."""
         try:
-            await self._start()
+            async with explained_connection_errors(self.config):
+                await self._start()
+        except KafkaConnectError as error:
+            await self.stop()
+            raise ServiceError(str(error)) from error
         except BaseException:
             await self.stop()
             raise
