@@ -47,6 +47,7 @@ SOURCE_HEADER = "rnnwatch-source"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 DEFAULT_MAX_KEY_BYTES = 256  # the state snapshot format's limit (rnncore.snapshot.MAX_KEY_BYTES)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMBER = (int, float)  # exact types: bool is not a number here
 
 
 class CodecError(StreamError, ValueError):
@@ -192,21 +193,94 @@ class EventDecoder:
     def decode_batch(
         self, payloads: Sequence[bytes | None], message_keys: Sequence[bytes | None] | None = None
     ) -> DecodedBatch:
-        """Decode every payload; good ones become columns, bad ones a ``Rejected`` with the reason."""
+        """Decode every payload; good ones become columns (in message order), bad ones a ``Rejected`` with the reason.
+
+        Fast path: messages of the common shape (a JSON object with a string key, a numeric time and F numeric
+        values) are checked column-wise with numpy; everything else, and anything the column checks reject,
+        goes through ``_decode_one``, which names the exact reason.
+        """
+        n_features = self.n_features
+        fast_index, fast_keys, fast_times, fast_values = self._fast_candidates(payloads, n_features)
+        times = np.asarray(fast_times, dtype=np.float64)
+        values = np.asarray(fast_values, dtype=np.float64).reshape(len(fast_keys), n_features)
+        ok = np.isfinite(times) & np.all(np.isfinite(values) & (np.abs(values) <= _FLOAT32_MAX), axis=1)
+        fast_set = set(fast_index)
+        if not ok.all():
+            fast_set.difference_update(np.asarray(fast_index, dtype=np.int64)[~ok].tolist())
+        if len(fast_set) == len(payloads):  # every message took the fast path
+            return DecodedBatch(
+                keys=fast_keys, times=times, values=values.astype(np.float32),
+                index=np.arange(len(payloads), dtype=np.int64),
+            )
+        return self._merge_with_slow_path(payloads, message_keys, fast_index, fast_keys, times, values, ok)
+
+    def _fast_candidates(
+        self, payloads: Sequence[bytes | None], n_features: int
+    ) -> tuple[list[int], list[str], list[Any], list[Any]]:
+        """Messages whose parsed shape needs no per-field checks beyond the column-wise finite/range test."""
+        max_bytes, max_key_chars = self.max_message_bytes, self.max_key_bytes // 4  # <= 4 UTF-8 bytes a char
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        index: list[int] = []
+        keys: list[str] = []
+        times: list[Any] = []
+        values: list[Any] = []
+        for i, payload in enumerate(payloads):
+            if payload is None or len(payload) > max_bytes:
+                continue
+            try:
+                obj = loads(payload)
+            except decode_error:
+                continue
+            if type(obj) is not dict:
+                continue
+            key, event_time = obj.get("key"), obj.get("time")
+            value = obj["value"] if "value" in obj else obj.get("values")
+            if type(key) is not str or not 0 < len(key) <= max_key_chars or type(event_time) not in _NUMBER:
+                continue
+            if type(value) is list:
+                if len(value) != n_features or not all(type(v) in _NUMBER for v in value):
+                    continue
+                values.append(value[0] if n_features == 1 else value)
+            elif n_features == 1 and type(value) in _NUMBER:
+                values.append(value)
+            else:
+                continue
+            index.append(i)
+            keys.append(key)
+            times.append(event_time)
+        return index, keys, times, values
+
+    def _merge_with_slow_path(
+        self,
+        payloads: Sequence[bytes | None],
+        message_keys: Sequence[bytes | None] | None,
+        fast_index: list[int],
+        fast_keys: list[str],
+        fast_times: np.ndarray,
+        fast_values: np.ndarray,
+        fast_ok: np.ndarray,
+    ) -> DecodedBatch:
+        """Decode the messages the fast path left out one by one, and merge both in message order."""
+        by_index = {
+            i: (fast_keys[j], float(fast_times[j]), fast_values[j].tolist())
+            for j, i in enumerate(fast_index) if fast_ok[j]
+        }
         keys: list[str] = []
         times: list[float] = []
         values: list[list[float]] = []
         index: list[int] = []
         rejected: list[Rejected] = []
         for i, payload in enumerate(payloads):
-            try:
-                key, event_time, event_values = self._decode_one(payload, message_keys[i] if message_keys else None)
-            except _RejectError as reject:
-                rejected.append(Rejected(i, reject.reason.value, reject.detail))
-                continue
-            keys.append(key)
-            times.append(event_time)
-            values.append(event_values)
+            decoded = by_index.get(i)
+            if decoded is None:
+                try:
+                    decoded = self._decode_one(payload, message_keys[i] if message_keys else None)
+                except _RejectError as reject:
+                    rejected.append(Rejected(i, reject.reason.value, reject.detail))
+                    continue
+            keys.append(decoded[0])
+            times.append(decoded[1])
+            values.append(decoded[2])
             index.append(i)
         return DecodedBatch(
             keys=keys,
@@ -215,6 +289,41 @@ class EventDecoder:
             index=np.asarray(index, dtype=np.int64),
             rejected=rejected,
         )
+
+
+def encode_scores(
+    *,
+    keys: Sequence[str],
+    times: np.ndarray,
+    scores: np.ndarray,
+    anomalies: np.ndarray,
+    nll: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    model_version: str | None,
+    partition: int,
+    offsets: Sequence[int],
+    only: np.ndarray | None = None,
+) -> list[bytes | None]:
+    """A batch's score records as JSON bytes (see the module docstring); NaN and infinity become null.
+
+    Columns in, one record per event out (None where ``only`` is given and false): one call per batch, so the
+    per-event work is a dict and an ``orjson.dumps``. ``mean``/``scale`` are [n] or [n, F] (lists for F > 1).
+    """
+    n = len(keys)
+    means, scales = _per_event(mean, n), _per_event(scale, n)
+    wanted = [True] * n if only is None else only.tolist()
+    dumps = orjson.dumps
+    return [
+        dumps({
+            "key": key, "time": t, "score": sc, "anomaly": an, "nll": nl, "mean": mu, "scale": sg,
+            "model_version": model_version, "partition": partition, "offset": off,
+        }) if want else None
+        for key, t, sc, an, nl, mu, sg, off, want in zip(
+            keys, times.tolist(), scores.tolist(), anomalies.tolist(), nll.tolist(), means, scales, offsets, wanted,
+            strict=True,
+        )
+    ]
 
 
 def encode_score(
@@ -230,22 +339,22 @@ def encode_score(
     partition: int,
     offset: int,
 ) -> bytes:
-    """One score record as JSON bytes (see the module docstring); NaN and infinity become null.
+    """One score record (the single-event form of ``encode_scores``, for tools and tests)."""
+    mean_column = np.asarray([mean], dtype=np.float64)
+    scale_column = np.asarray([scale], dtype=np.float64)
+    [record] = encode_scores(
+        keys=[key], times=np.asarray([time]), scores=np.asarray([score]), anomalies=np.asarray([anomaly]),
+        nll=np.asarray([nll]), mean=mean_column, scale=scale_column, model_version=model_version,
+        partition=partition, offsets=[offset],
+    )
+    assert record is not None
+    return record
 
-    Takes plain Python numbers (``ndarray.tolist()`` of a batch's columns): this runs once per event.
-    """
-    return orjson.dumps({
-        "key": key,
-        "time": time,
-        "score": score,
-        "anomaly": anomaly,
-        "nll": nll,
-        "mean": mean,
-        "scale": scale,
-        "model_version": model_version,
-        "partition": partition,
-        "offset": offset,
-    })
+
+def _per_event(column: np.ndarray, n: int) -> list[Any]:
+    """A forecast column as one number per event for one feature, else one list per event."""
+    column = column.reshape(n, -1)
+    return column[:, 0].tolist() if column.shape[1] == 1 else column.tolist()
 
 
 def decode_score(payload: bytes) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from stream.errors import StreamError
 from stream.service.partition import OutRecord
 
 _MAX_CACHED_KEYS = 1_000_000
+_NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's builder wants a list; it only reads it
 
 
 class PublishError(StreamError):
@@ -58,21 +59,23 @@ class BatchPublisher:
         """Send every record, grouped per topic-partition in their given order, and wait until all are acknowledged
         (inside a transaction: written, visible once the transaction commits)."""
         groups: dict[tuple[str, int], list[OutRecord]] = defaultdict(list)
+        known = {topic: await self._partitions_of(topic) for topic in {r.topic for r in records}}  # metadata once
+        place = self._place
         for record in records:
-            partitions = await self._partitions_of(record.topic)  # also makes send_batch's metadata check pass
             partition = record.partition
             if partition is None:
-                partition = self._place(record.topic, record.key, partitions)
+                partition = place(record.topic, record.key, known[record.topic])
             groups[(record.topic, partition)].append(record)
         producer = self._producer
         futures = []
         for (topic, partition), group in groups.items():
             builder = producer.create_batch()
-            for record in group:
-                if builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
+            for key, value, headers, *_ in (r[1:] for r in group):
+                listed = list(headers) if headers else _NO_HEADERS
+                if builder.append(key=key, value=value, timestamp=None, headers=listed) is None:  # full: send it
                     futures.append(await producer.send_batch(builder, topic, partition=partition))
                     builder = producer.create_batch()
-                    builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
+                    builder.append(key=key, value=value, timestamp=None, headers=listed)
             futures.append(await producer.send_batch(builder, topic, partition=partition))
         if futures:
             await asyncio.gather(*futures)

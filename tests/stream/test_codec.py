@@ -7,6 +7,8 @@ import math
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.codec import (
     REASON_HEADER,
@@ -14,6 +16,7 @@ from stream.codec import (
     CodecError,
     DeadLetterReason,
     EventDecoder,
+    _RejectError,
     dead_letter_headers,
     decode_score,
     encode_score,
@@ -151,3 +154,40 @@ def test_dead_letter_headers_carry_reason_and_source() -> None:
     assert header_value(headers, REASON_HEADER) == "bad_type"
     assert header_value(headers, SOURCE_HEADER) == "events/3/99"
     assert header_value(headers, "absent") is None
+
+
+_PAYLOADS = st.one_of(
+    st.builds(
+        lambda k, t, v: orjson.dumps({"key": k, "time": t, "value": v}),
+        st.one_of(st.text(max_size=70), st.integers(-5, 5), st.booleans(), st.none()),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**18, 10**18), st.booleans(),
+                  st.text(max_size=5), st.none()),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**18, 10**18), st.booleans(),
+                  st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3), st.none(),
+                  st.just({"nested": 1})),
+    ),
+    st.sampled_from([b"not json", b"", b"[1,2]", b"{}", b'{"key": "k", "time": 1, "value": NaN}',
+                     b'{"key": "k", "time": 1, "value": 1e999}', b'{"key": "k", "time": 1e39, "values": 1}',
+                     b'{"time": 2, "value": 3}', b'{"key": "k", "time": "2024-01-01T00:00:00Z", "value": 1}']),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PAYLOADS, max_size=12), st.sampled_from([1, 2]))
+def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes | None], n_features: int) -> None:
+    """The column-wise fast path and the per-message path agree on every message: same events, same reasons."""
+    decoder = EventDecoder(n_features, max_message_bytes=120, max_key_bytes=40)
+    batch = decoder.decode_batch(payloads, [b"mk"] * len(payloads))
+    expected_events, expected_rejected = [], []
+    for i, payload in enumerate(payloads):
+        try:
+            key, event_time, values = decoder._decode_one(payload, b"mk")  # the per-message reference path
+        except _RejectError as reject:
+            expected_rejected.append((i, reject.reason.value))
+        else:
+            expected_events.append((i, key, event_time, np.float32(values).tolist()))
+    got_events = [(int(i), k, t, v.tolist()) for i, k, t, v in
+                  zip(batch.index, batch.keys, batch.times, batch.values, strict=True)]
+    assert got_events == expected_events
+    assert [(r.index, r.reason) for r in batch.rejected] == expected_rejected
