@@ -100,7 +100,7 @@ class ServiceConfig:
     model_dir: str | None = None
     model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
     guarantee: Guarantee = "exactly_once"
-    max_batch_size: int = 4096
+    max_batch_size: int = 16384  # events per getmany: larger batches amortise the per-transaction cost
     max_batch_wait_ms: int = 50
     session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
     publish: PublishMode = "all"

@@ -467,15 +467,16 @@ class Service:
         assert producer is not None and consumer is not None
         offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
         records = [r for outcome in outcomes.values() for r in outcome.records]
+        scores = [outcome.scores for outcome in outcomes.values() if outcome.scores is not None]
         publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
         self._publisher = publisher
         if self.config.guarantee == "exactly_once":
             async with producer.transaction():
-                await publisher.send_all(records)
+                await publisher.send_all(records, scores)
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
         else:
             changelog = self.config.changelog_topic
-            await publisher.send_all([r for r in records if r.topic != changelog])
+            await publisher.send_all([r for r in records if r.topic != changelog], scores)
             await publisher.send_all([r for r in records if r.topic == changelog])
             await consumer.commit(offsets)
 

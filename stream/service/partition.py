@@ -94,18 +94,36 @@ class OutRecord(NamedTuple):
     partition: int | None = None
 
 
+class ScoreRecords(NamedTuple):
+    """A batch's score records as columns (one key and one value per record), all for one topic.
+
+    Kept apart from ``OutRecord``s: building one object per scored event costs more than encoding it."""
+
+    topic: str
+    keys: list[bytes]
+    values: list[bytes]
+
+
 @dataclass
 class BatchOutcome:
     """Everything one partition batch produced, and the input offset to commit."""
 
-    records: list[OutRecord]
+    records: list[OutRecord]  # dead letters and changelog records
     next_offset: int
+    scores: ScoreRecords | None = None
     consumed: int = 0
     scored: int = 0
     dead_lettered: int = 0
     changelog_bytes: int = 0
     snapshot_seconds: float | None = None
     events: tuple[list[str], np.ndarray, np.ndarray] | None = None  # scored (keys, times, values), if kept
+
+    def all_records(self) -> list[OutRecord]:
+        """Every record as an ``OutRecord``, score records last (for tests and tools; the service sends columns)."""
+        scores = self.scores
+        extra = [] if scores is None else [OutRecord(scores.topic, k, v) for k, v in zip(scores.keys, scores.values,
+                                                                                         strict=True)]
+        return [*self.records, *extra]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +183,7 @@ class PartitionProcessor:
         scored = 0
         touched: list[str] = []
         events = None
+        scores = None
         if len(batch):
             result = self.detector.step(batch.keys, batch.times, batch.values)
             version = self.detector.model_version
@@ -178,7 +197,8 @@ class PartitionProcessor:
                 partition=self.partition, offsets=[messages[i].offset for i in index],
                 only=None if s.publish_all else anomalous & (status == 0),
             )
-            out_topic = s.output_topic
+            score_keys: list[bytes] = []
+            score_values: list[bytes] = []
             for j, key in enumerate(batch.keys):
                 if codes[j] != 0:
                     message = messages[index[j]]
@@ -190,7 +210,9 @@ class PartitionProcessor:
                 touched.append(key)
                 value = encoded[j]
                 if value is not None:
-                    records.append(OutRecord(out_topic, key.encode(), value))
+                    score_keys.append(key.encode())
+                    score_values.append(value)
+            scores = ScoreRecords(s.output_topic, score_keys, score_values)
             ok = status == 0
             if s.keep_events and ok.any():
                 kept = np.flatnonzero(ok)
@@ -201,7 +223,7 @@ class PartitionProcessor:
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1
         outcome = BatchOutcome(records=records, next_offset=next_offset, consumed=len(messages), scored=scored,
-                               dead_lettered=dead, events=events)
+                               dead_lettered=dead, events=events, scores=scores)
         self._changelog(outcome, list(dict.fromkeys(touched)), next_offset)
         self.next_offset = next_offset
         self.metrics.events_consumed.inc(len(messages))

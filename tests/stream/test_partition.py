@@ -45,7 +45,7 @@ def test_batch_scores_good_events_and_dead_letters_bad_ones() -> None:
         _event("a", 5, 1.0),
     ], start=10))
     by_topic: dict[str, list] = {}
-    for record in outcome.records:
+    for record in outcome.all_records():
         by_topic.setdefault(record.topic, []).append(record)
     scores = [decode_score(r.value or b"") for r in by_topic["out"]]
     assert [(s["key"], s["offset"]) for s in scores] == [("a", 10), ("b", 12), ("a", 15)]
@@ -64,7 +64,7 @@ def test_anomalies_only_mode_publishes_scores_at_or_above_the_threshold() -> Non
     metrics = ServiceMetrics()
     processor = PartitionProcessor(0, FakeDetector(), EventDecoder(1), _settings(publish_all=False), metrics)
     outcome = processor.process(_messages([_event("a", 1, 1.0), _event("a", 2, 1.0), _event("a", 3, 50.0)]))
-    scores = [decode_score(r.value or b"") for r in outcome.records if r.topic == "out"]
+    scores = [decode_score(r.value or b"") for r in outcome.all_records() if r.topic == "out"]
     assert [s["offset"] for s in scores] == [2] and scores[0]["anomaly"] is True
     assert metrics.value("rnnwatch_anomalies_total") == 1
 
@@ -98,7 +98,7 @@ def test_a_batch_of_only_dead_letters_writes_no_state() -> None:
     processor = PartitionProcessor(0, FakeDetector(), EventDecoder(1), _settings(), ServiceMetrics())
     processor.process(_messages([_event("a", 1, 1.0)]))
     outcome = processor.process(_messages([b"x", None], start=1))
-    assert {r.topic for r in outcome.records} == {"dlq"} and outcome.next_offset == 3
+    assert {r.topic for r in outcome.all_records()} == {"dlq"} and outcome.next_offset == 3
 
 
 def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
@@ -113,7 +113,7 @@ def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
         value = 1.0 if n_features == 1 else [1.0, 2.0]
         payload = orjson.dumps({"key": "a", "time": 1.0, "value": value})
         outcome = processor.process(_messages([payload, payload.replace(b'"time":1.0', b'"time":2.0')]))
-        first, second = (decode_score(r.value or b"") for r in outcome.records if r.topic == "out")
+        first, second = (decode_score(r.value or b"") for r in outcome.all_records() if r.topic == "out")
         if n_features == 1:
             assert isinstance(second["mean"], float) and isinstance(second["scale"], float)
         else:

@@ -178,10 +178,10 @@ def test_a_failed_changelog_write_is_counted_and_stops_the_service(
     events = _stream_events(n_keys=2, per_key=10)
     original = BatchPublisher.send_all
 
-    async def failing_send_all(self: BatchPublisher, records: Any) -> None:
+    async def failing_send_all(self: BatchPublisher, records: Any, scores: Any = ()) -> None:
         if any(r.topic == topics["changelog"] for r in records):
             raise StreamError("injected: the changelog partition is unavailable")
-        await original(self, records)
+        await original(self, records, scores)
 
     monkeypatch.setattr(BatchPublisher, "send_all", failing_send_all)
     config = config_for(kafka_bootstrap, topics, make_group())
