@@ -56,6 +56,13 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
+def _lag_left(port: int) -> float:
+    """Sum of the replica's per-partition consumer lag right now."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        lines = response.read().decode().splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith("rnnwatch_consumer_lag_messages{"))
+
+
 def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "stream.cli", "serve", *args, "--metrics-port", str(port),
                "--metrics-host", "127.0.0.1", "--log-format", "json"]
@@ -122,3 +129,64 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         published = [[s["score"], np.nan if s["nll"] is None else s["nll"]] for s in scores]
         np.testing.assert_allclose(published, expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
     assert max(s["score"] for scores in got.values() for s in scores) > 0  # past the scorer's warm-up
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    topics = {name: make_topic(partitions=p, prefix=name) for name, p in
+              (("in", 4), ("out", 1), ("dlq", 1), ("log", 4))}
+    rng = np.random.default_rng(1)
+    n_keys, per_key = 16, 150
+    events = [(f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
+              for i in range(per_key) for k in range(n_keys)]
+    save_artifact(tmp_path / "model", WEIGHTS)
+    group = make_group()
+
+    def args(instance: str) -> list[str]:
+        return ["--bootstrap-servers", kafka_bootstrap, "--input-topic", topics["in"], "--output-topic",
+                topics["out"], "--dead-letter-topic", topics["dlq"], "--changelog-topic", topics["log"],
+                "--group-id", group, "--instance-id", instance, "--model-dir", str(tmp_path / "model"),
+                "--max-batch-size", "10", "--snapshot-every", "5"]
+
+    log = tmp_path / "serve.log"
+    port_a, port_b = _free_port(), _free_port()
+    a = _start(args("replica-a"), log, port_a)
+    b = _start(args("replica-b"), log, port_b)
+    try:
+        deadline = time.monotonic() + 90
+        while not (_metric(port_a, "rnnwatch_assigned_partitions") > 0
+                   and _metric(port_b, "rnnwatch_assigned_partitions") > 0):
+            assert a.poll() is None and b.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the replicas never split the partitions:\n" + log.read_text()[-3000:]
+            time.sleep(0.1)
+        run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+        while _metric(port_a, "rnnwatch_events_consumed_total") < len(events) // 8:
+            assert time.monotonic() < deadline, "replica a made no progress:\n" + log.read_text()[-3000:]
+            time.sleep(0.02)
+        assert _lag_left(port_a) > 0  # a still has events to score in its partitions: the kill is mid-stream
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        records = run_sync(read_all(kafka_bootstrap, topics["out"], len(events), timeout=150, settle=3.0))
+        assert _metric(port_b, "rnnwatch_assigned_partitions") == 4  # the survivor owns every partition
+        assert _metric(port_b, "rnnwatch_restore_seconds_count") >= 2  # its own at start, a's after the kill
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        for replica in (a, b):
+            if replica.poll() is None:
+                replica.kill()
+    got = scores_by_key(records)
+    sources = Counter((s["partition"], s["offset"]) for scores in got.values() for s in scores)
+    assert len(records) == len(events) == len(sources)  # every input offset scored exactly once
+    from rnncore.detector import Detector
+
+    offline = Detector(WEIGHTS, max_streams=100)
+    expected: dict[str, list[float]] = {}
+    for key, t, v in events:
+        expected.setdefault(key, []).append(float(offline.step([key], np.array([t]), np.array([v], np.float32)).nll[0]))
+    for key, scores in got.items():
+        published = [np.nan if s["nll"] is None else s["nll"] for s in scores]
+        np.testing.assert_allclose(published, expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
