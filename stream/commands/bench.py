@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
     parser.add_argument("--out", type=Path, default=Path("out/nab"), help="results directory (NAB layout)")
     parser.add_argument(
-        "--train-seconds", type=float, default=40.0, help="BPTT budget on the probationary rows (0: untrained)"
+        "--train-seconds",
+        type=float,
+        default=0.0,
+        help="BPTT budget on the probationary rows (0, the default: seeded random weights, which score higher)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="run rnnwatch only")
     parser.add_argument("--seed", type=int, default=0)

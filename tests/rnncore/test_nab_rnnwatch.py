@@ -69,3 +69,21 @@ def test_full_detector_merges_novelty_and_filters(tmp_path: Path) -> None:
     off = replace(settings, range_novelty=False, refractory_events=0)
     raw = rnnwatch_detectors(off)[0]["rnnwatch"]([_file("s", x)])["s"]
     assert (raw[401:420] > 0).sum() > (scores[401:420] > 0).sum()  # the filter drops the repeated flags
+
+
+def test_probation_records_take_the_model_inputs_when_given() -> None:
+    files = [_file("a/x.csv", np.arange(100.0))]
+    records = probation_records(files, {"a/x.csv": -np.arange(100.0)})
+    assert [r.values[0] for r in records] == (-np.arange(probation_length(100))).tolist()
+
+
+def test_full_detector_with_seasonal_inputs_does_not_look_ahead() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(3000)
+    x = np.sin(2 * np.pi * t / 1440) + 0.05 * rng.normal(size=t.size)  # a daily cycle at one point a minute
+    settings = NabRnnSettings(model=ModelConfig(hidden_size=4), train_seconds=0)
+    assert settings.seasonal is not None
+    full = rnnwatch_detectors(settings)[0]["rnnwatch"]([_file("s", x)])["s"]
+    prefix = rnnwatch_detectors(settings)[0]["rnnwatch"]([_file("s", x[:2000])])["s"]
+    np.testing.assert_allclose(full[:2000], prefix, atol=1e-6)
+    assert ((full >= 0) & (full <= 1)).all()
