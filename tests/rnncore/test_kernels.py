@@ -128,10 +128,11 @@ def test_invalid_events_touch_nothing_and_do_not_disturb_others() -> None:
     valid = ~invalid
     out_valid = kernels.StepOutput.empty(int(valid.sum()), 3)
     kernels.advance(model, clean, rows[valid], times[valid], values[valid], out_valid)
-    np.testing.assert_array_equal(out.mean[valid], out_valid.mean)
-    np.testing.assert_array_equal(out.nll[valid], out_valid.nll)
-    for name in dirty:
-        np.testing.assert_array_equal(dirty[name], clean[name], err_msg=name)
+    # Dropping the invalid events changes how events fall into tiles, and BLAS may sum a tile's rows in another
+    # order: equal to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(out.mean[valid], out_valid.mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out.nll[valid], out_valid.nll, rtol=1e-6, atol=1e-6)
+    assert_same_state(dirty, clean, tol=1e-6)
 
 
 def test_first_event_has_no_surprise_and_forecasts_around_the_value() -> None:
