@@ -6,6 +6,8 @@ count, and prints validation NLL / MAE of the model next to the persistence and 
 the same steps, overall and per family. By default the fleet has no injected anomalies, so the scores
 measure forecasting of normal behaviour (``--anomalies 2`` puts anomalies in the validation range too).
 The machine is shared and noisy: pin with taskset and compare rows of the same run.
+``--attention-window K`` trains the attention head, ``--bidirectional`` the offline non-causal interpolator
+(its NLL is not comparable with a causal model's as a forecaster: it sees both sides of each step).
 
     taskset -c 0,1 .venv/bin/python bench/train.py --threads 1,2
 """
@@ -17,9 +19,11 @@ import time
 
 import torch
 
+from rnncore.attention import ring_bytes_per_stream
 from rnncore.config import CELL_TYPES, ModelConfig
 from rnncore.synthetic import generate_fleet
 from rnncore.training.baselines import ForecastScore, ewma_forecast, persistence_forecast, score_forecasts
+from rnncore.training.bidirectional import predict_bidirectional, stream_backward_inputs, train_bidirectional
 from rnncore.training.dataset import Dataset, build_dataset
 from rnncore.training.trainer import TrainConfig, TrainResult, predict, train
 
@@ -27,7 +31,12 @@ from rnncore.training.trainer import TrainConfig, TrainResult, predict, train
 def by_family(result: TrainResult, dataset: Dataset) -> None:
     """Validation NLL / MAE per synthetic family (stream keys start with the family name)."""
     scores: dict[str, list[ForecastScore]] = {}
-    forecasts = predict(result.module, dataset)
+    if result.module.config.bidirectional:
+        forward = [s.seq.inputs for s in dataset.streams]
+        backward = stream_backward_inputs(dataset, result.module.config)
+        forecasts = predict_bidirectional(result.module, forward, backward)
+    else:
+        forecasts = predict(result.module, dataset)
     min_scale, alpha = result.module.config.min_scale, result.report.ewma_alpha
     for stream, forecast in zip(dataset.streams, forecasts, strict=True):
         rows = scores.setdefault(stream.key.split("-")[0], [ForecastScore(), ForecastScore(), ForecastScore()])
@@ -60,12 +69,19 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attention-window", type=int, default=0, help="attention over the last K states (0 = off)")
+    parser.add_argument("--bidirectional", action="store_true", help="offline non-causal interpolating model")
     args = parser.parse_args()
 
     started = time.perf_counter()
     fleet = generate_fleet(args.streams, args.events, anomalies_per_stream=args.anomalies, seed=args.seed)
     config = ModelConfig(
-        cell=args.cell, hidden_size=args.hidden_size, num_layers=args.layers, norm_window=args.norm_window
+        cell=args.cell,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        norm_window=args.norm_window,
+        attention_window=args.attention_window,
+        direction="bidirectional" if args.bidirectional else "forward",
     )
     dataset = build_dataset(fleet.records(), config)
     prep = time.perf_counter() - started
@@ -74,7 +90,11 @@ def main() -> None:
         f"{dataset.train_steps} train / "
         f"{dataset.validation_steps} validation steps; prepared in {prep:.1f} s"
     )
-    print(f"model: {args.cell} H={args.hidden_size} L={args.layers}, budget {args.event_steps:,} event-steps")
+    print(
+        f"model: {args.cell} H={args.hidden_size} L={args.layers} attention K={args.attention_window} "
+        f"{config.direction} (attention ring {ring_bytes_per_stream(config)} B/stream), "
+        f"budget {args.event_steps:,} event-steps"
+    )
     header = f"{'threads':>7} {'steps/s':>10} {'train s':>8} {'wall s':>7} {'epochs':>6}"
     header += f" {'NLL model':>10} {'persist':>8} {'ewma':>8} {'MAE model':>10} {'persist':>8} {'ewma':>8}"
     print(header)
@@ -93,7 +113,7 @@ def main() -> None:
             progress=False,
         )
         t0 = time.perf_counter()
-        result = train(dataset, config, settings)
+        result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)
         wall = time.perf_counter() - t0
         r = result.report
         print(

@@ -7,6 +7,7 @@ dict keys are exactly ``ModelConfig.param_shapes()`` and export is a copy, never
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,36 +22,92 @@ RecurrentState = Tensor | tuple[Tensor, Tensor]
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+class AttentionState(NamedTuple):
+    """Recurrent state plus the attention ring: ``ring`` [B, K, H] oldest first, right-aligned (the last
+    ``fill[b]`` rows are real), ``fill`` [B] int64. ``rnncore.attention`` documents the online (slot) layout."""
+
+    recurrent: RecurrentState
+    ring: Tensor
+    fill: Tensor
+
+
+ModelState = RecurrentState | AttentionState
+
+
+class RingAttention(nn.Module):
+    """Softmax attention of each step's h over the last K top-layer states (itself included), no positions."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.key = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.value = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, hidden: Tensor, ring: Tensor, fill: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """hidden [B, T, H], ring [B, K, H], fill [B] -> (context [B, T, H], new ring, new fill)."""
+        B, T, H = hidden.shape
+        K = ring.shape[1]
+        extended = torch.cat([ring, hidden], dim=1)  # [B, K+T, H]; step t's window is positions t+1 .. t+K
+        ring_valid = torch.arange(K)[None, :] >= (K - fill)[:, None]
+        valid = torch.cat([ring_valid, torch.ones(B, T, dtype=torch.bool)], dim=1)
+        keys = self.key(extended).unfold(1, K, 1)[:, 1:]  # [B, T, H, K]
+        values = self.value(extended).unfold(1, K, 1)[:, 1:]
+        mask = valid.unfold(1, K, 1)[:, 1:]  # [B, T, K]
+        logits = torch.einsum("bth,bthk->btk", self.query(hidden), keys) / math.sqrt(H)
+        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+        context = torch.einsum("btk,bthk->bth", weights, values)
+        return context, extended[:, -K:], torch.clamp(fill + T, max=K)
+
+
+def make_recurrent_stack(config: ModelConfig) -> nn.RNN | nn.GRU | nn.LSTM:
+    """``torch.nn.RNN(tanh)/GRU/LSTM(batch_first=True)`` with the config's sizes (parameter names as in the config)."""
+    I, H, L = config.input_size, config.hidden_size, config.num_layers
+    if config.cell == "lstm":
+        return nn.LSTM(I, H, L, batch_first=True)
+    if config.cell == "gru":
+        return nn.GRU(I, H, L, batch_first=True)
+    return nn.RNN(I, H, L, nonlinearity="tanh", batch_first=True)
+
+
 class ForecastRNN(nn.Module):
     """Recurrent stack plus Gaussian forecast head: inputs [B, T, I] -> (mu, sigma) [B, T, F] in normalised units."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        I, H, L = config.input_size, config.hidden_size, config.num_layers
-        self.rnn: nn.RNN | nn.GRU | nn.LSTM
-        if config.cell == "lstm":
-            self.rnn = nn.LSTM(I, H, L, batch_first=True)
-        elif config.cell == "gru":
-            self.rnn = nn.GRU(I, H, L, batch_first=True)
-        else:
-            self.rnn = nn.RNN(I, H, L, nonlinearity="tanh", batch_first=True)
-        self.head = nn.Linear(config.hidden_size, 2 * config.n_features)
+        self.rnn = make_recurrent_stack(config)
+        self.attention = RingAttention(config.hidden_size) if config.attention_window else None
+        self.head = nn.Linear(config.head_input_size, 2 * config.n_features)
 
-    def forward(self, inputs: Tensor, state: RecurrentState | None = None) -> tuple[Tensor, Tensor, RecurrentState]:
+    def forward(self, inputs: Tensor, state: ModelState | None = None) -> tuple[Tensor, Tensor, ModelState]:
         """Run the sequence; returns forecast mean and scale for the next value, and the final state."""
-        hidden, new_state = self.rnn(inputs, state)
-        out = self.head(hidden)
+        if self.attention is None:
+            hidden, new_state = self.rnn(inputs, state)
+            return (*self._head(hidden), new_state)
+        if state is None:
+            state = self.zero_state(inputs.shape[0])
+        assert isinstance(state, AttentionState), "an attention model carries an AttentionState"
+        hidden, recurrent = self.rnn(inputs, state.recurrent)
+        context, ring, fill = self.attention(hidden, state.ring, state.fill)
+        mu, sigma = self._head(torch.cat([hidden, context], dim=-1))
+        return mu, sigma, AttentionState(recurrent, ring, fill)
+
+    def _head(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.head(features)
         F = self.config.n_features
         mu = out[..., :F]
         sigma = nn.functional.softplus(out[..., F:]) + self.config.min_scale
-        return mu, sigma, new_state
+        return mu, sigma
 
-    def zero_state(self, batch: int) -> RecurrentState:
-        """All-zero recurrent state for ``batch`` streams (what a new stream row starts from)."""
+    def zero_state(self, batch: int) -> ModelState:
+        """All-zero state for ``batch`` streams (what a new stream row starts from), ring empty if any."""
         shape = (self.config.num_layers, batch, self.config.hidden_size)
         h = torch.zeros(shape)
-        return (h, torch.zeros(shape)) if self.config.cell == "lstm" else h
+        recurrent: RecurrentState = (h, torch.zeros(shape)) if self.config.cell == "lstm" else h
+        if self.attention is None:
+            return recurrent
+        ring = torch.zeros(batch, self.config.attention_window, self.config.hidden_size)
+        return AttentionState(recurrent, ring, torch.zeros(batch, dtype=torch.long))
 
 
 def gaussian_nll(mu: Tensor, sigma: Tensor, target: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from rnncore.training.baselines import (
     score_forecasts,
 )
 from rnncore.training.dataset import Dataset
-from rnncore.training.module import ForecastRNN, RecurrentState, export_weights, gaussian_nll
+from rnncore.training.module import AttentionState, ForecastRNN, ModelState, export_weights, gaussian_nll
 from rnncore.training.windows import Batch, Segment, assign_lanes, count_batches, iterate_batches, make_segments
 
 
@@ -88,11 +88,14 @@ class EvaluationReport:
         return {**scores, "steps": self.model.steps, "ewma_alpha": self.ewma_alpha}
 
 
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
 @dataclass
-class TrainResult:
+class TrainResult(Generic[ModuleT]):
     """The best model, its weights, per-epoch history and timing."""
 
-    module: ForecastRNN
+    module: ModuleT
     weights: ModelWeights
     report: EvaluationReport
     history: list[dict[str, float]] = field(default_factory=list)
@@ -107,15 +110,19 @@ class TrainResult:
         return self.event_steps / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-def _reset_state(state: RecurrentState, keep: torch.Tensor) -> RecurrentState:
-    """Zero the lanes that start a new segment and cut the graph (truncated BPTT)."""
+def _reset_state(state: ModelState, keep: torch.Tensor) -> ModelState:
+    """Zero the lanes that start a new segment and cut the graph (truncated BPTT); empties their rings."""
+    if isinstance(state, AttentionState):
+        recurrent = _reset_state(state.recurrent, keep)
+        assert not isinstance(recurrent, AttentionState)
+        return AttentionState(recurrent, state.ring.detach() * keep[:, None, None], state.fill * keep.long())
     factor = keep[None, :, None]
     if isinstance(state, tuple):
         return (state[0].detach() * factor, state[1].detach() * factor)
     return state.detach() * factor
 
 
-def _batch_loss(module: ForecastRNN, batch: Batch, state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
+def _batch_loss(module: ForecastRNN, batch: Batch, state: ModelState) -> tuple[torch.Tensor, ModelState]:
     x = torch.from_numpy(batch.inputs)
     y = torch.from_numpy(np.nan_to_num(batch.targets))
     mask = torch.from_numpy(batch.mask)
@@ -138,7 +145,7 @@ def predict(module: ForecastRNN, dataset: Dataset, batch_size: int = 256, chunk:
         for b, stream in enumerate(group):
             x[b, : len(stream.seq)] = stream.seq.inputs
         result = np.empty((len(group), T, 2, F), dtype=np.float32)
-        state: RecurrentState | None = None
+        state: ModelState | None = None
         for lo in range(0, T, chunk):
             mu, sigma, state = module(torch.from_numpy(x[:, lo : lo + chunk]), state)
             result[:, lo : lo + chunk, 0] = mu.numpy()
@@ -208,7 +215,7 @@ class _Optimisation:
         schedule = _cosine(planned_batches, settings.final_lr_fraction)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, schedule)
 
-    def step(self, batch: Batch, state: RecurrentState) -> tuple[float, RecurrentState]:
+    def step(self, batch: Batch, state: ModelState) -> tuple[float, ModelState]:
         """Forward, masked NLL, backward, clip, update; returns the batch loss and the state to carry on."""
         loss, state = _batch_loss(self.module, batch, state)
         self.optimiser.zero_grad(set_to_none=True)
@@ -219,7 +226,7 @@ class _Optimisation:
         return float(loss.detach()), state
 
 
-def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult:
+def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[ForecastRNN]:
     """Fit a fresh ``ForecastRNN`` to ``dataset``; returns the best epoch's model by validation NLL."""
     if dataset.train_steps == 0:
         raise TrainingError("no training steps: streams are too short for the validation split")

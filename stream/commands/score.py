@@ -4,6 +4,11 @@ Events are ordered by time (stable, so equal times keep file order) and fed to t
 service runs, in micro-batches of consecutive events; the Detector applies a stream's events in arrival order,
 so the scores equal feeding events one at a time, and no event sees a later one. Output: one record per event
 with key, time, score, anomaly flag (score >= threshold) and status, as JSON Lines or CSV (by suffix).
+
+``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
+event's surprise comes from the events before *and after* it (``rnncore.bidirectional``), calibrated per
+stream like the service's. Same columns plus ``causal`` = false on every row, so the file cannot pass for
+causal output. A bidirectional artifact without the flag (and a causal one with it) is refused.
 """
 
 from __future__ import annotations
@@ -28,22 +33,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=0.99, help="score at or above which an event is anomalous")
     parser.add_argument("--batch-size", type=int, default=1024, help="events per Detector.step call")
     parser.add_argument("--max-streams", type=int, default=1_000_000, help="state table capacity")
-
-
-def _writer(path: Path) -> tuple[Any, Any]:
-    handle = path.open("w", newline="")
-    if path.suffix.lower() == ".csv":
-        table = csv.writer(handle)
-        table.writerow(["key", "time", "score", "anomaly", "status"])
-        return handle, lambda key, t, s, a, st: table.writerow([key, repr(t), f"{s:.6g}", int(a), st])
-    return handle, lambda key, t, s, a, st: handle.write(
-        orjson.dumps({"key": key, "time": t, "score": s, "anomaly": a, "status": st}).decode() + "\n"
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="non-causal offline rescoring with a bidirectional artifact (scores may use later events)",
     )
 
 
-def score_events(
-    records: list[Any], detector: Any, threshold: float, batch_size: int, emit: Any
-) -> tuple[int, int]:
+def _writer(path: Path, causal: bool = True) -> tuple[Any, Any]:
+    """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false)."""
+    handle = path.open("w", newline="")
+    if path.suffix.lower() == ".csv":
+        table = csv.writer(handle)
+        table.writerow(["key", "time", "score", "anomaly", "status", *([] if causal else ["causal"])])
+        marker = [] if causal else [0]
+        return handle, lambda key, t, s, a, st: table.writerow([key, repr(t), f"{s:.6g}", int(a), st, *marker])
+    extra = {} if causal else {"causal": False}
+    return handle, lambda key, t, s, a, st: handle.write(
+        orjson.dumps({"key": key, "time": t, "score": s, "anomaly": a, "status": st, **extra}).decode() + "\n"
+    )
+
+
+def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit: Any) -> int:
+    """Rescore all records with a bidirectional model and emit rows in time order; returns the anomaly count."""
+    from rnncore.training.bidirectional import score_records
+
+    result = score_records(weights, records)
+    anomalies = 0
+    for i in sorted(range(len(records)), key=lambda i: records[i].time):
+        score = float(result.scores[i])
+        flagged = bool(score >= threshold)
+        anomalies += flagged
+        emit(records[i].key, records[i].time, score, flagged, "ok")
+    return anomalies
+
+
+def score_events(records: list[Any], detector: Any, threshold: float, batch_size: int, emit: Any) -> tuple[int, int]:
     """Feed records (time-ordered) to the detector in batches; emit one output row each; returns (events, anomalies)."""
     order = sorted(range(len(records)), key=lambda i: records[i].time)
     anomalies = 0
@@ -64,6 +89,8 @@ def score_events(
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
     from rnncore.artifact import load_artifact
+    from rnncore.attention import ensure_online_attention
+    from rnncore.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.detector import Detector
     from rnncore.eventlog import read_event_logs
 
@@ -72,15 +99,32 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         weights = load_artifact(args.model)
+        if args.bidirectional:
+            ensure_bidirectional(weights.config, "rnnwatch score --bidirectional")
+        else:
+            ensure_causal(weights.config, "rnnwatch score (without --bidirectional)")
+            ensure_online_attention(weights.config, "rnnwatch score")
         records, summary = read_event_logs(args.logs)
     except RnnCoreError as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
+    if args.bidirectional:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        handle, emit = _writer(args.out, causal=False)
+        with handle:
+            anomalies = score_bidirectional(records, weights, args.threshold, emit)
+        print(
+            f"scored {len(records)} events NON-CAUSALLY (bidirectional: scores use later events) "
+            f"({summary.describe()}); {anomalies} at or above {args.threshold}; wrote {args.out}"
+        )
+        return 0
     detector = Detector(weights, max_streams=args.max_streams)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     handle, emit = _writer(args.out)
     with handle:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
-    print(f"scored {events} events of {detector.n_streams} streams ({summary.describe()}); "
-          f"{anomalies} at or above {args.threshold}; wrote {args.out}")
+    print(
+        f"scored {events} events of {detector.n_streams} streams ({summary.describe()}); "
+        f"{anomalies} at or above {args.threshold}; wrote {args.out}"
+    )
     return 0

@@ -52,6 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--time-delta-feature", action="store_true", help="add log1p(dt/dt_scale) as an input")
     model.add_argument("--dt-scale", type=float, default=defaults.dt_scale, help="seconds; scale of the dt input")
     model.add_argument("--min-scale", type=float, default=defaults.min_scale)
+    model.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="offline-only non-causal model for `rnnwatch score --bidirectional` (refused by serve and NAB)",
+    )
+    model.add_argument(
+        "--attention-window",
+        type=int,
+        default=defaults.attention_window,
+        metavar="K",
+        help="head attends over the last K hidden states of the stream (0 = off)",
+    )
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--bptt", type=int, default=64, help="truncated BPTT window (steps)")
@@ -144,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnwatch train: {message}", file=sys.stderr)
         return 2
     from rnncore.artifact import save_artifact
+    from rnncore.training.bidirectional import train_bidirectional
     from rnncore.training.dataset import build_dataset
     from rnncore.training.trainer import TrainConfig, train
 
@@ -160,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
             dt_scale=args.dt_scale,
             min_scale=args.min_scale,
             norm_window=args.norm_window,
+            direction="bidirectional" if args.bidirectional else "forward",
+            attention_window=args.attention_window,
         )
         dataset = build_dataset(records, config, args.validation_fraction, args.min_events)
         settings = TrainConfig(
@@ -177,11 +192,12 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=not args.no_progress,
         )
-        result = train(dataset, config, settings)
+        result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)
     except (RnnCoreError, StreamError) as exc:
         print(f"rnnwatch train: {exc}", file=sys.stderr)
         return 2
-    metadata = {
+    metadata: dict[str, Any] = {
+        "causal": not config.bidirectional,
         "features": {"n_features": config.n_features, "time_delta_feature": config.time_delta_feature},
         "normalisation": {
             "kind": "causal per-stream running mean/variance, exponential after norm_window events",

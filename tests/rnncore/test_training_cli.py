@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,23 @@ def test_train_without_usable_rows_exits_non_zero_with_the_reason(
 def test_train_needs_a_data_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--out", str(tmp_path / "m")]) == 2
     assert "--logs" in capsys.readouterr().err
+
+
+def test_train_bidirectional_writes_a_non_causal_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "model"
+    argv = ["train", "--synthetic", "3", "--synthetic-events", "300", "--bidirectional", "--out", str(out)]
+    assert main([*argv, "--no-progress", "--warmup", "8", *FAST]) == 0, capsys.readouterr().err
+    weights = load_artifact(out)
+    assert weights.config.bidirectional and "rnn_reverse.weight_ih_l0" in weights.params
+    document = json.loads((out / "model.json").read_text())
+    assert document["causal"] is False and document["architecture"]["direction"] == "bidirectional"
+    assert math.isfinite(document["validation"]["model"]["nll"])
+
+
+def test_train_with_attention_window_writes_the_attention_parameters(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--attention-window", "4", "--out", str(out)]
+    assert main([*argv, "--no-progress", "--warmup", "8", *FAST]) == 0
+    weights = load_artifact(out)
+    assert weights.config.attention_window == 4 and weights.params["attention.key.weight"].shape == (8, 8)
+    assert main([*argv[:-2], "--bidirectional", "--out", str(tmp_path / "x"), "--no-progress", *FAST]) == 2

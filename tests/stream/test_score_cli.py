@@ -58,3 +58,62 @@ def test_missing_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     log, _, _, _ = _setup(tmp_path)
     code = main(["score", "--logs", str(log), "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o.jsonl")])
     assert code == 2 and "rnnwatch score" in capsys.readouterr().err
+
+
+def _bidirectional_model(tmp_path: Path) -> tuple[Path, ModelWeights]:
+    weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, direction="bidirectional"), seed=3)
+    model = tmp_path / "bidirectional"
+    save_artifact(model, weights)
+    return model, weights
+
+
+@pytest.mark.torch
+def test_bidirectional_scores_equal_the_scorer_and_are_marked_non_causal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnncore.eventlog import read_event_logs
+    from rnncore.training.bidirectional import score_records
+
+    log, _, _, _ = _setup(tmp_path)
+    model, weights = _bidirectional_model(tmp_path)
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--bidirectional", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 0
+    assert "NON-CAUSALLY" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 300 and all(r["causal"] is False for r in rows)
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    records, _ = read_event_logs([log])
+    expected = score_records(weights, records)
+    by_time = {r.time: float(s) for r, s in zip(records, expected.scores, strict=True)}
+    np.testing.assert_allclose([r["score"] for r in rows], [by_time[r["time"]] for r in rows], atol=1e-6)
+    csv_out = tmp_path / "scores.csv"
+    assert main(["score", "--bidirectional", "--logs", str(log), "--model", str(model), "--out", str(csv_out)]) == 0
+    with csv_out.open() as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["key", "time", "score", "anomaly", "status", "causal"] and table[0]["causal"] == "0"
+
+
+def test_bidirectional_artifact_without_the_flag_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log, _, _, _ = _setup(tmp_path)
+    model, _ = _bidirectional_model(tmp_path)
+    out = tmp_path / "o.jsonl"
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "needs a causal model" in err and "--bidirectional" in err and not out.exists()
+
+
+def test_causal_artifact_with_the_flag_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log, model, _, _ = _setup(tmp_path)
+    out = tmp_path / "o.jsonl"
+    assert main(["score", "--bidirectional", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 2
+    assert "needs a bidirectional model" in capsys.readouterr().err
+
+
+def test_attention_artifact_is_refused_until_the_kernels_run_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, _, _, _ = _setup(tmp_path)
+    model = tmp_path / "attention"
+    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, attention_window=4), seed=1))
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "attention head" in capsys.readouterr().err
