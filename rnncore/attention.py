@@ -45,8 +45,9 @@ class AttentionError(RnnCoreError, ValueError):
     """Attention state arrays do not match the model (no attention, wrong shape or dtype)."""
 
 
-# Flipped to True once rnncore.kernels carries the ring in the state table (the kernels helper's next step).
-ONLINE_KERNELS_SUPPORT_ATTENTION = False
+# rnncore.kernels carries the ring in the state table (``state_schema``) and runs attention models
+# (``rnncore.kernels._attention``); kept so callers that check it keep working.
+ONLINE_KERNELS_SUPPORT_ATTENTION = True
 
 
 def ensure_online_attention(config: ModelConfig, where: str) -> None:

@@ -18,15 +18,16 @@ import math
 
 import numpy as np
 
+from rnncore.artifact import ArtifactError
 from rnncore.config import ModelConfig
-from rnncore.errors import RnnCoreError
 from rnncore.preprocess import normalise_sequence
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-class NonCausalModelError(RnnCoreError, ValueError):
-    """A bidirectional (look-ahead) model was given to a causal path: the service, the Detector or NAB."""
+class NonCausalModelError(ArtifactError):
+    """A bidirectional (look-ahead) model was given to a causal path: the service, the Detector or NAB (or a causal
+    model to the bidirectional scorer). An ``ArtifactError``, so a hot reload counts it as a refused artifact."""
 
 
 def ensure_causal(config: ModelConfig, where: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 import rnncore.scoring as calibration
 from rnncore import kernels
+from rnncore.bidirectional import ensure_causal
 from rnncore.errors import RnnCoreError
 from rnncore.model import ModelWeights
 from rnncore.state import EventStatus, StateTable, columns_from_schema, status_reason
@@ -94,6 +95,7 @@ class Detector:
         idle_ttl_seconds: float | None = None,
         scoring: calibration.ScoringParams | None = None,
     ) -> None:
+        ensure_causal(weights.config, "the online Detector (rnnwatch serve, rnnwatch score, rnnwatch bench nab)")
         self.max_streams = max_streams
         self.idle_ttl_seconds = idle_ttl_seconds
         self.scoring = scoring if scoring is not None else calibration.ScoringParams()
@@ -211,13 +213,16 @@ class Detector:
 
     def reload(self, weights: ModelWeights) -> None:
         """Hot-swap the model, keeping every stream's state; raises IncompatibleModelError and keeps the old one
-        when the new weights need a different state layout."""
+        when the new weights need a different state layout (or look ahead: a bidirectional model)."""
+        ensure_causal(weights.config, "the online Detector (model reload)")
         if not self._weights.is_compatible_with(weights):
             old, new = self._weights.config, weights.config
             raise IncompatibleModelError(
                 "new weights cannot take over the stream state: "
-                f"{old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} in use, "
-                f"{new.cell} H={new.hidden_size} L={new.num_layers} F={new.n_features} offered"
+                f"{old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} "
+                f"attention_window={old.attention_window} in use, "
+                f"{new.cell} H={new.hidden_size} L={new.num_layers} F={new.n_features} "
+                f"attention_window={new.attention_window} offered"
             )
         if set(columns_from_schema(_state_schema(weights, self.scoring))) != set(self._table.specs):
             raise IncompatibleModelError("new weights need different state columns than the running model")

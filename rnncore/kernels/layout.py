@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnncore.attention import ring_schema
 from rnncore.config import ModelConfig
 
 RECURRENT = "recurrent"  # float32 (L, P, H): per layer, h (and c for an LSTM)
@@ -27,7 +28,7 @@ Schema = dict[str, tuple[tuple[int, ...], np.dtype]]
 def state_schema(config: ModelConfig) -> Schema:
     """Column name -> (shape after the row axis, dtype) of every per-stream column the kernels need."""
     F = config.n_features
-    return {
+    schema: Schema = {
         RECURRENT: ((config.num_layers, config.state_planes, config.hidden_size), np.dtype(np.float32)),
         NORM: ((2, F), np.dtype(np.float32)),
         FORECAST: ((2, F), np.dtype(np.float32)),
@@ -35,6 +36,8 @@ def state_schema(config: ModelConfig) -> Schema:
         COUNT: ((), np.dtype(np.int64)),
         TILE_MARK: ((), np.dtype(np.uint8)),
     }
+    schema.update(ring_schema(config))  # attention head only: the ring of rnncore.attention (empty otherwise)
+    return schema
 
 
 def bytes_per_row(config: ModelConfig) -> int:

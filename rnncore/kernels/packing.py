@@ -5,11 +5,17 @@ Per layer ``k`` the packed array holds ``W_ih^T [I_k, G*H]``, ``W_hh^T [H, G*H]`
 tile of inputs ``X [T, I_k]`` times ``W^T`` is one row-major matrix product; every block starts on a
 64-byte boundary. ``index`` carries the sizes and block offsets, ``scalars`` the preprocessing constants,
 so a kernel call needs three model arguments whatever the depth.
+
+After those, per layer, the tiled kernel's fused gate blocks (``gate_blocks``): ``W1 [I_k, D]``, ``W2 [H, D]``,
+``bias [D]`` with each gate padded to ``Hp`` = H rounded up to 16 columns, so one register-blocked product
+gives every gate's pre-activation with both biases (``rnncore.kernels._gemm``); their offsets follow the
+4 L per-layer entries of ``index``. The array starts on a 64-byte boundary.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +24,7 @@ from rnncore.model import ModelWeights
 
 CELL_CODES: dict[str, int] = {"rnn": 0, "gru": 1, "lstm": 2}
 
-# index layout: fixed header, then 4 offsets per layer (W_ih^T, W_hh^T, b_ih, b_hh)
+# index layout: fixed header, 4 offsets per layer (W_ih^T, W_hh^T, b_ih, b_hh), then 3 per layer (W1, W2, bias)
 IDX_CELL, IDX_LAYERS, IDX_FEATURES, IDX_INPUT, IDX_HIDDEN, IDX_TIME_FEATURE, IDX_HEAD_W, IDX_HEAD_B = range(8)
 IDX_LAYER0 = 8
 # scalars layout
@@ -33,17 +39,63 @@ class PackedModel:
 
     config: ModelConfig
     weights: np.ndarray  # float32 [n]
-    index: np.ndarray  # int64 [8 + 4 L]
+    index: np.ndarray  # int64 [8 + 4 L + 3 L]
     scalars: np.ndarray  # float64 [5]
+    # attention head (rnncore.kernels._attention): W_q, W_k, W_v as float32 [3, H, H]; [0, 1, 1] without one
+    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), dtype=np.float32))
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the packed arrays."""
-        return int(self.weights.nbytes + self.index.nbytes + self.scalars.nbytes)
+        return int(self.weights.nbytes + self.index.nbytes + self.scalars.nbytes + self.attention.nbytes)
 
 
 def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def padded_hidden(hidden: int) -> int:
+    """Hp: the hidden size rounded up to whole 16-float vectors (the width of one gate in the fused blocks)."""
+    return (hidden + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def gate_columns(cell: str, hidden: int) -> int:
+    """D: columns of the fused pre-activation row (GRU [r, z, n_h, n_x], LSTM [i, f, g, o], RNN [h])."""
+    return (1 if cell == "rnn" else 4) * padded_hidden(hidden)
+
+
+def gate_blocks(config: ModelConfig, params: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray, ...]:
+    """Layer k's fused blocks ``W1 = W_ih^T``, ``W2 = W_hh^T`` [*, D] and ``bias`` [D] in the gate order of
+    ``gate_columns``: ``bias + x W1 + h W2`` is every gate's pre-activation (the GRU's n gate keeps its input
+    part n_x = W_in x + b_in and hidden part n_h = W_hn h + b_hn apart, as r multiplies only n_h)."""
+    H, Hp = config.hidden_size, padded_hidden(config.hidden_size)
+    W_ih, W_hh = params[f"rnn.weight_ih_l{k}"], params[f"rnn.weight_hh_l{k}"]
+    b_ih, b_hh = params[f"rnn.bias_ih_l{k}"], params[f"rnn.bias_hh_l{k}"]
+    D = gate_columns(config.cell, H)
+    W1 = np.zeros((W_ih.shape[1], D), np.float32)
+    W2 = np.zeros((H, D), np.float32)
+    bias = np.zeros(D, np.float32)
+    gates = 1 if config.cell == "rnn" else (3 if config.cell == "gru" else 4)
+    for g in range(gates):
+        rows = slice(g * H, (g + 1) * H)
+        if config.cell == "gru" and g == 2:  # n: hidden part in block 2, input part in block 3
+            W2[:, 2 * Hp : 2 * Hp + H] = W_hh[rows].T
+            bias[2 * Hp : 2 * Hp + H] = b_hh[rows]
+            W1[:, 3 * Hp : 3 * Hp + H] = W_ih[rows].T
+            bias[3 * Hp : 3 * Hp + H] = b_ih[rows]
+            continue
+        cols = slice(g * Hp, g * Hp + H)
+        W1[:, cols] = W_ih[rows].T
+        W2[:, cols] = W_hh[rows].T
+        bias[cols] = np.asarray(b_ih[rows], np.float32) + np.asarray(b_hh[rows], np.float32)
+    return W1, W2, bias
+
+
+def _aligned_zeros(n: int) -> np.ndarray:
+    """Zeroed float32 [n] whose first element sits on a 64-byte boundary (aligned vector loads)."""
+    raw = np.zeros(n + _ALIGN, dtype=np.float32)
+    skip = (-raw.ctypes.data // 4) % _ALIGN
+    return raw[skip : skip + n]
 
 
 def pack(weights: ModelWeights) -> PackedModel:
@@ -68,7 +120,9 @@ def pack(weights: ModelWeights) -> PackedModel:
         offsets.append(put(params[f"rnn.weight_hh_l{k}"].T))
         offsets.append(put(params[f"rnn.bias_ih_l{k}"]))
         offsets.append(put(params[f"rnn.bias_hh_l{k}"]))
-    packed = np.zeros(max(cursor, 1), dtype=np.float32)
+    for k in range(config.num_layers):
+        offsets.extend(put(block) for block in gate_blocks(config, params, k))
+    packed = _aligned_zeros(max(cursor, 1))
     for start, flat in blocks:
         packed[start : start + flat.size] = flat
     header = [
@@ -86,4 +140,9 @@ def pack(weights: ModelWeights) -> PackedModel:
         [float(config.norm_window), config.norm_eps, config.input_clip, config.dt_scale, config.min_scale],
         dtype=np.float64,
     )
-    return PackedModel(config=config, weights=packed, index=index, scalars=scalars)
+    attention = np.zeros((0, 1, 1), dtype=np.float32)
+    if config.attention_window:  # [3, H, H]: query, key, value (rnncore.kernels._attention)
+        attention = np.stack([params[f"attention.{part}.weight"] for part in ("query", "key", "value")])
+    return PackedModel(
+        config=config, weights=packed, index=index, scalars=scalars, attention=np.ascontiguousarray(attention)
+    )

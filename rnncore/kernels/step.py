@@ -101,6 +101,16 @@ def advance(
     Arrays must be C-contiguous with the dtypes of ``state_schema`` / ``StepOutput``; the kernel checks
     shapes itself, so a B=1 call costs little more than the Numba dispatch.
     """
+    if model.config.attention_window:  # attention head (issue 9): the per-event kernel in _attention
+        from rnncore.kernels._attention import advance_attention
+
+        code = advance_attention(model, columns, rows, times, values, out)
+        if code == SHAPE_MISMATCH:
+            raise _explain(model, columns, rows, times, values, out)
+        if code:
+            top = columns[layout.RECURRENT].shape[0] - 1
+            raise KernelInputError(f"rows[{code - 1}] = {rows[code - 1]} is outside the state table (0..{top})")
+        return
     try:
         code = advance_kernel(
             model.weights,

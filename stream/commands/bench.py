@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-baselines", action="store_true", help="run rnnwatch only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="refused: NAB forbids look-ahead, bidirectional models are for `rnnwatch score --bidirectional` only",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
 
+    if getattr(args, "bidirectional", False):
+        print(
+            "rnnwatch bench nab: --bidirectional is refused: NAB forbids look-ahead and a bidirectional model scores "
+            "each event with later events; NAB runs causal models only (rescore offline with "
+            "`rnnwatch score --bidirectional`)",
+            file=sys.stderr,
+        )
+        return 2
     start = time.perf_counter()
     try:
         files = load_series(args.data)

@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load config and model, then serve until a signal; returns the exit code."""
     from rnncore.artifact import load_artifact
+    from rnncore.bidirectional import ensure_causal
     from rnncore.errors import RnnCoreError
     from stream.config import ConfigError, load_config
     from stream.service.logs import configure_logging
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if not config.model_dir:
             raise ConfigError("no model: pass --model-dir or set RNNWATCH_MODEL_DIR / model_dir in the config file")
         weights = load_artifact(config.model_dir)
+        ensure_causal(weights.config, f"rnnwatch serve (model_dir {config.model_dir})")
     except (ConfigError, RnnCoreError) as error:
         logger.error("cannot start: %s", error)
         return 2

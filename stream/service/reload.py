@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rnncore.artifact import METADATA_FILE, load_artifact
+from rnncore.bidirectional import ensure_causal
 from rnncore.model import ModelWeights
 
 Signature = tuple[int, int, int] | None
@@ -54,4 +55,6 @@ class ModelWatcher:
         if current is None or current == self._seen:
             return None
         self._seen = current
-        return load_artifact(self.model_dir)
+        weights = load_artifact(self.model_dir)
+        ensure_causal(weights.config, f"rnnwatch serve (model reload from {self.model_dir})")  # an ArtifactError
+        return weights

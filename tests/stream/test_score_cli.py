@@ -109,11 +109,17 @@ def test_causal_artifact_with_the_flag_is_refused(tmp_path: Path, capsys: pytest
     assert "needs a bidirectional model" in capsys.readouterr().err
 
 
-def test_attention_artifact_is_refused_until_the_kernels_run_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    log, _, _, _ = _setup(tmp_path)
+def test_attention_artifact_scores_online_like_the_detector(tmp_path: Path) -> None:
+    log, _, _, events = _setup(tmp_path)
     model = tmp_path / "attention"
-    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, attention_window=4), seed=1))
-    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(tmp_path / "o.jsonl")]) == 2
-    assert "attention head" in capsys.readouterr().err
+    weights = ModelWeights.random(ModelConfig(hidden_size=8, attention_window=4), seed=1)
+    save_artifact(model, weights)
+    out = tmp_path / "o.jsonl"
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out), "--batch-size", "7"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    detector = Detector(weights)
+    expected = [
+        float(detector.step([e["key"]], [e["time"]], np.array(e["values"], np.float32)).scores[0]) for e in events
+    ]
+    np.testing.assert_array_equal([r["score"] for r in rows], np.array(expected, dtype=np.float32))
+    assert "causal" not in rows[0]

@@ -1,0 +1,135 @@
+"""Bidirectional (look-ahead) models are refused by every causal path with a clear message: `rnnwatch serve` at
+start, hot reload (counted as refused, the old model goes on), `rnnwatch bench nab` and the NAB runner; an
+attention model, which is causal, is served and scores like the offline Detector."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnncore.artifact import ArtifactError, load_artifact, save_artifact
+from rnncore.bidirectional import NonCausalModelError
+from rnncore.config import ModelConfig
+from rnncore.detector import Detector
+from rnncore.model import ModelWeights
+from stream.cli import main
+from stream.service import Service
+from stream.service.reload import ModelWatcher
+from tests.kafka_helpers import run_sync
+from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
+from tests.stream.test_service_kafka import SCORING, _published, _stream_events, _topics
+
+PLAIN = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=3)
+BIDIRECTIONAL = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, direction="bidirectional"), seed=4)
+ATTENTION = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, attention_window=4), seed=5, scale=0.5)
+
+
+def test_serve_refuses_a_bidirectional_artifact_at_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_artifact(tmp_path / "model", BIDIRECTIONAL)
+    assert main(["serve", "--model-dir", str(tmp_path / "model"), "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    message = capsys.readouterr().err  # `rnnwatch serve` logs to stderr with its own handler
+    assert "rnnwatch serve" in message and "needs a causal model" in message and "bidirectional" in message
+
+
+def test_the_model_watcher_refuses_a_bidirectional_artifact_once(tmp_path: Path) -> None:
+    save_artifact(tmp_path, PLAIN)
+    watcher = ModelWatcher(tmp_path, poll_seconds=0)
+    save_artifact(tmp_path, BIDIRECTIONAL)
+    with pytest.raises(ArtifactError, match="model reload.*needs a causal model") as error:
+        watcher.load_if_changed()
+    assert isinstance(error.value, NonCausalModelError)
+    assert watcher.load_if_changed() is None  # not retried until the artifact changes again
+
+
+def test_bench_nab_refuses_bidirectional(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "nab", "--bidirectional", "--data", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "NAB forbids look-ahead" in err and "rnnwatch score --bidirectional" in err
+
+
+def test_the_nab_runner_refuses_a_bidirectional_model() -> None:
+    from rnncore.evaluation.nab_data import NabFile
+    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
+
+    stamps = np.datetime64("2020-01-01T00:00:00", "s") + np.arange(200) * np.timedelta64(300, "s")
+    nab_file = NabFile(name="x/a.csv", timestamps=stamps, values=np.sin(np.arange(200.0)))
+    detectors, _ = rnnwatch_detectors(NabRnnSettings(model=BIDIRECTIONAL.config))
+    with pytest.raises(NonCausalModelError, match="bench nab"):
+        detectors["rnnwatch"]([nab_file])
+
+
+def _offline(weights: ModelWeights, events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
+    detector = Detector(weights, max_streams=1000, scoring=SCORING)
+    out: dict[str, list[list[float]]] = {}
+    for key, t, v in events:
+        r = detector.step([key], np.array([t]), np.array([v], dtype=np.float32))
+        out.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], what: str, timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+                raise AssertionError(f"service stopped before {what}")
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(180)
+def test_attention_model_is_served_and_reloads_to_bidirectional_or_plain_are_refused(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    make_group: Callable[[], str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topics = _topics(make_topic, partitions=2)
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, ATTENTION, {"version": "attn"})
+    started_with = load_artifact(model_dir)
+    events = _stream_events(n_keys=5, per_key=30)
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.05)
+
+    async def scenario() -> Service:
+        make = lambda: Detector(started_with, max_streams=1000, scoring=SCORING)  # noqa: E731
+        service = Service(config, started_with, make_detector=make)
+        refused = lambda: service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
+        async with service:
+            task = asyncio.create_task(service.run())
+            try:
+                await publish(
+                    kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events[:70]]
+                )
+                await _wait(lambda: service.metrics.value("rnnwatch_events_scored_total") >= 70, task, "first part")
+                save_artifact(model_dir, BIDIRECTIONAL, {"version": "look-ahead"})
+                await _wait(lambda: refused() == 1, task, "the bidirectional artifact's refusal")
+                save_artifact(model_dir, PLAIN, {"version": "plain"})  # no ring: another state layout
+                await _wait(lambda: refused() == 2, task, "the plain artifact's refusal")
+                await publish(
+                    kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events[70:]]
+                )
+                await _wait(
+                    lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
+                    task,
+                    "scoring after the refusals",
+                )
+            finally:
+                service.request_stop()
+                await task
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0
+    refusals = [r.getMessage() for r in caplog.records if "model reload refused" in r.getMessage()]
+    assert len(refusals) == 2 and "needs a causal model" in refusals[0] and "cannot take over" in refusals[1]
+    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    assert {s["model_version"] for scores in got.values() for s in scores} == {"attn"}
+    expected = _offline(ATTENTION, events)
+    for key, scores in got.items():
+        np.testing.assert_allclose(_published(scores), expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
