@@ -1,11 +1,12 @@
-"""The tiled batched step kernel: gather a tile of distinct streams, one matrix product per weight, write back.
+"""The tiled batched step kernel: gather a tile of distinct streams, one matrix product per layer, write back.
 
 Per tile (up to ``TILE`` events, each stream at most once): preprocess every event (contract steps 0-4)
-into ``X0``; per layer gather the old ``h`` into a contiguous block, ``Gi = X W_ih^T`` and
-``Gh = H W_hh^T`` as matrix products (the recurrent weights are read once per tile, not once per event),
-then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row, writing the new state straight back;
-finally the head (step 6) and the forecast outputs. A stream repeated inside the batch closes the tile
-(``tile_mark``), so each stream's events are applied in arrival order.
+into ``X0``; per layer gather the old ``h`` into a contiguous block and compute every gate's pre-activation
+``P = bias + X W_ih^T + H W_hh^T`` with the register-blocked products of ``_gemm`` (the weights are read
+once per tile, not once per event), then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row,
+writing the new state straight back; finally the head (step 6) and the forecast outputs. A stream repeated
+inside the batch closes the tile (``tile_mark``), so each stream's events are applied in arrival order.
+``_matmul`` and ``_cell_update`` serve the head and the one-event attention kernel (``_attention``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 
 import numpy as np
 
+from rnncore.kernels._gemm import LANES, ROWS, gate_product
 from rnncore.kernels._numba import jit
 from rnncore.kernels._prefetch import prefetch
 from rnncore.kernels.fastmath import sigmoid_approx, tanh_approx
@@ -202,6 +204,57 @@ def _cell_update(
                 h_out[j] = h
 
 
+@jit
+def _gates(
+    cell: int,
+    layer: int,
+    n: int,
+    H: int,
+    Hp: int,
+    slot_rows: np.ndarray,
+    P: np.ndarray,
+    H_old: np.ndarray,
+    H_new: np.ndarray,
+    recurrent: np.ndarray,
+) -> None:
+    """Cell equations on the fused pre-activations ``P`` (biases included, gates Hp apart, see
+    ``packing.gate_blocks``) of n events; new h into H_new and straight back to the table."""
+    for e in range(n):
+        r = slot_rows[e]
+        p = P[e]
+        h_new = H_new[e]
+        h_out = recurrent[r, layer, 0]
+        if cell == CELL_GRU:
+            # r = s(W_ir x + b_ir + W_hr h + b_hr); z likewise; n = tanh(W_in x + b_in + r (W_hn h + b_hn))
+            h_old = H_old[e]
+            for j in range(H):
+                rg = sigmoid_approx(p[j])
+                zg = sigmoid_approx(p[Hp + j])
+                ng = tanh_approx(p[3 * Hp + j] + rg * p[2 * Hp + j])
+                h = ng + zg * (h_old[j] - ng)  # (1 - z) n + z h
+                h_new[j] = h
+                h_out[j] = h
+        elif cell == CELL_LSTM:
+            # i, f, g, o gates; c' = f c + i g; h' = o tanh(c')
+            c_io = recurrent[r, layer, 1]
+            for j in range(H):
+                ig = sigmoid_approx(p[j])
+                fg = sigmoid_approx(p[Hp + j])
+                gg = tanh_approx(p[2 * Hp + j])
+                og = sigmoid_approx(p[3 * Hp + j])
+                c = fg * c_io[j] + ig * gg
+                h = og * tanh_approx(c)
+                c_io[j] = c
+                h_new[j] = h
+                h_out[j] = h
+        else:
+            # h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+            for j in range(H):
+                h = tanh_approx(p[j])
+                h_new[j] = h
+                h_out[j] = h
+
+
 KERNEL_SIGNATURE = (
     "int64(float32[::1], int64[::1], float64[::1], "  # packed model
     "float32[:, :, :, ::1], float32[:, :, ::1], float32[:, :, ::1], float64[::1], int64[::1], uint8[::1], "  # state
@@ -280,30 +333,29 @@ def advance_kernel(
     F = index[2]
     I = index[3]
     H = index[4]
-    G = 1 if cell == CELL_RNN else (3 if cell == CELL_GRU else 4)
-    GH = G * H
     eps = scalars[1]
     min_scale = scalars[4]
-    # one scratch allocation per call, carved into the tile buffers
-    tile = SMALL_TILE if H * GH * 4 <= SMALL_TILE_WEIGHT_BYTES else TILE
+    Hp = (H + LANES - 1) // LANES * LANES
+    D = Hp if cell == CELL_RNN else 4 * Hp
+    # one scratch allocation per call, carved into the tile buffers (rows rounded up for gate_product)
+    tile = SMALL_TILE if H * D * 4 <= SMALL_TILE_WEIGHT_BYTES else TILE
     T = min(B, tile)
+    T_rows = (T + ROWS - 1) // ROWS * ROWS
     slots = np.empty(2 * T, np.int64)
     slot_event = slots[:T]
     slot_rows = slots[T:]
-    sizes = (T * I, T * H, T * H, T * GH, T * GH, T * 2 * F)
-    scratch = np.empty(sum(sizes), np.float32)
-    start = 0
-    X0 = scratch[start : start + sizes[0]].reshape((T, I))
+    sizes = (T_rows * I, T_rows * H, T_rows * H, T_rows * D, T * 2 * F)
+    scratch = np.zeros(sum(sizes) + LANES, np.float32)
+    start = (-(scratch.ctypes.data // 4)) % LANES  # 64-byte aligned rows (every width below but I is padded)
+    X0 = scratch[start : start + sizes[0]].reshape((T_rows, I))
     start += sizes[0]
-    H_old = scratch[start : start + sizes[1]].reshape((T, H))
+    H_old = scratch[start : start + sizes[1]].reshape((T_rows, H))
     start += sizes[1]
-    H_new = scratch[start : start + sizes[2]].reshape((T, H))
+    H_new = scratch[start : start + sizes[2]].reshape((T_rows, H))
     start += sizes[2]
-    Gi = scratch[start : start + sizes[3]].reshape((T, GH))
+    P = scratch[start : start + sizes[3]].reshape((T_rows, D))
     start += sizes[3]
-    Gh = scratch[start : start + sizes[4]].reshape((T, GH))
-    start += sizes[4]
-    O = scratch[start : start + sizes[5]].reshape((T, 2 * F))
+    O = scratch[start : start + sizes[4]].reshape((T, 2 * F))
     head_wT = weights[index[6] : index[6] + H * 2 * F].reshape((H, 2 * F))
     head_b = weights[index[7] : index[7] + 2 * F]
     for i in range(min(B, PREFETCH_AHEAD)):
@@ -338,22 +390,21 @@ def advance_kernel(
             i += 1
         if n == 0:
             continue
-        # ---- recurrent stack (step 5)
+        # ---- recurrent stack (step 5): P = bias + x W_ih^T + h W_hh^T in one product, then the gates
         for layer in range(L):
-            base = 8 + 4 * layer
-            width = I if layer == 0 else H
-            W_ihT = weights[index[base] : index[base] + width * GH].reshape((width, GH))
-            W_hhT = weights[index[base + 1] : index[base + 1] + H * GH].reshape((H, GH))
-            b_ih = weights[index[base + 2] : index[base + 2] + GH]
-            b_hh = weights[index[base + 3] : index[base + 3] + GH]
-            if layer == 0:
-                _matmul(X0, n, W_ihT, Gi)
-            else:
-                _matmul(H_new, n, W_ihT, Gi)
+            fused = 8 + 4 * L + 3 * layer
             for e in range(n):
                 H_old[e] = recurrent[slot_rows[e], layer, 0]
-            _matmul(H_old, n, W_hhT, Gh)
-            _cell_update(cell, layer, n, H, slot_rows, Gi, Gh, b_ih, b_hh, H_old, H_new, recurrent)
+            X = X0 if layer == 0 else H_new
+            K1 = I if layer == 0 else H
+            w1, w2, bias = index[fused], index[fused + 1], index[fused + 2]
+            if cell == CELL_GRU:  # [r z] from x and h, n_h from h only, n_x from x only
+                gate_product(n, P, 0, 2 * Hp, weights, bias, X, w1, K1, H_old, w2, H, D)
+                gate_product(n, P, 2 * Hp, Hp, weights, bias, X, w1, 0, H_old, w2, H, D)
+                gate_product(n, P, 3 * Hp, Hp, weights, bias, X, w1, K1, H_old, w2, 0, D)
+            else:
+                gate_product(n, P, 0, D, weights, bias, X, w1, K1, H_old, w2, H, D)
+            _gates(cell, layer, n, H, Hp, slot_rows, P, H_old, H_new, recurrent)
         # ---- head and forecast (step 6), release the tile marks
         _matmul(H_new, n, head_wT, O)
         for e in range(n):
