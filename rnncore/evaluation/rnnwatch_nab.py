@@ -4,9 +4,11 @@ streamed through the online :class:`~rnncore.detector.Detector` as its own strea
 With ``seasonal`` on, the Detector streams each file's seasonal residual (the value minus its causal
 hour-of-week/hour-of-day expectation, :mod:`rnncore.evaluation.seasonal`) instead of the raw value, and its score
 is merged (max) with the calibrated seasonal surprise, so an anomaly against the daily/weekly cycle is caught.
-The full NAB detector then merges that score with range novelty (a value outside the range seen so far, as
-Numenta's HTM detector does for NAB) and passes it through a refractory filter.
-Its hyperparameters (here, in ``NabRnnSettings`` and ``SeasonalParams``) were chosen on the NAB corpus itself.
+The full NAB detector then merges that score with two graded range novelties (a value, or the trailing mean of
+the last ``level_window`` values, outside the range seen so far; Numenta's HTM detector adds the first rule for
+NAB) and passes it through a refractory filter. All of this is NAB-side causal post-processing of the Detector's
+online scores (:mod:`rnncore.evaluation.postprocess`). Its hyperparameters (here, in ``NabRnnSettings`` and
+``SeasonalParams``) were chosen on the NAB corpus itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rnncore.config import ModelConfig
 from rnncore.detector import Detector
 from rnncore.evaluation.nab_data import NabFile
 from rnncore.evaluation.nab_scorer import probation_length
-from rnncore.evaluation.postprocess import range_novelty, refractory
+from rnncore.evaluation.postprocess import graded_novelty, level_novelty, refractory
 from rnncore.evaluation.runner import CorpusDetector
 from rnncore.evaluation.seasonal import SeasonalParams, seasonal_residual, seasonal_surprise
 from rnncore.eventlog import EventRecord
@@ -49,9 +51,14 @@ class NabRnnSettings:
             short_window=5, warmup_events=150, long_window=8000, outlier_sigmas=20.0, tail_floor=1e-100
         )
     )
+    # The Detector's calibration judges the NLL (quadratic in the forecast error) under a Gaussian tail, the
+    # seasonal one |z|: the Detector's score is overconfident beside it and is scaled by this before the max.
+    detector_weight: float = 0.8
     range_novelty: bool = True
-    range_tolerance: float = 0.0
-    novelty_floor: float = 0.8  # a range-novel point scores novelty_floor + (1 - novelty_floor) * detector score
+    novelty_scale: float = 0.02  # a new extreme counts fully once it leaves the range by this fraction of it
+    level_window: int = 20  # trailing mean whose range novelty is merged too (0: off)
+    level_scale: float = 0.1  # ... counting fully once it leaves its range by this fraction
+    novelty_floor: float = 0.8  # a fully novel point scores novelty_floor + (1 - novelty_floor) * detector score
     refractory_events: int = 1000
     # 0: seeded random weights. Measured on NAB (3 seeds): BPTT on the pooled probationary residuals lowers the
     # standard score by ~3.5 (62.5/61.8 vs 65.5/66.1), so the NAB run does not train by default.
@@ -148,16 +155,21 @@ def detector_scores(
 def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], settings: NabRnnSettings) -> (
     dict[str, np.ndarray]
 ):
-    """Detector scores merged with range novelty (when on), then the refractory filter (when > 0).
+    """Detector scores merged with the graded novelty of the trailing level and of the value (when on), then the
+    refractory filter (when > 0).
 
-    A range-novel point scores at least ``novelty_floor`` and more the more the forecaster was surprised, so the
+    A fully novel point scores at least ``novelty_floor`` and more the more the forecaster was surprised, so the
     threshold can still rank novel points (a trend setting predictable new highs ranks below a jump)."""
     merged = {}
+    floor = settings.novelty_floor
     for f in files:
         s = scores[f.name]
         if settings.range_novelty:
-            novel = range_novelty(f.values, settings.range_tolerance)
-            s = np.maximum(s, novel * (settings.novelty_floor + (1.0 - settings.novelty_floor) * s))
+            novelties = [graded_novelty(f.values, settings.novelty_scale)]
+            if settings.level_window > 0:
+                novelties.insert(0, level_novelty(f.values, settings.level_window, settings.level_scale))
+            for novel in novelties:
+                s = np.maximum(s, novel * (floor + (1.0 - floor) * s))
         if settings.refractory_events > 0:
             s = refractory(s, settings.refractory_events)
         merged[f.name] = s
@@ -179,7 +191,7 @@ def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetect
         inputs = model_inputs(files, settings.seasonal)
         scores = detector_scores(files, weights_for(files, inputs), settings.scoring, inputs)
         seasonal = seasonal_scores(files, settings)
-        merged = {name: np.maximum(s, seasonal[name]) for name, s in scores.items()}
+        merged = {name: np.maximum(settings.detector_weight * s, seasonal[name]) for name, s in scores.items()}
         return merge_and_filter(files, merged, settings)
 
     def alone(files: Sequence[NabFile]) -> dict[str, np.ndarray]:

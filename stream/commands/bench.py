@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.evaluation.runner import (
         baseline_detectors,
         evaluate,
+        format_split_table,
         format_table,
         write_final_results,
         write_results,
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     write_final_results(args.out, runs)
     print(f"NAB: {len(files)} files, {sum(f.values.size for f in files)} rows; rnnwatch weights: {info.get('weights')}")
     print(format_table(runs, profiles))
+    print("the same runs on the two halves of the files split by name hash (crc32 % 2; threshold set per half):")
+    print(format_split_table(runs, windows, profiles))
     print(f"results written to {args.out}")
     final = runs[-1].results
     score = {p.name: final[p.name].normalised for p in profiles}

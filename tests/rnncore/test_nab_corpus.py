@@ -12,8 +12,17 @@ import pytest
 from rnncore.evaluation import EvaluationError
 from rnncore.evaluation.baselines import persistence_error, windowed_gaussian, windowed_gaussian_reference
 from rnncore.evaluation.nab_data import load_profiles, load_series, load_windows
-from rnncore.evaluation.nab_scorer import PROFILES, scaled_sigmoid
-from rnncore.evaluation.runner import baseline_detectors, evaluate, format_table, write_final_results, write_results
+from rnncore.evaluation.nab_scorer import PROFILES, scaled_sigmoid, score_corpus
+from rnncore.evaluation.runner import (
+    baseline_detectors,
+    evaluate,
+    file_half,
+    format_split_table,
+    format_table,
+    split_results,
+    write_final_results,
+    write_results,
+)
 
 
 def _write_corpus(root: Path, n: int = 400) -> None:
@@ -95,6 +104,22 @@ def test_runner_scores_baselines_and_writes_nab_layout(tmp_path: Path) -> None:
     assert csv_lines[0] == "timestamp,value,anomaly_score,label" and len(csv_lines) == 401
     assert csv_lines[1 + 250].endswith(",1")
     assert "windowedGaussian" in format_table(runs, PROFILES)
+
+
+def test_split_scores_each_half_of_the_files_on_its_own(tmp_path: Path) -> None:
+    _write_corpus(tmp_path)
+    files = load_series(tmp_path)
+    windows = load_windows(tmp_path, files)
+    assert {file_half(name) for name in ("x", "two", "realB/seven.csv")} == {0, 1}
+    run = evaluate("windowedGaussian", baseline_detectors()["windowedGaussian"], files, windows, PROFILES)
+    halves = split_results(run, windows, PROFILES)
+    for half, results in enumerate(halves):
+        names = [f.name for f in files if file_half(f.name) == half]
+        alone = score_corpus({n: run.scores[n] for n in names}, {n: windows[n] for n in names}, PROFILES)
+        assert results["standard"].normalised == alone["standard"].normalised
+    with_window = file_half("realA/one.csv")
+    assert halves[with_window]["standard"].normalised > 0
+    assert "A standard" in format_split_table([run], windows, PROFILES)
 
 
 def test_evaluate_rejects_wrong_length_scores(tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ import pytest
 from rnncore.config import ModelConfig
 from rnncore.evaluation.nab_data import NabFile
 from rnncore.evaluation.nab_scorer import probation_length
-from rnncore.evaluation.postprocess import range_novelty, refractory
+from rnncore.evaluation.postprocess import (
+    graded_novelty,
+    level_novelty,
+    range_excess,
+    range_novelty,
+    refractory,
+    trailing_mean,
+)
 from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, detector_scores, probation_records, rnnwatch_detectors
 from rnncore.model import ModelWeights
 from rnncore.scoring import ScoringParams
@@ -26,6 +33,40 @@ def test_range_novelty_flags_new_extremes_beyond_tolerance() -> None:
     x = np.array([0.0, 1.0, 0.5, 1.05, 2.0, -1.0, 0.0])
     assert range_novelty(x).tolist() == [0, 0, 0, 1, 1, 1, 0]
     assert range_novelty(x, tolerance=0.1).tolist() == [0, 0, 0, 0, 1, 1, 0]  # 1.05 is within 10 % of the range
+
+
+def test_range_excess_is_the_overshoot_as_a_fraction_of_the_earlier_range() -> None:
+    x = np.array([3.0, 3.0, 1.0, 2.0, 4.0, 0.0, 0.5])
+    # range before each point: -, [3,3] (no width), [3,3], [1,3], [1,3], [1,4], [0,4]
+    np.testing.assert_allclose(range_excess(x), [0, 0, 0, 0, 0.5, 1 / 3, 0])
+    assert range_excess(np.array([1.0])).tolist() == [0.0] and range_excess(np.zeros(0)).size == 0
+
+
+def test_graded_novelty_saturates_at_its_scale() -> None:
+    x = np.array([0.0, 1.0, 1.01, 1.5, 3.0])  # overshoots: 1 %, 48 %, 100 % of the range before
+    np.testing.assert_allclose(graded_novelty(x, 0.1), [0, 0, 0.1, 1, 1], atol=1e-12)
+    with pytest.raises(ValueError):
+        graded_novelty(x, 0.0)
+
+
+def test_trailing_mean_is_causal_and_exact_on_constant_stretches() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0, 0.1, 0.1, 0.1, 0.1])
+    m = trailing_mean(x, 3)
+    assert np.isnan(m[:2]).all()
+    np.testing.assert_allclose(m[2:4], [2.0, 3.0])
+    assert m[6] == m[7]  # each window summed on its own: no drift on a flat stretch
+    with pytest.raises(ValueError):
+        trailing_mean(x, 0)
+
+
+def test_level_novelty_flags_a_sustained_shift_inside_the_raw_range() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 1.0, size=600)  # the level hovers near 0 while the values span [-1, 1]
+    x[500:] = 0.9  # inside the raw range: not novel as values, a new level as a trailing mean
+    level = level_novelty(x, window=20, scale=0.1)
+    assert range_novelty(x[500:]).sum() == 0 and graded_novelty(x, 0.02)[500:].max() == 0
+    assert level[:19].max() == 0 and level[500:520].max() > 0.5 > 20 * level[100:500].mean()
+    np.testing.assert_allclose(level_novelty(x[:510], 20, 0.1), level[:510])  # the future does not change it
 
 
 def test_refractory_keeps_new_maxima_only() -> None:
