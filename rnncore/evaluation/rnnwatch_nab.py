@@ -45,15 +45,18 @@ class NabRnnSettings:
             warmup_events=150, long_window=8000, outlier_sigmas=20.0, tail_floor=1e-100, refractory_events=0
         )
     )
-    seasonal: SeasonalParams | None = field(default_factory=SeasonalParams)  # None: the Detector sees raw values
+    # None: the Detector sees raw values. A slot is trusted after 15 points (3 measured: 71.4 standard, 15: 72.9;
+    # 12-20 all within 0.1): for 5-minute data that is a little over one visit of its hour.
+    seasonal: SeasonalParams | None = field(default_factory=lambda: SeasonalParams(min_count=15))
     seasonal_scoring: ScoringParams = field(
         default_factory=lambda: ScoringParams(
             short_window=5, warmup_events=150, long_window=8000, outlier_sigmas=20.0, tail_floor=1e-100
         )
     )
     # The Detector's calibration judges the NLL (quadratic in the forecast error) under a Gaussian tail, the
-    # seasonal one |z|: the Detector's score is overconfident beside it and is scaled by this before the max.
-    detector_weight: float = 0.8
+    # seasonal one |z|: the Detector's score is overconfident beside it and is scaled by this before the max
+    # (measured, standard: 1.0 -> 72.3, 0.8 -> 72.9, 0.6 -> 73.7; 0, the Detector left out, -> 74.2).
+    detector_weight: float = 0.6
     range_novelty: bool = True
     novelty_scale: float = 0.02  # a new extreme counts fully once it leaves the range by this fraction of it
     level_window: int = 20  # trailing mean whose range novelty is merged too (0: off)
