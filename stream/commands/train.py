@@ -149,6 +149,26 @@ def format_summary(result: Any, dataset: Any) -> str:
     return "\n".join(lines)
 
 
+def online_state_bytes(config: ModelConfig) -> int:
+    """Bytes of one stream's row in the service's state table (kernel columns, attention ring, calibration)."""
+    from rnncore.kernels.layout import state_schema
+    from rnncore.scoring import ScoringParams, score_schema
+
+    schema = {**state_schema(config), **score_schema(ScoringParams())}
+    return sum(int(math.prod(shape)) * dtype.itemsize for shape, dtype in schema.values())
+
+
+def describe_state(config: ModelConfig) -> str:
+    """One line on what the model costs per stream online (or that it is offline only)."""
+    if config.bidirectional:
+        return "bidirectional model: offline only (`rnnwatch score --bidirectional`), refused by serve and NAB"
+    from rnncore.attention import ring_bytes_per_stream
+
+    ring = ring_bytes_per_stream(config)
+    detail = f", of which the attention ring (K={config.attention_window}) {ring}" if ring else ""
+    return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, train, save, print the summary; 2 on unusable input, 0 on success."""
     if sum(map(bool, (args.logs, args.synthetic, args.topic))) != 1:
@@ -218,9 +238,12 @@ def run(args: argparse.Namespace) -> int:
         "validation": result.report.as_dict(),
         "validation_loss": _finite_or_none(result.report.model.nll),
     }
+    if not config.bidirectional:
+        metadata["state_bytes_per_stream"] = online_state_bytes(config)
     if args.model_version:
         metadata["version"] = args.model_version
     path = save_artifact(args.out, result.weights, metadata)
     print(format_summary(result, dataset))
+    print(describe_state(config))
     print(f"wrote {path.parent} (model version {json.loads(path.read_text())['version']})")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnncore.artifact import load_artifact
+from rnncore.detector import Detector
 from rnncore.eventlog import RollingEventLogWriter
 from rnncore.synthetic import generate_fleet
 from stream.cli import main
@@ -69,10 +70,15 @@ def test_train_bidirectional_writes_a_non_causal_artifact(tmp_path: Path, capsys
     assert math.isfinite(document["validation"]["model"]["nll"])
 
 
-def test_train_with_attention_window_writes_the_attention_parameters(tmp_path: Path) -> None:
+def test_train_with_attention_window_writes_the_attention_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "model"
     argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--attention-window", "4", "--out", str(out)]
     assert main([*argv, "--no-progress", "--warmup", "8", *FAST]) == 0
     weights = load_artifact(out)
     assert weights.config.attention_window == 4 and weights.params["attention.key.weight"].shape == (8, 8)
+    detector = Detector(weights, max_streams=1)
+    assert json.loads((out / "model.json").read_text())["state_bytes_per_stream"] == detector.table.row_nbytes
+    assert f"of which the attention ring (K=4) {4 * 4 * 8 + 8}" in capsys.readouterr().out
     assert main([*argv[:-2], "--bidirectional", "--out", str(tmp_path / "x"), "--no-progress", *FAST]) == 2
