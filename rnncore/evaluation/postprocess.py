@@ -65,17 +65,27 @@ def level_novelty(values: np.ndarray, window: int, scale: float) -> np.ndarray:
     return out
 
 
-def refractory(scores: np.ndarray, events: int) -> np.ndarray:
+def refractory(scores: np.ndarray, events: int, ceiling_hold: int = 0) -> np.ndarray:
     """Keep a score only where it exceeds the running maximum of earlier scores decaying by ``1 - 1/events``.
 
     The same rule as ``ScoringParams.refractory_events``; applied here after scores from several sources merge.
+    Calibrated scores saturate at 1 (tail probability below the calibration's floor), where a decayed maximum of
+    0.999 lets the same saturated alert through again one event later; with ``ceiling_hold = H > 0`` a score of 1
+    is kept only if no kept score reached 1 in the previous H events.
     """
     if events < 1:
         raise ValueError(f"events must be >= 1, got {events}")
+    if ceiling_hold < 0:
+        raise ValueError(f"ceiling_hold must be >= 0 (0 turns it off), got {ceiling_hold}")
     decay = 1.0 - 1.0 / events
     out = np.zeros(len(scores), dtype=np.float64)
     recent = 0.0
+    last_ceiling = -ceiling_hold - 1
     for i, s in enumerate(np.asarray(scores, dtype=np.float64).tolist()):
-        out[i] = s if s > recent else 0.0
+        at_ceiling = s >= 1.0
+        if s > recent and not (at_ceiling and i - last_ceiling <= ceiling_hold):
+            out[i] = s
+            if at_ceiling:
+                last_ceiling = i
         recent = max(recent * decay, s)
     return out

@@ -63,6 +63,8 @@ class NabRnnSettings:
     level_scale: float = 0.1  # ... counting fully once it leaves its range by this fraction
     novelty_floor: float = 0.8  # a fully novel point scores novelty_floor + (1 - novelty_floor) * detector score
     refractory_events: int = 1000
+    # a saturated score (1) is kept only if no kept score reached 1 in this many events before (0: off)
+    ceiling_hold: int = 300
     # 0: seeded random weights. Measured on NAB (3 seeds): BPTT on the pooled probationary residuals lowers the
     # standard score by ~3.5 (62.5/61.8 vs 65.5/66.1), so the NAB run does not train by default.
     train_seconds: float = 0.0
@@ -174,7 +176,7 @@ def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], se
             for novel in novelties:
                 s = np.maximum(s, novel * (floor + (1.0 - floor) * s))
         if settings.refractory_events > 0:
-            s = refractory(s, settings.refractory_events)
+            s = refractory(s, settings.refractory_events, settings.ceiling_hold)
         merged[f.name] = s
     return merged
 

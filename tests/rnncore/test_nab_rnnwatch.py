@@ -78,6 +78,16 @@ def test_refractory_keeps_new_maxima_only() -> None:
         refractory(np.zeros(3), 0)
 
 
+def test_refractory_holds_saturated_scores() -> None:
+    x = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.5, 1.0])
+    assert refractory(x, events=1000).tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]  # 1 > 0.999
+    held = refractory(x, events=1000, ceiling_hold=3)  # a 1 within 3 events of a kept 1 is dropped
+    assert held.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    assert refractory(np.array([0.9, 0.95, 0.97]), 1000, ceiling_hold=5).tolist() == [0.9, 0.95, 0.97]
+    with pytest.raises(ValueError):
+        refractory(x, 10, ceiling_hold=-1)
+
+
 def test_probation_records_cover_only_the_probationary_rows() -> None:
     files = [_file("a/x.csv", np.arange(100.0)), _file("a/y.csv", np.arange(40.0))]
     records = probation_records(files)
