@@ -21,8 +21,9 @@ Per-stream state (what the state table and snapshots must hold, zeros = a fresh 
 * ``attn_next``  int32 scalar in [0, K): the slot the next state goes to;
 * ``attn_fill``  int32 scalar in [0, K]: how many slots are filled (``min(events, K)``).
 
-Bytes per stream: ``4 * K * H + 8`` (K=32, H=64: 8 200). A fast kernel need not project the whole ring each
-event: ``q . Wk r_j = (Wk^T q) . r_j`` and ``sum_j w_j Wv r_j = Wv (sum_j w_j r_j)``, i.e. ``3 H^2 + 2 K H``
+Bytes per stream: ``4 * K * H + 8`` (K=32, H=64: 8 200). The online kernel (``rnncore.kernels._attention``;
+the columns come from ``rnncore.kernels.state_schema``) does not project the whole ring each event:
+``q . Wk r_j = (Wk^T q) . r_j`` and ``sum_j w_j Wv r_j = Wv (sum_j w_j r_j)``, i.e. ``3 H^2 + 2 K H``
 multiply-adds per event on top of the recurrent step.
 """
 
@@ -43,20 +44,6 @@ FILL_COLUMN = "attn_fill"
 
 class AttentionError(RnnCoreError, ValueError):
     """Attention state arrays do not match the model (no attention, wrong shape or dtype)."""
-
-
-# rnncore.kernels carries the ring in the state table (``state_schema``) and runs attention models
-# (``rnncore.kernels._attention``); kept so callers that check it keep working.
-ONLINE_KERNELS_SUPPORT_ATTENTION = True
-
-
-def ensure_online_attention(config: ModelConfig, where: str) -> None:
-    """Raise ``AttentionError`` when ``config`` has an attention head that the online kernels cannot run yet."""
-    if config.attention_window and not ONLINE_KERNELS_SUPPORT_ATTENTION:
-        raise AttentionError(
-            f"{where}: this artifact has an attention head (attention_window={config.attention_window}), which "
-            f"the online Numba kernels do not run yet; train without --attention-window for online use"
-        )
 
 
 def ring_schema(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:

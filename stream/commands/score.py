@@ -89,7 +89,6 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
     from rnncore.artifact import load_artifact
-    from rnncore.attention import ensure_online_attention
     from rnncore.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.detector import Detector
     from rnncore.eventlog import read_event_logs
@@ -103,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
             ensure_bidirectional(weights.config, "rnnwatch score --bidirectional")
         else:
             ensure_causal(weights.config, "rnnwatch score (without --bidirectional)")
-            ensure_online_attention(weights.config, "rnnwatch score")
         records, summary = read_event_logs(args.logs)
     except RnnCoreError as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
