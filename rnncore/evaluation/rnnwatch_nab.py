@@ -181,6 +181,18 @@ def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], se
     return merged
 
 
+def combine(
+    files: Sequence[NabFile],
+    scores: dict[str, np.ndarray],
+    seasonal: dict[str, np.ndarray],
+    settings: NabRnnSettings,
+) -> dict[str, np.ndarray]:
+    """The full NAB detector's output from the Detector's scores and the calibrated seasonal surprise:
+    ``max(detector_weight * detector, seasonal)``, then :func:`merge_and_filter`."""
+    merged = {name: np.maximum(settings.detector_weight * s, seasonal[name]) for name, s in scores.items()}
+    return merge_and_filter(files, merged, settings)
+
+
 def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetector], dict[str, str]]:
     """``rnnwatch`` (the full NAB detector) and ``rnnwatch-detector`` (the Detector's score alone, refractory on),
     sharing one learnt model; plus a dict filled with how the weights were obtained."""
@@ -195,9 +207,7 @@ def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetect
     def full(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
         inputs = model_inputs(files, settings.seasonal)
         scores = detector_scores(files, weights_for(files, inputs), settings.scoring, inputs)
-        seasonal = seasonal_scores(files, settings)
-        merged = {name: np.maximum(settings.detector_weight * s, seasonal[name]) for name, s in scores.items()}
-        return merge_and_filter(files, merged, settings)
+        return combine(files, scores, seasonal_scores(files, settings), settings)
 
     def alone(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
         inputs = model_inputs(files, settings.seasonal)
