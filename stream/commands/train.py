@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--since", help="--topic: earliest Kafka timestamp (epoch seconds or ISO-8601)")
     data.add_argument("--until", help="--topic: latest Kafka timestamp, inclusive (epoch seconds or ISO-8601)")
+    data.add_argument("--from-offset", type=int, help="--topic: first offset to read, in every partition")
+    data.add_argument("--to-offset", type=int, help="--topic: stop before this offset, in every partition")
     data.add_argument("--synthetic", type=int, metavar="STREAMS", help="train on a seeded synthetic fleet instead")
     data.add_argument("--synthetic-events", type=int, default=2000, help="events per synthetic stream")
     data.add_argument("--validation-fraction", type=float, default=0.2, help="last share of each stream's time")
@@ -117,6 +119,8 @@ def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         bounds = {
             "start_time": parse_time(args.since) if args.since else None,
             "end_time": parse_time(args.until) if args.until else None,
+            "start_offset": args.from_offset,
+            "end_offset": args.to_offset,
         }
     except RowError as exc:
         raise EventLogError(f"--since/--until must be epoch seconds or ISO-8601 ({exc})") from None

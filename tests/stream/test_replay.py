@@ -118,6 +118,12 @@ async def test_train_command_replays_a_topic(
     assert code == 0, captured.err
     assert "800 accepted" in captured.err
     assert load_artifact(tmp_path / "m").metadata["training"]["data"]["topic"] == topic
+    # Offsets bound every partition: [100, 300) of 2 x 400 messages is 2 x 200 events.
+    bounded = [*argv[:5], "--out", str(tmp_path / "b"), *argv[7:], "--from-offset", "100", "--to-offset", "300"]
+    assert await asyncio.to_thread(main, bounded) == 0
+    assert "400 accepted" in capsys.readouterr().err
+    data = load_artifact(tmp_path / "b").metadata["training"]["data"]
+    assert (data["start_offset"], data["end_offset"]) == (100, 300)
     empty = make_topic(partitions=1, prefix="replay-empty")
     code = await asyncio.to_thread(
         main, ["train", "--topic", empty, "--bootstrap-servers", kafka_bootstrap, "--out", str(tmp_path / "e")]
