@@ -8,7 +8,7 @@ not disturb the other events of the batch; only the rows of accepted events chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,13 +75,21 @@ class StepResult:
         return [status_reason(code) for code in self.status.tolist()]
 
 
-def _state_schema(weights: ModelWeights, params: calibration.ScoringParams) -> dict[str, tuple[tuple[int, ...], Any]]:
+def _state_schema(
+    weights: ModelWeights,
+    params: calibration.ScoringParams,
+    extra: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
+) -> dict[str, tuple[tuple[int, ...], Any]]:
+    extra = extra or {}
     kernel_schema = kernels.state_schema(weights.config)
     score_schema = calibration.score_schema(params)
     clash = sorted(set(kernel_schema) & set(score_schema))
     if clash:
         raise SchemaConflictError(f"kernel and scoring state both define columns {clash}")
-    return {**kernel_schema, **score_schema}
+    clash = sorted((set(kernel_schema) | set(score_schema)) & set(extra))
+    if clash:
+        raise SchemaConflictError(f"extra_state columns {clash} are already defined by the kernel or scoring state")
+    return {**kernel_schema, **score_schema, **extra}
 
 
 class Detector:
@@ -94,14 +102,18 @@ class Detector:
         max_streams: int = 1_000_000,
         idle_ttl_seconds: float | None = None,
         scoring: calibration.ScoringParams | None = None,
+        extra_state: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
     ) -> None:
+        """``extra_state``: more per-stream columns ``{name: (shape, dtype)}`` in the same rows (zeroed for a new
+        stream, evicted, snapshotted and restored with the rest), for a scoring stage around the Detector."""
         ensure_causal(weights.config, "the online Detector (rnnwatch serve, rnnwatch score, rnnwatch bench nab)")
         self.max_streams = max_streams
         self.idle_ttl_seconds = idle_ttl_seconds
         self.scoring = scoring if scoring is not None else calibration.ScoringParams()
+        self._extra_state = dict(extra_state or {})
         self._weights = weights
         self._model = kernels.pack(weights)
-        self._table = StateTable(_state_schema(weights, self.scoring), max_streams=max_streams)
+        self._table = StateTable(_state_schema(weights, self.scoring, self._extra_state), max_streams=max_streams)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -224,7 +236,7 @@ class Detector:
                 f"{new.cell} H={new.hidden_size} L={new.num_layers} F={new.n_features} "
                 f"attention_window={new.attention_window} offered"
             )
-        if set(columns_from_schema(_state_schema(weights, self.scoring))) != set(self._table.specs):
+        if set(columns_from_schema(_state_schema(weights, self.scoring, self._extra_state))) != set(self._table.specs):
             raise IncompatibleModelError("new weights need different state columns than the running model")
         model = kernels.pack(weights)  # may raise: the old model stays in place
         self._weights, self._model = weights, model

@@ -21,6 +21,7 @@ import numpy as np
 
 from rnncore.config import ModelConfig
 from rnncore.detector import Detector
+from rnncore.evaluation import EvaluationError
 from rnncore.evaluation.nab_data import NabFile
 from rnncore.evaluation.nab_scorer import probation_length
 from rnncore.evaluation.postprocess import graded_novelty, level_novelty, refractory
@@ -28,7 +29,10 @@ from rnncore.evaluation.runner import CorpusDetector
 from rnncore.evaluation.seasonal import SeasonalParams, seasonal_residual, seasonal_surprise
 from rnncore.eventlog import EventRecord
 from rnncore.model import ModelWeights
+from rnncore.novelty import NoveltyParams
+from rnncore.pipeline import PipelineSettings, ScoringPipeline
 from rnncore.scoring import ScoringParams, calibrate, score_schema
+from rnncore.seasonality import SeasonalityParams
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,25 @@ class NabRnnSettings:
     train_seconds: float = 0.0
     epochs: int = 30
     seed: int = 0
+
+    def to_pipeline(self) -> PipelineSettings:
+        """These settings as the online :class:`~rnncore.pipeline.ScoringPipeline`'s (needs ``seasonal``)."""
+        if self.seasonal is None:
+            raise EvaluationError("the online scoring pipeline is seasonal: NabRnnSettings.seasonal must be set")
+        s = self.seasonal
+        return PipelineSettings(
+            detector_scoring=self.scoring,
+            seasonality=SeasonalityParams(
+                alpha=s.alpha, min_count=s.min_count, global_alpha=s.global_alpha, variance_floor=s.variance_floor
+            ),
+            seasonal_scoring=self.seasonal_scoring,
+            detector_weight=self.detector_weight,
+            novelty=NoveltyParams(
+                range_novelty=self.range_novelty, novelty_scale=self.novelty_scale, level_window=self.level_window,
+                level_scale=self.level_scale, novelty_floor=self.novelty_floor,
+                refractory_events=self.refractory_events, ceiling_hold=self.ceiling_hold,
+            ),
+        )  # fmt: skip
 
 
 def model_inputs(files: Sequence[NabFile], seasonal: SeasonalParams | None) -> dict[str, np.ndarray]:
@@ -157,9 +180,9 @@ def detector_scores(
     return scores
 
 
-def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], settings: NabRnnSettings) -> (
-    dict[str, np.ndarray]
-):
+def merge_and_filter(
+    files: Sequence[NabFile], scores: dict[str, np.ndarray], settings: NabRnnSettings
+) -> dict[str, np.ndarray]:
     """Detector scores merged with the graded novelty of the trailing level and of the value (when on), then the
     refractory filter (when > 0).
 
@@ -181,6 +204,25 @@ def merge_and_filter(files: Sequence[NabFile], scores: dict[str, np.ndarray], se
     return merged
 
 
+def pipeline_scores(
+    files: Sequence[NabFile], weights: ModelWeights, settings: PipelineSettings
+) -> dict[str, np.ndarray]:
+    """Stream every file's raw values through one online :class:`~rnncore.pipeline.ScoringPipeline`, one stream
+    per file; a step carries each file's i-th event (the service's path, event by event, no look-ahead)."""
+    pipeline = ScoringPipeline(weights, settings, max_streams=max(len(files), 1))
+    longest = max((f.values.size for f in files), default=0)
+    scores = {f.name: np.zeros(f.values.size, dtype=np.float64) for f in files}
+    seconds = {f.name: f.seconds for f in files}
+    for i in range(longest):
+        live = [f for f in files if i < f.values.size]
+        times = np.array([seconds[f.name][i] for f in live])
+        values = np.array([f.values[i] for f in live], dtype=np.float64)
+        result = pipeline.step([f.name for f in live], times, values)
+        for f, score in zip(live, result.scores.tolist(), strict=True):
+            scores[f.name][i] = score
+    return scores
+
+
 def combine(
     files: Sequence[NabFile],
     scores: dict[str, np.ndarray],
@@ -191,6 +233,19 @@ def combine(
     ``max(detector_weight * detector, seasonal)``, then :func:`merge_and_filter`."""
     merged = {name: np.maximum(settings.detector_weight * s, seasonal[name]) for name, s in scores.items()}
     return merge_and_filter(files, merged, settings)
+
+
+def batch_scores(
+    files: Sequence[NabFile],
+    weights: ModelWeights,
+    settings: NabRnnSettings,
+    inputs: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The full NAB detector computed stage by stage over whole files: the reference the online pipeline
+    (:func:`pipeline_scores`) is tested against, and the path for settings it does not cover (no seasonal)."""
+    inputs = model_inputs(files, settings.seasonal) if inputs is None else inputs
+    scores = detector_scores(files, weights, settings.scoring, inputs)
+    return combine(files, scores, seasonal_scores(files, settings), settings)
 
 
 def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetector], dict[str, str]]:
@@ -206,8 +261,10 @@ def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetect
 
     def full(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
         inputs = model_inputs(files, settings.seasonal)
-        scores = detector_scores(files, weights_for(files, inputs), settings.scoring, inputs)
-        return combine(files, scores, seasonal_scores(files, settings), settings)
+        weights = weights_for(files, inputs)
+        if settings.seasonal is not None:  # the online pipeline the service runs
+            return pipeline_scores(files, weights, settings.to_pipeline())
+        return batch_scores(files, weights, settings, inputs)
 
     def alone(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
         inputs = model_inputs(files, settings.seasonal)
