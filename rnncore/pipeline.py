@@ -33,10 +33,7 @@ from rnncore.scoring import STATS_COLUMN, ScoringParams, calibrate
 from rnncore.seasonality import SeasonalityParams
 from rnncore.state import EventStatus, StateTable
 
-__all__ = ["PIPELINES", "PipelineSettings", "ScoringPipeline"]
-
-PIPELINES = ("detector", "seasonal")
-"""Names of the scoring paths: the bare Detector, or this pipeline (``rnnwatch score --pipeline``)."""
+__all__ = ["PipelineSettings", "ScoringPipeline"]
 
 SEASON_SCORE_COLUMN = "season_score_stats"  # float32 [7]: calibration of the seasonal surprise
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -73,6 +70,13 @@ class PipelineSettings:
             SEASON_SCORE_COLUMN: ((7,), np.dtype(np.float32)),
             **novelty.novelty_schema(self.novelty),
         }
+
+    def bytes_per_stream(self) -> int:
+        """Bytes of the pipeline's own per-stream columns (beside the Detector's recurrent and score state)."""
+        return sum(
+            int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            for shape, dtype in self.state_schema().values()
+        )
 
 
 class ScoringPipeline:
@@ -135,7 +139,7 @@ class ScoringPipeline:
     @property
     def pipeline_bytes_per_stream(self) -> int:
         """Bytes per stream of the pipeline's own columns (beside the Detector's recurrent and score state)."""
-        return sum(spec.row_nbytes for spec in self.table.specs if spec.name in self._schema)
+        return self.settings.bytes_per_stream()
 
     @property
     def model_version(self) -> str | None:

@@ -262,8 +262,11 @@ def rnnwatch_detectors(settings: NabRnnSettings) -> tuple[dict[str, CorpusDetect
     def full(files: Sequence[NabFile]) -> dict[str, np.ndarray]:
         inputs = model_inputs(files, settings.seasonal)
         weights = weights_for(files, inputs)
-        if settings.seasonal is not None:  # the online pipeline the service runs
-            return pipeline_scores(files, weights, settings.to_pipeline())
+        if settings.seasonal is not None:  # the online pipeline (rnnwatch score --pipeline seasonal)
+            pipeline = settings.to_pipeline()
+            info["scoring"] = f"online ScoringPipeline, {pipeline.bytes_per_stream()} bytes of its state per stream"
+            return pipeline_scores(files, weights, pipeline)
+        info["scoring"] = "batch stages (no seasonal profile)"
         return batch_scores(files, weights, settings, inputs)
 
     def alone(files: Sequence[NabFile]) -> dict[str, np.ndarray]:

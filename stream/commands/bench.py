@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         write_results(args.out, result, files, windows)
         runs.append(result)
     write_final_results(args.out, runs)
-    print(f"NAB: {len(files)} files, {sum(f.values.size for f in files)} rows; rnnwatch weights: {info.get('weights')}")
+    print(
+        f"NAB: {len(files)} files, {sum(f.values.size for f in files)} rows; rnnwatch weights: {info.get('weights')}; "
+        f"rnnwatch scoring: {info.get('scoring')}"
+    )
     print(format_table(runs, profiles))
     print("the same runs on the two halves of the files split by name hash (crc32 % 2; threshold set per half):")
     print(format_split_table(runs, windows, profiles))

@@ -5,6 +5,11 @@ service runs, in micro-batches of consecutive events; the Detector applies a str
 so the scores equal feeding events one at a time, and no event sees a later one. Output: one record per event
 with key, time, score, anomaly flag (score >= threshold) and status, as JSON Lines or CSV (by suffix).
 
+``--pipeline seasonal`` scores through :class:`rnncore.pipeline.ScoringPipeline` instead of the bare Detector: the
+Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal surprise,
+graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab`` scores,
+with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
+
 ``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
 event's surprise comes from the events before *and after* it (``rnncore.bidirectional``), calibrated per
 stream like the service's. Same columns plus ``causal`` = false on every row, so the file cannot pass for
@@ -33,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=0.99, help="score at or above which an event is anomalous")
     parser.add_argument("--batch-size", type=int, default=1024, help="events per Detector.step call")
     parser.add_argument("--max-streams", type=int, default=1_000_000, help="state table capacity")
+    parser.add_argument(
+        "--pipeline",
+        choices=("detector", "seasonal"),
+        default="detector",
+        help="scoring path: the bare Detector (default, what `rnnwatch serve` runs) or the seasonal pipeline "
+        "(seasonal residual, surprise, novelty and refractory around the Detector: what `rnnwatch bench nab` scores)",
+    )
     parser.add_argument(
         "--bidirectional",
         action="store_true",
@@ -76,7 +88,7 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
         batch = [records[i] for i in order[start : start + batch_size]]
         keys = [r.key for r in batch]
         times = np.array([r.time for r in batch], dtype=np.float64)
-        values = np.array([r.values for r in batch], dtype=np.float32)
+        values = np.array([r.values for r in batch], dtype=np.float64)  # the Detector takes them as float32
         result = detector.step(keys, times, values)
         reasons = result.reasons()
         for record, score, reason in zip(batch, result.scores.tolist(), reasons, strict=True):
@@ -92,9 +104,14 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.detector import Detector
     from rnncore.eventlog import read_event_logs
+    from rnncore.pipeline import ScoringPipeline
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
         print("rnnwatch score: --threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
+        return 2
+    pipeline = getattr(args, "pipeline", "detector")
+    if args.bidirectional and pipeline != "detector":
+        print("rnnwatch score: --bidirectional rescoring is offline and takes no --pipeline", file=sys.stderr)
         return 2
     try:
         weights = load_artifact(args.model)
@@ -116,13 +133,22 @@ def run(args: argparse.Namespace) -> int:
             f"({summary.describe()}); {anomalies} at or above {args.threshold}; wrote {args.out}"
         )
         return 0
-    detector = Detector(weights, max_streams=args.max_streams)
+    try:
+        detector: Any = (
+            ScoringPipeline(weights, max_streams=args.max_streams)
+            if pipeline == "seasonal"
+            else Detector(weights, max_streams=args.max_streams)
+        )
+    except RnnCoreError as error:
+        print(f"rnnwatch score: {error}", file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     handle, emit = _writer(args.out)
     with handle:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
     print(
-        f"scored {events} events of {detector.n_streams} streams ({summary.describe()}); "
+        f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline "
+        f"({summary.describe()}); "
         f"{anomalies} at or above {args.threshold}; wrote {args.out}"
     )
     return 0

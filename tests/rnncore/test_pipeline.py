@@ -179,3 +179,20 @@ def test_pipeline_scores_equal_batch_scores_with_the_nab_defaults() -> None:
 
 def test_nab_settings_are_the_pipeline_defaults() -> None:
     assert NabRnnSettings().to_pipeline() == PipelineSettings()
+
+
+def test_the_bench_rnnwatch_detector_runs_the_online_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rnncore.evaluation.rnnwatch_nab as nab
+
+    files = _files((1500,))
+    settings = replace(_nab_settings(), train_seconds=0.0)
+    weights = ModelWeights.random(settings.model, seed=settings.seed)
+    expected = batch_scores(files, weights, settings)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the bench must not take the batch path")
+
+    monkeypatch.setattr(nab, "batch_scores", refuse)
+    detectors, info = nab.rnnwatch_detectors(settings)
+    np.testing.assert_allclose(detectors["rnnwatch"](files)[files[0].name], expected[files[0].name], rtol=0, atol=1e-6)
+    assert info["scoring"].startswith("online ScoringPipeline, 4124 bytes")

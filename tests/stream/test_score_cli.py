@@ -123,3 +123,59 @@ def test_attention_artifact_scores_online_like_the_detector(tmp_path: Path) -> N
     ]
     np.testing.assert_array_equal([r["score"] for r in rows], np.array(expected, dtype=np.float32))
     assert "causal" not in rows[0]
+
+
+def _seasonal_log(tmp_path: Path) -> tuple[Path, Path, ModelWeights, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Two streams, 10 minutes apart, with a daily cycle over nine days and a spike; the log is shuffled."""
+    weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=3)
+    model = tmp_path / "model"
+    save_artifact(model, weights)
+    rng = np.random.default_rng(1)
+    series = {}
+    for k, key in enumerate(["a", "b"]):
+        t = 1.7e9 + 600.0 * np.arange(1300) + 7.0 * k
+        x = np.sin(2 * np.pi * t / 86400) + 0.1 * rng.normal(size=t.size)
+        x[1100 + 50 * k] += 6.0
+        series[key] = (t, x)
+    events = [
+        {"key": key, "time": float(t), "values": [float(v)]}
+        for key, (ts, xs) in series.items()
+        for t, v in zip(ts, xs, strict=True)
+    ]
+    log = tmp_path / "events.jsonl"
+    log.write_text("".join(json.dumps(events[i]) + "\n" for i in rng.permutation(len(events))))
+    return log, model, weights, series
+
+
+def test_seasonal_pipeline_scores_equal_the_nab_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rnncore.evaluation.nab_data import NabFile
+    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores
+
+    log, model, weights, series = _seasonal_log(tmp_path)
+    out = tmp_path / "scores.jsonl"
+    args = ["score", "--logs", str(log), "--model", str(model), "--out", str(out), "--pipeline", "seasonal"]
+    assert main([*args, "--batch-size", "37"]) == 0
+    assert "through the seasonal pipeline" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    files = [NabFile(key, t.astype(np.int64).astype("datetime64[s]"), x) for key, (t, x) in series.items()]
+    expected = batch_scores(files, weights, NabRnnSettings(model=weights.config))  # the bench's reference path
+    for key in series:
+        got = [r["score"] for r in rows if r["key"] == key]
+        np.testing.assert_allclose(got, expected[key], rtol=0, atol=1e-6)
+        assert max(got) > 0.5
+    bare = tmp_path / "bare.jsonl"
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(bare)]) == 0
+    assert [json.loads(line)["score"] for line in bare.read_text().splitlines()] != [r["score"] for r in rows]
+
+
+def test_seasonal_pipeline_refuses_multi_feature_models_and_bidirectional(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, _, _, _ = _setup(tmp_path)
+    model = tmp_path / "wide"
+    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))
+    args = ["score", "--logs", str(log), "--model", str(model), "--out", str(tmp_path / "o.jsonl")]
+    assert main([*args, "--pipeline", "seasonal"]) == 2
+    assert "single-value" in capsys.readouterr().err
+    assert main([*args, "--pipeline", "seasonal", "--bidirectional"]) == 2
+    assert "--pipeline" in capsys.readouterr().err
