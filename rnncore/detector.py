@@ -152,15 +152,46 @@ class Detector:
         """Advance each event's stream in arrival order and score the event; see the module docstring."""
         keys = keys if isinstance(keys, list) else list(keys)
         times, values, flat = self._validated(keys, times, values)
-        B, F = values.shape
+        rows, status = self._rows(keys, times, values)
+        return self._scored(rows, status, times, values, flat)
+
+    def assign_rows(self, keys: Sequence[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The state rows and status :meth:`step` gives a batch (new streams get a row; non-finite events, bad
+        keys and a full table get row -1 and a non-zero status), for a stage that works on the rows first and
+        then calls :meth:`step_rows`."""
+        keys = keys if isinstance(keys, list) else list(keys)
+        times, values, _ = self._validated(keys, times, values)
+        return self._rows(keys, times, values)
+
+    def step_rows(self, rows: np.ndarray, status: np.ndarray, times: Any, values: Any) -> StepResult:
+        """:meth:`step` for a batch whose ``rows``/``status`` came from :meth:`assign_rows` (no eviction or
+        restore in between): the same result without looking the keys up again."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        status = np.array(status, dtype=np.int8)  # a copy: the result's status is written into it
+        if rows.ndim != 1 or status.shape != rows.shape:
+            raise BatchShapeError(f"rows and status must be [B], got {rows.shape} and {status.shape}")
+        times, values, flat = self._validated(range(rows.shape[0]), times, values)
+        ok = rows[status == EventStatus.OK]
+        if ok.size and (ok.min() < 0 or ok.max() >= self.max_streams):
+            raise BatchShapeError(f"rows of accepted events must lie in [0, {self.max_streams}): use assign_rows()")
+        return self._scored(rows, status, times, values, flat)
+
+    def _rows(self, keys: list[object], times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        B = values.shape[0]
         finite = np.isfinite(values).all(axis=1) & np.isfinite(times)
         if finite.all():
-            rows, status = self._table.rows_for(keys)
-        else:  # non-finite events never reach the table, so they cannot claim a row
-            status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
-            rows = np.full(B, -1, dtype=np.int64)
-            kept = np.flatnonzero(finite)
-            rows[kept], status[kept] = self._table.rows_for([keys[i] for i in kept.tolist()])
+            return self._table.rows_for(keys)
+        # non-finite events never reach the table, so they cannot claim a row
+        status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
+        rows = np.full(B, -1, dtype=np.int64)
+        kept = np.flatnonzero(finite)
+        rows[kept], status[kept] = self._table.rows_for([keys[i] for i in kept.tolist()])
+        return rows, status
+
+    def _scored(
+        self, rows: np.ndarray, status: np.ndarray, times: np.ndarray, values: np.ndarray, flat: bool
+    ) -> StepResult:
+        B, F = values.shape
         accepted = np.flatnonzero(status == EventStatus.OK)
         scores = np.zeros(B, dtype=np.float32)
         nll = np.full(B, np.nan, dtype=np.float32)
@@ -191,7 +222,7 @@ class Detector:
         calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores)
         return out
 
-    def _validated(self, keys: list[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _validated(self, keys: Sequence[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """times as float64 [B], values as C-contiguous float32 [B, F], and whether values came in as [B]."""
         B, F = len(keys), self.n_features
         times = np.ascontiguousarray(times, dtype=np.float64)

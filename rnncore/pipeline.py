@@ -185,15 +185,9 @@ class ScoringPipeline:
                 f"{B} keys need times [{B}] and values [{B}] or [{B}, 1]; got {times.shape}, {np.shape(values)}"
             )
         x = np.ascontiguousarray(x)
-        # the Detector sees float32: a value beyond float32's range is rejected there, so reject it here too
-        finite = np.isfinite(times) & np.isfinite(x) & (np.abs(x) <= _FLOAT32_MAX)
-        rows = np.full(B, -1, dtype=np.int64)
-        status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
-        if finite.all():
-            rows, status = self.table.rows_for(keys)
-        elif finite.any():  # non-finite events never claim a row, as in Detector.step
-            kept = np.flatnonzero(finite)
-            rows[kept], status[kept] = self.table.rows_for([keys[i] for i in kept.tolist()])
+        with np.errstate(over="ignore"):  # what the Detector sees: a value beyond float32's range is rejected
+            x32 = x.astype(np.float32)
+        rows, status = self.detector.assign_rows(keys, times, x32)
         columns = self.table.columns
         ok = status == EventStatus.OK
         residual, surprise = seasonality.seasonality_step(self.settings.seasonality, columns, rows, times, x, ok)
@@ -202,9 +196,8 @@ class ScoringPipeline:
             self.settings.seasonal_scoring, {STATS_COLUMN: columns[SEASON_SCORE_COLUMN]}, rows,
             surprise.astype(np.float32), (~ok).astype(np.int8), seasonal,
         )  # fmt: skip
-        rejected = np.where(finite, 0.0, np.nan)  # the Detector rejects these events with the same status
-        model_input = np.where(ok, np.clip(residual, -_FLOAT32_MAX, _FLOAT32_MAX), rejected).astype(np.float32)
-        result = self.detector.step(keys, times, model_input)
+        model_input = np.where(ok, np.clip(residual, -_FLOAT32_MAX, _FLOAT32_MAX), x32).astype(np.float32)
+        result = self.detector.step_rows(rows, status, times, model_input)
         accepted = result.status == EventStatus.OK
         merged = np.maximum(self.settings.detector_weight * result.scores.astype(np.float64), seasonal)
         scores = novelty.novelty_step(self.settings.novelty, columns, rows, x, merged, accepted & ok)

@@ -178,3 +178,22 @@ def test_pipeline_state_bytes_per_stream() -> None:
     # novelty: 8 scalars and a 20-value ring, float64
     assert pipeline.pipeline_bytes_per_stream == 192 * 4 + 192 * 2 * 8 + 4 * 8 + 7 * 4 + (8 + 20) * 8 == 4124
     assert pipeline.table.row_nbytes == detector.table.row_nbytes + pipeline.pipeline_bytes_per_stream
+
+
+def test_detector_step_rows_after_assign_rows_equals_step() -> None:
+    weights = ModelWeights.random(CONFIG, seed=5)
+    keys, times, values = _events(n=400)
+    values32 = values.astype(np.float32)
+    values32[[10, 50]] = np.nan
+    keys[70] = ""
+    plain, split = Detector(weights, max_streams=3), Detector(weights, max_streams=3)
+    for start in range(0, 400, 64):
+        part = slice(start, start + 64)
+        expected = plain.step(keys[part], times[part], values32[part])
+        rows, status = split.assign_rows(keys[part], times[part], values32[part])
+        got = split.step_rows(rows, status, times[part], values32[part])
+        for name in ("scores", "nll", "mean", "scale", "status"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    assert split.snapshot() == plain.snapshot()
+    with pytest.raises(DetectorError, match="assign_rows"):
+        split.step_rows(np.array([7]), np.array([0]), np.array([0.0]), np.array([1.0], dtype=np.float32))
