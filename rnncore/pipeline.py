@@ -178,7 +178,8 @@ class ScoringPipeline:
         B = len(keys)
         times = np.ascontiguousarray(times, dtype=np.float64)
         x = np.asarray(values, dtype=np.float64)
-        if x.ndim == 2 and x.shape[1:] == (1,):
+        column = x.ndim == 2 and x.shape[1:] == (1,)  # [B, 1] in: mean/scale come back [B, 1]
+        if column:
             x = x[:, 0]
         if x.ndim != 1 or x.shape != (B,) or times.shape != (B,):
             raise BatchShapeError(
@@ -201,4 +202,5 @@ class ScoringPipeline:
         accepted = result.status == EventStatus.OK
         merged = np.maximum(self.settings.detector_weight * result.scores.astype(np.float64), seasonal)
         scores = novelty.novelty_step(self.settings.novelty, columns, rows, x, merged, accepted & ok)
-        return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)
+        mean, scale = (result.mean[:, None], result.scale[:, None]) if column else (result.mean, result.scale)
+        return StepResult(scores=scores, nll=result.nll, mean=mean, scale=scale, status=result.status)

@@ -197,3 +197,14 @@ def test_detector_step_rows_after_assign_rows_equals_step() -> None:
     assert split.snapshot() == plain.snapshot()
     with pytest.raises(DetectorError, match="assign_rows"):
         split.step_rows(np.array([7]), np.array([0]), np.array([0.0]), np.array([1.0], dtype=np.float32))
+
+
+def test_values_as_a_column_give_the_same_scores_and_column_forecasts() -> None:
+    weights = ModelWeights.random(CONFIG, seed=6)
+    keys, times, values = _events(n=200)
+    flat = ScoringPipeline(weights, _settings()).step(keys, times, values)
+    column = ScoringPipeline(weights, _settings()).step(keys, times, values[:, None])
+    np.testing.assert_array_equal(column.scores, flat.scores)
+    assert column.mean.shape == (200, 1) and flat.mean.shape == (200,)
+    with pytest.raises(DetectorError, match="values"):
+        ScoringPipeline(weights, _settings()).step(keys, times, np.stack([values, values], axis=1))
