@@ -48,6 +48,7 @@ from stream.service.partition import BatchOutcome, DetectorLike, PartitionProces
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher
 from stream.service.restore import read_changelog_partitions
+from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class Service:
         try:
             async with explained_connection_errors(self.config):
                 await self._start()
+            freeze_startup_heap()  # imports, kernels and model stay out of every later full collection
         except KafkaConnectError as error:
             await self.stop()
             raise ServiceError(str(error)) from error
@@ -173,6 +175,8 @@ class Service:
                                          max_age_seconds=c.archive_max_age_seconds, metrics=self.metrics)
         await self._ensure_changelog_topic()
         exactly_once = c.guarantee == "exactly_once"
+        if exactly_once:
+            shorten_transaction_retry()
         self._producer = AIOKafkaProducer(
             **self._client_options(),
             acks="all",
@@ -227,6 +231,7 @@ class Service:
             self._archive = None
         self._partitions.clear()
         self._retained.clear()
+        thaw_heap()
         logger.info("service stopped after %d batches", self.batches)
 
     def request_stop(self) -> None:
@@ -456,6 +461,8 @@ class Service:
                 self.metrics.checkpoint_failures.inc()
             raise
         self.batches += 1
+        if self.batches == 1:
+            freeze_startup_heap()  # again, now that the first batch has compiled (or loaded) the kernels
         if self._archive is not None:
             for outcome in outcomes.values():
                 if outcome.events is not None:
@@ -472,6 +479,8 @@ class Service:
         self._publisher = publisher
         if self.config.guarantee == "exactly_once":
             async with producer.transaction():
+                # Records first, offsets after they are written: adding the offsets while a produce request is in
+                # flight makes Kafka 4's transaction verification reject it (retried only after retry_backoff_ms).
                 await publisher.send_all(records, scores)
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
         else:
