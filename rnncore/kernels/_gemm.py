@@ -19,7 +19,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from rnncore.kernels._numba import jit
+from rnncore.kernels._numba import jit_leaf
 
 LANES = 16  # float32 per 512-bit vector: columns per vector, the unit every product width is padded to
 ROWS = 6  # E: rows per register block (6 x 4 vectors = 24 accumulators of the 32 registers)
@@ -126,7 +126,7 @@ _row_full = _make_block(1, VECTORS)
 _row_narrow = _make_block(1, 1)
 
 
-@jit
+@jit_leaf
 def gate_product(
     n: int,
     P: np.ndarray,

@@ -16,9 +16,9 @@ import math
 import numpy as np
 
 from rnncore.kernels._gemm import LANES, ROWS, gate_product
-from rnncore.kernels._numba import jit
+from rnncore.kernels._numba import jit, jit_leaf
 from rnncore.kernels._prefetch import prefetch
-from rnncore.kernels.fastmath import sigmoid_approx, tanh_approx
+from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_approx
 
 # Events per tile. While W_hh fits in L2 a 64-event tile is 10-13% faster than 256 (measured at H=64: the
 # 64 x 64 x 192 product runs at 114 GFLOP/s, 256 x 64 x 192 at 95); a larger W_hh is re-read from L3 per
@@ -57,7 +57,7 @@ def _matmul(A: np.ndarray, n: int, WT: np.ndarray, out: np.ndarray) -> None:
                 row[j] += a * wk[j]
 
 
-@jit
+@jit_leaf
 def _prefetch_row(
     r: int,
     recurrent: np.ndarray,
@@ -88,7 +88,7 @@ def _softplus(x: float) -> float:
     return x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
 
 
-@jit
+@jit_leaf
 def _preprocess(
     i: int,
     r: int,
@@ -151,7 +151,7 @@ def _preprocess(
     count[r] = seen + 1
 
 
-@jit
+@jit_leaf
 def _cell_update(
     cell: int,
     layer: int,
@@ -204,55 +204,53 @@ def _cell_update(
                 h_out[j] = h
 
 
-@jit
+@jit_leaf
 def _gates(
     cell: int,
     layer: int,
     n: int,
     H: int,
-    Hp: int,
     slot_rows: np.ndarray,
     P: np.ndarray,
     H_old: np.ndarray,
     H_new: np.ndarray,
     recurrent: np.ndarray,
 ) -> None:
-    """Cell equations on the fused pre-activations ``P`` (biases included, gates Hp apart, see
-    ``packing.gate_blocks``) of n events; new h into H_new and straight back to the table."""
+    """Cell equations on the fused pre-activations ``P`` [T, gate, Hp] (biases included, see
+    ``packing.gate_blocks``) of n events; new h into H_new and straight back to the table.
+
+    Every index is a loop variable or a constant: Numba wraps negative indices, and a computed column such
+    as ``Hp + j`` turned the vector loads into gathers (88 ns per GRU event instead of 32); rows are
+    indexed without row views, each of which would cost reference counting per event."""
     for e in range(n):
         r = slot_rows[e]
-        p = P[e]
-        h_new = H_new[e]
-        h_out = recurrent[r, layer, 0]
         if cell == CELL_GRU:
             # r = s(W_ir x + b_ir + W_hr h + b_hr); z likewise; n = tanh(W_in x + b_in + r (W_hn h + b_hn))
-            h_old = H_old[e]
             for j in range(H):
-                rg = sigmoid_approx(p[j])
-                zg = sigmoid_approx(p[Hp + j])
-                ng = tanh_approx(p[3 * Hp + j] + rg * p[2 * Hp + j])
-                h = ng + zg * (h_old[j] - ng)  # (1 - z) n + z h
-                h_new[j] = h
-                h_out[j] = h
+                rg = sigmoid_approx(P[e, 0, j])
+                zg = sigmoid_approx(P[e, 1, j])
+                ng = tanh_approx(P[e, 3, j] + rg * P[e, 2, j])
+                h = ng + zg * (H_old[e, j] - ng)  # (1 - z) n + z h
+                H_new[e, j] = h
+                recurrent[r, layer, 0, j] = h
         elif cell == CELL_LSTM:
             # i, f, g, o gates; c' = f c + i g; h' = o tanh(c')
-            c_io = recurrent[r, layer, 1]
             for j in range(H):
-                ig = sigmoid_approx(p[j])
-                fg = sigmoid_approx(p[Hp + j])
-                gg = tanh_approx(p[2 * Hp + j])
-                og = sigmoid_approx(p[3 * Hp + j])
-                c = fg * c_io[j] + ig * gg
+                ig = sigmoid_approx(P[e, 0, j])
+                fg = sigmoid_approx(P[e, 1, j])
+                gg = tanh_approx(P[e, 2, j])
+                og = sigmoid_approx(P[e, 3, j])
+                c = fg * recurrent[r, layer, 1, j] + ig * gg
                 h = og * tanh_approx(c)
-                c_io[j] = c
-                h_new[j] = h
-                h_out[j] = h
+                recurrent[r, layer, 1, j] = c
+                H_new[e, j] = h
+                recurrent[r, layer, 0, j] = h
         else:
             # h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
             for j in range(H):
-                h = tanh_approx(p[j])
-                h_new[j] = h
-                h_out[j] = h
+                h = tanh_approx(P[e, 0, j])
+                H_new[e, j] = h
+                recurrent[r, layer, 0, j] = h
 
 
 KERNEL_SIGNATURE = (
@@ -264,7 +262,7 @@ KERNEL_SIGNATURE = (
 SHAPE_MISMATCH = -1
 
 
-@jit
+@jit_leaf
 def _shapes_agree(
     index: np.ndarray,
     recurrent: np.ndarray,
@@ -344,7 +342,8 @@ def advance_kernel(
     slots = np.empty(2 * T, np.int64)
     slot_event = slots[:T]
     slot_rows = slots[T:]
-    sizes = (T_rows * I, T_rows * H, T_rows * H, T_rows * D, T * 2 * F)
+    Dh = (2 * F + LANES - 1) // LANES * LANES  # head outputs [mu (F) | scale pre-activation (F) | padding]
+    sizes = (T_rows * I, T_rows * H, T_rows * H, T_rows * D, T_rows * Dh)
     scratch = np.zeros(sum(sizes) + LANES, np.float32)
     start = (-(scratch.ctypes.data // 4)) % LANES  # 64-byte aligned rows (every width below but I is padded)
     X0 = scratch[start : start + sizes[0]].reshape((T_rows, I))
@@ -354,10 +353,11 @@ def advance_kernel(
     H_new = scratch[start : start + sizes[2]].reshape((T_rows, H))
     start += sizes[2]
     P = scratch[start : start + sizes[3]].reshape((T_rows, D))
+    P_gates = scratch[start : start + sizes[3]].reshape((T_rows, D // Hp, Hp))
     start += sizes[3]
-    O = scratch[start : start + sizes[4]].reshape((T, 2 * F))
-    head_wT = weights[index[6] : index[6] + H * 2 * F].reshape((H, 2 * F))
-    head_b = weights[index[7] : index[7] + 2 * F]
+    O = scratch[start : start + sizes[4]].reshape((T_rows, Dh))
+    head = 8 + 7 * L
+    min_scale32 = np.float32(min_scale)
     for i in range(min(B, PREFETCH_AHEAD)):
         _prefetch_row(rows[i], recurrent, norm, forecast, last_time, count, tile_mark)
     i = 0
@@ -394,7 +394,9 @@ def advance_kernel(
         for layer in range(L):
             fused = 8 + 4 * L + 3 * layer
             for e in range(n):
-                H_old[e] = recurrent[slot_rows[e], layer, 0]
+                r = slot_rows[e]
+                for j in range(H):
+                    H_old[e, j] = recurrent[r, layer, 0, j]
             X = X0 if layer == 0 else H_new
             K1 = I if layer == 0 else H
             w1, w2, bias = index[fused], index[fused + 1], index[fused + 2]
@@ -404,19 +406,23 @@ def advance_kernel(
                 gate_product(n, P, 3 * Hp, Hp, weights, bias, X, w1, K1, H_old, w2, 0, D)
             else:
                 gate_product(n, P, 0, D, weights, bias, X, w1, K1, H_old, w2, H, D)
-            _gates(cell, layer, n, H, Hp, slot_rows, P, H_old, H_new, recurrent)
+            _gates(cell, layer, n, H, slot_rows, P_gates, H_old, H_new, recurrent)
         # ---- head and forecast (step 6), release the tile marks
-        _matmul(H_new, n, head_wT, O)
+        gate_product(n, O, 0, Dh, weights, index[head + 1], H_new, index[head], H, H_new, 0, 0, Dh)
+        for e in range(n):
+            for j in range(Dh):  # whole vectors, mu lanes and padding kept by a select: vectorises for F=1 too
+                o = O[e, j]
+                O[e, j] = softplus_approx(o) + min_scale32 if j >= F else o
         for e in range(n):
             r = slot_rows[e]
             i_event = slot_event[e]
             for f in range(F):
-                mu = O[e, f] + head_b[f]
-                sigma = np.float64(_softplus(O[e, F + f] + head_b[F + f])) + min_scale
+                mu = O[e, f]
+                sigma = O[e, F + f]
                 forecast[r, 0, f] = mu
                 forecast[r, 1, f] = sigma
                 sd = math.sqrt(np.float64(norm[r, 1, f]) + eps)
                 mean[i_event, f] = norm[r, 0, f] + mu * sd
-                scale[i_event, f] = np.float32(sigma) * sd
+                scale[i_event, f] = sigma * sd
             tile_mark[r] = 0
     return 0

@@ -9,7 +9,8 @@ so a kernel call needs three model arguments whatever the depth.
 After those, per layer, the tiled kernel's fused gate blocks (``gate_blocks``): ``W1 [I_k, D]``, ``W2 [H, D]``,
 ``bias [D]`` with each gate padded to ``Hp`` = H rounded up to 16 columns, so one register-blocked product
 gives every gate's pre-activation with both biases (``rnncore.kernels._gemm``); their offsets follow the
-4 L per-layer entries of ``index``. The array starts on a 64-byte boundary.
+4 L per-layer entries of ``index``; then the head padded to whole vectors (``head_blocks``) and its two
+offsets. The array starts on a 64-byte boundary.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from rnncore.model import ModelWeights
 
 CELL_CODES: dict[str, int] = {"rnn": 0, "gru": 1, "lstm": 2}
 
-# index layout: fixed header, 4 offsets per layer (W_ih^T, W_hh^T, b_ih, b_hh), then 3 per layer (W1, W2, bias)
+# index layout: fixed header, 4 offsets per layer (W_ih^T, W_hh^T, b_ih, b_hh), 3 per layer (W1, W2, bias),
+# then the fused head (W, bias)
 IDX_CELL, IDX_LAYERS, IDX_FEATURES, IDX_INPUT, IDX_HIDDEN, IDX_TIME_FEATURE, IDX_HEAD_W, IDX_HEAD_B = range(8)
 IDX_LAYER0 = 8
 # scalars layout
@@ -39,7 +41,7 @@ class PackedModel:
 
     config: ModelConfig
     weights: np.ndarray  # float32 [n]
-    index: np.ndarray  # int64 [8 + 4 L + 3 L]
+    index: np.ndarray  # int64 [8 + 4 L + 3 L + 2]
     scalars: np.ndarray  # float64 [5]
     # attention head (rnncore.kernels._attention): W_q, W_k, W_v as float32 [3, H, H]; [0, 1, 1] without one
     attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), dtype=np.float32))
@@ -54,21 +56,21 @@ def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def padded_hidden(hidden: int) -> int:
-    """Hp: the hidden size rounded up to whole 16-float vectors (the width of one gate in the fused blocks)."""
-    return (hidden + _ALIGN - 1) // _ALIGN * _ALIGN
+def padded_width(n: int) -> int:
+    """n rounded up to whole 16-float vectors (Hp: the width of one gate in the fused blocks; Fp for the head)."""
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
 def gate_columns(cell: str, hidden: int) -> int:
     """D: columns of the fused pre-activation row (GRU [r, z, n_h, n_x], LSTM [i, f, g, o], RNN [h])."""
-    return (1 if cell == "rnn" else 4) * padded_hidden(hidden)
+    return (1 if cell == "rnn" else 4) * padded_width(hidden)
 
 
 def gate_blocks(config: ModelConfig, params: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray, ...]:
     """Layer k's fused blocks ``W1 = W_ih^T``, ``W2 = W_hh^T`` [*, D] and ``bias`` [D] in the gate order of
     ``gate_columns``: ``bias + x W1 + h W2`` is every gate's pre-activation (the GRU's n gate keeps its input
     part n_x = W_in x + b_in and hidden part n_h = W_hn h + b_hn apart, as r multiplies only n_h)."""
-    H, Hp = config.hidden_size, padded_hidden(config.hidden_size)
+    H, Hp = config.hidden_size, padded_width(config.hidden_size)
     W_ih, W_hh = params[f"rnn.weight_ih_l{k}"], params[f"rnn.weight_hh_l{k}"]
     b_ih, b_hh = params[f"rnn.bias_ih_l{k}"], params[f"rnn.bias_hh_l{k}"]
     D = gate_columns(config.cell, H)
@@ -89,6 +91,17 @@ def gate_blocks(config: ModelConfig, params: Mapping[str, np.ndarray], k: int) -
         W2[:, cols] = W_hh[rows].T
         bias[cols] = np.asarray(b_ih[rows], np.float32) + np.asarray(b_hh[rows], np.float32)
     return W1, W2, bias
+
+
+def head_blocks(config: ModelConfig, params: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The head as ``W [head input, D]`` and ``bias [D]``, D = 2F rounded up to 16: PyTorch's row order (mu's
+    F outputs, then the scale's F pre-activations) in whole vectors, one vector up to F = 8."""
+    head_w, head_b = params["head.weight"], params["head.bias"]
+    D = padded_width(head_w.shape[0])
+    W = np.zeros((head_w.shape[1], D), np.float32)
+    bias = np.zeros(D, np.float32)
+    W[:, : head_w.shape[0]], bias[: head_b.shape[0]] = head_w.T, head_b
+    return W, bias
 
 
 def _aligned_zeros(n: int) -> np.ndarray:
@@ -122,6 +135,7 @@ def pack(weights: ModelWeights) -> PackedModel:
         offsets.append(put(params[f"rnn.bias_hh_l{k}"]))
     for k in range(config.num_layers):
         offsets.extend(put(block) for block in gate_blocks(config, params, k))
+    offsets.extend(put(block) for block in head_blocks(config, params))
     packed = _aligned_zeros(max(cursor, 1))
     for start, flat in blocks:
         packed[start : start + flat.size] = flat

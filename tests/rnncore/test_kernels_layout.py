@@ -1,4 +1,4 @@
-"""State schema, packing and the fast tanh/sigmoid approximations."""
+"""State schema, packing, the register-blocked gate product and the fast tanh/sigmoid/softplus approximations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from numba import njit
 from rnncore import kernels
 from rnncore.config import CellType, ModelConfig
 from rnncore.kernels import layout
-from rnncore.kernels.fastmath import sigmoid_approx, tanh_approx
-from rnncore.kernels.packing import IDX_LAYER0
+from rnncore.kernels._gemm import gate_product
+from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_approx
+from rnncore.kernels.packing import IDX_LAYER0, gate_blocks, gate_columns, head_blocks, padded_width
 from rnncore.model import ModelWeights
 
 
@@ -34,6 +35,68 @@ def test_tanh_and_sigmoid_approximations_are_float32_accurate() -> None:
     assert np.all(np.abs(got) <= 1.0)
     _apply_sigmoid(x, got)
     assert np.abs(got - 1.0 / (1.0 + np.exp(-x.astype(np.float64)))).max() < 4e-7
+
+
+@njit
+def _apply_softplus(x: np.ndarray, out: np.ndarray) -> None:
+    for i in range(x.size):
+        out[i] = softplus_approx(x[i])
+
+
+def test_softplus_approximation_is_float32_accurate_down_to_denormals() -> None:
+    x = np.concatenate([np.linspace(-110, 110, 400_001), np.logspace(-8, 1, 1001), -np.logspace(-8, 1, 1001)])
+    x = x.astype(np.float32)
+    got = np.empty_like(x)
+    _apply_softplus(x, got)
+    want = np.logaddexp(0.0, x.astype(np.float64))
+    error = np.abs(got - want)
+    assert error.max() < 1e-6  # float32 rounding of results up to 110
+    normal = want > 1.2e-38
+    assert (error[normal] / want[normal]).max() < 5e-7
+    assert np.all(got[x < -104] == 0.0) and np.all(np.isfinite(got))
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 7, 13, 66])
+@pytest.mark.parametrize(("width", "K1", "K2"), [(16, 3, 0), (48, 0, 9), (64, 1, 64), (144, 9, 17)])
+def test_gate_product_equals_bias_plus_both_products(n: int, width: int, K1: int, K2: int) -> None:
+    rng = np.random.default_rng(n * width + K1)
+    ldw, col = width + 32, 16  # a column window inside wider blocks, as the GRU's gate groups use it
+    rows = (n + 5) // 6 * 6  # gate_product may compute (never-read) rows up to the next multiple of 6
+    W1, W2 = rng.normal(size=(max(K1, 1), ldw)), rng.normal(size=(max(K2, 1), ldw))
+    bias = rng.normal(size=ldw)
+    weights = np.concatenate([bias, W1.ravel(), W2.ravel()]).astype(np.float32)
+    A1 = rng.normal(size=(rows, max(K1, 1))).astype(np.float32)
+    A2 = rng.normal(size=(rows, max(K2, 1))).astype(np.float32)
+    P = np.full((rows, ldw), np.nan, np.float32)
+    gate_product(n, P, col, width, weights, 0, A1, ldw, K1, A2, ldw + W1.size, K2, ldw)
+    want = bias + A1[:, :K1] @ W1[:K1] + A2[:, :K2] @ W2[:K2]
+    np.testing.assert_allclose(P[:n, col : col + width], want[:n, col : col + width], rtol=1e-5, atol=1e-4)
+    assert np.isnan(P[:, :col]).all() and np.isnan(P[:, col + width :]).all()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_fused_blocks_reproduce_the_gate_pre_activations(cell: CellType) -> None:
+    config = ModelConfig(cell=cell, n_features=3, hidden_size=20, num_layers=2)
+    weights = ModelWeights.random(config, seed=4)
+    p = {name: value.astype(np.float64) for name, value in weights.params.items()}
+    rng = np.random.default_rng(0)
+    x, h = rng.normal(size=20), rng.normal(size=20)
+    W1, W2, bias = gate_blocks(config, weights.params, 1)
+    Hp = padded_width(20)
+    assert W1.shape == W2.shape == (20, gate_columns(cell, 20)) and bias.shape == (gate_columns(cell, 20),)
+    fused = bias + x @ W1 + h @ W2
+    gi = p["rnn.weight_ih_l1"] @ x + p["rnn.bias_ih_l1"]
+    gh = p["rnn.weight_hh_l1"] @ h + p["rnn.bias_hh_l1"]
+    if cell == "gru":  # [r z n_h n_x]
+        want = [gi[:20] + gh[:20], gi[20:40] + gh[20:40], gh[40:], gi[40:]]
+    else:
+        want = [(gi + gh)[g * 20 : (g + 1) * 20] for g in range(4 if cell == "lstm" else 1)]
+    for g, block in enumerate(want):
+        np.testing.assert_allclose(fused[g * Hp : g * Hp + 20], block, rtol=1e-5, atol=1e-5)
+        assert not fused[g * Hp + 20 : (g + 1) * Hp].any()  # padding columns stay zero
+    W, b = head_blocks(config, weights.params)
+    assert W.shape == (20, 16) and b.shape == (16,)
+    np.testing.assert_allclose(h @ W[:, :6] + b[:6], p["head.weight"] @ h + p["head.bias"], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
