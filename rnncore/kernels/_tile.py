@@ -6,7 +6,7 @@ into ``X0``; per layer gather the old ``h`` into a contiguous block and compute 
 once per tile, not once per event), then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row,
 writing the new state straight back; finally the head (step 6) and the forecast outputs. A stream repeated
 inside the batch closes the tile (``tile_mark``), so each stream's events are applied in arrival order.
-``_matmul`` and ``_cell_update`` serve the head and the one-event attention kernel (``_attention``).
+``_matmul`` and ``_cell_update`` serve the one-event attention kernel (``_attention``).
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from rnncore.kernels._numba import jit, jit_leaf
 from rnncore.kernels._prefetch import prefetch
 from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_approx
 
-# Events per tile. While W_hh fits in L2 a 64-event tile is 10-13% faster than 256 (measured at H=64: the
-# 64 x 64 x 192 product runs at 114 GFLOP/s, 256 x 64 x 192 at 95); a larger W_hh is re-read from L3 per
-# tile, so it gets 256-event tiles (measured at H=256: 4.8 vs 5.4 us per event).
+# Events per tile. The fused weights of one layer (H x 4Hp floats: 64 KiB at H=64) are re-read once per
+# tile; at GRU H=64, N=1M 30-, 64-, 66- and 96-event tiles measured alike (239-249 ns per event), 132 and
+# 258 events 5-10% slower. Weights above 512 KiB get 256-event tiles (measured with BLAS at H=256: 4.8 vs
+# 5.4 us per event against 64).
 TILE = 256
 SMALL_TILE = 64
 SMALL_TILE_WEIGHT_BYTES = 512 * 1024
-SMALL_K = 8  # inner size below which a hand loop beats a BLAS call (LSTM I=8: BLAS 7% faster per event)
-SMALL_OUTPUT = 64  # outputs (events x columns) below which a hand loop beats a BLAS call (head at B=1)
-PREFETCH_AHEAD = 16  # events: the gather loop prefetches the rows of event i + PREFETCH_AHEAD (8-32 measure alike)
+SMALL_K = 8  # _matmul (attention kernel): inner size below which a hand loop beats a BLAS call
+SMALL_OUTPUT = 64  # _matmul: outputs (events x columns) below which a hand loop beats a BLAS call
+PREFETCH_AHEAD = 16  # events: the gather loop prefetches the rows of event i + PREFETCH_AHEAD (8-64 measure alike)
 LINE_FLOATS = 16  # float32 per 64-byte cache line
 PREFETCH_LINES = 32  # at most this many lines of a recurrent row (longer rows: the hardware prefetcher follows)
 CELL_RNN, CELL_GRU, CELL_LSTM = 0, 1, 2
