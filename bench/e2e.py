@@ -30,7 +30,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from rnncore.config import ModelConfig  # noqa: E402
@@ -166,34 +166,47 @@ def _generator_process(bootstrap: str, topic: str, streams: int, rate: float, n:
     asyncio.run(_generate(bootstrap, topic, streams, rate, n))
 
 
-async def _read_scores(bootstrap: str, topic: str, n: int, deadline_s: float, ready: Any, out: str) -> None:
-    """Read n score records (read_committed) and save each one's receive time minus its event time (seconds)."""
-    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest",
-                              isolation_level="read_committed")
+async def _read_scores(
+    bootstrap: str, topic: str, partitions: int, n: int, deadline_s: float, ready: Any, out: str
+) -> None:
+    """Read n score records (read_committed); save each one's receive time minus its event time (seconds) and
+    the input partition and offset it scores (to count duplicates)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed")
     await reader.start()
     try:
-        await reader.seek_to_end()
-        for tp in reader.assignment():
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        reader.assign(tps)
+        await reader.seek_to_end(*tps)
+        for tp in tps:
             await reader.position(tp)  # resolve "end" now, before any score is written
         ready.set()
         latencies: list[float] = []
+        sources: list[int] = []
         deadline = time.perf_counter() + deadline_s
         while len(latencies) < n and time.perf_counter() < deadline:
             batch = await reader.getmany(timeout_ms=200)
             now = time.time()
-            latencies.extend(now - orjson.loads(m.value)["time"] for ms in batch.values() for m in ms)
-        np.save(out, np.asarray(latencies, dtype=np.float64))
+            for records in batch.values():
+                for record in records:
+                    score = orjson.loads(record.value)
+                    latencies.append(now - score["time"])
+                    sources.append(score["partition"] << 48 | score["offset"])
+        np.savez(out, latencies=np.asarray(latencies, dtype=np.float64), sources=np.asarray(sources, dtype=np.int64))
     finally:
         await reader.stop()
 
 
-def _reader_process(bootstrap: str, topic: str, n: int, deadline_s: float, ready: Any, out: str) -> None:
-    asyncio.run(_read_scores(bootstrap, topic, n, deadline_s, ready, out))
+def _reader_process(
+    bootstrap: str, topic: str, partitions: int, n: int, deadline_s: float, ready: Any, out: str
+) -> None:
+    asyncio.run(_read_scores(bootstrap, topic, partitions, n, deadline_s, ready, out))
 
 
-async def live(config: ServiceConfig, weights: ModelWeights, streams: int, rate: float, seconds: float) -> list[float]:
+async def live(
+    config: ServiceConfig, weights: ModelWeights, streams: int, partitions: int, rate: float, seconds: float
+) -> tuple[list[float], int]:
     """Publish at ``rate`` with creation-time event times while the service runs; return the score records'
-    event-to-score latencies (s) as seen by a read_committed consumer.
+    event-to-score latencies (s) as seen by a read_committed consumer, and how many of them were duplicates.
 
     Generator and reader run in processes of their own: in the service's process the reader would compete with
     the service's event loop (adding latency the service does not cause) and the generator with its CPU."""
@@ -201,15 +214,20 @@ async def live(config: ServiceConfig, weights: ModelWeights, streams: int, rate:
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     with tempfile.TemporaryDirectory() as scratch:
-        out = str(Path(scratch) / "latencies.npy")
+        out = str(Path(scratch) / "latencies.npz")
         reader = context.Process(target=_reader_process,
-                                 args=(config.bootstrap_servers, config.output_topic, n, seconds * 5 + 30, ready, out))
+                                 args=(config.bootstrap_servers, config.output_topic, partitions, n, seconds * 5 + 30,
+                                       ready, out))
         reader.start()
         async with Service(config, weights) as service:
             task = asyncio.create_task(service.run())
+            waiting_since = time.perf_counter()
             while service.metrics.value("rnnwatch_assigned_partitions") == 0 or not ready.is_set():
-                if task.done() or not reader.is_alive():
-                    break
+                if task.done() or not reader.is_alive() or time.perf_counter() - waiting_since > 60:
+                    reader.terminate()
+                    if task.done():
+                        task.result()  # the service's own error
+                    raise RuntimeError("the service did not get its partitions, or the reader did not start, in 60 s")
                 await asyncio.sleep(0.05)
             generator = context.Process(
                 target=_generator_process, args=(config.bootstrap_servers, config.input_topic, streams, rate, n)
@@ -221,10 +239,13 @@ async def live(config: ServiceConfig, weights: ModelWeights, streams: int, rate:
                 await asyncio.to_thread(generator.join, 30)
                 service.request_stop()
                 await task
-        latencies = np.load(out).tolist() if Path(out).exists() else []
+        if not Path(out).exists():
+            raise RuntimeError("the score reader ended without results")
+        with np.load(out) as saved:
+            latencies, sources = saved["latencies"].tolist(), saved["sources"]
     if len(latencies) < n:
         raise RuntimeError(f"the reader saw {len(latencies)} of {n} score records")
-    return latencies
+    return latencies, len(sources) - len(np.unique(sources))
 
 
 async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
@@ -245,13 +266,15 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     lines = []
     for guarantee in args.guarantees.split(","):
         topics = await create_topics(bootstrap, args.partitions)
-        latencies = await live(service_config(bootstrap, topics, guarantee, args.batch), weights, args.streams,
-                               args.rate, args.live_seconds)
+        latencies, duplicates = await live(service_config(bootstrap, topics, guarantee, args.batch), weights,
+                                           args.streams, args.partitions, args.rate, args.live_seconds)
         p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
         lines.append(f"live {guarantee} at {args.rate:,.0f} events/s: event-to-score latency p50 {p50 * 1e3:.1f} ms, "
-                     f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over {len(latencies)} events")
+                     f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over {len(latencies)} events, "
+                     f"{duplicates} duplicates")
         result[f"{guarantee}_live_p50_ms"] = round(p50 * 1e3, 1)
         result[f"{guarantee}_live_p99_ms"] = round(p99 * 1e3, 1)
+        result[f"{guarantee}_live_duplicates"] = duplicates
     print(f"\n{'phase':<45}{'events/s':>12}")
     for name, eps in rows:
         print(f"{name:<45}{eps:>12,.0f}")

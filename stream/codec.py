@@ -307,12 +307,52 @@ def encode_scores(
 ) -> list[bytes | None]:
     """A batch's score records as JSON bytes (see the module docstring); NaN and infinity become null.
 
-    Columns in, one record per event out (None where ``only`` is given and false): one call per batch, so the
-    per-event work is a dict and an ``orjson.dumps``. ``mean``/``scale`` are [n] or [n, F] (lists for F > 1).
+    Columns in, one record per event out (None where ``only`` is given and false). ``mean``/``scale`` are [n] or
+    [n, F] (lists for F > 1). For one feature the numeric columns are serialised whole by ``orjson`` and split
+    at their commas (numbers, booleans and nulls hold none), then each record is one bytes formatting of its
+    cells: 3x cheaper than a dict and an ``orjson.dumps`` per event, byte for byte the same output.
     """
     n = len(keys)
-    means, scales = _per_event(mean, n), _per_event(scale, n)
-    wanted = [True] * n if only is None else only.tolist()
+    if n == 0:
+        return []
+    column_mean, column_scale = mean.reshape(n, -1), scale.reshape(n, -1)
+    if column_mean.shape[1] != 1 or column_scale.shape[1] != 1:
+        return _encode_scores_per_event(keys, times, scores, anomalies, nll, _per_event(mean, n),
+                                        _per_event(scale, n), model_version, partition, offsets, only)
+    dumps = orjson.dumps
+    columns = [
+        dumps(column)[1:-1].split(b",")
+        for column in (times.tolist(), scores.tolist(), anomalies.tolist(), nll.tolist(),
+                       column_mean[:, 0].tolist(), column_scale[:, 0].tolist(), list(offsets))
+    ]
+    if any(len(column) != n for column in columns):  # offsets of the wrong length, or a non-scalar cell
+        raise CodecError(f"score columns must all have {n} entries, got {[len(c) for c in columns]}")
+    constant = b',"model_version":' + dumps(model_version) + b',"partition":' + dumps(partition) + b',"offset":'
+    template = (b'{"key":%b,"time":%b,"score":%b,"anomaly":%b,"nll":%b,"mean":%b,"scale":%b'
+                + constant.replace(b"%", b"%%") + b"%b}")
+    rows = zip(_json_strings(keys), *columns, strict=True)
+    if only is None:
+        return [template % row for row in rows]
+    return [template % row if want else None for row, want in zip(rows, only.tolist(), strict=True)]
+
+
+def _json_strings(texts: Sequence[str]) -> list[bytes]:
+    """Each text as a JSON string: one ``orjson.dumps`` of the list, split at its commas when no text holds one.
+
+    (An ``orjson.dumps`` per key allocates a large buffer each time: in a busy heap it cost ~1.7 µs, not 50 ns.)"""
+    whole = orjson.dumps(list(texts))
+    if whole.count(b",") == len(texts) - 1:  # every comma separates two elements
+        return whole[1:-1].split(b",")
+    return [orjson.dumps(text) for text in texts]
+
+
+def _encode_scores_per_event(
+    keys: Sequence[str], times: np.ndarray, scores: np.ndarray, anomalies: np.ndarray, nll: np.ndarray,
+    means: list[Any], scales: list[Any], model_version: str | None, partition: int, offsets: Sequence[int],
+    only: np.ndarray | None,
+) -> list[bytes | None]:
+    """``encode_scores`` for vector forecasts: a dict and an ``orjson.dumps`` per event."""
+    wanted = [True] * len(keys) if only is None else only.tolist()
     dumps = orjson.dumps
     return [
         dumps({

@@ -461,8 +461,8 @@ class Service:
                 self.metrics.checkpoint_failures.inc()
             raise
         self.batches += 1
-        if self.batches == 1:
-            freeze_startup_heap()  # again, now that the first batch has compiled (or loaded) the kernels
+        if self.batches == 1:  # again, now that the first batch has compiled (or loaded) the kernels; no collection
+            freeze_startup_heap(collect=False)  # (a full one here costs a stall of ~40 ms)
         if self._archive is not None:
             for outcome in outcomes.values():
                 if outcome.events is not None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 
 from rnncore.state import status_reason
-from stream.codec import EventDecoder, dead_letter_headers, encode_scores
+from stream.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode_scores
 from stream.metrics import ServiceMetrics
 from stream.service.changelog import ChangelogPosition, ChangelogWriter
 
@@ -169,7 +169,7 @@ class PartitionProcessor:
 
     def process(self, messages: Sequence[MessageLike]) -> BatchOutcome:
         """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped."""
-        if self.next_offset >= 0:
+        if self.next_offset >= 0 and messages and messages[0].offset < self.next_offset:
             messages = [m for m in messages if m.offset >= self.next_offset]
         if not messages:
             return BatchOutcome(records=[], next_offset=self.next_offset)
@@ -186,40 +186,39 @@ class PartitionProcessor:
         scores = None
         if len(batch):
             result = self.detector.step(batch.keys, batch.times, batch.values)
-            version = self.detector.model_version
             anomalous = result.scores >= s.anomaly_threshold
             status = result.status
             now = time.time()
-            index, codes = batch.index.tolist(), status.tolist()
+            if len(batch) == len(messages):  # every message decoded: batch.index is 0..n-1
+                offsets = [m.offset for m in messages]
+            else:
+                offsets = [messages[i].offset for i in batch.index.tolist()]
+            ok = status == 0
+            all_ok = bool(ok.all())
+            wanted = (None if all_ok else ok) if s.publish_all else anomalous & ok  # None: a record per event
             encoded = encode_scores(
                 keys=batch.keys, times=batch.times, scores=result.scores, anomalies=anomalous, nll=result.nll,
-                mean=result.mean, scale=result.scale, model_version=version,
-                partition=self.partition, offsets=[messages[i].offset for i in index],
-                only=None if s.publish_all else anomalous & (status == 0),
+                mean=result.mean, scale=result.scale, model_version=self.detector.model_version,
+                partition=self.partition, offsets=offsets, only=wanted,
             )
-            score_keys: list[bytes] = []
-            score_values: list[bytes] = []
-            for j, key in enumerate(batch.keys):
-                if codes[j] != 0:
-                    message = messages[index[j]]
-                    reason = status_reason(codes[j])
-                    records.append(self._dead_letter(message, reason, f"detector rejected the event: {reason}"))
-                    dead += 1
-                    continue
-                scored += 1
-                touched.append(key)
-                value = encoded[j]
-                if value is not None:
-                    score_keys.append(key.encode())
-                    score_values.append(value)
+            if all_ok:  # the common case: no per-event branching
+                scored, touched = len(batch), batch.keys
+                kept = None if wanted is None else [j for j, value in enumerate(encoded) if value is not None]
+                score_keys = [key.encode() for key in batch.keys] if kept is None else [
+                    batch.keys[j].encode() for j in kept]
+                score_values = cast("list[bytes]", encoded if kept is None else [encoded[j] for j in kept])
+            else:
+                touched, score_keys, score_values = self._drop_rejected(messages, batch, status, encoded, records)
+                scored = len(touched)
+                dead += len(batch) - scored
             scores = ScoreRecords(s.output_topic, score_keys, score_values)
-            ok = status == 0
-            if s.keep_events and ok.any():
-                kept = np.flatnonzero(ok)
-                events = ([batch.keys[i] for i in kept.tolist()], batch.times[kept], batch.values[kept])
-            if ok.any():
-                self.metrics.event_to_score_latency.observe(float(np.median(now - batch.times[ok])))
-                self.max_event_time = max(self.max_event_time, float(batch.times[ok].max()))
+            if s.keep_events and scored:
+                kept_rows = np.flatnonzero(ok)
+                events = ([batch.keys[i] for i in kept_rows.tolist()], batch.times[kept_rows], batch.values[kept_rows])
+            if scored:
+                good_times = batch.times if all_ok else batch.times[ok]
+                self.metrics.event_to_score_latency.observe(float(np.median(now - good_times)))
+                self.max_event_time = max(self.max_event_time, float(good_times.max()))
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1
         outcome = BatchOutcome(records=records, next_offset=next_offset, consumed=len(messages), scored=scored,
@@ -230,6 +229,27 @@ class PartitionProcessor:
         self.metrics.events_scored.inc(scored)
         self.metrics.batch_size.observe(len(messages))
         return outcome
+
+    def _drop_rejected(
+        self, messages: Sequence[MessageLike], batch: DecodedBatch, status: np.ndarray, encoded: list[bytes | None],
+        records: list[OutRecord],
+    ) -> tuple[list[str], list[bytes], list[bytes]]:
+        """Dead-letter the events the detector rejected (appended to ``records``); the rest's keys and records."""
+        touched: list[str] = []
+        score_keys: list[bytes] = []
+        score_values: list[bytes] = []
+        index, codes = batch.index.tolist(), status.tolist()
+        for j, key in enumerate(batch.keys):
+            if codes[j] != 0:
+                reason = status_reason(codes[j])
+                records.append(self._dead_letter(messages[index[j]], reason, f"detector rejected the event: {reason}"))
+                continue
+            touched.append(key)
+            value = encoded[j]
+            if value is not None:
+                score_keys.append(key.encode())
+                score_values.append(value)
+        return touched, score_keys, score_values
 
     def _changelog(self, outcome: BatchOutcome, touched: list[str], next_offset: int) -> None:
         """Append this batch's state records: a full snapshot when one is due, else a delta of the touched rows."""

@@ -24,8 +24,6 @@ from stream.service.partition import OutRecord, ScoreRecords
 _MAX_CACHED_KEYS = 1_000_000
 _NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's builder wants a list; it only reads it
 
-Group = tuple[list[bytes | None], list[bytes | None], list[Any]]  # keys, values, headers of one topic-partition
-
 
 class PublishError(StreamError):
     """A record could not be placed (topic unknown to the cluster metadata)."""
@@ -60,39 +58,31 @@ class BatchPublisher:
         are acknowledged (inside a transaction: written, visible once the transaction commits)."""
         topics = {r.topic for r in records} | {batch.topic for batch in scores}
         known = {topic: await self._partitions_of(topic) for topic in topics}  # metadata once per topic
-        groups: dict[tuple[str, int], Group] = {}
+        builders = _Builders(self._producer)
         for record in records:
             partition = record.partition
             if partition is None:
                 partition = self._place(record.topic, record.key, known[record.topic])
-            group = groups.get((record.topic, partition))
-            if group is None:
-                group = groups[(record.topic, partition)] = ([], [], [])
-            group[0].append(record.key)
-            group[1].append(record.value)
-            group[2].append(list(record.headers) if record.headers else _NO_HEADERS)
+            builders.append(record.topic, partition, record.key, record.value,
+                            list(record.headers) if record.headers else _NO_HEADERS)
         for batch in scores:
-            self._group_scores(batch, known[batch.topic], groups)
-        futures = await self._submit_groups(groups)
+            self._append_scores(batch, known[batch.topic], builders)
+        futures = [await self._producer.send_batch(builder, topic, partition=partition)
+                   for topic, partition, builder in builders.closed()]
         if futures:
             await asyncio.gather(*futures)
 
-    def _group_scores(self, batch: ScoreRecords, partitions: list[int], groups: dict[tuple[str, int], Group]) -> None:
-        """Split one batch of score records by output partition (cached murmur2 placement), keeping their order."""
+    def _append_scores(self, batch: ScoreRecords, partitions: list[int], builders: _Builders) -> None:
+        """Append one batch of score records to the builder of their output partition (cached murmur2 placement)."""
         placement, topic = self._placement_of(batch.topic), batch.topic
-        lookup = placement.get
-        by_partition: dict[int, Group] = {}
+        lookup, current, start = placement.get, builders.current, builders.start
         for key, value in zip(batch.keys, batch.values, strict=True):
             partition = lookup(key)
             if partition is None:
                 partition = placement[key] = int(self._partitioner(key, partitions, partitions))
-            group = by_partition.get(partition)
-            if group is None:
-                group = by_partition[partition] = groups.get((topic, partition)) or ([], [], [])
-                groups[(topic, partition)] = group
-            group[0].append(key)
-            group[1].append(value)
-            group[2].append(_NO_HEADERS)
+            builder = current.get((topic, partition))
+            if builder is None or builder.append(key=key, value=value, timestamp=None, headers=_NO_HEADERS) is None:
+                start(topic, partition).append(key=key, value=value, timestamp=None, headers=_NO_HEADERS)
 
     def _place(self, topic: str, key: bytes | None, partitions: list[int]) -> int:
         if key is None:
@@ -103,18 +93,29 @@ class BatchPublisher:
             found = placement[key] = int(self._partitioner(key, partitions, partitions))
         return found
 
-    async def _submit_groups(self, groups: dict[tuple[str, int], Group]) -> list[asyncio.Future[Any]]:
-        producer = self._producer
-        futures = []
-        for (topic, partition), (keys, values, headers) in groups.items():
-            builder = producer.create_batch()
-            append = builder.append
-            for key, value, listed in zip(keys, values, headers, strict=True):
-                if append(key=key, value=value, timestamp=None, headers=listed) is None:  # full: send it
-                    futures.append(await producer.send_batch(builder, topic, partition=partition))
-                    builder = producer.create_batch()
-                    append = builder.append
-                    append(key=key, value=value, timestamp=None, headers=listed)
-            builder.close()  # complete: no linger
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-        return futures
+
+class _Builders:
+    """Open batch builders per topic-partition, and every builder in the order it was started."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self.current: dict[tuple[str, int], Any] = {}
+        self._started: list[tuple[str, int, Any]] = []
+
+    def start(self, topic: str, partition: int) -> Any:
+        """A new builder for the topic-partition (the previous one is full)."""
+        builder = self.current[(topic, partition)] = self._producer.create_batch()
+        self._started.append((topic, partition, builder))
+        return builder
+
+    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Any) -> None:
+        """Append one record, starting a new builder when there is none or the current one is full."""
+        builder = self.current.get((topic, partition))
+        if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            self.start(topic, partition).append(key=key, value=value, timestamp=None, headers=headers)
+
+    def closed(self) -> list[tuple[str, int, Any]]:
+        """Every builder, closed (complete: no linger), in the order they were started (per partition: data order)."""
+        for _, _, builder in self._started:
+            builder.close()
+        return self._started

@@ -24,9 +24,11 @@ CONCURRENT_TRANSACTIONS_RETRY_S = 0.002
 _DEFAULT_THRESHOLDS = gc.get_threshold()
 
 
-def freeze_startup_heap(young_threshold: int = YOUNG_THRESHOLD) -> None:
-    """Collect once, freeze every surviving object, and raise the collection thresholds (process-wide)."""
-    gc.collect()
+def freeze_startup_heap(young_threshold: int = YOUNG_THRESHOLD, *, collect: bool = True) -> None:
+    """Collect once (unless ``collect`` is false), freeze every surviving object, and raise the collection
+    thresholds (process-wide)."""
+    if collect:
+        gc.collect()
     gc.freeze()
     gc.set_threshold(young_threshold, *OLDER_THRESHOLDS)
 

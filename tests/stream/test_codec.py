@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -20,6 +21,7 @@ from stream.codec import (
     dead_letter_headers,
     decode_score,
     encode_score,
+    encode_scores,
     header_value,
 )
 
@@ -149,6 +151,54 @@ def test_vector_forecast_is_a_list() -> None:
     assert record["mean"] == [1.0, None] and record["scale"] == [2.0, None] and record["nll"] == 1.0
 
 
+def _dict_per_event(columns: dict[str, Any], only: list[bool] | None) -> list[bytes | None]:
+    """The obvious encoding the column-wise one must reproduce byte for byte: a dict and orjson.dumps per event."""
+    n = len(columns["keys"])
+    mean, scale = columns["mean"], columns["scale"]
+    out: list[bytes | None] = []
+    for i in range(n):
+        if only is not None and not only[i]:
+            out.append(None)
+            continue
+        out.append(orjson.dumps({
+            "key": columns["keys"][i], "time": float(columns["times"][i]), "score": float(columns["scores"][i]),
+            "anomaly": bool(columns["anomalies"][i]), "nll": float(columns["nll"][i]),
+            "mean": float(mean[i, 0]) if mean.shape[1] == 1 else mean[i].tolist(),
+            "scale": float(scale[i, 0]) if scale.shape[1] == 1 else scale[i].tolist(),
+            "model_version": columns["model_version"], "partition": columns["partition"],
+            "offset": columns["offsets"][i],
+        }))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.integers(0, 9), st.sampled_from([1, 2]), st.booleans())
+def test_column_wise_score_encoding_equals_a_dict_per_event(
+    data: st.DataObject, n: int, n_features: int, filtered: bool
+) -> None:
+    def column(dtype: type, shape: tuple[int, ...]) -> np.ndarray:  # NaN, infinities, -0.0 and subnormals included
+        width: Literal[32, 64] = 32 if dtype is np.float32 else 64
+        cells = data.draw(st.lists(st.floats(width=width), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        return np.asarray(cells, dtype=dtype).reshape(shape)
+
+    columns: dict[str, Any] = {
+        "keys": data.draw(st.lists(st.one_of(st.text(max_size=8), st.sampled_from(["a,b", '"q"', "%s", "\u00fc"])),
+                                   min_size=n, max_size=n)),
+        "times": column(np.float64, (n,)),
+        "scores": column(np.float32, (n,)),
+        "anomalies": np.asarray(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool),
+        "nll": column(np.float32, (n,)),
+        "mean": column(np.float32, (n, n_features)),
+        "scale": column(np.float32, (n, n_features)),
+        "model_version": data.draw(st.one_of(st.none(), st.text(max_size=6))),
+        "partition": data.draw(st.integers(0, 99)),
+        "offsets": data.draw(st.lists(st.integers(0, 2**62), min_size=n, max_size=n)),
+    }
+    only = data.draw(st.lists(st.booleans(), min_size=n, max_size=n)) if filtered else None
+    got = encode_scores(**columns, only=None if only is None else np.asarray(only, dtype=bool))
+    assert got == _dict_per_event(columns, only)
+
+
 def test_dead_letter_headers_carry_reason_and_source() -> None:
     headers = dead_letter_headers("bad_type", "value must be a number", "events", 3, 99)
     assert header_value(headers, REASON_HEADER) == "bad_type"
@@ -168,15 +218,57 @@ _PAYLOADS = st.one_of(
     ),
     st.sampled_from([b"not json", b"", b"[1,2]", b"{}", b'{"key": "k", "time": 1, "value": NaN}',
                      b'{"key": "k", "time": 1, "value": 1e999}', b'{"key": "k", "time": 1e39, "values": 1}',
-                     b'{"time": 2, "value": 3}', b'{"key": "k", "time": "2024-01-01T00:00:00Z", "value": 1}']),
+                     b'{"time": 2, "value": 3}', b'{"key": "k", "time": "2024-01-01T00:00:00Z", "value": 1}',
+                     b'{"key": "k", "time": 1, "value": [true]}', b'{"key": "k", "time": 1, "value": ["1", 2]}',
+                     b'{"key": "k", "time": true, "value": 1}', b'{"key": "", "time": 1, "value": 1}']),
     st.none(),
 )
 
 
+@pytest.mark.parametrize(("n_features", "odd", "reason"), [
+    (1, b'{"key": "k", "time": 1, "value": [true]}', "bad_type"),
+    (1, b'{"key": "k", "time": 1, "value": [1, 2]}', "wrong_vector_length"),
+    (2, b'{"key": "k", "time": 1, "value": ["1", 2]}', "bad_type"),
+    (1, b'{"key": "k", "time": true, "value": 1}', "bad_type"),
+    (1, b'{"key": "", "time": 1, "value": 1}', "bad_type"),
+    (1, b'{"key": "k", "time": 1, "value": NaN}', "non_finite_value"),
+    (1, b'{"key": "k", "time": 1e39, "values": 3e39}', "non_finite_value"),
+    (1, b'{"key": 5, "time": 1, "value": 1}', None),  # a number key is turned into text, not rejected
+], ids=["bool-in-list", "long-list", "text-in-list", "bool-time", "empty-key", "nan", "float32-overflow", "int-key"])
+def test_one_odd_message_among_well_shaped_ones_is_judged_alone(
+    n_features: int, odd: bytes, reason: str | None
+) -> None:
+    value = [0.5] * n_features if n_features > 1 or b"[" in odd else 0.5
+    good = [orjson.dumps({"key": f"s{i}", "time": float(i), "value": value}) for i in range(5)]
+    batch = EventDecoder(n_features).decode_batch([*good[:2], odd, *good[2:]])
+    assert [(r.index, r.reason) for r in batch.rejected] == ([] if reason is None else [(2, reason)])
+    assert batch.keys == ["s0", "s1", *(["5"] if reason is None else []), "s2", "s3", "s4"]
+
+
+_FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+_VALUE_FORMS = [st.one_of(_FLOAT32, st.integers(-9, 9)), st.lists(_FLOAT32, min_size=1, max_size=1),
+                st.lists(_FLOAT32, min_size=2, max_size=2)]
+
+
+def _well_shaped(value: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
+    """What producers send: a batch of these (one value form) takes the whole-batch path."""
+    return st.builds(
+        lambda k, t, v, field: orjson.dumps({"key": k, "time": t, field: v}),
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**6, 10**6)),
+        value, st.sampled_from(["value", "values"]),
+    )
+
+
+_MOSTLY_WELL_SHAPED = st.sampled_from(_VALUE_FORMS).flatmap(
+    lambda form: st.lists(_well_shaped(form), min_size=1, max_size=10)
+).flatmap(lambda good: st.one_of(st.just(good), _PAYLOADS.map(lambda odd: [*good[:-1], odd])))
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_PAYLOADS, max_size=12), st.sampled_from([1, 2]))
+@given(st.one_of(st.lists(_PAYLOADS, max_size=12), _MOSTLY_WELL_SHAPED), st.sampled_from([1, 2]))
 def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes | None], n_features: int) -> None:
-    """The column-wise fast path and the per-message path agree on every message: same events, same reasons."""
+    """The column-wise fast paths and the per-message path agree on every message: same events, same reasons."""
     decoder = EventDecoder(n_features, max_message_bytes=120, max_key_bytes=40)
     batch = decoder.decode_batch(payloads, [b"mk"] * len(payloads))
     expected_events, expected_rejected = [], []
@@ -186,7 +278,7 @@ def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes 
         except _RejectError as reject:
             expected_rejected.append((i, reject.reason.value))
         else:
-            expected_events.append((i, key, event_time, np.float32(values).tolist()))
+            expected_events.append((i, key, event_time, np.asarray(values, dtype=np.float32).tolist()))
     got_events = [(int(i), k, t, v.tolist()) for i, k, t, v in
                   zip(batch.index, batch.keys, batch.times, batch.values, strict=True)]
     assert got_events == expected_events
