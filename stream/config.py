@@ -24,6 +24,7 @@ from stream.errors import StreamError
 ENV_PREFIX = "RNNWATCH_"
 Guarantee = Literal["exactly_once", "at_least_once"]
 PublishMode = Literal["all", "anomalies"]
+ScoringPipelineName = Literal["detector", "seasonal"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -105,6 +106,9 @@ class ServiceConfig:
     session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
     publish: PublishMode = "all"
     anomaly_threshold: float = 0.99
+    # "detector": the Detector's calibrated forecast surprise; "seasonal": rnncore.pipeline.ScoringPipeline (seasonal
+    # residual and surprise, range novelty, refractory: the detector `rnnwatch bench nab` scores), single-value streams
+    scoring_pipeline: ScoringPipelineName = "detector"
     max_streams_per_partition: int = 100_000
     idle_ttl_seconds: float | None = None
     snapshot_every: int = 100  # delta records between full snapshots in the changelog
@@ -126,6 +130,10 @@ class ServiceConfig:
         if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
             raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
                               f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
+        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName))
+        for name, choices in choice_fields:
+            if getattr(self, name) not in get_args(choices):
+                raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")
         if self.max_batch_wait_ms < 0:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:

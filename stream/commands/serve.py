@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=help_text)
     parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"], default=None)
     parser.add_argument("--publish", choices=["all", "anomalies"], default=None, help="which score records to send")
+    parser.add_argument(
+        "--scoring-pipeline",
+        choices=["detector", "seasonal"],
+        default=None,
+        help="detector: the forecast surprise; seasonal: plus seasonal surprise, novelty, refractory (NAB's detector)",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="json = structured logs")
 
 
@@ -55,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.service.logs import configure_logging
 
     configure_logging(getattr(args, "log_level", "INFO"), json_format=args.log_format == "json")
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in (*_FLAGS, "guarantee", "publish")}
+    choices = ("guarantee", "publish", "scoring_pipeline")
+    overrides: dict[str, Any] = {name: getattr(args, name) for name in (*_FLAGS, *choices)}
     try:
         config = load_config(args.config, overrides=overrides)
         if not config.model_dir:
@@ -72,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(config: Any, weights: Any) -> int:
     from stream.service import Service, ServiceError
 
-    service = Service(config, weights, serve_http=True)
+    try:
+        service = Service(config, weights, serve_http=True)
+    except ServiceError as error:
+        logger.error("cannot start: %s", error)
+        return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_stop)

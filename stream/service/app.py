@@ -36,6 +36,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from rnncore.artifact import ArtifactError
 from rnncore.detector import IncompatibleModelError
 from rnncore.model import ModelWeights
+from rnncore.snapshot import SnapshotError
 from stream.codec import EventDecoder
 from stream.config import ServiceConfig
 from stream.errors import StreamError
@@ -60,11 +61,22 @@ class ServiceError(StreamError):
 
 
 def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFactory:
-    """Fresh ``rnncore.detector.Detector`` per partition, sized by ``max_streams_per_partition``."""
+    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector``, or with
+    ``scoring_pipeline = "seasonal"`` a ``rnncore.pipeline.ScoringPipeline`` around one."""
     from rnncore.detector import Detector
+    from rnncore.pipeline import ScoringPipeline
+
+    if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
+        raise ServiceError(
+            f"scoring_pipeline 'seasonal' scores single-value streams; this model has "
+            f"{weights.config.n_features} features: use scoring_pipeline 'detector' or a single-feature model"
+        )
 
     def make() -> DetectorLike:
-        return Detector(weights, max_streams=config.max_streams_per_partition, idle_ttl_seconds=config.idle_ttl_seconds)
+        streams, ttl = config.max_streams_per_partition, config.idle_ttl_seconds
+        if config.scoring_pipeline == "seasonal":
+            return ScoringPipeline(weights, max_streams=streams, idle_ttl_seconds=ttl)
+        return Detector(weights, max_streams=streams, idle_ttl_seconds=ttl)
 
     return make
 
@@ -350,7 +362,13 @@ class Service:
                 if not owned and not await self._keep_retained(tp):
                     to_restore.append(tp)
             self._retained.clear()
-            await self._restore_partitions(to_restore)
+            try:
+                await self._restore_partitions(to_restore)
+            except ServiceError as error:  # raised again by run(): the listener's caller would only log it
+                logger.error("%s", error)
+                self._failure = error
+                self._stop.set()
+                return
         self.metrics.rebalances.labels(kind="assigned").inc()
         self.metrics.assigned_partitions.set(len(self._partitions))
         self.health.set_ready(True)
@@ -380,7 +398,15 @@ class Service:
         )
         for tp in tps:
             detector = self._make_detector()
-            position = restore_from_records(changelogs[tp.partition], detector)
+            try:
+                position = restore_from_records(changelogs[tp.partition], detector)
+            except SnapshotError as error:
+                raise ServiceError(
+                    f"the state of partition {tp.partition} in changelog {self.config.changelog_topic!r} cannot be "
+                    f"restored into this service's state table ({error}); was scoring_pipeline or the model's state "
+                    "layout changed? Go back to the previous setting, or start fresh with a new changelog_topic "
+                    "and group_id"
+                ) from error
             committed = await self._consumer.committed(tp)
             resume = max(-1 if committed is None else committed, position.next_offset)
             if position.next_offset >= 0 and position.next_offset > (committed or 0):
