@@ -150,3 +150,50 @@ def test_trained_weights_forecast_the_same_on_held_out_streams(engine: Engine) -
             mu, sigma, _ = result.module(torch.from_numpy(stream.seq.inputs)[None])
         np.testing.assert_allclose(forecast[:, 0], mu[0].numpy(), rtol=0, atol=TOLERANCE)
         np.testing.assert_allclose(forecast[:, 1], sigma[0].numpy(), rtol=0, atol=TOLERANCE)
+
+
+def test_trained_weights_give_the_same_surprise_and_scores_as_the_torch_model() -> None:
+    """The Detector's per-event NLL and calibrated score equal the torch module's Gaussian NLL of each next value
+    (run through the same online calibration) on held-out streams fed interleaved."""
+    from rnncore.detector import Detector
+    from rnncore.scoring import ScoringParams, calibrate, score_schema
+    from rnncore.training.module import gaussian_nll
+
+    config = ModelConfig(cell="gru", hidden_size=16, num_layers=2, norm_window=100)
+    dataset = build_dataset(generate_fleet(4, 300, seed=8).records(), config)
+    settings = TrainConfig(epochs=2, batch_size=8, bptt=16, segment_length=64, threads=1, progress=False)
+    weights = train(dataset, config, settings).weights
+    params = ScoringParams(warmup_events=20, short_window=5)
+    held_out = generate_fleet(3, 400, anomalies_per_stream=0, seed=99).streams
+    module = from_weights(weights)
+    expected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for stream in held_out:
+        values = stream.values.astype(np.float32).astype(np.float64)
+        seq = normalise_sequence(values, stream.times, config)
+        # the next value in the units of each forecast; not clipped (training clips its targets, surprise does not)
+        targets = torch.from_numpy((values[1:] - seq.mean[:-1]) / seq.std[:-1])
+        with torch.no_grad():
+            mu, sigma, _ = module(torch.from_numpy(seq.inputs)[None])
+            nll = gaussian_nll(mu[0, :-1].double(), sigma[0, :-1].double(), targets).numpy()
+        surprise = np.concatenate([[np.nan], nll]).astype(np.float32)  # no forecast before the first event
+        columns = {name: np.zeros((1, *shape), dtype=dtype) for name, (shape, dtype) in score_schema(params).items()}
+        scores = np.zeros(surprise.size, dtype=np.float32)
+        status = np.zeros(surprise.size, dtype=np.int8)
+        calibrate(params, columns, np.zeros(surprise.size, dtype=np.int64), surprise, status, scores)
+        expected[stream.key] = (surprise, scores)
+
+    detector = Detector(weights, max_streams=10, scoring=params)
+    events = sorted(((t, s.key, v) for s in held_out for t, v in zip(s.times, s.values, strict=True)))
+    got: dict[str, list[tuple[float, float]]] = {}
+    for lo in range(0, len(events), 97):  # batches that cut across streams
+        chunk = events[lo : lo + 97]
+        result = detector.step([k for _, k, _ in chunk], np.array([t for t, _, _ in chunk]),
+                               np.array([v for _, _, v in chunk], dtype=np.float32))  # fmt: skip
+        for (_, key, _), nll, score in zip(chunk, result.nll, result.scores, strict=True):
+            got.setdefault(key, []).append((float(nll), float(score)))
+    for key, (surprise, scores) in expected.items():
+        pairs = np.array(got[key])
+        # NLL is float32 and reaches thousands on a stream's second event: 1e-5 absolute or float32 relative
+        np.testing.assert_allclose(pairs[:, 0], surprise, rtol=1e-6, atol=TOLERANCE, equal_nan=True, err_msg=key)
+        np.testing.assert_allclose(pairs[:, 1], scores, rtol=0, atol=TOLERANCE, err_msg=key)
+    assert max(float(s.max()) for _, s in expected.values()) > 0.05  # past warm-up: not a comparison of zeros
