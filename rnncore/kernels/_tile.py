@@ -1,9 +1,10 @@
 """The tiled batched step kernel: gather a tile of distinct streams, one matrix product per layer, write back.
 
-Per tile (up to ``TILE`` events, each stream at most once): preprocess every event (contract steps 0-4)
-into ``X0``; per layer gather the old ``h`` into a contiguous block and compute every gate's pre-activation
-``P = bias + X W_ih^T + H W_hh^T`` with the register-blocked products of ``_gemm`` (the weights are read
-once per tile, not once per event), then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row,
+Per tile (up to ``TILE`` events, each stream at most once): preprocess the tile's events (contract steps
+0-4) into ``X0`` as vector loops over gathered state columns (``_preprocess_tile``); per layer gather the
+old ``h`` into a contiguous block and compute every gate's pre-activation ``P = bias + X W_ih^T + H W_hh^T``
+with the register-blocked products of ``_gemm`` (the weights are read once per tile, not once per event),
+then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row,
 writing the new state straight back; finally the head (step 6) and the forecast outputs. A stream repeated
 inside the batch closes the tile (``tile_mark``), so each stream's events are applied in arrival order.
 ``_matmul`` and ``_cell_update`` serve the one-event attention kernel (``_attention``).
@@ -150,6 +151,96 @@ def _preprocess(
         X0[slot, F] = math.log1p(dt / dt_scale)
     last_time[r] = t
     count[r] = seen + 1
+
+
+PRE_FIELDS = 9  # rows of the per-tile preprocessing scratch (see _preprocess_tile)
+
+
+@jit_leaf
+def _preprocess_tile(
+    n: int,
+    slot_event: np.ndarray,
+    slot_rows: np.ndarray,
+    index: np.ndarray,
+    scalars: np.ndarray,
+    norm: np.ndarray,
+    forecast: np.ndarray,
+    last_time: np.ndarray,
+    count: np.ndarray,
+    times: np.ndarray,
+    values: np.ndarray,
+    nll: np.ndarray,
+    X0: np.ndarray,
+    pre: np.ndarray,
+    pre32: np.ndarray,
+) -> None:
+    """``_preprocess`` for the n events of a tile at once: the state columns are gathered into the
+    contiguous scratch ``pre`` [PRE_FIELDS, T] (float64) and ``pre32`` [2, T] (float32), the arithmetic runs
+    as vector loops over the tile, the new statistics are scattered back. Same operations, same order."""
+    F = index[2]
+    time_feature = index[5]
+    inv_window = 1.0 / scalars[0]
+    eps = scalars[1]
+    clip = scalars[2]
+    dt_scale = scalars[3]
+    # rows: 0 seen, 1 dt, 2 alpha, 3 squares, 4 sigma product, 5 value, 6 mean, 7 variance, 8 forecast mu
+    for e in range(n):  # per-stream scalars (independent loads: their misses overlap)
+        r = slot_rows[e]
+        seen = count[r]
+        t = times[slot_event[e]]
+        pre[0, e] = seen
+        pre[1, e] = max(t - last_time[r], 0.0) if seen > 0 else 0.0
+        pre[2, e] = max(1.0 / (seen + 1), inv_window)
+        pre[3, e] = 0.0
+        pre[4, e] = 1.0
+        last_time[r] = t
+        count[r] = seen + 1
+    for f in range(F):
+        for e in range(n):  # gather
+            r = slot_rows[e]
+            pre[5, e] = values[slot_event[e], f]
+            pre[6, e] = norm[r, 0, f]
+            pre[7, e] = norm[r, 1, f]
+            pre[8, e] = forecast[r, 0, f]
+            pre32[0, e] = forecast[r, 1, f]
+        for e in range(n):  # vector arithmetic: surprise terms, stats update, normalised input
+            v = pre[5, e]
+            m = pre[6, e]
+            var = pre[7, e]
+            sigma = np.float64(pre32[0, e])
+            sd = math.sqrt(var + eps)
+            z = ((v - m) / sd - pre[8, e]) / sigma
+            pre[3, e] += z * z
+            pre[4, e] *= sigma
+            alpha = pre[2, e]
+            delta = v - m
+            m32 = np.float32(m + alpha * delta)
+            var32 = np.float32((1.0 - alpha) * (var + alpha * delta * delta))
+            pre[6, e] = m32
+            pre[7, e] = var32
+            x = (v - np.float64(m32)) / math.sqrt(np.float64(var32) + eps)
+            X0[e, f] = min(max(x, -clip), clip)
+        for e in range(n):  # scatter the new statistics
+            r = slot_rows[e]
+            norm[r, 0, f] = pre[6, e]
+            norm[r, 1, f] = pre[7, e]
+    for e in range(n):  # surprise (nll) from the squares and the product of the scales
+        i = slot_event[e]
+        if pre[0, e] > 0:
+            sigma_product = pre[4, e]
+            if 1e-300 < sigma_product < 1e300:
+                log_sigma = math.log(sigma_product)
+            else:  # many extreme scales: the product left float64's range
+                r = slot_rows[e]
+                log_sigma = 0.0
+                for f in range(F):
+                    log_sigma += math.log(np.float64(forecast[r, 1, f]))
+            nll[i] = (0.5 * pre[3, e] + log_sigma) / F + _HALF_LOG_2PI
+        else:
+            nll[i] = np.nan
+    if time_feature:
+        for e in range(n):
+            X0[e, F] = math.log1p(pre[1, e] / dt_scale)
 
 
 @jit_leaf
@@ -357,6 +448,8 @@ def advance_kernel(
     P_gates = scratch[start : start + sizes[3]].reshape((T_rows, D // Hp, Hp))
     start += sizes[3]
     O = scratch[start : start + sizes[4]].reshape((T_rows, Dh))
+    pre = np.empty((PRE_FIELDS, T), np.float64)
+    pre32 = np.empty((2, T), np.float32)
     head = 8 + 7 * L
     min_scale32 = np.float32(min_scale)
     for i in range(min(B, PREFETCH_AHEAD)):
@@ -386,11 +479,27 @@ def advance_kernel(
             tile_mark[r] = 1
             slot_event[n] = i
             slot_rows[n] = r
-            _preprocess(i, r, n, index, scalars, norm, forecast, last_time, count, times, values, nll, X0)
             n += 1
             i += 1
         if n == 0:
             continue
+        _preprocess_tile(
+            n,
+            slot_event,
+            slot_rows,
+            index,
+            scalars,
+            norm,
+            forecast,
+            last_time,
+            count,
+            times,
+            values,
+            nll,
+            X0,
+            pre,
+            pre32,
+        )
         # ---- recurrent stack (step 5): P = bias + x W_ih^T + h W_hh^T in one product, then the gates
         for layer in range(L):
             fused = 8 + 4 * L + 3 * layer
