@@ -1,8 +1,8 @@
 """The step kernel for models with an attention head: one event at a time, in arrival order.
 
 Per event (the per-event contract, steps 0-7, with the ring of ``rnncore.attention``): validate, surprise from
-the stored forecast and normalisation (``_tile._preprocess``), the recurrent step of every layer
-(``_tile._cell_update`` on a one-event tile), push the top layer's new ``h`` into the stream's ring, attend over
+the stored forecast and normalisation (``_tile._preprocess_tile``) and the recurrent step of every layer
+(``_tile._cell_update``), each on a one-event tile, push the top layer's new ``h`` into the stream's ring, attend over
 the filled slots, then the head on ``[h; context]`` and the new forecast. Events are applied one by one, so a
 stream repeated inside a batch is exact by construction; this kernel trades the tiled kernel's speed for
 simplicity (the attention model is optional and off by default).
@@ -23,12 +23,13 @@ from rnncore.attention import FILL_COLUMN, NEXT_COLUMN, RING_COLUMN, ring_schema
 from rnncore.kernels import layout
 from rnncore.kernels._numba import jit
 from rnncore.kernels._tile import (
+    PRE_FIELDS,
     SHAPE_MISMATCH,
     STATUS_INVALID,
     STATUS_OK,
     _cell_update,
     _matmul,
-    _preprocess,
+    _preprocess_tile,
     _softplus,
 )
 from rnncore.kernels.errors import KernelInputError
@@ -238,6 +239,9 @@ def attention_kernel(
     Gi = np.empty((1, GH), np.float32)
     Gh = np.empty((1, GH), np.float32)
     slot_rows = np.empty(1, np.int64)
+    slot_event = np.empty(1, np.int64)
+    pre = np.empty((PRE_FIELDS, 1), np.float64)
+    pre32 = np.empty((1, 1), np.float32)
     work = np.empty(4 * H + K, np.float64)
     q = work[:H]
     u = work[H : 2 * H]
@@ -260,7 +264,11 @@ def attention_kernel(
         status[i] = STATUS_OK
         r = rows[i]
         slot_rows[0] = r
-        _preprocess(i, r, 0, index, scalars, norm, forecast, last_time, count, times, values, nll, X0)
+        slot_event[0] = i
+        _preprocess_tile(
+            1, slot_event, slot_rows, index, scalars, norm, forecast, last_time, count, times, values, nll, X0,
+            pre, pre32,
+        )
         for layer in range(L):  # recurrent stack (step 5) on a one-event tile
             base = 8 + 4 * layer
             width = I if layer == 0 else H

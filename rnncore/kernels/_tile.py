@@ -90,69 +90,6 @@ def _softplus(x: float) -> float:
     return x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
 
 
-@jit_leaf
-def _preprocess(
-    i: int,
-    r: int,
-    slot: int,
-    index: np.ndarray,
-    scalars: np.ndarray,
-    norm: np.ndarray,
-    forecast: np.ndarray,
-    last_time: np.ndarray,
-    count: np.ndarray,
-    times: np.ndarray,
-    values: np.ndarray,
-    nll: np.ndarray,
-    X0: np.ndarray,
-) -> None:
-    """Contract steps 1-4 and 7 for event i of row r: surprise nll, stats update, input row X0[slot]."""
-    F = index[2]
-    time_feature = index[5]
-    inv_window = 1.0 / scalars[0]
-    eps = scalars[1]
-    clip = scalars[2]
-    dt_scale = scalars[3]
-    seen = count[r]
-    t = times[i]
-    dt = 0.0
-    if seen > 0:
-        dt = max(t - last_time[r], 0.0)
-        squares = 0.0
-        sigma_product = 1.0  # one log per event instead of one per feature; branch-free so it vectorises
-        for f in range(F):
-            sd = math.sqrt(np.float64(norm[r, 1, f]) + eps)
-            sigma = np.float64(forecast[r, 1, f])
-            z = ((np.float64(values[i, f]) - np.float64(norm[r, 0, f])) / sd - np.float64(forecast[r, 0, f])) / sigma
-            squares += z * z
-            sigma_product *= sigma
-        if 1e-300 < sigma_product < 1e300:
-            log_sigma = math.log(sigma_product)
-        else:  # many extreme scales: the product left float64's range
-            log_sigma = 0.0
-            for f in range(F):
-                log_sigma += math.log(np.float64(forecast[r, 1, f]))
-        nll[i] = (0.5 * squares + log_sigma) / F + _HALF_LOG_2PI
-    else:
-        nll[i] = np.nan
-    alpha = max(1.0 / (seen + 1), inv_window)
-    for f in range(F):
-        v = np.float64(values[i, f])
-        m = np.float64(norm[r, 0, f])
-        var = np.float64(norm[r, 1, f])
-        delta = v - m
-        m32 = np.float32(m + alpha * delta)
-        var32 = np.float32((1.0 - alpha) * (var + alpha * delta * delta))
-        norm[r, 0, f] = m32
-        norm[r, 1, f] = var32
-        x = (v - np.float64(m32)) / math.sqrt(np.float64(var32) + eps)
-        X0[slot, f] = min(max(x, -clip), clip)
-    if time_feature:
-        X0[slot, F] = math.log1p(dt / dt_scale)
-    last_time[r] = t
-    count[r] = seen + 1
-
-
 PRE_FIELDS = 9  # rows of the per-tile preprocessing scratch (see _preprocess_tile)
 
 
@@ -174,9 +111,10 @@ def _preprocess_tile(
     pre: np.ndarray,
     pre32: np.ndarray,
 ) -> None:
-    """``_preprocess`` for the n events of a tile at once: the state columns are gathered into the
-    contiguous scratch ``pre`` [PRE_FIELDS, T] (float64) and ``pre32`` [2, T] (float32), the arithmetic runs
-    as vector loops over the tile, the new statistics are scattered back. Same operations, same order."""
+    """Contract steps 1-4 and 7 for the n events of a tile (event ``slot_event[e]`` of row ``slot_rows[e]``):
+    surprise ``nll``, stats update, input rows ``X0[e]``. The state columns are gathered into the contiguous
+    scratch ``pre`` [PRE_FIELDS, T] (float64) and ``pre32`` [1, T] (float32), the arithmetic runs as vector
+    loops over the tile, the new statistics are scattered back."""
     F = index[2]
     time_feature = index[5]
     inv_window = 1.0 / scalars[0]
@@ -449,7 +387,7 @@ def advance_kernel(
     start += sizes[3]
     O = scratch[start : start + sizes[4]].reshape((T_rows, Dh))
     pre = np.empty((PRE_FIELDS, T), np.float64)
-    pre32 = np.empty((2, T), np.float32)
+    pre32 = np.empty((1, T), np.float32)
     head = 8 + 7 * L
     min_scale32 = np.float32(min_scale)
     for i in range(min(B, PREFETCH_AHEAD)):
