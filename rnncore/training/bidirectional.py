@@ -12,7 +12,6 @@ Validation scores whole streams from their first to their last event, as ``rnnwa
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -37,8 +36,8 @@ from rnncore.training.trainer import (
     TrainConfig,
     TrainingError,
     TrainResult,
+    _BestEpoch,
     _cosine,
-    _stop_reason,
     baseline_scores,
 )
 
@@ -216,7 +215,7 @@ def train_bidirectional(
     result = TrainResult(module, export_bidirectional(module), EvaluationReport(ForecastScore(), *baselines, alpha))
     deadline = time.monotonic() + 60.0 * settings.max_minutes if settings.max_minutes else math.inf
     step_budget = settings.max_event_steps or math.inf
-    best_loss, best_state, since_best = math.inf, copy.deepcopy(module.state_dict()), 0
+    best = _BestEpoch(module, settings.patience)
     for epoch in range(1, settings.epochs + 1):
         started, losses = time.perf_counter(), []
         order = rng.permutation(len(windows))
@@ -239,16 +238,9 @@ def train_bidirectional(
         watched = train_loss
         if dataset.validation_steps:
             watched = evaluate_bidirectional(module, dataset, backward, alpha, baselines).model.nll
-        result.history.append({"epoch": epoch, "train_nll": train_loss, "validation_nll": watched})
-        if watched < best_loss:
-            best_loss, best_state, since_best, result.best_epoch = watched, copy.deepcopy(module.state_dict()), 0, epoch
-        else:
-            since_best += 1
-        stop = _stop_reason(deadline, result.event_steps >= step_budget, since_best >= settings.patience)
-        if stop:
-            result.stopped = stop
+        if best.end_epoch(result, epoch, train_loss, watched, deadline, result.event_steps >= step_budget):
             break
-    module.load_state_dict(best_state)
+    best.restore_best()
     result.weights = export_bidirectional(module)
     result.report = evaluate_bidirectional(module, dataset, backward, alpha, baselines)
     return result

@@ -247,7 +247,7 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
     result = TrainResult(module, export_weights(module), EvaluationReport(ForecastScore(), *baselines, alpha))
     deadline = time.monotonic() + 60.0 * settings.max_minutes if settings.max_minutes else math.inf
     step_budget = settings.max_event_steps or math.inf
-    best_loss, best_state, since_best = math.inf, copy.deepcopy(module.state_dict()), 0
+    best = _BestEpoch(module, settings.patience)
     for epoch in range(1, settings.epochs + 1):
         lanes = assign_lanes(segments, settings.batch_size, settings.bptt, rng)
         state = module.zero_state(len(lanes))
@@ -273,19 +273,39 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
         watched = train_loss
         if dataset.validation_steps:
             watched = evaluate(module, dataset, alpha, settings.eval_batch_size, baselines).model.nll
-        result.history.append({"epoch": epoch, "train_nll": train_loss, "validation_nll": watched})
-        if watched < best_loss:
-            best_loss, best_state, since_best, result.best_epoch = watched, copy.deepcopy(module.state_dict()), 0, epoch
-        else:
-            since_best += 1
-        stop = _stop_reason(deadline, result.event_steps >= step_budget, since_best >= settings.patience)
-        if stop:
-            result.stopped = stop
+        if best.end_epoch(result, epoch, train_loss, watched, deadline, result.event_steps >= step_budget):
             break
-    module.load_state_dict(best_state)
+    best.restore_best()
     result.weights = export_weights(module)
     result.report = evaluate(module, dataset, alpha, settings.eval_batch_size, baselines)
     return result
+
+
+class _BestEpoch:
+    """Early stopping: keeps the weights of the epoch with the lowest watched loss, records each epoch in the
+    result's history and says when training stops (deadline, step budget or patience spent)."""
+
+    def __init__(self, module: torch.nn.Module, patience: int) -> None:
+        self.module, self.patience = module, patience
+        self.loss, self.state, self.since = math.inf, copy.deepcopy(module.state_dict()), 0
+
+    def end_epoch(self, result: Any, epoch: int, train_loss: float, watched: float, deadline: float,
+                  budget_spent: bool) -> bool:  # fmt: skip
+        """Record the epoch; True (with ``result.stopped`` set) when training should stop."""
+        result.history.append({"epoch": epoch, "train_nll": train_loss, "validation_nll": watched})
+        if watched < self.loss:
+            self.loss, self.state, self.since = watched, copy.deepcopy(self.module.state_dict()), 0
+            result.best_epoch = epoch
+        else:
+            self.since += 1
+        stop = _stop_reason(deadline, budget_spent, self.since >= self.patience)
+        if stop:
+            result.stopped = stop
+        return stop is not None
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights back into the module."""
+        self.module.load_state_dict(self.state)
 
 
 def _stop_reason(deadline: float, budget_spent: bool, patience_spent: bool) -> str | None:
