@@ -136,10 +136,12 @@ def _loads(payload: bytes) -> Any:
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as error:
+        if "depth" in str(error):  # orjson stops at 1024 levels; the stdlib would recurse into RecursionError
+            raise _RejectError(DeadLetterReason.INVALID_JSON, "nested deeper than 1024 levels") from None
         if "infinity" in str(error) or b"NaN" in payload or b"Infinity" in payload:
             try:  # the stdlib reads NaN / Infinity / 1e999, which orjson refuses: name the real problem
                 json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError is not a ValueError
                 pass
             else:
                 raise _RejectError(DeadLetterReason.NON_FINITE_VALUE, "NaN or infinity in the message") from None
@@ -277,6 +279,9 @@ class EventDecoder:
                     decoded = self._decode_one(payload, message_keys[i] if message_keys else None)
                 except _RejectError as reject:
                     rejected.append(Rejected(i, reject.reason.value, reject.detail))
+                    continue
+                except Exception as error:  # last resort: no message's bytes may stop the service
+                    rejected.append(Rejected(i, DeadLetterReason.INVALID_JSON.value, repr(error)[:120]))
                     continue
             keys.append(decoded[0])
             times.append(decoded[1])

@@ -283,3 +283,14 @@ def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes 
                   zip(batch.index, batch.keys, batch.times, batch.values, strict=True)]
     assert got_events == expected_events
     assert [(r.index, r.reason) for r in batch.rejected] == expected_rejected
+
+
+def test_deeply_nested_message_is_dead_lettered_not_raised() -> None:
+    """Issue 17 item 2: 1,100 nested lists made the stdlib fallback raise RecursionError."""
+    from stream.codec import EventDecoder
+
+    poison = b'{"key":"NaN","time":1,"value":' + b"[" * 1100 + b"]" * 1100 + b"}"
+    good = b'{"key":"a","time":1,"value":1.0}'
+    batch = EventDecoder(1).decode_batch([good, poison, good])
+    assert batch.keys == ["a", "a"]
+    assert [(r.index, r.reason) for r in batch.rejected] == [(1, "invalid_json")]
