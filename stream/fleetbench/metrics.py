@@ -1,0 +1,43 @@
+"""Pointwise and event-wise metrics; never point-adjusted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.fleetbench.generator import CODES
+
+
+def pointwise(flag: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """F1, false-alarm rate (flagged normal / normal) and missed rate (unflagged anomalous / anomalous)."""
+    a = labels > 0
+    tp = float(np.sum(flag & a))
+    fp = float(np.sum(flag & ~a))
+    fn = float(np.sum(~flag & a))
+    prec = tp / max(tp + fp, 1.0)
+    rec = tp / max(tp + fn, 1.0)
+    return {
+        "f1": 2 * prec * rec / max(prec + rec, 1e-12),
+        "false_alarm": fp / max(float(np.sum(~a)), 1.0),
+        "missed": fn / max(float(np.sum(a)), 1.0),
+    }
+
+
+def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.ndarray) -> dict[str, float]:
+    """Recall per kind, detection delay (events from onset), precision over flagged runs outside any event."""
+    out: dict[str, float] = {}
+    hit: dict[str, list[int]] = {k: [] for k in CODES}
+    delays = []
+    for kind, s, e in events:
+        idx = np.flatnonzero(flag[s:e])
+        hit[kind].append(int(idx.size > 0))
+        if idx.size:
+            delays.append(int(idx[0]))
+    for k, v in hit.items():
+        if v:
+            out[f"recall_{k}"] = float(np.mean(v))
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], flag.astype(np.int8)])) == 1)
+    true_runs = sum(1 for r in runs if labels[r] > 0 or (r + 1 < labels.size and labels[r + 1] > 0))
+    out["event_precision"] = true_runs / max(len(runs), 1)
+    out["event_recall"] = float(np.mean([h for v in hit.values() for h in v])) if events else 0.0
+    out["delay_median"] = float(np.median(delays)) if delays else float("nan")
+    return out
