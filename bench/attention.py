@@ -11,7 +11,7 @@ Same seed and the same training budget (event-steps) for every model. Measured p
   best-F1 threshold of each model (the same search for all, an upper bound that removes threshold luck).
 * **NAB** (causal models only; a bidirectional model is refused there): the ``rnnwatch bench nab`` detector
   (seasonal residual into the Detector, seasonal surprise, range novelty, refractory filter;
-  ``rnncore.evaluation.rnnwatch_nab``) with each model, untrained (seeded random weights, the NAB default)
+  ``stream.evaluation.rnnwatch_nab``) with each model, untrained (seeded random weights, the NAB default)
   and trained by BPTT on the pooled probationary rows with the same budget; standard profile.
 * **events/s**: the Detector over the test fleet (batches of one event per stream), and the kernel alone at
   B=4096 over 100k streams; **bytes per stream**: the state table row (kernel + calibration columns).
@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 from rnncore import kernels
-from rnncore.config import ModelConfig
 from rnncore.detector import Detector
 from rnncore.kernels.layout import allocate_columns
-from rnncore.model import ModelWeights
-from rnncore.synthetic import SyntheticFleet, generate_fleet
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.bidirectional import score_records, train_bidirectional
 from rnncore.training.dataset import build_dataset
 from rnncore.training.trainer import TrainConfig, train
+from stream.data.synthetic import SyntheticFleet, generate_fleet
 from stream.demo.evaluation import StreamFlags, evaluate
 
 FIXED_THRESHOLD = 0.99
@@ -157,7 +157,7 @@ def kernel_events_per_s(weights: ModelWeights, streams: int = 100_000, batch: in
 
 def nab_detector(settings: Any, weights: ModelWeights, inputs: dict[str, np.ndarray], seasonal: dict[str, np.ndarray]):
     """The ``rnnwatch bench nab`` detector (``rnnwatch_detectors``' "rnnwatch") with given weights."""
-    from rnncore.evaluation.rnnwatch_nab import detector_scores, merge_and_filter
+    from stream.evaluation.rnnwatch_nab import detector_scores, merge_and_filter
 
     def full(files: Sequence[Any]) -> dict[str, np.ndarray]:
         scores = detector_scores(files, weights, settings.scoring, inputs)
@@ -169,14 +169,14 @@ def nab_detector(settings: Any, weights: ModelWeights, inputs: dict[str, np.ndar
 
 def nab_standard(data: Path, configs: dict[str, ModelConfig], budget: int, seed: int) -> dict[str, dict[str, float]]:
     """NAB standard score of each causal model, untrained and trained on the pooled probationary rows."""
-    from rnncore.evaluation.nab_data import load_profiles, load_series, load_windows
-    from rnncore.evaluation.rnnwatch_nab import (
+    from stream.evaluation.nab_data import load_profiles, load_series, load_windows
+    from stream.evaluation.rnnwatch_nab import (
         NabRnnSettings,
         model_inputs,
         probation_records,
         seasonal_scores,
     )
-    from rnncore.evaluation.runner import evaluate as evaluate_nab
+    from stream.evaluation.runner import evaluate as evaluate_nab
 
     files, profiles = load_series(data), load_profiles(data)
     windows = load_windows(data, files)
@@ -189,7 +189,7 @@ def nab_standard(data: Path, configs: dict[str, ModelConfig], budget: int, seed:
     for name, config in configs.items():
         nab_config = replace(base.model, attention_window=config.attention_window)  # NAB's tuned GRU (H=16)
         settings = replace(base, model=nab_config)
-        # the settings of rnncore.evaluation.rnnwatch_nab.learn_weights, with a step budget instead of seconds
+        # the settings of stream.evaluation.rnnwatch_nab.learn_weights, with a step budget instead of seconds
         train_settings = TrainConfig(
             bptt=64, batch_size=32, segment_length=256, warmup=32, epochs=1000, patience=6,
             max_event_steps=budget, seed=seed, threads=1, progress=False,

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from rnncore.config import ModelConfig  # noqa: E402
-from rnncore.model import ModelWeights  # noqa: E402
-from stream.config import ServiceConfig  # noqa: E402
-from stream.service import Service  # noqa: E402
+from rnncore.model.config import ModelConfig  # noqa: E402
+from rnncore.model.weights import ModelWeights  # noqa: E402
+from stream.service.app import Service  # noqa: E402
+from stream.service.config import ServiceConfig  # noqa: E402
 
 
 def make_events(n: int, streams: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -39,9 +39,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnncore import kernels  # noqa: E402
-from rnncore.config import CellType, ModelConfig  # noqa: E402
 from rnncore.kernels.layout import allocate_columns  # noqa: E402
-from rnncore.model import ModelWeights  # noqa: E402
+from rnncore.model.config import CellType, ModelConfig  # noqa: E402
+from rnncore.model.weights import ModelWeights  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.config import ModelConfig
 from rnncore.detector import Detector
-from rnncore.model import ModelWeights
-from rnncore.pipeline import PipelineSettings, ScoringPipeline
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
 
 
 def _batches(streams: int, batch: int, count: int, seed: int) -> list[tuple[list[str], np.ndarray, np.ndarray]]:

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnncore.config import ModelConfig  # noqa: E402
-from rnncore.state import StateTable  # noqa: E402
+from rnncore.model.config import ModelConfig  # noqa: E402
+from rnncore.state.table import StateTable  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # CPU time of this thread (user + system, page faults included): on this shared 2-core machine wall-clock
@@ -38,8 +38,8 @@ def rss_bytes() -> int:
 def gru_schema(config: ModelConfig) -> tuple[dict, str]:
     """The Detector's real schema (kernels + scoring) when those modules exist, else a stand-in of the same size."""
     try:
+        from rnncore.calibration import ScoringParams, score_schema
         from rnncore.kernels import state_schema
-        from rnncore.scoring import ScoringParams, score_schema
 
         return {**state_schema(config), **score_schema(ScoringParams())}, "kernels+scoring"
     except ImportError:
@@ -140,7 +140,7 @@ def worst_resize_pause(streams: int, shards: int) -> tuple[float, int]:
 def run_detector(streams: int, batch: int) -> dict:
     """The facade on the same table size: step latency while streams arrive, then steady state vs key lookup."""
     from rnncore.detector import Detector
-    from rnncore.model import ModelWeights
+    from rnncore.model.weights import ModelWeights
 
     weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=64))
     Detector(weights, max_streams=8).step(["warm-up"], [0.0], [1.0])  # load the compiled kernels outside the timing

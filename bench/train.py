@@ -19,13 +19,13 @@ import time
 
 import torch
 
-from rnncore.attention import ring_bytes_per_stream
-from rnncore.config import CELL_TYPES, ModelConfig
-from rnncore.synthetic import generate_fleet
+from rnncore.model.attention import ring_bytes_per_stream
+from rnncore.model.config import CELL_TYPES, ModelConfig
 from rnncore.training.baselines import ForecastScore, ewma_forecast, persistence_forecast, score_forecasts
 from rnncore.training.bidirectional import predict_bidirectional, stream_backward_inputs, train_bidirectional
 from rnncore.training.dataset import Dataset, build_dataset
 from rnncore.training.trainer import TrainConfig, TrainResult, predict, train
+from stream.data.synthetic import generate_fleet
 
 
 def by_family(result: TrainResult, dataset: Dataset) -> None:

@@ -9,17 +9,17 @@ not disturb the other events of the batch; only the rows of accepted events chan
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import rnncore.scoring as calibration
+import rnncore.calibration as calibration
 from rnncore import kernels
-from rnncore.bidirectional import ensure_causal
+from rnncore.contract import EventStatus, StepResult, status_reason
 from rnncore.errors import RnnCoreError
-from rnncore.model import ModelWeights
-from rnncore.state import EventStatus, StateTable, columns_from_schema, status_reason
+from rnncore.model.bidirectional import ensure_causal
+from rnncore.model.weights import ModelWeights
+from rnncore.state.table import StateTable, columns_from_schema
 
 __all__ = [
     "BatchShapeError",
@@ -46,33 +46,6 @@ class IncompatibleModelError(DetectorError):
 
 class SchemaConflictError(DetectorError):
     """The kernel and scoring state schemas use the same column name."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """Per-event outputs of one batch; rejected events have score 0, NaN nll/mean/scale and a non-zero status.
-
-    ``mean``/``scale`` are the forecast for the stream's next value in original units, shaped like the
-    ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
-    """
-
-    scores: np.ndarray  # float32 [B], in [0, 1]
-    nll: np.ndarray  # float32 [B]
-    mean: np.ndarray  # float32 [B] or [B, F]
-    scale: np.ndarray  # float32 [B] or [B, F]
-    status: np.ndarray  # int8 [B], EventStatus codes
-
-    def __len__(self) -> int:
-        return int(self.status.shape[0])
-
-    @property
-    def accepted(self) -> np.ndarray:
-        """Boolean mask of the events that were processed."""
-        return self.status == EventStatus.OK
-
-    def reasons(self) -> list[str]:
-        """Reason string per event ("ok", "non_finite_value", ...), e.g. for dead-letter records."""
-        return [status_reason(code) for code in self.status.tolist()]
 
 
 def _state_schema(
@@ -223,9 +196,13 @@ class Detector:
         return out
 
     def _validated(self, keys: Sequence[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-        """times as float64 [B], values as C-contiguous float32 [B, F], and whether values came in as [B]."""
+        """times as float64 [B], values as C-contiguous float32 [B, F], and whether values came in as [B].
+
+        Read-only inputs (a pandas column under copy-on-write, a memory map) are copied once: the kernels'
+        compiled signatures take writable arrays.
+        """
         B, F = len(keys), self.n_features
-        times = np.ascontiguousarray(times, dtype=np.float64)
+        times = np.require(times, dtype=np.float64, requirements=("C", "W"))
         values = np.asarray(values, dtype=np.float32)
         flat = values.ndim == 1
         if flat and F != 1:
@@ -236,7 +213,7 @@ class Detector:
             raise BatchShapeError(f"values must be [B] or [B, {F}] for this model, got shape {values.shape}")
         if times.shape != (B,) or values.shape[0] != B:
             raise BatchShapeError(f"{B} keys need times [{B}] and values [{B}, {F}]; got {times.shape}, {values.shape}")
-        return times, np.ascontiguousarray(values), flat
+        return times, np.require(values, requirements=("C", "W")), flat
 
     # ------------------------------------------------------------------ state management
     def snapshot(self, keys: Iterable[str] | None = None) -> bytes:

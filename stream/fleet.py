@@ -1,6 +1,6 @@
 """A synthetic sensor fleet published to Kafka in real time, for the demo and end-to-end benchmarks.
 
-Each stream of an ``rnncore.synthetic`` fleet is replayed event by event, round-robin over the streams, at a
+Each stream of an ``stream.data.synthetic`` fleet is replayed event by event, round-robin over the streams, at a
 fixed total rate; every event is stamped with the wall-clock time at which it is sent, so event-time-to-score
 latency is real. ``FleetTruth`` remembers what was sent, so flagged events can be checked against the
 injected anomalies.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from rnncore.synthetic import SyntheticFleet
+from stream.data.synthetic import SyntheticFleet
 
 logger = logging.getLogger(__name__)
 

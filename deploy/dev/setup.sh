@@ -14,9 +14,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3
 
 VENV="$ROOT/.venv"
 STAMP="$VENV/.rnnwatch-installed"
-PYPROJECT_SHA="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-# The stamp holds "<pyproject sha> <extras>". Extras installed before are kept (the union is installed), so
-# run.sh (train,demo) and test.sh (train,dev,demo) share one venv without reinstalling each other's extras.
+PYPROJECT_SHA="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
+# The stamp holds "<sha of pyproject.toml + constraints.txt> <extras>". Extras installed before are kept (the union
+# is installed), so run.sh (train,demo) and test.sh (train,dev,demo) share one venv without reinstalling.
 STAMP_SHA="" STAMP_EXTRAS=""
 read -r STAMP_SHA STAMP_EXTRAS 2>/dev/null <"$STAMP" || true
 UNION="$(printf '%s\n' ${EXTRAS//,/ } ${STAMP_EXTRAS//,/ } | sort -u | paste -sd, -)"
@@ -24,7 +24,7 @@ if [[ "${STAMP_SHA:-}" != "$PYPROJECT_SHA" || "$UNION" != "${STAMP_EXTRAS:-}" ]]
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV" || die "could not create $VENV (is python3-venv installed?)"
   echo "setup.sh: installing rnnwatch[$UNION] into .venv (first time: several minutes, torch is large)" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[$UNION]" || die "pip install failed (see the output above)"
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[$UNION]" || die "pip install failed (see the output above)"
   echo "$PYPROJECT_SHA $UNION" >"$STAMP"
 fi
 bash "$ROOT/deploy/kafka/broker.sh" fetch

@@ -2,15 +2,15 @@
 
 ``state_schema(config)`` says which per-row columns to allocate, ``pack(weights)`` prepares a model, and
 ``advance(model, columns, rows, times, values, out)`` applies a batch of events exactly as the per-event
-contract says (``reference.advance_reference`` is the slow obvious version the tests compare against).
+contract says (``rnncore/contract.py``; ``tests/reference.py`` holds the slow obvious version tested against).
 """
 
 from rnncore.kernels import _blas
 from rnncore.kernels._tile import STATUS_INVALID, STATUS_OK, TILE
 from rnncore.kernels.errors import KernelError, KernelInputError
-from rnncore.kernels.layout import COLUMN_NAMES, bytes_per_row, state_schema
+from rnncore.kernels.layout import COLUMN_NAMES, StepOutput, bytes_per_row, state_schema
 from rnncore.kernels.packing import PackedModel, pack
-from rnncore.kernels.step import StepOutput, advance
+from rnncore.kernels.step import advance
 
 _blas.pin_scipy_blas_to_one_thread()
 

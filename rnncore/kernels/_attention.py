@@ -1,8 +1,8 @@
 """The step kernel for models with an attention head: one event at a time, in arrival order.
 
-Per event (the per-event contract, steps 0-7, with the ring of ``rnncore.attention``): validate, surprise from
-the stored forecast and normalisation (``_tile._preprocess_tile``) and the recurrent step of every layer
-(``_tile._cell_update``), each on a one-event tile, push the top layer's new ``h`` into the stream's ring, attend over
+Per event (the per-event contract, steps 0-7, with the ring of ``rnncore.model.attention``): validate, surprise from
+the stored forecast and normalisation (``_tile.preprocess_tile``) and the recurrent step of every layer
+(``_tile.cell_update``), each on a one-event tile, push the top layer's new ``h`` into the stream's ring, attend over
 the filled slots, then the head on ``[h; context]`` and the new forecast. Events are applied one by one, so a
 stream repeated inside a batch is exact by construction; this kernel trades the tiled kernel's speed for
 simplicity (the attention model is optional and off by default).
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnncore.attention import FILL_COLUMN, NEXT_COLUMN, RING_COLUMN, ring_schema
 from rnncore.kernels import layout
 from rnncore.kernels._numba import jit
 from rnncore.kernels._tile import (
@@ -27,18 +25,30 @@ from rnncore.kernels._tile import (
     SHAPE_MISMATCH,
     STATUS_INVALID,
     STATUS_OK,
-    _cell_update,
-    _matmul,
-    _preprocess_tile,
-    _softplus,
+    cell_update,
+    matmul,
+    preprocess_tile,
+    softplus,
 )
 from rnncore.kernels.errors import KernelInputError
-from rnncore.kernels.packing import PackedModel
-
-if TYPE_CHECKING:
-    from rnncore.kernels.step import StepOutput
-
-CELL_RNN, CELL_GRU = 0, 1
+from rnncore.kernels.layout import StepOutput
+from rnncore.kernels.packing import (
+    CELL_GRU,
+    CELL_LSTM,
+    CELL_RNN,
+    IDX_CELL,
+    IDX_FEATURES,
+    IDX_HEAD_B,
+    IDX_HEAD_W,
+    IDX_HIDDEN,
+    IDX_INPUT,
+    IDX_LAYER0,
+    IDX_LAYERS,
+    SC_EPS,
+    SC_MIN_SCALE,
+    PackedModel,
+)
+from rnncore.model.attention import FILL_COLUMN, NEXT_COLUMN, RING_COLUMN, ring_schema
 
 ATTENTION_SIGNATURE = (
     "int64(float32[::1], int64[::1], float64[::1], float32[:, :, ::1], "  # packed model + attention [3, H, H]
@@ -105,14 +115,14 @@ def _attention_shapes_agree(
 ) -> bool:
     """True when every array has the shape the packed model, its attention block and the batch size imply."""
     B = rows.shape[0]
-    F = index[2]
-    H = index[4]
-    P = 2 if index[0] == 2 else 1
+    F = index[IDX_FEATURES]
+    H = index[IDX_HIDDEN]
+    P = 2 if index[IDX_CELL] == CELL_LSTM else 1
     C = recurrent.shape[0]
     ok = times.shape[0] == B and values.shape[0] == B and values.shape[1] == F
     ok = ok and nll.shape[0] == B and status.shape[0] == B
     ok = ok and mean.shape[0] == B and mean.shape[1] == F and scale.shape[0] == B and scale.shape[1] == F
-    ok = ok and recurrent.shape[1] == index[1] and recurrent.shape[2] == P and recurrent.shape[3] == H
+    ok = ok and recurrent.shape[1] == index[IDX_LAYERS] and recurrent.shape[2] == P and recurrent.shape[3] == H
     for stats in (norm, forecast):
         ok = ok and stats.shape[0] == C and stats.shape[1] == 2 and stats.shape[2] == F
     ok = ok and last_time.shape[0] == C and count.shape[0] == C
@@ -223,15 +233,15 @@ def attention_kernel(
     for i in range(B):
         if rows[i] < 0 or rows[i] >= capacity:
             return i + 1
-    cell = index[0]
-    L = index[1]
-    F = index[2]
-    I = index[3]
-    H = index[4]
+    cell = index[IDX_CELL]
+    L = index[IDX_LAYERS]
+    F = index[IDX_FEATURES]
+    I = index[IDX_INPUT]
+    H = index[IDX_HIDDEN]
     G = 1 if cell == CELL_RNN else (3 if cell == CELL_GRU else 4)
     GH = G * H
-    eps = scalars[1]
-    min_scale = scalars[4]
+    eps = scalars[SC_EPS]
+    min_scale = scalars[SC_MIN_SCALE]
     K = ring.shape[1]
     X0 = np.empty((1, I), np.float32)
     H_old = np.empty((1, H), np.float32)
@@ -248,8 +258,9 @@ def attention_kernel(
     mix = work[2 * H : 3 * H]
     context = work[3 * H : 4 * H]
     logits = work[4 * H :]
-    head_wT = weights[index[6] : index[6] + 2 * H * 2 * F].reshape((2 * H, 2 * F))  # rows 0..H-1: h, H..2H-1: context
-    head_b = weights[index[7] : index[7] + 2 * F]
+    # rows 0..H-1: h, H..2H-1: context
+    head_wT = weights[index[IDX_HEAD_W] : index[IDX_HEAD_W] + 2 * H * 2 * F].reshape((2 * H, 2 * F))
+    head_b = weights[index[IDX_HEAD_B] : index[IDX_HEAD_B] + 2 * F]
     for i in range(B):
         valid = math.isfinite(times[i])
         for f in range(F):
@@ -265,24 +276,24 @@ def attention_kernel(
         r = rows[i]
         slot_rows[0] = r
         slot_event[0] = i
-        _preprocess_tile(
+        preprocess_tile(
             1, slot_event, slot_rows, index, scalars, norm, forecast, last_time, count, times, values, nll, X0,
             pre, pre32,
         )
         for layer in range(L):  # recurrent stack (step 5) on a one-event tile
-            base = 8 + 4 * layer
+            base = IDX_LAYER0 + 4 * layer
             width = I if layer == 0 else H
             W_ihT = weights[index[base] : index[base] + width * GH].reshape((width, GH))
             W_hhT = weights[index[base + 1] : index[base + 1] + H * GH].reshape((H, GH))
             b_ih = weights[index[base + 2] : index[base + 2] + GH]
             b_hh = weights[index[base + 3] : index[base + 3] + GH]
             if layer == 0:
-                _matmul(X0, 1, W_ihT, Gi)
+                matmul(X0, 1, W_ihT, Gi)
             else:
-                _matmul(H_new, 1, W_ihT, Gi)
+                matmul(H_new, 1, W_ihT, Gi)
             H_old[0] = recurrent[r, layer, 0]
-            _matmul(H_old, 1, W_hhT, Gh)
-            _cell_update(cell, layer, 1, H, slot_rows, Gi, Gh, b_ih, b_hh, H_old, H_new, recurrent)
+            matmul(H_old, 1, W_hhT, Gh)
+            cell_update(cell, layer, 1, H, slot_rows, Gi, Gh, b_ih, b_hh, H_old, H_new, recurrent)
         _attend(r, H_new[0], attention, ring, ring_next, ring_fill, q, u, logits, mix, context)
         h = H_new[0]  # the top layer's new h, exactly as stored in the ring
         for f in range(F):  # head on [h; context] and forecast (step 6)
@@ -291,7 +302,7 @@ def attention_kernel(
             for j in range(H):
                 mu += np.float64(head_wT[j, f]) * np.float64(h[j]) + np.float64(head_wT[H + j, f]) * context[j]
                 raw += np.float64(head_wT[j, F + f]) * np.float64(h[j]) + np.float64(head_wT[H + j, F + f]) * context[j]
-            sigma = _softplus(raw) + min_scale
+            sigma = softplus(raw) + min_scale
             forecast[r, 0, f] = mu
             forecast[r, 1, f] = sigma
             sd = math.sqrt(np.float64(norm[r, 1, f]) + eps)

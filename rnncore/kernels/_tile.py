@@ -1,13 +1,13 @@
 """The tiled batched step kernel: gather a tile of distinct streams, one matrix product per layer, write back.
 
 Per tile (up to ``TILE`` events, each stream at most once): preprocess the tile's events (contract steps
-0-4) into ``X0`` as vector loops over gathered state columns (``_preprocess_tile``); per layer gather the
+0-4) into ``X0`` as vector loops over gathered state columns (``preprocess_tile``); per layer gather the
 old ``h`` into a contiguous block and compute every gate's pre-activation ``P = bias + X W_ih^T + H W_hh^T``
 with the register-blocked products of ``_gemm`` (the weights are read once per tile, not once per event),
 then apply the cell equations (torch.nn.RNN/GRU/LSTM) row by row,
 writing the new state straight back; finally the head (step 6) and the forecast outputs. A stream repeated
 inside the batch closes the tile (``tile_mark``), so each stream's events are applied in arrival order.
-``_matmul`` and ``_cell_update`` serve the one-event attention kernel (``_attention``).
+``matmul`` and ``cell_update`` serve the one-event attention kernel (``_attention``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,23 @@ from rnncore.kernels._gemm import LANES, ROWS, gate_product
 from rnncore.kernels._numba import jit, jit_leaf
 from rnncore.kernels._prefetch import prefetch
 from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_approx
+from rnncore.kernels.packing import (
+    CELL_GRU,
+    CELL_LSTM,
+    CELL_RNN,
+    IDX_CELL,
+    IDX_FEATURES,
+    IDX_HIDDEN,
+    IDX_INPUT,
+    IDX_LAYER0,
+    IDX_LAYERS,
+    IDX_TIME_FEATURE,
+    SC_CLIP,
+    SC_DT_SCALE,
+    SC_EPS,
+    SC_MIN_SCALE,
+    SC_NORM_WINDOW,
+)
 
 # Events per tile. The fused weights of one layer (H x 4Hp floats: 64 KiB at H=64) are re-read once per
 # tile; at GRU H=64, N=1M 30-, 64-, 66- and 96-event tiles measured alike (239-249 ns per event), 132 and
@@ -28,18 +45,17 @@ from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_appro
 TILE = 256
 SMALL_TILE = 64
 SMALL_TILE_WEIGHT_BYTES = 512 * 1024
-SMALL_K = 8  # _matmul (attention kernel): inner size below which a hand loop beats a BLAS call
-SMALL_OUTPUT = 64  # _matmul: outputs (events x columns) below which a hand loop beats a BLAS call
+SMALL_K = 8  # matmul (attention kernel): inner size below which a hand loop beats a BLAS call
+SMALL_OUTPUT = 64  # matmul: outputs (events x columns) below which a hand loop beats a BLAS call
 PREFETCH_AHEAD = 16  # events: the gather loop prefetches the rows of event i + PREFETCH_AHEAD (8-64 measure alike)
 LINE_FLOATS = 16  # float32 per 64-byte cache line
 PREFETCH_LINES = 32  # at most this many lines of a recurrent row (longer rows: the hardware prefetcher follows)
-CELL_RNN, CELL_GRU, CELL_LSTM = 0, 1, 2
 STATUS_OK, STATUS_INVALID = 0, 1
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @jit
-def _matmul(A: np.ndarray, n: int, WT: np.ndarray, out: np.ndarray) -> None:
+def matmul(A: np.ndarray, n: int, WT: np.ndarray, out: np.ndarray) -> None:
     """out[:n] = A[:n] @ WT: BLAS (scipy's, one thread) unless the product is thin, then a vectorised loop.
 
     Measured: even one event x 64 x 192 is faster in BLAS (0.6 us vs 0.9 us); a 1 x 64 x 2 head is not."""
@@ -85,16 +101,16 @@ def _prefetch_row(
 
 
 @jit
-def _softplus(x: float) -> float:
+def softplus(x: float) -> float:
     """log(1 + e^x), stable for large |x| (called with float32: expf/log1pf)."""
     return x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
 
 
-PRE_FIELDS = 9  # rows of the per-tile preprocessing scratch (see _preprocess_tile)
+PRE_FIELDS = 9  # rows of the per-tile preprocessing scratch (see preprocess_tile)
 
 
 @jit_leaf
-def _preprocess_tile(
+def preprocess_tile(
     n: int,
     slot_event: np.ndarray,
     slot_rows: np.ndarray,
@@ -115,12 +131,12 @@ def _preprocess_tile(
     surprise ``nll``, stats update, input rows ``X0[e]``. The state columns are gathered into the contiguous
     scratch ``pre`` [PRE_FIELDS, T] (float64) and ``pre32`` [1, T] (float32), the arithmetic runs as vector
     loops over the tile, the new statistics are scattered back."""
-    F = index[2]
-    time_feature = index[5]
-    inv_window = 1.0 / scalars[0]
-    eps = scalars[1]
-    clip = scalars[2]
-    dt_scale = scalars[3]
+    F = index[IDX_FEATURES]
+    time_feature = index[IDX_TIME_FEATURE]
+    inv_window = 1.0 / scalars[SC_NORM_WINDOW]
+    eps = scalars[SC_EPS]
+    clip = scalars[SC_CLIP]
+    dt_scale = scalars[SC_DT_SCALE]
     # rows: 0 seen, 1 dt, 2 alpha, 3 squares, 4 sigma product, 5 value, 6 mean, 7 variance, 8 forecast mu
     for e in range(n):  # per-stream scalars (independent loads: their misses overlap)
         r = slot_rows[e]
@@ -182,7 +198,7 @@ def _preprocess_tile(
 
 
 @jit_leaf
-def _cell_update(
+def cell_update(
     cell: int,
     layer: int,
     n: int,
@@ -311,15 +327,16 @@ def _shapes_agree(
 ) -> bool:
     """True when every array has the shape the packed model and the batch size imply (cheap, in-kernel)."""
     B = rows.shape[0]
-    F = index[2]
-    P = 2 if index[0] == CELL_LSTM else 1
+    F = index[IDX_FEATURES]
+    P = 2 if index[IDX_CELL] == CELL_LSTM else 1
     C = recurrent.shape[0]
     events_ok = times.shape[0] == B and values.shape[0] == B and values.shape[1] == F
     outputs_ok = nll.shape[0] == B and status.shape[0] == B
     outputs_ok = (
         outputs_ok and mean.shape[0] == B and mean.shape[1] == F and scale.shape[0] == B and scale.shape[1] == F
     )
-    state_ok = recurrent.shape[1] == index[1] and recurrent.shape[2] == P and recurrent.shape[3] == index[4]
+    layers, hidden = index[IDX_LAYERS], index[IDX_HIDDEN]
+    state_ok = recurrent.shape[1] == layers and recurrent.shape[2] == P and recurrent.shape[3] == hidden
     for stats in (norm, forecast):
         state_ok = state_ok and stats.shape[0] == C and stats.shape[1] == 2 and stats.shape[2] == F
     state_ok = state_ok and last_time.shape[0] == C and count.shape[0] == C and tile_mark.shape[0] == C
@@ -356,13 +373,13 @@ def advance_kernel(
     for i in range(B):
         if rows[i] < 0 or rows[i] >= capacity:
             return i + 1
-    cell = index[0]
-    L = index[1]
-    F = index[2]
-    I = index[3]
-    H = index[4]
-    eps = scalars[1]
-    min_scale = scalars[4]
+    cell = index[IDX_CELL]
+    L = index[IDX_LAYERS]
+    F = index[IDX_FEATURES]
+    I = index[IDX_INPUT]
+    H = index[IDX_HIDDEN]
+    eps = scalars[SC_EPS]
+    min_scale = scalars[SC_MIN_SCALE]
     Hp = (H + LANES - 1) // LANES * LANES
     D = Hp if cell == CELL_RNN else 4 * Hp
     # one scratch allocation per call, carved into the tile buffers (rows rounded up for gate_product)
@@ -388,7 +405,7 @@ def advance_kernel(
     O = scratch[start : start + sizes[4]].reshape((T_rows, Dh))
     pre = np.empty((PRE_FIELDS, T), np.float64)
     pre32 = np.empty((1, T), np.float32)
-    head = 8 + 7 * L
+    head = IDX_LAYER0 + 7 * L
     min_scale32 = np.float32(min_scale)
     for i in range(min(B, PREFETCH_AHEAD)):
         _prefetch_row(rows[i], recurrent, norm, forecast, last_time, count, tile_mark)
@@ -421,7 +438,7 @@ def advance_kernel(
             i += 1
         if n == 0:
             continue
-        _preprocess_tile(
+        preprocess_tile(
             n,
             slot_event,
             slot_rows,
@@ -440,7 +457,7 @@ def advance_kernel(
         )
         # ---- recurrent stack (step 5): P = bias + x W_ih^T + h W_hh^T in one product, then the gates
         for layer in range(L):
-            fused = 8 + 4 * L + 3 * layer
+            fused = IDX_LAYER0 + 4 * L + 3 * layer
             for e in range(n):
                 r = slot_rows[e]
                 for j in range(H):

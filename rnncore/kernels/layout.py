@@ -1,4 +1,4 @@
-"""The per-row state columns the step kernels read and write, as a schema for the state table.
+"""The per-row state columns the step kernels read and write (a schema for the state table), and their outputs.
 
 Each column is allocated as ``np.zeros((capacity, *shape), dtype)``; a zeroed row is a fresh stream
 (``count == 0``). Everything is float32 except ``last_time`` (float64 seconds), ``count`` (int64 events
@@ -8,10 +8,12 @@ lets the kernel spot a stream repeated within a tile in O(1).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from rnncore.attention import ring_schema
-from rnncore.config import ModelConfig
+from rnncore.model.attention import ring_schema
+from rnncore.model.config import ModelConfig
 
 RECURRENT = "recurrent"  # float32 (L, P, H): per layer, h (and c for an LSTM)
 NORM = "norm"  # float32 (2, F): running mean, running variance of the raw values
@@ -36,7 +38,7 @@ def state_schema(config: ModelConfig) -> Schema:
         COUNT: ((), np.dtype(np.int64)),
         TILE_MARK: ((), np.dtype(np.uint8)),
     }
-    schema.update(ring_schema(config))  # attention head only: the ring of rnncore.attention (empty otherwise)
+    schema.update(ring_schema(config))  # attention head only: the ring of rnncore.model.attention (empty otherwise)
     return schema
 
 
@@ -48,3 +50,24 @@ def bytes_per_row(config: ModelConfig) -> int:
 def allocate_columns(config: ModelConfig, capacity: int) -> dict[str, np.ndarray]:
     """Zeroed columns for ``capacity`` fresh streams, as the state table allocates them (tests, benchmarks)."""
     return {name: np.zeros((capacity, *shape), dtype) for name, (shape, dtype) in state_schema(config).items()}
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """Preallocated per-event outputs: ``nll`` [B], forecast ``mean``/``scale`` [B, F] in original units
+    after the event, ``status`` [B] (0 ok, 1 invalid input; invalid events get NaN outputs)."""
+
+    nll: np.ndarray  # float32 [B]
+    mean: np.ndarray  # float32 [B, F]
+    scale: np.ndarray  # float32 [B, F]
+    status: np.ndarray  # int8 [B]
+
+    @classmethod
+    def empty(cls, batch: int, n_features: int) -> StepOutput:
+        """Uninitialised outputs for ``batch`` events of ``n_features`` values (the kernel writes every slot)."""
+        return cls(
+            nll=np.empty(batch, dtype=np.float32),
+            mean=np.empty((batch, n_features), dtype=np.float32),
+            scale=np.empty((batch, n_features), dtype=np.float32),
+            status=np.empty(batch, dtype=np.int8),
+        )

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 
-CELL_CODES: dict[str, int] = {"rnn": 0, "gru": 1, "lstm": 2}
+CELL_RNN, CELL_GRU, CELL_LSTM = 0, 1, 2  # index[IDX_CELL]: the one definition the kernels branch on
+CELL_CODES: dict[str, int] = {"rnn": CELL_RNN, "gru": CELL_GRU, "lstm": CELL_LSTM}
 
 # index layout: fixed header, 4 offsets per layer (W_ih^T, W_hh^T, b_ih, b_hh), 3 per layer (W1, W2, bias),
 # then the fused head (W, bias)

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
 from rnncore.kernels import layout
 from rnncore.kernels._tile import SHAPE_MISMATCH, advance_kernel
 from rnncore.kernels.errors import KernelInputError
-from rnncore.kernels.layout import COUNT, FORECAST, LAST_TIME, NORM, RECURRENT, TILE_MARK
+from rnncore.kernels.layout import COUNT, FORECAST, LAST_TIME, NORM, RECURRENT, TILE_MARK, StepOutput
 from rnncore.kernels.packing import PackedModel
-
-
-@dataclass(frozen=True)
-class StepOutput:
-    """Preallocated per-event outputs: ``nll`` [B], forecast ``mean``/``scale`` [B, F] in original units
-    after the event, ``status`` [B] (0 ok, 1 invalid input; invalid events get NaN outputs)."""
-
-    nll: np.ndarray  # float32 [B]
-    mean: np.ndarray  # float32 [B, F]
-    scale: np.ndarray  # float32 [B, F]
-    status: np.ndarray  # int8 [B]
-
-    @classmethod
-    def empty(cls, batch: int, n_features: int) -> StepOutput:
-        """Uninitialised outputs for ``batch`` events of ``n_features`` values (the kernel writes every slot)."""
-        return cls(
-            nll=np.empty(batch, dtype=np.float32),
-            mean=np.empty((batch, n_features), dtype=np.float32),
-            scale=np.empty((batch, n_features), dtype=np.float32),
-            status=np.empty(batch, dtype=np.int8),
-        )
 
 
 def _expect(array: np.ndarray, name: str, dtype: type, shape: tuple[int, ...]) -> None:
@@ -41,6 +19,8 @@ def _expect(array: np.ndarray, name: str, dtype: type, shape: tuple[int, ...]) -
         raise KernelInputError(f"{name} must be a {np.dtype(dtype)} array of shape {shape}, got {got}")
     if not array.flags.c_contiguous:
         raise KernelInputError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if not array.flags.writeable:
+        raise KernelInputError(f"{name} is read-only; the kernel takes writable arrays: pass a copy (np.array(...))")
 
 
 def _column(columns: Mapping[str, np.ndarray], name: str, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
@@ -61,8 +41,9 @@ def _explain(
     times: np.ndarray,
     values: np.ndarray,
     out: StepOutput,
+    cause: Exception | None = None,
 ) -> KernelInputError:
-    """The slow path after a refused call: find the offending array and describe it."""
+    """The slow path after a refused call: find the offending array and describe it (else quote ``cause``)."""
     config = model.config
     F = config.n_features
     B = rows.shape[0] if isinstance(rows, np.ndarray) and rows.ndim == 1 else -1
@@ -84,7 +65,8 @@ def _explain(
     ):
         if _column(columns, name, dtype, shape).shape[0] != capacity:
             raise KernelInputError(f"state column {name!r} has {columns[name].shape[0]} rows, recurrent {capacity}")
-    return KernelInputError("arrays refused by the kernel for an unknown reason (shape, dtype or layout)")
+    detail = f": {str(cause).splitlines()[0]}" if cause is not None else " (shape, dtype or layout)"
+    return KernelInputError(f"arrays refused by the kernel{detail}")
 
 
 def advance(
@@ -130,8 +112,8 @@ def advance(
             out.scale,
             out.status,
         )
-    except (KeyError, TypeError):
-        code = SHAPE_MISMATCH
+    except (KeyError, TypeError) as error:
+        raise _explain(model, columns, rows, times, values, out, error) from error
     if code == SHAPE_MISMATCH:
         raise _explain(model, columns, rows, times, values, out)
     if code:

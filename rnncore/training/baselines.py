@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from rnncore.preprocess import NormalisedSequence
+from rnncore.kernels.preprocess import NormalisedSequence
 
 EWMA_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 SCALE_ALPHA = 0.05

@@ -1,6 +1,6 @@
 """The bidirectional (offline, non-causal) twin of ``ForecastRNN``: module, training and event-log rescoring.
 
-Layout and semantics: ``rnncore.bidirectional``. ``rnn`` and ``rnn_reverse`` are independent
+Layout and semantics: ``rnncore.model.bidirectional``. ``rnn`` and ``rnn_reverse`` are independent
 ``torch.nn.RNN/GRU/LSTM(batch_first=True)`` stacks (not ``bidirectional=True``, whose upper layers mix both
 directions and would let the forward state see the forecast value); ``head`` is ``nn.Linear(2H, 2F)``.
 
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnncore import scoring as calibration
-from rnncore.bidirectional import backward_inputs, ensure_bidirectional, event_surprise
-from rnncore.config import ModelConfig
-from rnncore.eventlog import EventRecord
-from rnncore.model import ModelWeights
-from rnncore.preprocess import normalise_sequence
+from rnncore import calibration
+from rnncore.contract import EventRecord
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.bidirectional import backward_inputs, ensure_bidirectional, event_surprise
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.baselines import ForecastScore, choose_ewma_alpha, score_forecasts
 from rnncore.training.dataset import Dataset
 from rnncore.training.module import gaussian_nll, make_recurrent_stack
@@ -290,7 +290,7 @@ def score_records(
 def calibrate_in_time_order(
     records: Sequence[EventRecord], keys: Sequence[str], nll: np.ndarray, params: calibration.ScoringParams | None
 ) -> np.ndarray:
-    """Per-stream likelihood calibration of surprises (``rnncore.scoring``), events in stable time order."""
+    """Per-stream likelihood calibration of surprises (``rnncore.calibration``), events in stable time order."""
     params = params or calibration.ScoringParams()
     row_of = {key: row for row, key in enumerate(keys)}
     order = np.argsort(np.array([r.time for r in records], dtype=np.float64), kind="stable")

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.config import ModelConfig
+from rnncore.contract import EventRecord
 from rnncore.errors import RnnCoreError
-from rnncore.eventlog import EventRecord
-from rnncore.preprocess import NormalisedSequence, normalise_sequence
+from rnncore.kernels.preprocess import NormalisedSequence, normalise_sequence
+from rnncore.model.config import ModelConfig
 
 
 class DatasetError(RnnCoreError, ValueError):

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 
 # LSTM state is the pair (h, c); the other cells carry h alone.
 RecurrentState = Tensor | tuple[Tensor, Tensor]
@@ -24,7 +24,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 class AttentionState(NamedTuple):
     """Recurrent state plus the attention ring: ``ring`` [B, K, H] oldest first, right-aligned (the last
-    ``fill[b]`` rows are real), ``fill`` [B] int64. ``rnncore.attention`` documents the online (slot) layout."""
+    ``fill[b]`` rows are real), ``fill`` [B] int64. ``rnncore.model.attention`` documents the online (slot) layout."""
 
     recurrent: RecurrentState
     ring: Tensor

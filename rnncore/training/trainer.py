@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rnncore.config import ModelConfig
 from rnncore.errors import RnnCoreError
-from rnncore.model import ModelWeights
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.baselines import (
     ForecastScore,
     choose_ewma_alpha,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from rnncore.errors import RnnCoreError
+from stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message when the corpus cannot be read."""
-    from rnncore.evaluation.nab_data import load_profiles, load_series, load_windows
-    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
-    from rnncore.evaluation.runner import (
+    from stream.evaluation.nab_data import load_profiles, load_series, load_windows
+    from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
+    from stream.evaluation.runner import (
         baseline_detectors,
         evaluate,
         format_split_table,
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         files = load_series(args.data)
         windows = load_windows(args.data, files)
         profiles = load_profiles(args.data)
-    except RnnCoreError as error:
+    except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch bench nab: {error}", file=sys.stderr)
         return 2
     detectors = {} if args.no_baselines else dict(baseline_detectors())

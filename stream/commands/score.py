@@ -5,13 +5,14 @@ service runs, in micro-batches of consecutive events; the Detector applies a str
 so the scores equal feeding events one at a time, and no event sees a later one. Output: one record per event
 with key, time, score, anomaly flag (score >= threshold) and status, as JSON Lines or CSV (by suffix).
 
-``--pipeline seasonal`` scores through :class:`rnncore.pipeline.ScoringPipeline` instead of the bare Detector: the
-Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal surprise,
+``--pipeline seasonal`` scores through :class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
+Detector: the Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal
+surprise,
 graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab`` scores,
 with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
 
 ``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
-event's surprise comes from the events before *and after* it (``rnncore.bidirectional``), calibrated per
+event's surprise comes from the events before *and after* it (``rnncore.model.bidirectional``), calibrated per
 stream like the service's. Same columns plus ``causal`` = false on every row, so the file cannot pass for
 causal output. A bidirectional artifact without the flag (and a causal one with it) is refused.
 """
@@ -28,6 +29,7 @@ import numpy as np
 import orjson
 
 from rnncore.errors import RnnCoreError
+from stream.errors import StreamError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,11 +102,11 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
 
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
-    from rnncore.artifact import load_artifact
-    from rnncore.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.detector import Detector
-    from rnncore.eventlog import read_event_logs
-    from rnncore.pipeline import ScoringPipeline
+    from rnncore.model.artifact import load_artifact
+    from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
+    from rnncore.stages.pipeline import ScoringPipeline
+    from stream.data.eventlog import read_event_logs
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
         print("rnnwatch score: --threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             ensure_causal(weights.config, "rnnwatch score (without --bidirectional)")
         records, summary = read_event_logs(args.logs)
-    except RnnCoreError as error:
+    except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
     if args.bidirectional:
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             if pipeline == "seasonal"
             else Detector(weights, max_streams=args.max_streams)
         )
-    except RnnCoreError as error:
+    except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)

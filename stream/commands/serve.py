@@ -54,10 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load config and model, then serve until a signal; returns the exit code."""
-    from rnncore.artifact import load_artifact
-    from rnncore.bidirectional import ensure_causal
     from rnncore.errors import RnnCoreError
-    from stream.config import ConfigError, load_config
+    from rnncore.model.artifact import load_artifact
+    from rnncore.model.bidirectional import ensure_causal
+    from stream.service.config import ConfigError, load_config
     from stream.service.logs import configure_logging
 
     configure_logging(getattr(args, "log_level", "INFO"), json_format=args.log_format == "json")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any, weights: Any) -> int:
-    from stream.service import Service, ServiceError
+    from stream.service.app import Service, ServiceError
 
     try:
         service = Service(config, weights, serve_http=True)

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnncore.config import CELL_TYPES, ModelConfig
 from rnncore.errors import RnnCoreError
+from rnncore.model.config import CELL_TYPES, ModelConfig
 from stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_records(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    from rnncore.eventlog import read_event_logs
-    from rnncore.synthetic import generate_fleet
+    from stream.data.eventlog import read_event_logs
+    from stream.data.synthetic import generate_fleet
 
     if args.topic:
         return _replay_topic(args)
@@ -112,8 +112,8 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    from rnncore.eventlog import EventLogError, RowError, parse_time
-    from stream.replay import read_topic
+    from stream.data.eventlog import EventLogError, RowError, parse_time
+    from stream.data.replay import read_topic
 
     try:
         bounds = {
@@ -155,8 +155,8 @@ def format_summary(result: Any, dataset: Any) -> str:
 
 def online_state_bytes(config: ModelConfig) -> int:
     """Bytes of one stream's row in the service's state table (kernel columns, attention ring, calibration)."""
+    from rnncore.calibration import ScoringParams, score_schema
     from rnncore.kernels.layout import state_schema
-    from rnncore.scoring import ScoringParams, score_schema
 
     schema = {**state_schema(config), **score_schema(ScoringParams())}
     return sum(int(math.prod(shape)) * dtype.itemsize for shape, dtype in schema.values())
@@ -166,7 +166,7 @@ def describe_state(config: ModelConfig) -> str:
     """One line on what the model costs per stream online (or that it is offline only)."""
     if config.bidirectional:
         return "bidirectional model: offline only (`rnnwatch score --bidirectional`), refused by serve and NAB"
-    from rnncore.attention import ring_bytes_per_stream
+    from rnncore.model.attention import ring_bytes_per_stream
 
     ring = ring_bytes_per_stream(config)
     detail = f", of which the attention ring (K={config.attention_window}) {ring}" if ring else ""
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         message = "give exactly one of --logs PATH..., --topic TOPIC or --synthetic STREAMS"
         print(f"rnnwatch train: {message}", file=sys.stderr)
         return 2
-    from rnncore.artifact import save_artifact
+    from rnncore.model.artifact import save_artifact
     from rnncore.training.bidirectional import train_bidirectional
     from rnncore.training.dataset import build_dataset
     from rnncore.training.trainer import TrainConfig, train

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncore.synthetic import SyntheticStream
+from stream.data.synthetic import SyntheticStream
 
 DEFAULT_GRACE_EVENTS = 10
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnncore.synthetic import SyntheticStream
+from stream.data.synthetic import SyntheticStream
 from stream.demo.scores import ScorePoint
 
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from stream.metrics import ServiceMetrics
+from stream.service.metrics import ServiceMetrics
 
 
 def total_lag(metrics: ServiceMetrics) -> int:

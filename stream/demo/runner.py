@@ -23,10 +23,9 @@ from types import FrameType
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from rnncore.model import ModelWeights
-from rnncore.scoring import ScoringParams
-from rnncore.synthetic import SyntheticFleet, generate_fleet
-from stream.config import Guarantee, ServiceConfig
+from rnncore.calibration import ScoringParams
+from rnncore.model.weights import ModelWeights
+from stream.data.synthetic import SyntheticFleet, generate_fleet
 from stream.demo.evaluation import Evaluation, evaluate, flags_from_scores
 from stream.demo.plot import pick_streams, plot_streams
 from stream.demo.progress import ProgressLine
@@ -35,6 +34,7 @@ from stream.errors import StreamError
 from stream.fleet import FleetTruth, publish_fleet
 from stream.local_broker import LocalBroker
 from stream.service.app import Service
+from stream.service.config import Guarantee, ServiceConfig
 
 logger = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 130
@@ -110,7 +110,7 @@ def _free_port() -> int:
 
 def demo_model(settings: DemoSettings) -> ModelWeights:
     """The cached demo model in ``out_dir/model``, trained on a synthetic fleet first if absent or unreadable."""
-    from rnncore.artifact import ArtifactError, load_artifact
+    from rnncore.model.artifact import ArtifactError, load_artifact
 
     model_dir = settings.out_dir / "model"
     if not settings.retrain and (model_dir / "model.json").exists():

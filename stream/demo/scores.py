@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
-from stream.codec import decode_score
+from stream.service.codec import decode_score
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,2 @@
-"""The Kafka service: consumer loop and publishing (app), per-partition processing, state changelog."""
-
-from stream.service.app import Service, ServiceError, detector_factory
-
-__all__ = ["Service", "ServiceError", "detector_factory"]
+"""The Kafka service: consumer loop and publishing (app), per-partition processing, state changelog, codec,
+settings, metrics and health. Import what you need from its modules, e.g. ``stream.service.app.Service``."""

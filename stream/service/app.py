@@ -33,19 +33,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from rnncore.artifact import ArtifactError
+from rnncore.contract import StreamScorer
 from rnncore.detector import IncompatibleModelError
-from rnncore.model import ModelWeights
-from rnncore.snapshot import SnapshotError
-from stream.codec import EventDecoder
-from stream.config import ServiceConfig
+from rnncore.model.artifact import ArtifactError
+from rnncore.model.weights import ModelWeights
+from rnncore.state.snapshot import SnapshotError
+from stream.data.archive import EventArchive
 from stream.errors import StreamError
-from stream.health import HealthState
-from stream.metrics import MetricsServer, ServiceMetrics
-from stream.service.archive import EventArchive
 from stream.service.changelog import restore_from_records
+from stream.service.codec import EventDecoder
+from stream.service.config import ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
-from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
+from stream.service.health import HealthState
+from stream.service.metrics import MetricsServer, ServiceMetrics
+from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher
 from stream.service.restore import read_changelog_partitions
@@ -53,7 +54,7 @@ from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry
 
 logger = logging.getLogger(__name__)
 
-DetectorFactory = Callable[[], DetectorLike]
+DetectorFactory = Callable[[], StreamScorer]
 
 
 class ServiceError(StreamError):
@@ -62,9 +63,9 @@ class ServiceError(StreamError):
 
 def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFactory:
     """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector``, or with
-    ``scoring_pipeline = "seasonal"`` a ``rnncore.pipeline.ScoringPipeline`` around one."""
+    ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one."""
     from rnncore.detector import Detector
-    from rnncore.pipeline import ScoringPipeline
+    from rnncore.stages.pipeline import ScoringPipeline
 
     if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
         raise ServiceError(
@@ -72,7 +73,7 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFa
             f"{weights.config.n_features} features: use scoring_pipeline 'detector' or a single-feature model"
         )
 
-    def make() -> DetectorLike:
+    def make() -> StreamScorer:
         streams, ttl = config.max_streams_per_partition, config.idle_ttl_seconds
         if config.scoring_pipeline == "seasonal":
             return ScoringPipeline(weights, max_streams=streams, idle_ttl_seconds=ttl)

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 from aiokafka.errors import KafkaConnectionError
 
-from stream.config import ServiceConfig
 from stream.errors import StreamError
+from stream.service.config import ServiceConfig
 
 
 class KafkaConnectError(StreamError):

@@ -7,69 +7,16 @@ the next input offset; the service sends them (in one transaction in exactly-onc
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 import numpy as np
 
-from rnncore.state import status_reason
-from stream.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode_scores
-from stream.metrics import ServiceMetrics
+from rnncore.contract import StreamScorer, status_reason
 from stream.service.changelog import ChangelogPosition, ChangelogWriter
-
-
-class StepResultLike(Protocol):
-    """Per-event outputs of ``Detector.step``."""
-
-    @property
-    def scores(self) -> np.ndarray: ...
-
-    @property
-    def nll(self) -> np.ndarray: ...
-
-    @property
-    def mean(self) -> np.ndarray: ...
-
-    @property
-    def scale(self) -> np.ndarray: ...
-
-    @property
-    def status(self) -> np.ndarray: ...
-
-
-class StateTableLike(Protocol):
-    """The state table's key listing and row size (for chunking snapshots)."""
-
-    row_nbytes: int
-
-    def keys(self) -> list[str]: ...
-
-
-class DetectorLike(Protocol):
-    """The part of ``rnncore.detector.Detector`` the service uses."""
-
-    @property
-    def n_streams(self) -> int: ...
-
-    @property
-    def state_bytes(self) -> int: ...
-
-    @property
-    def model_version(self) -> str | None: ...
-
-    @property
-    def table(self) -> StateTableLike: ...
-
-    def step(self, keys: Sequence[object], times: Any, values: Any) -> StepResultLike: ...
-
-    def snapshot(self, keys: Iterable[str] | None = None) -> bytes: ...
-
-    def restore(self, data: bytes) -> int: ...
-
-    def evict_idle(self, now: float, ttl_seconds: float | None = None) -> int: ...
-
-    def reload(self, weights: Any) -> None: ...
+from stream.service.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode_scores
+from stream.service.metrics import ServiceMetrics
 
 
 class MessageLike(Protocol):
@@ -147,7 +94,7 @@ class PartitionProcessor:
     def __init__(
         self,
         partition: int,
-        detector: DetectorLike,
+        detector: StreamScorer,
         decoder: EventDecoder,
         settings: PartitionSettings,
         metrics: ServiceMetrics,

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rnncore.artifact import METADATA_FILE, load_artifact
-from rnncore.bidirectional import ensure_causal
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import METADATA_FILE, load_artifact
+from rnncore.model.bidirectional import ensure_causal
+from rnncore.model.weights import ModelWeights
 
 Signature = tuple[int, int, int] | None
 
@@ -48,7 +48,7 @@ class ModelWatcher:
     def load_if_changed(self) -> ModelWeights | None:
         """The new artifact's weights if ``model.json`` changed since the last check, else None.
 
-        Raises ``rnncore.artifact.ArtifactError`` for an unreadable artifact (and will not retry that version)."""
+        Raises ``rnncore.model.artifact.ArtifactError`` for an unreadable artifact (and will not retry that version)."""
         self._requested = False
         self._next_poll = self._clock() + self.poll_seconds
         current = _signature(self.model_dir / METADATA_FILE)

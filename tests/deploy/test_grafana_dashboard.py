@@ -91,7 +91,7 @@ def test_every_metric_in_a_query_is_exported_by_the_service() -> None:
     exported = exported_metric_names()
     used = set().union(*(metric_names_in(expr) for expr in dashboard_queries()))
     assert used, "no rnnwatch metric found in the dashboard queries"
-    assert used <= exported, f"not exported by stream.metrics: {sorted(used - exported)}"
+    assert used <= exported, f"not exported by stream.service.metrics: {sorted(used - exported)}"
     recordings = set().union(*(recording_names_in(expr) for expr in dashboard_queries()))
     assert not recordings, "the dashboard must work without the recording rules"
 

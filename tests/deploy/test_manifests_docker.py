@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.config import ServiceConfig, load_config
+from stream.service.config import ServiceConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "deploy" / "docker"

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stream.config import ServiceConfig, load_config
+from stream.service.config import ServiceConfig, load_config
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.32.0"

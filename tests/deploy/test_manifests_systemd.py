@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import load_config
+from stream.service.config import load_config
 
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = SYSTEMD_DIR / "rnnwatch.service"

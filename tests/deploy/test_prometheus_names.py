@@ -1,4 +1,4 @@
-"""Which metric names the service exports, taken from `stream.metrics`' registry, and which ones PromQL uses.
+"""Which metric names the service exports, taken from `stream.service.metrics`' registry, and which ones PromQL uses.
 
 Other deploy tests import `exported_metric_names` and `metric_names_in` from here so dashboards and rules
 are checked against the real registry, never a hand-written list.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from stream.metrics import ServiceMetrics
+from stream.service.metrics import ServiceMetrics
 
 # The sample names each metric family type exposes (prometheus_client strips `_total` from counter families).
 _SUFFIXES = {

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
-from stream.health import HealthState
-from stream.metrics import MetricsServer, ServiceMetrics
-from stream.service import Service
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.service.app import Service
+from stream.service.health import HealthState
+from stream.service.metrics import MetricsServer, ServiceMetrics
 from tests.deploy.test_grafana_dashboard import dashboard_queries
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import config_for, event, publish

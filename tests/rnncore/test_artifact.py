@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from rnncore.artifact import METADATA_FILE, WEIGHTS_FILE, ArtifactError, load_artifact, read_metadata, save_artifact
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import (
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    ArtifactError,
+    load_artifact,
+    read_metadata,
+    save_artifact,
+)
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 
 CONFIG = ModelConfig(cell="lstm", hidden_size=8, num_layers=2, n_features=2)
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnncore.artifact import load_artifact, save_artifact
-from rnncore.attention import (
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.artifact import load_artifact, save_artifact
+from rnncore.model.attention import (
     FILL_COLUMN,
     NEXT_COLUMN,
     RING_COLUMN,
@@ -20,11 +21,10 @@ from rnncore.attention import (
     ordered_ring,
     ring_bytes_per_stream,
 )
-from rnncore.config import CellType, ConfigError, ModelConfig
-from rnncore.model import ModelWeights
-from rnncore.preprocess import normalise_sequence
+from rnncore.model.config import CellType, ConfigError, ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.module import AttentionState, from_weights
-from rnncore.training.reference import reference_forecasts
+from tests.reference import reference_forecasts
 
 pytestmark = pytest.mark.torch
 
@@ -166,9 +166,9 @@ def test_attention_artifact_round_trip(tmp_path: Path) -> None:
 
 
 def test_training_with_attention_carries_the_ring_and_exports_a_reference_equal_model() -> None:
-    from rnncore.synthetic import generate_fleet
     from rnncore.training.dataset import build_dataset
     from rnncore.training.trainer import TrainConfig, train
+    from stream.data.synthetic import generate_fleet
 
     config = ModelConfig(hidden_size=8, attention_window=8)
     records = list(generate_fleet(3, 200, seed=0).records())

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnncore.artifact import load_artifact, save_artifact
-from rnncore.bidirectional import NonCausalModelError, backward_inputs, ensure_causal
-from rnncore.config import ConfigError, ModelConfig
-from rnncore.eventlog import EventRecord
-from rnncore.model import ModelWeights
-from rnncore.preprocess import normalise_sequence
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.artifact import load_artifact, save_artifact
+from rnncore.model.bidirectional import NonCausalModelError, backward_inputs, ensure_causal
+from rnncore.model.config import ConfigError, ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.bidirectional import bidirectional_from_weights, score_records
+from stream.data.eventlog import EventRecord
 
 pytestmark = pytest.mark.torch
 

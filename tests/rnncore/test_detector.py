@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from rnncore.config import ModelConfig
 from rnncore.detector import (
     BatchShapeError,
     Detector,
@@ -18,8 +17,9 @@ from rnncore.detector import (
     StepResult,
     status_reason,
 )
-from rnncore.model import ModelWeights
-from rnncore.snapshot import SnapshotError
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.state.snapshot import SnapshotError
 
 CONFIGS = {
     "gru-h8-f1": ModelConfig(cell="gru", hidden_size=8, n_features=1),
@@ -270,3 +270,18 @@ def test_first_event_has_no_score_and_reports_a_forecast() -> None:
 def test_an_empty_batch_is_fine() -> None:
     result = make_detector(CONFIGS["lstm-h8-f2-l2"]).step([], np.empty(0), np.empty((0, 2), dtype=np.float32))
     assert len(result) == 0 and result.mean.shape == (0, 2)
+
+
+def test_read_only_inputs_are_copied_and_score_like_writable_ones(config: ModelConfig) -> None:
+    """pandas copy-on-write and memory maps hand out read-only arrays; the kernel needs writable ones."""
+    rng = np.random.default_rng(3)
+    B, F = 40, config.n_features
+    keys = [f"s{i % 3}" for i in range(B)]
+    times, values = np.arange(B, dtype=np.float64), rng.normal(size=(B, F)).astype(np.float32)
+    frozen_times, frozen_values = times.copy(), values.copy()
+    frozen_times.flags.writeable = frozen_values.flags.writeable = False
+    expected = make_detector(config).step(keys, times, values)
+    got = make_detector(config).step(keys, frozen_times, frozen_values)
+    assert (got.status == EventStatus.OK).all()
+    np.testing.assert_array_equal(got.scores, expected.scores)
+    np.testing.assert_array_equal(got.mean, expected.mean)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from rnncore import kernels
-from rnncore.config import CellType, ModelConfig
 from rnncore.kernels import layout
 from rnncore.kernels.layout import allocate_columns
-from rnncore.kernels.reference import advance_reference
-from rnncore.model import ModelWeights
+from rnncore.model.config import CellType, ModelConfig
+from rnncore.model.weights import ModelWeights
+from tests.reference import advance_reference
 
 TOL = 1e-5
 
@@ -159,6 +159,10 @@ def test_rejects_bad_arrays_with_actionable_messages() -> None:
         kernels.advance(model, columns, rows, times, values.astype(np.float64), out)
     with pytest.raises(kernels.KernelInputError, match="rows must be a int64"):
         kernels.advance(model, columns, rows.astype(np.int32), times, values, out)
+    frozen = values.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(kernels.KernelInputError, match="values is read-only"):
+        kernels.advance(model, columns, rows, times, frozen, out)
     with pytest.raises(kernels.KernelInputError, match="'tile_mark' is missing"):
         kernels.advance(model, {k: v for k, v in columns.items() if k != "tile_mark"}, rows, times, values, out)
     wrong = allocate_columns(ModelConfig(cell="gru", n_features=2, hidden_size=9), 4)

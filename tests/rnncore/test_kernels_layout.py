@@ -7,12 +7,12 @@ import pytest
 from numba import njit
 
 from rnncore import kernels
-from rnncore.config import CellType, ModelConfig
 from rnncore.kernels import layout
 from rnncore.kernels._gemm import gate_product
 from rnncore.kernels.fastmath import sigmoid_approx, softplus_approx, tanh_approx
 from rnncore.kernels.packing import IDX_LAYER0, gate_blocks, gate_columns, head_blocks, padded_width
-from rnncore.model import ModelWeights
+from rnncore.model.config import CellType, ModelConfig
+from rnncore.model.weights import ModelWeights
 
 
 @njit

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnncore.config import CellType, ModelConfig
+from rnncore.model.config import CellType, ModelConfig
 from tests.rnncore.test_kernels import random_batch, run_both
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from rnncore import kernels
-from rnncore.config import CellType, ModelConfig
 from rnncore.kernels import layout
 from rnncore.kernels.layout import allocate_columns
-from rnncore.model import ModelWeights
+from rnncore.model.config import CellType, ModelConfig
+from rnncore.model.weights import ModelWeights
 
 pytestmark = pytest.mark.torch
 

@@ -1,4 +1,4 @@
-"""The online scoring pipeline equals the batch NAB reference (rnncore.evaluation), stage by stage and end to end,
+"""The online scoring pipeline equals the batch NAB reference (stream.evaluation), stage by stage and end to end,
 whether events arrive one at a time or in random batches of interleaved streams."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rnncore.config import ModelConfig
-from rnncore.evaluation.nab_data import NabFile
-from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores, merge_and_filter, pipeline_scores
-from rnncore.evaluation.seasonal import SeasonalParams, seasonal_residual, seasonal_surprise
-from rnncore.model import ModelWeights
-from rnncore.novelty import NoveltyError, NoveltyParams, novelty_schema, novelty_step
-from rnncore.pipeline import PipelineSettings, ScoringPipeline
-from rnncore.seasonality import SeasonalityParams, seasonality_schema, seasonality_step
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.novelty import NoveltyError, NoveltyParams, novelty_schema, novelty_step
+from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
+from rnncore.stages.seasonality import SeasonalityParams, seasonality_schema, seasonality_step
+from stream.evaluation.nab_data import NabFile
+from stream.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores, merge_and_filter, pipeline_scores
+from stream.evaluation.seasonal import SeasonalParams, seasonal_residual, seasonal_surprise
 
 MINUTE = 60.0
 
@@ -182,7 +182,7 @@ def test_nab_settings_are_the_pipeline_defaults() -> None:
 
 
 def test_the_bench_rnnwatch_detector_runs_the_online_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rnncore.evaluation.rnnwatch_nab as nab
+    import stream.evaluation.rnnwatch_nab as nab
 
     files = _files((1500,))
     settings = replace(_nab_settings(), train_seconds=0.0)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.config import ModelConfig
+from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector, DetectorError, IncompatibleModelError
-from rnncore.model import ModelWeights
-from rnncore.novelty import NoveltyParams
-from rnncore.pipeline import PipelineSettings, ScoringPipeline
-from rnncore.scoring import ScoringParams
-from rnncore.seasonality import SeasonalityParams
-from rnncore.snapshot import SnapshotError
-from rnncore.state import EventStatus
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.novelty import NoveltyParams
+from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
+from rnncore.stages.seasonality import SeasonalityParams
+from rnncore.state.snapshot import SnapshotError
+from rnncore.state.table import EventStatus
 
 CONFIG = ModelConfig(hidden_size=8, norm_window=500)
 

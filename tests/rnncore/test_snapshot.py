@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from rnncore.snapshot import MAGIC, SnapshotError
-from rnncore.state import StateTable, TableFullError
+from rnncore.state.snapshot import MAGIC, SnapshotError
+from rnncore.state.table import StateTable, TableFullError
 
 SCHEMA = {
     "recurrent": ((2, 3), np.float32),

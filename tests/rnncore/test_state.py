@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.state import (
+from rnncore.state.table import (
     MAX_KEY_BYTES,
     EventStatus,
     SchemaError,

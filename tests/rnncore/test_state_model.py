@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnncore.state import MAX_KEY_BYTES, StateTable
+from rnncore.state.table import MAX_KEY_BYTES, StateTable
 
 SCHEMA = {"h": ((3,), np.float32), "last_time": ((), np.float64), "count": ((), np.int64)}
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from rnncore.artifact import load_artifact
 from rnncore.detector import Detector
-from rnncore.eventlog import RollingEventLogWriter
-from rnncore.synthetic import generate_fleet
+from rnncore.model.artifact import load_artifact
 from stream.cli import main
+from stream.data.eventlog import RollingEventLogWriter
+from stream.data.synthetic import generate_fleet
 
 pytestmark = pytest.mark.torch
 

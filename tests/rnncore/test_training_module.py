@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnncore.config import CellType, ModelConfig
-from rnncore.model import ModelWeights
-from rnncore.preprocess import normalise_sequence
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.config import CellType, ModelConfig
+from rnncore.model.weights import ModelWeights
 from rnncore.training.module import ForecastRNN, export_weights, from_weights, gaussian_nll
-from rnncore.training.reference import reference_forecasts
+from tests.reference import reference_forecasts
 
 pytestmark = pytest.mark.torch
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnncore.config import ModelConfig
-from rnncore.preprocess import normalise_sequence
-from rnncore.synthetic import generate_fleet
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.config import ModelConfig
 from rnncore.training.dataset import build_dataset
 from rnncore.training.module import export_weights, from_weights
-from rnncore.training.reference import reference_forecasts
 from rnncore.training.trainer import TrainConfig, predict, train
+from stream.data.synthetic import generate_fleet
+from tests.reference import reference_forecasts
 
 pytestmark = pytest.mark.torch
 
@@ -127,7 +127,7 @@ def test_exported_random_weights_forecast_the_same(engine: Engine, batched: bool
 
 
 def _random(config: ModelConfig):
-    from rnncore.model import ModelWeights
+    from rnncore.model.weights import ModelWeights
 
     return ModelWeights.random(config, seed=5, scale=0.5)
 
@@ -155,8 +155,8 @@ def test_trained_weights_forecast_the_same_on_held_out_streams(engine: Engine) -
 def test_trained_weights_give_the_same_surprise_and_scores_as_the_torch_model() -> None:
     """The Detector's per-event NLL and calibrated score equal the torch module's Gaussian NLL of each next value
     (run through the same online calibration) on held-out streams fed interleaved."""
+    from rnncore.calibration import ScoringParams, calibrate, score_schema
     from rnncore.detector import Detector
-    from rnncore.scoring import ScoringParams, calibrate, score_schema
     from rnncore.training.module import gaussian_nll
 
     config = ModelConfig(cell="gru", hidden_size=16, num_layers=2, norm_window=100)

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnncore.config import ModelConfig
-from rnncore.preprocess import PreprocessError, normalise_sequence, normalise_sequence_reference
+from rnncore.kernels.preprocess import PreprocessError, normalise_sequence
+from rnncore.model.config import ModelConfig
+from tests.reference import normalise_sequence_reference
 
 
 def _assert_same(a, b) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.config import ModelConfig
-from rnncore.eventlog import EventRecord
-from rnncore.preprocess import normalise_sequence
-from rnncore.synthetic import generate_fleet
+from rnncore.kernels.preprocess import normalise_sequence
+from rnncore.model.config import ModelConfig
 from rnncore.training.baselines import error_scale, ewma_forecast, persistence_forecast, score_forecasts
 from rnncore.training.dataset import DatasetError, build_dataset, split_index
 from rnncore.training.trainer import TrainConfig, TrainingError, train
+from stream.data.eventlog import EventRecord
+from stream.data.synthetic import generate_fleet
 
 pytestmark = pytest.mark.torch
 

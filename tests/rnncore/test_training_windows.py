@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnncore.config import CellType, ModelConfig
+from rnncore.model.config import CellType, ModelConfig
 from rnncore.training.module import ForecastRNN
 from rnncore.training.windows import (
     WindowError,

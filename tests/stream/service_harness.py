@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.codec import decode_score, header_value
-from stream.config import ServiceConfig
-from stream.service import Service
+from stream.service.app import Service
+from stream.service.codec import decode_score, header_value
+from stream.service.config import ServiceConfig
 
 
 def event(key: str, t: float, value: float | list[float]) -> bytes:

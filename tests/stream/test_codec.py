@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.codec import (
+from stream.service.codec import (
     REASON_HEADER,
     SOURCE_HEADER,
     CodecError,
@@ -287,7 +287,7 @@ def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes 
 
 def test_deeply_nested_message_is_dead_lettered_not_raised() -> None:
     """Issue 17 item 2: 1,100 nested lists made the stdlib fallback raise RecursionError."""
-    from stream.codec import EventDecoder
+    from stream.service.codec import EventDecoder
 
     poison = b'{"key":"NaN","time":1,"value":' + b"[" * 1100 + b"]" * 1100 + b"}"
     good = b'{"key":"a","time":1,"value":1.0}'

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import ConfigError, Secret, ServiceConfig, load_config
+from stream.service.config import ConfigError, Secret, ServiceConfig, load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.artifact import save_artifact
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
-from rnncore.synthetic import InjectedAnomaly, SyntheticStream, generate_fleet
+from rnncore.model.artifact import save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.data.synthetic import InjectedAnomaly, SyntheticStream, generate_fleet
 from stream.demo.evaluation import StreamFlags, evaluate, flags_from_scores
 from stream.demo.plot import pick_streams, plot_streams
 from stream.demo.scores import ScorePoint

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
-from stream.health import HealthState
-from stream.metrics import MetricsServer, ServiceMetrics
+from stream.service.health import HealthState
+from stream.service.metrics import MetricsServer, ServiceMetrics
 
 
 def test_two_services_have_independent_registries() -> None:
@@ -69,7 +69,7 @@ def test_http_endpoints_report_metrics_liveness_and_readiness() -> None:
 
 def test_liveness_fails_when_the_loop_stops_reporting(monkeypatch: pytest.MonkeyPatch) -> None:
     health = HealthState(stale_after_seconds=10)
-    import stream.health as module
+    import stream.service.health as module
 
     now = module.time.monotonic()
     monkeypatch.setattr(module.time, "monotonic", lambda: now + 11)

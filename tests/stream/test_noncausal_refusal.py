@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.artifact import ArtifactError, load_artifact, save_artifact
-from rnncore.bidirectional import NonCausalModelError
-from rnncore.config import ModelConfig
 from rnncore.detector import Detector
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import ArtifactError, load_artifact, save_artifact
+from rnncore.model.bidirectional import NonCausalModelError
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from stream.cli import main
-from stream.service import Service
+from stream.service.app import Service
 from stream.service.reload import ModelWatcher
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
@@ -52,8 +52,8 @@ def test_bench_nab_refuses_bidirectional(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_the_nab_runner_refuses_a_bidirectional_model() -> None:
-    from rnncore.evaluation.nab_data import NabFile
-    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
+    from stream.evaluation.nab_data import NabFile
+    from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
 
     stamps = np.datetime64("2020-01-01T00:00:00", "s") + np.arange(200) * np.timedelta64(300, "s")
     nab_file = NabFile(name="x/a.csv", timestamps=stamps, values=np.sin(np.arange(200.0)))

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from stream.codec import REASON_HEADER, EventDecoder, decode_score, header_value
-from stream.metrics import ServiceMetrics
 from stream.service.changelog import restore_from_records
+from stream.service.codec import REASON_HEADER, EventDecoder, decode_score, header_value
+from stream.service.metrics import ServiceMetrics
 from stream.service.partition import PartitionProcessor, PartitionSettings
 from tests.stream.fake_detector import FakeDetector
 
@@ -102,9 +102,9 @@ def test_a_batch_of_only_dead_letters_writes_no_state() -> None:
 
 
 def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
-    from rnncore.config import ModelConfig
     from rnncore.detector import Detector
-    from rnncore.model import ModelWeights
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
 
     for n_features in (1, 2):
         weights = ModelWeights.random(ModelConfig(n_features=n_features, hidden_size=4), seed=1)

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
-from rnncore.novelty import NoveltyParams
-from rnncore.pipeline import PipelineSettings, ScoringPipeline
-from rnncore.scoring import ScoringParams
-from rnncore.seasonality import SeasonalityParams
-from stream.codec import EventDecoder, decode_score
-from stream.metrics import ServiceMetrics
+from rnncore.calibration import ScoringParams
+from rnncore.contract import StreamScorer
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.novelty import NoveltyParams
+from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
+from rnncore.stages.seasonality import SeasonalityParams
 from stream.service.changelog import restore_from_records
-from stream.service.partition import DetectorLike, PartitionProcessor, PartitionSettings
+from stream.service.codec import EventDecoder, decode_score
+from stream.service.metrics import ServiceMetrics
+from stream.service.partition import PartitionProcessor, PartitionSettings
 
 
 @dataclass
@@ -56,7 +57,7 @@ def test_partition_publishes_the_pipeline_scores_and_its_changelog_restores_ever
                                  anomaly_threshold=0.9, snapshot_every=3, changelog_chunk_bytes=50_000,
                                  idle_ttl_seconds=None)  # fmt: skip
     pipeline = _pipeline()
-    service_side: DetectorLike = pipeline  # the service's protocol, checked by mypy
+    service_side: StreamScorer = pipeline  # the service's protocol, checked by mypy
     processor = PartitionProcessor(0, service_side, EventDecoder(1), settings, ServiceMetrics())
     events = _events(900)
     events[700] = (events[700][0], events[700][1], 9.0)

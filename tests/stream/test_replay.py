@@ -9,8 +9,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rnncore.eventlog import EventRecord, ReadSummary, encode_record
-from stream.replay import ReplayError, read_topic, replay_topic
+from stream.data.eventlog import EventRecord, ReadSummary, encode_record
+from stream.data.replay import ReplayError, read_topic, replay_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -100,9 +100,9 @@ async def test_train_command_replays_a_topic(
 ) -> None:
     import asyncio
 
-    from rnncore.artifact import load_artifact
-    from rnncore.synthetic import generate_fleet
+    from rnncore.model.artifact import load_artifact
     from stream.cli import main
+    from stream.data.synthetic import generate_fleet
 
     topic = make_topic(partitions=2, prefix="replay-train")
     records = list(generate_fleet(4, 200, anomalies_per_stream=0, seed=3).records())

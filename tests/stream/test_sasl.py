@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import NewTopic
 
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
-from stream.config import SecurityConfig, ServiceConfig, load_config
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from stream.local_broker import LocalBroker, deploy_dir
-from stream.service import Service, ServiceError
+from stream.service.app import Service, ServiceError
+from stream.service.config import SecurityConfig, ServiceConfig, load_config
 from tests.kafka_helpers import create_topics, run_sync, unique_name
 from tests.stream.service_harness import config_for, event, publish, read_all
 

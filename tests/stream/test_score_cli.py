@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.artifact import save_artifact
-from rnncore.config import ModelConfig
 from rnncore.detector import Detector
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from stream.cli import main
 
 
@@ -71,8 +71,8 @@ def _bidirectional_model(tmp_path: Path) -> tuple[Path, ModelWeights]:
 def test_bidirectional_scores_equal_the_scorer_and_are_marked_non_causal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rnncore.eventlog import read_event_logs
     from rnncore.training.bidirectional import score_records
+    from stream.data.eventlog import read_event_logs
 
     log, _, _, _ = _setup(tmp_path)
     model, weights = _bidirectional_model(tmp_path)
@@ -148,8 +148,8 @@ def _seasonal_log(tmp_path: Path) -> tuple[Path, Path, ModelWeights, dict[str, t
 
 
 def test_seasonal_pipeline_scores_equal_the_nab_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rnncore.evaluation.nab_data import NabFile
-    from rnncore.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores
+    from stream.evaluation.nab_data import NabFile
+    from stream.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores
 
     log, model, weights, series = _seasonal_log(tmp_path)
     out = tmp_path / "scores.jsonl"

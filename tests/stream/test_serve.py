@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.artifact import save_artifact
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import event, publish, read_all, scores_by_key

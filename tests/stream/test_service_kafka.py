@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from rnncore.config import ModelConfig
+from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
-from rnncore.model import ModelWeights
-from rnncore.scoring import ScoringParams
-from stream.service import Service, ServiceError
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.service.app import Service, ServiceError
 from tests.kafka_helpers import run_sync
 from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import (

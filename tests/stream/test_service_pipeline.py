@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.artifact import save_artifact
-from rnncore.config import ModelConfig
-from rnncore.model import ModelWeights
-from rnncore.pipeline import ScoringPipeline
+from rnncore.model.artifact import save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.pipeline import ScoringPipeline
 from stream.cli import main
-from stream.config import ConfigError, ServiceConfig
-from stream.service import Service, ServiceError
-from stream.service.app import detector_factory
+from stream.service.app import Service, ServiceError, detector_factory
+from stream.service.config import ConfigError, ServiceConfig
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
 

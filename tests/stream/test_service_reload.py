@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnncore.artifact import METADATA_FILE, load_artifact, save_artifact
-from rnncore.config import ModelConfig
 from rnncore.detector import Detector
-from rnncore.eventlog import read_event_logs
-from rnncore.model import ModelWeights
+from rnncore.model.artifact import METADATA_FILE, load_artifact, save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.data.eventlog import read_event_logs
 from stream.errors import StreamError
-from stream.service import Service, ServiceError
+from stream.service.app import Service, ServiceError
 from stream.service.publisher import BatchPublisher
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key

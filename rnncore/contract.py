@@ -1,0 +1,139 @@
+"""The per-event contract: what happens to one event of one stream, written once, and the types around it.
+
+Every scorer (the ``Detector``, the staged ``ScoringPipeline``, a test fake) applies these steps, in arrival
+order, to the state row of the event's stream. The fast kernel and the slow reference (``tests/reference.py``)
+are two implementations of the same steps; the parity tests hold them together, and PyTorch training
+(``rnncore/training/module.py``) runs steps 2-6 over whole sequences.
+
+==  ==========================================================================  ===================================
+#   step                                                                        where
+==  ==========================================================================  ===================================
+0   Reject an event whose time or any value is not finite: status              ``kernels/_tile.py``
+    ``INVALID_VALUE``, the row is left untouched. Keys are checked before:      ``preprocess_tile``;
+    ``BAD_KEY``; a stream that finds no free row gets ``TABLE_FULL``.           ``state/table.py`` (keys)
+1   Time since the stream's previous event, ``dt = max(t - last_time, 0)``      ``preprocess_tile``
+    (0 for a stream's first event).
+2   Surprise of the event under the stored forecast: Gaussian NLL of the        ``preprocess_tile``
+    normalised value, mean over features (NaN for a first event).
+3   Update the running mean and variance of each feature with weight           ``preprocess_tile``
+    ``alpha = max(1/(count+1), 1/norm_window)`` (exact average, then an EWMA).
+4   Network input: ``clip((v - mean) / sqrt(var + norm_eps), +-input_clip)``,  ``preprocess_tile``
+    plus ``log1p(dt / dt_scale)`` when ``time_delta_feature`` is set.
+5   Advance the recurrent layers (tanh RNN, GRU or LSTM, as ``torch.nn``       ``kernels/_tile.py`` ``cell_update``
+    computes them) from the stored hidden state; store the new state.          (products in ``_gemm.py``)
+6   Forecast of the next value: head ``mean`` and ``softplus(scale) +          ``kernels/_tile.py`` (head)
+    min_scale`` in normalised units, stored for step 2 of the next event and
+    returned in original units.
+7   Write back the event time and count.                                       ``preprocess_tile``
+8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``
+    likelihood of the surprise's recent average against its history).
+==  ==========================================================================  ===================================
+
+Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); step 8 runs in numpy on the batch.
+Rejected events change no state and do not disturb the other events of their batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+__all__ = ["EventRecord", "EventStatus", "StateTableLike", "StepResult", "StreamScorer", "status_reason"]
+
+
+class EventRecord(NamedTuple):
+    """One event: stream key, event time (seconds since the epoch) and F values."""
+
+    key: str
+    time: float
+    values: tuple[float, ...]
+
+
+class EventStatus(IntEnum):
+    """Per-event outcome codes shared by kernels (0, 1), the state table (2, 3) and the detector."""
+
+    OK = 0
+    INVALID_VALUE = 1
+    TABLE_FULL = 2
+    BAD_KEY = 3
+
+
+_REASONS = {
+    EventStatus.OK: "ok",
+    EventStatus.INVALID_VALUE: "non_finite_value",
+    EventStatus.TABLE_FULL: "stream_table_full",
+    EventStatus.BAD_KEY: "invalid_key",
+}
+
+
+def status_reason(code: int) -> str:
+    """The reason string for an event status code, e.g. 1 -> "non_finite_value" (for dead letters and metrics)."""
+    try:
+        return _REASONS[EventStatus(int(code))]
+    except ValueError:
+        return f"unknown_status_{int(code)}"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Per-event outputs of one batch; rejected events have score 0, NaN nll/mean/scale and a non-zero status.
+
+    ``mean``/``scale`` are the forecast for the stream's next value in original units, shaped like the
+    ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
+    """
+
+    scores: np.ndarray  # float32 [B], in [0, 1]
+    nll: np.ndarray  # float32 [B]
+    mean: np.ndarray  # float32 [B] or [B, F]
+    scale: np.ndarray  # float32 [B] or [B, F]
+    status: np.ndarray  # int8 [B], EventStatus codes
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Boolean mask of the events that were processed."""
+        return self.status == EventStatus.OK
+
+    def reasons(self) -> list[str]:
+        """Reason string per event ("ok", "non_finite_value", ...), e.g. for dead-letter records."""
+        return [status_reason(code) for code in self.status.tolist()]
+
+
+class StateTableLike(Protocol):
+    """The state table's key listing and row size (the service chunks snapshots by it)."""
+
+    row_nbytes: int
+
+    def keys(self) -> list[str]: ...
+
+
+class StreamScorer(Protocol):
+    """What the service needs of a scorer: step batches by stream key, snapshot/restore rows, evict, reload."""
+
+    @property
+    def n_streams(self) -> int: ...
+
+    @property
+    def state_bytes(self) -> int: ...
+
+    @property
+    def model_version(self) -> str | None: ...
+
+    @property
+    def table(self) -> StateTableLike: ...
+
+    def step(self, keys: Sequence[object], times: Any, values: Any) -> StepResult: ...
+
+    def snapshot(self, keys: Iterable[str] | None = None) -> bytes: ...
+
+    def restore(self, data: bytes) -> int: ...
+
+    def evict_idle(self, now: float, ttl_seconds: float | None = None) -> int: ...
+
+    def reload(self, weights: Any) -> None: ...

@@ -1,0 +1,1 @@
+"""The model: architecture (config), weights, the saved artifact, attention and direction."""

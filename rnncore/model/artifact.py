@@ -1,0 +1,152 @@
+"""Model artifacts: ``model.safetensors`` (weights) plus ``model.json`` (architecture and provenance), no torch.
+
+``model.json`` holds the format version, the ``ModelConfig`` (``architecture``), the weights file's sha256,
+parameter shapes, the model ``version`` (given, or creation time + digest prefix), rnnwatch version,
+creation time and whatever the trainer adds (features, normalisation,
+training data summary, validation loss). ``load_artifact`` refuses a missing, corrupt, truncated or
+mismatched artifact with ``ArtifactError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from rnncore.errors import RnnCoreError
+from rnncore.model.config import ConfigError, ModelConfig
+from rnncore.model.weights import ModelError, ModelWeights
+
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "model.json"
+FORMAT_VERSION = 1
+_RESERVED = ("format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at")
+
+
+class ArtifactError(RnnCoreError, ValueError):
+    """A model artifact cannot be written or loaded; the message names the file and what is wrong with it."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_version() -> str:
+    try:
+        return importlib_metadata.version("rnnwatch")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write weights and metadata into ``directory`` (created if needed); returns the ``model.json`` path.
+
+    Each file is written to a temporary name and renamed, weights first, so a reader never pairs new
+    metadata with old weights.
+    """
+    extra = dict(metadata or {})
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise ArtifactError(f"metadata keys {clash} are reserved for the artifact itself")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / WEIGHTS_FILE
+    params = {name: np.ascontiguousarray(array) for name, array in weights.params.items()}
+    _write_atomically(weights_path, lambda p: save_file(params, str(p), metadata={"format": "pt"}))
+    created, digest = datetime.now(UTC), _sha256(weights_path)
+    document = {
+        "format_version": FORMAT_VERSION,
+        "architecture": weights.config.to_dict(),
+        "parameters": {name: list(array.shape) for name, array in params.items()},
+        "weights_sha256": digest,
+        "rnnwatch_version": _package_version(),
+        "created_at": created.isoformat(),
+        # The model's own version (what the service reports): the caller's, or creation time + weights digest.
+        "version": str(extra.pop("version", f"{created:%Y%m%dT%H%M%SZ}-{digest[:12]}")),
+        **extra,
+    }
+    try:
+        text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"metadata is not plain JSON (no NaN, no objects): {exc}") from exc
+    metadata_path = directory / METADATA_FILE
+    _write_atomically(metadata_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    return metadata_path
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Parse and check ``model.json`` (format version, architecture present); no weights are read."""
+    path = Path(directory) / METADATA_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: not a model artifact directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact is corrupt") from exc
+    if not isinstance(document, dict):
+        raise ArtifactError(f"{path} must hold a JSON object")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has format_version {document.get('format_version')!r}; this rnnwatch reads {FORMAT_VERSION}"
+        )
+    for key in ("architecture", "weights_sha256"):
+        if key not in document:
+            raise ArtifactError(f"{path} lacks {key!r}; the artifact is incomplete")
+    return document
+
+
+def load_artifact(directory: str | Path, expected: ModelConfig | None = None) -> ModelWeights:
+    """Load and verify an artifact (checksum, names, shapes, dtype, finiteness); metadata rides along.
+
+    With ``expected``, also refuse an artifact whose architecture differs from it.
+    """
+    directory = Path(directory)
+    document = read_metadata(directory)
+    try:
+        config = ModelConfig.from_dict(document["architecture"])
+    except (ConfigError, TypeError) as exc:
+        raise ArtifactError(f"{directory / METADATA_FILE}: bad architecture: {exc}") from exc
+    if expected is not None and config != expected:
+        raise ArtifactError(f"artifact {directory} has architecture {config}, but {expected} is required")
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise ArtifactError(f"{weights_path} is missing")
+    actual = _sha256(weights_path)
+    if actual != document["weights_sha256"]:
+        raise ArtifactError(
+            f"{weights_path} is corrupt or truncated: sha256 {actual[:12]}... does not match the recorded "
+            f"{str(document['weights_sha256'])[:12]}...; re-export the model"
+        )
+    try:
+        params = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{weights_path} cannot be read as safetensors: {exc}") from exc
+    wrong_dtype = sorted(name for name, array in params.items() if array.dtype != np.float32)
+    if wrong_dtype:
+        raise ArtifactError(f"{weights_path}: parameters {wrong_dtype} are not float32")
+    try:
+        return ModelWeights(config=config, params=params, metadata=document)
+    except ModelError as exc:
+        raise ArtifactError(f"{weights_path} does not match its architecture: {exc}") from exc

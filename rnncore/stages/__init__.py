@@ -1,0 +1,1 @@
+"""Scoring stages around the recurrent forecaster: seasonality, novelty, the pipeline."""

@@ -1,0 +1,1 @@
+"""Per-stream state: the table of rows and its snapshot encoding."""

@@ -1,0 +1,145 @@
+"""Every Prometheus metric of the service, in one per-service registry, plus the /metrics /healthz /readyz server.
+
+Names use base units and the ``_total`` / ``_seconds`` / ``_bytes`` suffixes; labels are bounded (reason,
+partition, kind), never a stream key. A registry per ``ServiceMetrics`` lets tests run several services.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from stream.service.health import HealthState
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "rnnwatch"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+_DURATION_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class ServiceMetrics:
+    """The service's metrics; attribute names match the metric names without the ``rnnwatch_`` prefix."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_consumed = Counter(f"{PREFIX}_events_consumed", "Input messages read from Kafka", registry=r)
+        self.events_scored = Counter(f"{PREFIX}_events_scored", "Events scored by the detector", registry=r)
+        self.events_dead_lettered = Counter(
+            f"{PREFIX}_events_dead_lettered", "Input messages sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.anomalies = Counter(f"{PREFIX}_anomalies", "Scored events at or above the anomaly threshold", registry=r)
+        self.batch_size = Histogram(
+            f"{PREFIX}_batch_size_events", "Events per partition micro-batch", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.processing_latency = Histogram(
+            f"{PREFIX}_batch_processing_seconds",
+            "Wall time from a micro-batch's arrival to its outputs being committed",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_to_score_latency = Histogram(
+            f"{PREFIX}_event_to_score_latency_seconds",
+            "Wall-clock time minus event time when scored (median of each partition batch)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_messages", "High watermark minus position, per input partition", ["partition"],
+            registry=r,
+        )
+        self.active_streams = Gauge(f"{PREFIX}_active_streams", "Streams holding a state row", registry=r)
+        self.state_bytes = Gauge(f"{PREFIX}_state_bytes", "Estimated bytes of per-stream state", registry=r)
+        self.assigned_partitions = Gauge(f"{PREFIX}_assigned_partitions", "Input partitions owned", registry=r)
+        self.model_info = Info(f"{PREFIX}_model", "The model in use (version, cell, sizes)", registry=r)
+        self.rebalances = Counter(f"{PREFIX}_rebalances", "Partition assignment changes", ["kind"], registry=r)
+        self.checkpoint_duration = Histogram(
+            f"{PREFIX}_checkpoint_seconds", "Time to write a full state snapshot to the changelog",
+            buckets=_DURATION_BUCKETS, registry=r,
+        )
+        self.restore_duration = Histogram(
+            f"{PREFIX}_restore_seconds", "Time to restore one partition's state from the changelog",
+            buckets=_DURATION_BUCKETS, registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            f"{PREFIX}_checkpoint_failures", "Batches whose state changelog records could not be written", registry=r
+        )
+        self.model_reloads = Counter(
+            f"{PREFIX}_model_reloads", "New model artifacts taken (result=loaded) or refused (result=refused)",
+            ["result"], registry=r,
+        )
+        self.events_archived = Counter(
+            f"{PREFIX}_events_archived", "Scored events appended to the event archive", registry=r
+        )
+        self.archive_failures = Counter(
+            f"{PREFIX}_archive_failures", "Batches the event archive could not write (scoring went on)", registry=r
+        )
+        self.changelog_bytes = Counter(
+            f"{PREFIX}_changelog_written_bytes", "Bytes of state records written to the changelog", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's current value by full name (e.g. ``rnnwatch_events_scored_total``), 0.0 when absent."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if found is None else float(found)
+
+
+def _handler(metrics: ServiceMetrics, health: HealthState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply(200, metrics.exposition(), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                report = health.liveness() if path == "/healthz" else health.readiness()
+                self._reply(200 if report.ok else 503, (report.reason + "\n").encode(), "text/plain; charset=utf-8")
+            else:
+                self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
+
+        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server API
+            logger.debug("http %s", format % args)
+
+    return Handler
+
+
+class MetricsServer:
+    """HTTP server in a daemon thread: /metrics, /healthz (liveness) and /readyz (readiness); port 0 = any free."""
+
+    def __init__(self, metrics: ServiceMetrics, health: HealthState, host: str = "0.0.0.0", port: int = 9108) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(metrics, health))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="rnnwatch-metrics", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> MetricsServer:
+        """Start serving; returns self."""
+        self._thread.start()
+        logger.info("metrics and health on port %d", self.port)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
