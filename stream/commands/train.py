@@ -112,8 +112,9 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    from stream.data.eventlog import EventLogError, RowError, parse_time
+    from stream.data.eventlog import EventLogError
     from stream.data.replay import read_topic
+    from stream.data.wire import EventRejectedError, parse_time
 
     try:
         bounds = {
@@ -122,7 +123,7 @@ def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
             "start_offset": args.from_offset,
             "end_offset": args.to_offset,
         }
-    except RowError as exc:
+    except EventRejectedError as exc:
         raise EventLogError(f"--since/--until must be epoch seconds or ISO-8601 ({exc})") from None
     records, summary = asyncio.run(read_topic(args.bootstrap_servers, args.topic, **bounds))
     print(f"replayed {args.topic}: {summary.describe()}", file=sys.stderr)

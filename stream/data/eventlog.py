@@ -3,12 +3,15 @@
 A record is ``(key, time, values)``: the stream key, the event time in float seconds since the epoch (ISO-8601
 strings are accepted and converted; a time without a zone is UTC) and a tuple of F floats.
 
-* JSON Lines: ``{"key": "s1", "time": 1700000000.5, "value": 3.2}`` or ``"values": [1.0, 2.0]``.
-* CSV with a header: ``key,time,value`` or ``key,time,v0,v1,...`` (any value column names).
+* JSON Lines: one wire event per line (``stream.data.wire``: the rules the service scores by), e.g.
+  ``{"key": "s1", "time": 1700000000.5, "value": 3.2}`` or ``"values": [1.0, 2.0]``.
+* CSV with a header: ``key,time,value`` or ``key,time,v0,v1,...`` (any value column names); values are
+  numeric text, held to the same finite float32 rule.
 
-Malformed rows are skipped and counted by reason in a ``ReadSummary`` (nothing is dropped silently); rows with
-a non-finite value or time are skipped too, as the online core rejects them. Files ending in ``.gz`` are read
-and written compressed.
+Malformed rows are skipped and counted in a ``ReadSummary`` under the dead-letter reason the service would
+give them (plus ``blank_line``, ``column_count``); nothing is dropped silently. Rows whose feature count
+differs from the first accepted row's are ``wrong_vector_length``. Files ending in ``.gz`` are read and
+written compressed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import math
 import os
 import time as _time
 from collections import Counter
@@ -29,6 +31,7 @@ from typing import IO, Any
 import orjson
 
 from rnncore.contract import EventRecord
+from stream.data.wire import EventRejectedError, RejectReason, checked_value, loads, parse_event, parse_key, parse_time
 from stream.errors import StreamError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -38,14 +41,6 @@ _MAX_EXAMPLES = 5
 
 class EventLogError(StreamError, ValueError):
     """An event log cannot be used (missing file, unknown format, or no usable rows at all)."""
-
-
-class RowError(ValueError):
-    """A row is malformed; ``reason`` is the short counter name it is skipped under."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass
@@ -71,76 +66,7 @@ class ReadSummary:
         return f"{self.files} file(s), {self.rows} rows, {self.accepted} accepted, skipped: {reasons}"
 
 
-# ---------------------------------------------------------------- row parsing (shared with stream.data.replay)
-
-
-def parse_time(raw: Any) -> float:
-    """Event time as float seconds since the epoch from a number or a numeric / ISO-8601 string."""
-    if isinstance(raw, bool) or raw is None:
-        raise RowError("bad_time", repr(raw))
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        text = raw.strip()
-        try:
-            value = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-            except ValueError:
-                raise RowError("bad_time", repr(raw)) from None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            value = parsed.timestamp()
-    else:
-        raise RowError("bad_time", repr(raw))
-    if not math.isfinite(value):
-        raise RowError("non_finite", f"time {raw!r}")
-    return value
-
-
-def _as_float(raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise RowError("bad_value", repr(raw))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise RowError("bad_value", repr(raw)) from None
-    if not math.isfinite(value):
-        raise RowError("non_finite", f"value {raw!r}")
-    return value
-
-
-def parse_values(raw: Any) -> tuple[float, ...]:
-    """One number or a non-empty list of numbers -> tuple of finite floats."""
-    items = raw if isinstance(raw, list | tuple) else [raw]
-    if not items:
-        raise RowError("bad_value", "empty list")
-    return tuple(_as_float(item) for item in items)
-
-
-def parse_key(raw: Any) -> str:
-    """A non-empty stream key; numbers are accepted and turned into their text."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise RowError("bad_key", repr(raw))
-    key = str(raw)
-    if not key:
-        raise RowError("bad_key", "empty")
-    return key
-
-
-def parse_event_object(obj: Any) -> EventRecord:
-    """Validate one decoded JSON event ``{"key", "time", "value" | "values"}`` into a record."""
-    if not isinstance(obj, dict):
-        raise RowError("not_an_object", type(obj).__name__)
-    if "key" not in obj:
-        raise RowError("missing_key")
-    if "time" not in obj:
-        raise RowError("missing_time")
-    raw_values = obj["values"] if "values" in obj else obj.get("value")
-    if raw_values is None:
-        raise RowError("missing_value")
-    return EventRecord(parse_key(obj["key"]), parse_time(obj["time"]), parse_values(raw_values))
+# ---------------------------------------------------------------- row checks
 
 
 def check_width(record: EventRecord, summary: ReadSummary) -> None:
@@ -148,7 +74,9 @@ def check_width(record: EventRecord, summary: ReadSummary) -> None:
     if summary.n_features is None:
         summary.n_features = len(record.values)
     elif len(record.values) != summary.n_features:
-        raise RowError("feature_count", f"{len(record.values)} values, expected {summary.n_features}")
+        raise EventRejectedError(
+            RejectReason.WRONG_VECTOR_LENGTH, f"{len(record.values)} values, earlier rows had {summary.n_features}"
+        )
 
 
 # ---------------------------------------------------------------- readers
@@ -167,20 +95,25 @@ def _base_suffix(path: Path) -> str:
 
 def _jsonl_record(line: str) -> EventRecord:
     if not line.strip():
-        raise RowError("blank_line")
+        raise EventRejectedError("blank_line")
+    return parse_event(loads(line))
+
+
+def _csv_number(cell: str) -> float:
+    """A CSV value cell: text is the only way CSV spells a number, so here (only) numeric text is parsed."""
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise RowError("invalid_json") from None
-    return parse_event_object(obj)
+        value = float(cell)
+    except ValueError:
+        raise EventRejectedError(RejectReason.BAD_TYPE, f"value {cell[:64]!r} is not a number") from None
+    return checked_value(value, cell)
 
 
 def _csv_record(row: list[str]) -> EventRecord:
     if not row or not any(cell.strip() for cell in row):
-        raise RowError("blank_line")
+        raise EventRejectedError("blank_line")
     if len(row) < 3:
-        raise RowError("column_count", f"{len(row)} columns, need key,time,value")
-    return EventRecord(parse_key(row[0].strip()), parse_time(row[1]), parse_values(row[2:]))
+        raise EventRejectedError("column_count", f"{len(row)} columns, need key,time,value")
+    return EventRecord(parse_key(row[0].strip()), parse_time(row[1]), tuple(_csv_number(c) for c in row[2:]))
 
 
 def _valid_rows(
@@ -192,7 +125,7 @@ def _valid_rows(
         try:
             record = parse(row)
             check_width(record, summary)
-        except RowError as exc:
+        except EventRejectedError as exc:
             summary.skip(exc.reason, f"{path}:{number}")
             continue
         summary.accepted += 1

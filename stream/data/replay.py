@@ -17,12 +17,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from stream.data.eventlog import EventRecord, ReadSummary, RowError, check_width, parse_event_object, parse_key
+from stream.data.eventlog import EventRecord, ReadSummary, check_width
+from stream.data.wire import EventRejectedError, loads, parse_event
 from stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
@@ -33,19 +33,10 @@ class ReplayError(StreamError):
 
 
 def decode_message(value: bytes | None, key: bytes | None) -> EventRecord:
-    """One Kafka message -> record, raising ``RowError`` with the skip reason when it is malformed."""
+    """One Kafka message -> record by the wire rules, raising ``EventRejectedError`` with the skip reason."""
     if value is None:
-        raise RowError("empty_message")
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise RowError("invalid_json") from None
-    if isinstance(obj, dict) and "key" not in obj and key is not None:
-        try:
-            obj = {**obj, "key": parse_key(key.decode("utf-8"))}
-        except UnicodeDecodeError:
-            raise RowError("bad_key", "message key is not UTF-8") from None
-    return parse_event_object(obj)
+        raise EventRejectedError("empty_message")
+    return parse_event(loads(value), key)
 
 
 async def _topic_partitions(bootstrap_servers: str, topic: str) -> set[int]:
@@ -161,7 +152,7 @@ def _validated(message: ConsumerRecord[bytes, bytes], summary: ReadSummary) -> E
     try:
         event = decode_message(message.value, message.key)
         check_width(event, summary)
-    except RowError as exc:
+    except EventRejectedError as exc:
         summary.skip(exc.reason, f"{message.topic}[{message.partition}]@{message.offset}")
         return None
     summary.accepted += 1

@@ -1,20 +1,15 @@
 """Wire formats of the service: input events in, score records and dead letters out.
 
-Input event (one JSON object per Kafka message value, UTF-8)::
+Input event: one JSON object per Kafka message value (UTF-8), by the wire rules of ``stream.data.wire``
+(the same rules the event-log readers and topic replay apply)::
 
     {"key": "sensor-17", "time": 1700000000.25, "value": 3.2}
-    {"key": "sensor-17", "time": "2023-11-14T22:13:20.25Z", "value": [3.2, 0.1]}
 
-* ``key``: non-empty string (numbers are accepted and turned into text), at most ``max_key_bytes`` UTF-8
-  bytes; when absent, the Kafka message key is used.
-* ``time``: event time, a number of seconds since the epoch or an ISO-8601 string (no zone means UTC).
-* ``value`` (alias ``values``): a number, or a list of exactly ``n_features`` numbers.
-
-A message that cannot be used is not scored; it gets one dead-letter reason (``DeadLetterReason``):
+A message that cannot be used is not scored; it gets one dead-letter reason (``RejectReason``):
 ``oversized`` (more than ``max_message_bytes``), ``invalid_json``, ``missing_field``, ``bad_type``,
-``non_finite_value`` (NaN, infinity, or outside float32 range), ``wrong_vector_length`` and
-``key_too_long``. Events the detector rejects are dead-lettered under its own reasons
-(``stream_table_full``, ``invalid_key``).
+``non_finite_value`` (NaN, infinity, or outside float32 range), ``wrong_vector_length``,
+``key_too_long``, and ``decoder_error`` for a failure of the decoder itself (a bug, never a crash).
+Events the detector rejects are dead-lettered under its own reasons (``stream_table_full``, ``invalid_key``).
 
 Score record (Kafka key = stream key)::
 
@@ -28,49 +23,32 @@ A dead letter is the original message bytes and key, with headers ``rnnwatch-rea
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import orjson
 
+from stream.data.wire import (
+    DEFAULT_MAX_KEY_BYTES,
+    FLOAT32_MAX,
+    EventRejectedError,
+    RejectReason,
+    loads,
+    parse_event,
+)
 from stream.errors import StreamError
 
 REASON_HEADER = "rnnwatch-reason"
 DETAIL_HEADER = "rnnwatch-detail"
 SOURCE_HEADER = "rnnwatch-source"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-DEFAULT_MAX_KEY_BYTES = 256  # the state snapshot format's limit (rnncore.state.snapshot.MAX_KEY_BYTES)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBER = (int, float)  # exact types: bool is not a number here
 
 
 class CodecError(StreamError, ValueError):
     """A codec was configured with impossible limits (e.g. n_features < 1)."""
-
-
-class DeadLetterReason(StrEnum):
-    """Why a message was not scored; the value is the dead-letter header and the metrics label."""
-
-    INVALID_JSON = "invalid_json"
-    MISSING_FIELD = "missing_field"
-    BAD_TYPE = "bad_type"
-    NON_FINITE_VALUE = "non_finite_value"
-    WRONG_VECTOR_LENGTH = "wrong_vector_length"
-    OVERSIZED = "oversized"
-    KEY_TOO_LONG = "key_too_long"
-
-
-class _RejectError(Exception):
-    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -96,58 +74,6 @@ class DecodedBatch:
         return len(self.keys)
 
 
-def _parse_time(raw: Any) -> float:
-    if isinstance(raw, bool) or raw is None:
-        raise _RejectError(DeadLetterReason.BAD_TYPE, f"time must be a number or ISO-8601 string, got {raw!r}")
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-            except ValueError:
-                raise _RejectError(DeadLetterReason.BAD_TYPE, f"time {raw[:64]!r} is not ISO-8601") from None
-            value = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    else:
-        raise _RejectError(DeadLetterReason.BAD_TYPE, f"time must be a number or string, got {type(raw).__name__}")
-    if not math.isfinite(value):
-        raise _RejectError(DeadLetterReason.NON_FINITE_VALUE, f"time {raw!r} is not finite")
-    return value
-
-
-def _parse_values(raw: Any, n_features: int) -> list[float]:
-    items = raw if isinstance(raw, list) else [raw]
-    out: list[float] = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | float):
-            raise _RejectError(DeadLetterReason.BAD_TYPE, f"value items must be numbers, got {type(item).__name__}")
-        value = float(item)
-        if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
-            raise _RejectError(DeadLetterReason.NON_FINITE_VALUE, f"value {item!r} is not a finite float32")
-        out.append(value)
-    if len(out) != n_features:
-        raise _RejectError(DeadLetterReason.WRONG_VECTOR_LENGTH, f"{len(out)} values, the model needs {n_features}")
-    return out
-
-
-def _loads(payload: bytes) -> Any:
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError as error:
-        if "depth" in str(error):  # orjson stops at 1024 levels; the stdlib would recurse into RecursionError
-            raise _RejectError(DeadLetterReason.INVALID_JSON, "nested deeper than 1024 levels") from None
-        if "infinity" in str(error) or b"NaN" in payload or b"Infinity" in payload:
-            try:  # the stdlib reads NaN / Infinity / 1e999, which orjson refuses: name the real problem
-                json.loads(payload)
-            except (ValueError, RecursionError):  # RecursionError is not a ValueError
-                pass
-            else:
-                raise _RejectError(DeadLetterReason.NON_FINITE_VALUE, "NaN or infinity in the message") from None
-        raise _RejectError(DeadLetterReason.INVALID_JSON, str(error)[:120]) from None
-
-
 class EventDecoder:
     """Decodes a micro-batch of JSON event payloads into columnar arrays plus per-message rejections."""
 
@@ -168,29 +94,15 @@ class EventDecoder:
         self.max_key_bytes = max_key_bytes
 
     def _decode_one(self, payload: bytes | None, message_key: bytes | None) -> tuple[str, float, list[float]]:
-        """One message -> (key, time, values); raises ``_RejectError`` with the dead-letter reason."""
+        """One message -> (key, time, values) by the wire rules; raises ``EventRejectedError`` with the reason."""
         if payload is None:
-            raise _RejectError(DeadLetterReason.MISSING_FIELD, "message has no value")
+            raise EventRejectedError(RejectReason.MISSING_FIELD, "message has no value")
         if len(payload) > self.max_message_bytes:
-            raise _RejectError(DeadLetterReason.OVERSIZED, f"{len(payload)} bytes > {self.max_message_bytes}")
-        obj = _loads(payload)
-        if not isinstance(obj, dict):
-            raise _RejectError(DeadLetterReason.BAD_TYPE, f"event must be a JSON object, got {type(obj).__name__}")
-        raw_key = obj.get("key")
-        if raw_key is None and message_key is not None:
-            raw_key = message_key.decode("utf-8", errors="replace")
-        raw_values = obj["value"] if "value" in obj else obj.get("values")
-        raw_time = obj.get("time")
-        if raw_key is None or raw_time is None or raw_values is None:
-            fields = (("key", raw_key), ("time", raw_time), ("value", raw_values))
-            missing = ", ".join(name for name, raw in fields if raw is None)
-            raise _RejectError(DeadLetterReason.MISSING_FIELD, f"missing {missing}")
-        if isinstance(raw_key, bool) or not isinstance(raw_key, str | int) or raw_key == "":
-            raise _RejectError(DeadLetterReason.BAD_TYPE, f"key must be a non-empty string, got {raw_key!r}"[:120])
-        key = str(raw_key)
-        if len(key) > self.max_key_bytes or len(key.encode("utf-8", errors="surrogatepass")) > self.max_key_bytes:
-            raise _RejectError(DeadLetterReason.KEY_TOO_LONG, f"key longer than {self.max_key_bytes} UTF-8 bytes")
-        return key, _parse_time(raw_time), _parse_values(raw_values, self.n_features)
+            raise EventRejectedError(RejectReason.OVERSIZED, f"{len(payload)} bytes > {self.max_message_bytes}")
+        record = parse_event(
+            loads(payload), message_key, n_features=self.n_features, max_key_bytes=self.max_key_bytes
+        )
+        return record.key, record.time, list(record.values)
 
     def decode_batch(
         self, payloads: Sequence[bytes | None], message_keys: Sequence[bytes | None] | None = None
@@ -205,7 +117,7 @@ class EventDecoder:
         fast_index, fast_keys, fast_times, fast_values = self._fast_candidates(payloads, n_features)
         times = np.asarray(fast_times, dtype=np.float64)
         values = np.asarray(fast_values, dtype=np.float64).reshape(len(fast_keys), n_features)
-        ok = np.isfinite(times) & np.all(np.isfinite(values) & (np.abs(values) <= _FLOAT32_MAX), axis=1)
+        ok = np.isfinite(times) & np.all(np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX), axis=1)
         fast_set = set(fast_index)
         if not ok.all():
             fast_set.difference_update(np.asarray(fast_index, dtype=np.int64)[~ok].tolist())
@@ -277,11 +189,11 @@ class EventDecoder:
             if decoded is None:
                 try:
                     decoded = self._decode_one(payload, message_keys[i] if message_keys else None)
-                except _RejectError as reject:
-                    rejected.append(Rejected(i, reject.reason.value, reject.detail))
+                except EventRejectedError as reject:
+                    rejected.append(Rejected(i, reject.reason, reject.detail))
                     continue
                 except Exception as error:  # last resort: no message's bytes may stop the service
-                    rejected.append(Rejected(i, DeadLetterReason.INVALID_JSON.value, repr(error)[:120]))
+                    rejected.append(Rejected(i, RejectReason.DECODER_ERROR.value, repr(error)[:120]))
                     continue
             keys.append(decoded[0])
             times.append(decoded[1])

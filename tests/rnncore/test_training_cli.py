@@ -30,14 +30,14 @@ def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
     code = main([*argv, *FAST])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "bad_time=1" in captured.err
+    assert "bad_type=1" in captured.err
     for word in ("model", "persistence", "ewma", "NLL", "MAE", "event-steps/s"):
         assert word in captured.out
     weights = load_artifact(out)
     assert weights.config.hidden_size == 8
     assert weights.metadata["version"] == "m1"
     document = json.loads((out / "model.json").read_text())
-    assert document["training"]["data"]["skipped"] == {"bad_time": 1}
+    assert document["training"]["data"]["skipped"] == {"bad_type": 1}
     assert document["training"]["data"]["streams"] == 4
     assert document["validation_loss"] == pytest.approx(document["validation"]["model"]["nll"])
 
@@ -50,7 +50,7 @@ def test_train_without_usable_rows_exits_non_zero_with_the_reason(
     code = main(["train", "--logs", str(log), "--out", str(tmp_path / "model"), *FAST])
     err = capsys.readouterr().err
     assert code == 2
-    assert "no usable rows" in err and "bad_time=1" in err and "non_finite=1" in err
+    assert "no usable rows" in err and "bad_type=1" in err and "non_finite_value=1" in err
     assert not (tmp_path / "model").exists()
 
 

@@ -11,13 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.data.wire import EventRejectedError, RejectReason
 from stream.service.codec import (
     REASON_HEADER,
     SOURCE_HEADER,
     CodecError,
-    DeadLetterReason,
     EventDecoder,
-    _RejectError,
     dead_letter_headers,
     decode_score,
     encode_score,
@@ -89,7 +88,7 @@ def test_each_bad_kind_is_rejected_with_its_reason_between_good_events(payload: 
     rejected = batch.rejected[0]
     assert (rejected.index, rejected.reason) == (1, reason)
     assert rejected.detail
-    assert reason in {r.value for r in DeadLetterReason}
+    assert reason in {r.value for r in RejectReason}
 
 
 def test_multibyte_key_is_measured_in_utf8_bytes() -> None:
@@ -275,8 +274,8 @@ def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes 
     for i, payload in enumerate(payloads):
         try:
             key, event_time, values = decoder._decode_one(payload, b"mk")  # the per-message reference path
-        except _RejectError as reject:
-            expected_rejected.append((i, reject.reason.value))
+        except EventRejectedError as reject:
+            expected_rejected.append((i, reject.reason))
         else:
             expected_events.append((i, key, event_time, np.asarray(values, dtype=np.float32).tolist()))
     got_events = [(int(i), k, t, v.tolist()) for i, k, t, v in

@@ -12,11 +12,11 @@ from stream.data.eventlog import (
     EventRecord,
     ReadSummary,
     RollingEventLogWriter,
-    parse_time,
     read_csv,
     read_event_logs,
     read_jsonl,
 )
+from stream.data.wire import parse_time
 
 
 def test_jsonl_accepts_value_values_and_iso_times_and_counts_every_bad_row(tmp_path: Path) -> None:
@@ -52,15 +52,12 @@ def test_jsonl_accepts_value_values_and_iso_times_and_counts_every_bad_row(tmp_p
     ]
     assert summary.rows == 15 and summary.accepted == 3
     assert summary.skipped == {
-        "invalid_json": 2,  # "not json" and the bare NaN token
-        "not_an_object": 1,
-        "missing_key": 1,
-        "missing_time": 1,
-        "missing_value": 1,
-        "bad_time": 2,
-        "bad_value": 1,
-        "feature_count": 1,
-        "bad_key": 1,
+        # the dead-letter reasons the service gives the same bytes (stream.data.wire)
+        "invalid_json": 1,  # "not json"
+        "non_finite_value": 1,  # the bare NaN token
+        "bad_type": 5,  # [1, 2], "yesterday", value "x", key "", time true
+        "missing_field": 3,
+        "wrong_vector_length": 1,
         "blank_line": 1,
     }
     assert sum(summary.skipped.values()) + summary.accepted == summary.rows
@@ -75,12 +72,12 @@ def test_csv_single_and_multi_value_layouts(tmp_path: Path) -> None:
         EventRecord("s1", 1.0, (2.5,)),
         EventRecord("s2", 1704063600.0, (3.0,)),
     ]
-    assert summary.skipped == {"non_finite": 1, "column_count": 1}
+    assert summary.skipped == {"non_finite_value": 1, "column_count": 1}
     multi = tmp_path / "multi.csv"
     multi.write_text("key,time,v0,v1\nx,1,1,2\nx,2,3,oops\n")
     summary = ReadSummary()
     assert list(read_csv(multi, summary)) == [EventRecord("x", 1.0, (1.0, 2.0))]
-    assert summary.skipped == {"bad_value": 1} and summary.n_features == 2
+    assert summary.skipped == {"bad_type": 1} and summary.n_features == 2
 
 
 def test_parse_time_treats_naive_iso_as_utc() -> None:

@@ -78,7 +78,7 @@ async def test_counts_malformed_messages_and_uses_the_message_key(
     summary = ReadSummary()
     records = [r async for r in replay_topic(kafka_bootstrap, topic, summary=summary)]
     assert records == [EventRecord("from-key", 1_700_000_000.0, (1.0, 2.0))]
-    assert summary.skipped == {"invalid_json": 1, "feature_count": 1, "missing_key": 1}
+    assert summary.skipped == {"invalid_json": 1, "wrong_vector_length": 1, "missing_field": 1}
     assert summary.examples[0] == f"{topic}[0]@1: invalid_json"
 
 
