@@ -59,7 +59,7 @@ def test_dockerfile_is_multi_stage_with_a_builder_that_installs_the_wheel() -> N
     builder, runtime = _stages()
     assert builder[0][1].endswith("AS builder")
     build_steps = " ".join(arguments for instruction, arguments in builder if instruction == "RUN")
-    assert "pip wheel" in build_steps and "pip install -c constraints.txt /wheels/" in build_steps  # pinned: constraints.txt
+    assert "pip wheel" in build_steps and "pip install -c constraints.txt /wheels/" in build_steps
     assert ("COPY", "--from=builder /opt/rnnwatch /opt/rnnwatch") in runtime
 
 

@@ -55,7 +55,7 @@ class FakeDetector:
 
     def step(self, keys: Sequence[object], times: Any, values: Any) -> FakeResult:
         B = len(keys)
-        values = np.asarray(values, dtype=np.float32).reshape(B, -1)
+        values = np.asarray(values, dtype=np.float32).reshape(B, -1) if B else np.empty((0, 1), np.float32)
         scores = np.zeros(B, dtype=np.float32)
         nll = np.full(B, np.nan, dtype=np.float32)
         mean = np.full((B, values.shape[1]), np.nan, dtype=np.float32)
