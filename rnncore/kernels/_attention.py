@@ -28,13 +28,13 @@ from rnncore.kernels._tile import (
     cell_update,
     matmul,
     preprocess_tile,
+    shapes_agree,
     softplus,
 )
 from rnncore.kernels.errors import KernelInputError
 from rnncore.kernels.layout import StepOutput
 from rnncore.kernels.packing import (
     CELL_GRU,
-    CELL_LSTM,
     CELL_RNN,
     IDX_CELL,
     IDX_FEATURES,
@@ -114,18 +114,9 @@ def _attention_shapes_agree(
     status: np.ndarray,
 ) -> bool:
     """True when every array has the shape the packed model, its attention block and the batch size imply."""
-    B = rows.shape[0]
-    F = index[IDX_FEATURES]
     H = index[IDX_HIDDEN]
-    P = 2 if index[IDX_CELL] == CELL_LSTM else 1
     C = recurrent.shape[0]
-    ok = times.shape[0] == B and values.shape[0] == B and values.shape[1] == F
-    ok = ok and nll.shape[0] == B and status.shape[0] == B
-    ok = ok and mean.shape[0] == B and mean.shape[1] == F and scale.shape[0] == B and scale.shape[1] == F
-    ok = ok and recurrent.shape[1] == index[IDX_LAYERS] and recurrent.shape[2] == P and recurrent.shape[3] == H
-    for stats in (norm, forecast):
-        ok = ok and stats.shape[0] == C and stats.shape[1] == 2 and stats.shape[2] == F
-    ok = ok and last_time.shape[0] == C and count.shape[0] == C
+    ok = shapes_agree(index, recurrent, norm, forecast, last_time, count, rows, times, values, nll, mean, scale, status)
     ok = ok and attention.shape[0] == 3 and attention.shape[1] == H and attention.shape[2] == H
     ok = ok and ring.shape[0] == C and ring.shape[1] >= 1 and ring.shape[2] == H
     return ok and ring_next.shape[0] == C and ring_fill.shape[0] == C

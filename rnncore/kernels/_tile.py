@@ -309,14 +309,13 @@ SHAPE_MISMATCH = -1
 
 
 @jit_leaf
-def _shapes_agree(
+def shapes_agree(
     index: np.ndarray,
     recurrent: np.ndarray,
     norm: np.ndarray,
     forecast: np.ndarray,
     last_time: np.ndarray,
     count: np.ndarray,
-    tile_mark: np.ndarray,
     rows: np.ndarray,
     times: np.ndarray,
     values: np.ndarray,
@@ -325,7 +324,8 @@ def _shapes_agree(
     scale: np.ndarray,
     status: np.ndarray,
 ) -> bool:
-    """True when every array has the shape the packed model and the batch size imply (cheap, in-kernel)."""
+    """True when the state, event and output arrays have the shapes the packed model and the batch size imply
+    (cheap, in-kernel; shared by the attention kernel, which checks its ring on top)."""
     B = rows.shape[0]
     F = index[IDX_FEATURES]
     P = 2 if index[IDX_CELL] == CELL_LSTM else 1
@@ -339,7 +339,7 @@ def _shapes_agree(
     state_ok = recurrent.shape[1] == layers and recurrent.shape[2] == P and recurrent.shape[3] == hidden
     for stats in (norm, forecast):
         state_ok = state_ok and stats.shape[0] == C and stats.shape[1] == 2 and stats.shape[2] == F
-    state_ok = state_ok and last_time.shape[0] == C and count.shape[0] == C and tile_mark.shape[0] == C
+    state_ok = state_ok and last_time.shape[0] == C and count.shape[0] == C
     return events_ok and outputs_ok and state_ok
 
 
@@ -364,8 +364,8 @@ def advance_kernel(
 ) -> int:
     """Advance every event in arrival order. Returns 0; SHAPE_MISMATCH if array shapes disagree, or 1 + the
     position of the first row outside the table (in both cases nothing was touched)."""
-    if not _shapes_agree(
-        index, recurrent, norm, forecast, last_time, count, tile_mark, rows, times, values, nll, mean, scale, status
+    if tile_mark.shape[0] != recurrent.shape[0] or not shapes_agree(
+        index, recurrent, norm, forecast, last_time, count, rows, times, values, nll, mean, scale, status
     ):
         return SHAPE_MISMATCH
     B = rows.shape[0]

@@ -87,33 +87,15 @@ def advance(
         from rnncore.kernels._attention import advance_attention
 
         code = advance_attention(model, columns, rows, times, values, out)
-        if code == SHAPE_MISMATCH:
-            raise _explain(model, columns, rows, times, values, out)
-        if code:
-            top = columns[layout.RECURRENT].shape[0] - 1
-            raise KernelInputError(f"rows[{code - 1}] = {rows[code - 1]} is outside the state table (0..{top})")
-        return
-    try:
-        code = advance_kernel(
-            model.weights,
-            model.index,
-            model.scalars,
-            columns[RECURRENT],
-            columns[NORM],
-            columns[FORECAST],
-            columns[LAST_TIME],
-            columns[COUNT],
-            columns[TILE_MARK],
-            rows,
-            times,
-            values,
-            out.nll,
-            out.mean,
-            out.scale,
-            out.status,
-        )
-    except (KeyError, TypeError) as error:
-        raise _explain(model, columns, rows, times, values, out, error) from error
+    else:
+        try:
+            code = advance_kernel(
+                model.weights, model.index, model.scalars,
+                columns[RECURRENT], columns[NORM], columns[FORECAST], columns[LAST_TIME], columns[COUNT],
+                columns[TILE_MARK], rows, times, values, out.nll, out.mean, out.scale, out.status,
+            )  # fmt: skip
+        except (KeyError, TypeError) as error:
+            raise _explain(model, columns, rows, times, values, out, error) from error
     if code == SHAPE_MISMATCH:
         raise _explain(model, columns, rows, times, values, out)
     if code:
