@@ -39,6 +39,10 @@ from stream.service.app import Service  # noqa: E402
 from stream.service.config import ServiceConfig  # noqa: E402
 
 
+class BenchError(RuntimeError):
+    """The benchmark itself went wrong (lost input, a failed helper process): its numbers would mean nothing."""
+
+
 def make_events(n: int, streams: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     ids = np.arange(n) % streams
@@ -121,7 +125,8 @@ async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[st
         end = time.perf_counter()
         service.request_stop()
         await task
-    assert first is not None
+    if first is None or first[1] >= n:
+        raise BenchError(f"{n:,} events drained between two 10 ms looks: too few to time, pass more --events")
     return {"events_per_s": (n - first[1]) / max(end - first[0], 1e-9), "batches": service.batches}
 
 
@@ -141,23 +146,34 @@ async def _generate(bootstrap: str, topic: str, streams: int, rate: float, n: in
         names = [f"sensor-{i}" for i in range(streams)]
         placement = [int(partitioner(name.encode(), partitions, partitions)) for name in names]
         started, sent, pending = time.perf_counter(), 0, []
+        appended = 0  # events inside a batch handed to the producer: must end equal to n
+
+        async def ship(partition: int, builder: Any) -> None:
+            builder.close()
+            pending.append(await producer.send_batch(builder, topic, partition=partition))
+
         while sent < n:
             due = min(n, int((time.perf_counter() - started) * rate) + 1)
             builders: dict[int, Any] = {}
             for j in range(sent, due):
-                stream = j % streams
-                builder = builders.get(placement[stream])
-                if builder is None:
-                    builder = builders[placement[stream]] = producer.create_batch()
+                stream, partition = j % streams, placement[j % streams]
                 payload = orjson.dumps({"key": names[stream], "time": time.time(), "value": float(np.sin(j / 50.0))})
-                builder.append(key=names[stream].encode(), value=payload, timestamp=None)
+                builder = builders.get(partition)
+                if builder is None or builder.append(key=names[stream].encode(), value=payload, timestamp=None) is None:
+                    if builder is not None:  # full (append returned None): ship it, start the next one
+                        await ship(partition, builder)
+                    builder = builders[partition] = producer.create_batch()
+                    if builder.append(key=names[stream].encode(), value=payload, timestamp=None) is None:
+                        raise BenchError(f"one event of {len(payload)} bytes does not fit an empty producer batch")
+                appended += 1
             sent = due
             for partition, builder in builders.items():
-                builder.close()
-                pending.append(await producer.send_batch(builder, topic, partition=partition))
+                await ship(partition, builder)
             pending = [f for f in pending if not f.done()]
             await asyncio.sleep(0.002)
-        await asyncio.gather(*pending)
+        await asyncio.gather(*pending)  # raises if the broker refused any batch
+        if appended != n:
+            raise BenchError(f"the generator put {appended:,} of {n:,} events into batches")
     finally:
         await producer.stop()
 
@@ -239,6 +255,8 @@ async def live(
                 await asyncio.to_thread(generator.join, 30)
                 service.request_stop()
                 await task
+        if generator.exitcode != 0:  # its traceback is above; a benchmark that loses its own input proves nothing
+            raise BenchError(f"the event generator failed (exit code {generator.exitcode}): input is incomplete")
         if not Path(out).exists():
             raise RuntimeError("the score reader ended without results")
         with np.load(out) as saved:
