@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 # Sub-command name -> module in stream.commands. Each module defines
 # `add_arguments(parser)` and `run(args) -> int`, and imports heavy packages (torch) only inside run().
@@ -20,10 +21,33 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none to show (None, off switches) or help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    """The installed distribution's version (a checkout without `pip install -e .` says so)."""
+    try:
+        return metadata.version("rnnwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Parser with every available sub-command; a command whose module is absent is not offered."""
-    parser = argparse.ArgumentParser(prog="rnnwatch", description="Streaming anomaly detection with RNNs.")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser = argparse.ArgumentParser(
+        prog="rnnwatch",
+        description="Streaming anomaly detection with RNNs.",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rnnwatch {_version()}")
+    parser.add_argument("--log-level", default="INFO", help="logging level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         try:
@@ -32,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"stream.commands.{name}":
                 continue
             raise
-        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter
+        )
         module.add_arguments(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser

@@ -125,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
+    if summary.n_features is not None and summary.n_features != weights.config.n_features:
+        print(
+            f"rnnwatch score: the logs have {summary.n_features} value(s) per event, the model "
+            f"{args.model} takes {weights.config.n_features}: score with a model trained on such logs",
+            file=sys.stderr,
+        )
+        return 2
     if args.bidirectional:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         handle, emit = _writer(args.out, causal=False)

@@ -47,13 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ModelConfig()
     model = parser.add_argument_group("model")
-    model.add_argument("--cell", choices=CELL_TYPES, default=defaults.cell)
-    model.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
-    model.add_argument("--layers", type=int, default=defaults.num_layers)
+    model.add_argument("--cell", choices=CELL_TYPES, default=defaults.cell, help="recurrent cell")
+    model.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help="units per recurrent layer")
+    model.add_argument("--layers", type=int, default=defaults.num_layers, help="stacked recurrent layers")
     model.add_argument("--norm-window", type=int, default=defaults.norm_window, help="normalisation window (events)")
     model.add_argument("--time-delta-feature", action="store_true", help="add log1p(dt/dt_scale) as an input")
     model.add_argument("--dt-scale", type=float, default=defaults.dt_scale, help="seconds; scale of the dt input")
-    model.add_argument("--min-scale", type=float, default=defaults.min_scale)
+    model.add_argument(
+        "--min-scale", type=float, default=defaults.min_scale, help="floor of the forecast scale (normalised units)"
+    )
     model.add_argument(
         "--bidirectional",
         action="store_true",
@@ -72,11 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--batch-size", type=int, default=32, help="lanes (stream segments) per batch")
     opt.add_argument("--segment-length", type=int, default=1024, help="steps per lane segment")
     opt.add_argument("--warmup", type=int, default=128, help="unscored warm-up steps before later segments")
-    opt.add_argument("--epochs", type=int, default=20)
-    opt.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay to 5%%)")
+    opt.add_argument("--epochs", type=int, default=20, help="passes over the training data at most")
+    opt.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine decay to 5%%")
     opt.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm")
     opt.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
-    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and --synthetic data")
     opt.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
     opt.add_argument("--max-event-steps", type=int, default=None, help="stop after this many training steps")
     opt.add_argument(
@@ -181,9 +183,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnwatch train: {message}", file=sys.stderr)
         return 2
     from rnncore.model.artifact import save_artifact
-    from rnncore.training.bidirectional import train_bidirectional
-    from rnncore.training.dataset import build_dataset
-    from rnncore.training.trainer import TrainConfig, train
+
+    try:
+        from rnncore.training.bidirectional import train_bidirectional
+        from rnncore.training.dataset import build_dataset
+        from rnncore.training.trainer import TrainConfig, train
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "tqdm"):
+            raise
+        print(f"rnnwatch train: needs {exc.name}: pip install 'rnnwatch[train]'", file=sys.stderr)
+        return 2
 
     started = time.time()
     try:

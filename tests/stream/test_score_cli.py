@@ -60,6 +60,19 @@ def test_missing_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "rnnwatch score" in capsys.readouterr().err
 
 
+def test_logs_of_another_width_than_the_model_get_one_line_and_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, model, _, _ = _setup(tmp_path)
+    log = tmp_path / "wide.jsonl"
+    log.write_text(json.dumps({"key": "a", "time": 1, "value": [1.0, 2.0]}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 value(s) per event" in err and "takes 1" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def _bidirectional_model(tmp_path: Path) -> tuple[Path, ModelWeights]:
     weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, direction="bidirectional"), seed=3)
     model = tmp_path / "bidirectional"
@@ -171,7 +184,8 @@ def test_seasonal_pipeline_scores_equal_the_nab_detector(tmp_path: Path, capsys:
 def test_seasonal_pipeline_refuses_multi_feature_models_and_bidirectional(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log, _, _, _ = _setup(tmp_path)
+    log = tmp_path / "wide.jsonl"  # logs as wide as the model, so the pipeline's own refusal is what is tested
+    log.write_text("".join(json.dumps({"key": "a", "time": i, "value": [1.0, 2.0]}) + "\n" for i in range(5)))
     model = tmp_path / "wide"
     save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))
     args = ["score", "--logs", str(log), "--model", str(model), "--out", str(tmp_path / "o.jsonl")]
