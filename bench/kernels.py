@@ -15,7 +15,12 @@ wall time when other processes compete for the cores. PyTorch's GRUCell/LSTMCell
 some freshly built instances than in others (the same weights cloned into a new module can flip it; the
 matrix products are not what changes), so each batched torch baseline is the fastest of ``PROBES`` fresh
 instances, which favours torch.
-Ends with one ``RESULT`` line (GRU I=1 H=64 and LSTM I=8 H=64 at B=4096, N=1M; B=1 call time).
+The machine's own limit is measured in the same run (``peak_probe``): the best single-thread FP32 rate of
+the project's register-blocked product (``gate_product``) over tile shapes, and of a 2048^3 ``np.matmul``
+(the BLAS numpy ships); each kernel's events/s x FLOP per event (gates and head, ``flops_per_event``) is
+printed as a fraction of that peak, with ``lscpu``'s model line.
+Ends with one ``RESULT`` line (GRU I=1 H=64 and LSTM I=8 H=64 at B=4096, N=1M; B=1 call time; fractions of
+the peak).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -39,6 +45,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnncore import kernels  # noqa: E402
+from rnncore.kernels._gemm import ROWS, gate_product  # noqa: E402
+from rnncore.kernels._numba import jit  # noqa: E402
 from rnncore.kernels.layout import allocate_columns  # noqa: E402
 from rnncore.model.config import CellType, ModelConfig  # noqa: E402
 from rnncore.model.weights import ModelWeights  # noqa: E402
@@ -180,6 +188,75 @@ def fastest_torch_runner(case: Case, batches, same_work: bool, probes: int) -> C
     return best
 
 
+def flops_per_event(case: Case) -> int:
+    """2 x the multiply-adds of one event (the cases are one layer): input and recurrent gates, forecast head."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[case.cell]
+    recurrent = case.features * gates * case.hidden + case.hidden * gates * case.hidden
+    return 2 * (recurrent + case.hidden * 2 * case.features)
+
+
+@jit
+def _repeat_gate_product(reps: int, n: int, P: np.ndarray, width: int, weights: np.ndarray, A1: np.ndarray,
+                         A2: np.ndarray, K: int) -> float:  # fmt: skip
+    """``reps`` tile products of n rows, K + K inputs, ``width`` columns; returns a checksum (keeps the work)."""
+    for _ in range(reps):
+        gate_product(n, P, 0, width, weights, 2 * K * width, A1, 0, K, A2, K * width, K, width)
+    return float(P[0, 0])
+
+
+def _aligned(n: int) -> np.ndarray:
+    raw = np.zeros(n + 16, dtype=np.float32)
+    skip = (-(raw.ctypes.data // 4)) % 16
+    return raw[skip : skip + n]
+
+
+def peak_probe(repeats: int) -> dict[str, float]:
+    """Best single-thread FP32 FLOP/s this process reaches: the kernel's own tile product over a few shapes,
+    and a big sgemm through numpy's BLAS. CPU time, medians of ``repeats``."""
+    rng = np.random.default_rng(0)
+    best_tile, best_shape = 0.0, ""
+    for K, width in ((64, 192), (64, 256), (128, 256)):
+        n = kernels.TILE
+        padded = -(-n // ROWS) * ROWS  # gate_product also computes the rows up to the next block of ROWS
+        weights = _aligned((2 * K + 1) * width)
+        weights[:] = rng.standard_normal(weights.shape[0]).astype(np.float32) * 0.01
+        A1 = rng.standard_normal((padded, K)).astype(np.float32)
+        A2 = rng.standard_normal((padded, K)).astype(np.float32)
+        P = np.zeros((padded, width), dtype=np.float32)
+        reps = max(1, int(2e9 // (2 * n * width * 2 * K)))
+        _repeat_gate_product(1, n, P, width, weights, A1, A2, K)  # compile
+        samples = []
+        for _ in range(repeats):
+            started = time.thread_time()
+            _repeat_gate_product(reps, n, P, width, weights, A1, A2, K)
+            samples.append(time.thread_time() - started)
+        rate = reps * 2 * n * width * 2 * K / statistics.median(samples)
+        if rate > best_tile:
+            best_tile, best_shape = rate, f"{n}x{2 * K}x{width}"
+    a = rng.standard_normal((2048, 2048)).astype(np.float32)
+    b = rng.standard_normal((2048, 2048)).astype(np.float32)
+    np.matmul(a, b)
+    samples = []
+    for _ in range(max(1, repeats // 2)):
+        started = time.thread_time()
+        np.matmul(a, b)
+        samples.append(time.thread_time() - started)
+    sgemm = 2 * 2048**3 / statistics.median(samples)
+    return {"tile_flops": best_tile, "tile_shape": best_shape, "sgemm_flops": sgemm, "peak": max(best_tile, sgemm)}
+
+
+def cpu_model() -> str:
+    """``lscpu``'s model line, so every number says which CPU it came from."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no lscpu)"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def measure(case: Case, n_events: int, repeats: int) -> dict[str, float]:
     """Median events/s (and us per call) of the kernel and both torch baselines (B=1: same work only)."""
     n_batches = max(1, n_events // case.batch)
@@ -220,9 +297,15 @@ def main() -> None:
     ]
     if args.quick:
         cases = [case for case in cases if case.streams == 1_000_000 and case.cell != "rnn"]
+    peak = peak_probe(repeats)
+    print(f"cpu: {cpu_model()}")
+    print(
+        f"peak probe (1 thread): tile product {peak['tile_flops'] / 1e9:.0f} GFLOP/s ({peak['tile_shape']}), "
+        f"np.matmul 2048^3 {peak['sgemm_flops'] / 1e9:.0f} GFLOP/s; peak = {peak['peak'] / 1e9:.0f} GFLOP/s"
+    )
     header = (
         f"{'case':<36} {'numba ev/s':>12} {'torch ev/s':>12} {'speedup':>8} {'torch cell ev/s':>16} {'speedup':>8}"
-        f" {'numba us/call':>14} {'B/stream':>9}"
+        f" {'numba us/call':>14} {'B/stream':>9} {'of peak':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -239,7 +322,8 @@ def main() -> None:
         print(
             f"{case.label:<36} {r['numba_eps']:>12,.0f} {r['torch_eps']:>12,.0f} "
             f"{r['numba_eps'] / r['torch_eps']:>7.2f}x "
-            f"{cell_eps} {r['numba_us_per_call']:>14.2f} {int(r['bytes_per_stream']):>9}",
+            f"{cell_eps} {r['numba_us_per_call']:>14.2f} {int(r['bytes_per_stream']):>9} "
+            f"{r['numba_eps'] * flops_per_event(case) / peak['peak']:>7.0%}",
             flush=True,
         )
     gru = results[cases[0]]
@@ -249,7 +333,10 @@ def main() -> None:
         f"RESULT gru_vs_torch={gru['numba_eps'] / gru['torch_eps']:.2f} "
         f"lstm_vs_torch={lstm['numba_eps'] / lstm['torch_eps']:.2f} "
         f"gru_events_per_s={gru['numba_eps']:.0f} b1_us={b1['numba_us_per_call']:.2f} "
-        f"bytes_per_stream={int(gru['bytes_per_stream'])}"
+        f"bytes_per_stream={int(gru['bytes_per_stream'])} "
+        f"gru_of_peak={gru['numba_eps'] * flops_per_event(cases[0]) / peak['peak']:.2f} "
+        f"lstm_of_peak={lstm['numba_eps'] * flops_per_event(cases[1]) / peak['peak']:.2f} "
+        f"peak_gflops={peak['peak'] / 1e9:.0f}"
     )
 
 
