@@ -532,9 +532,23 @@ class Service:
             self.metrics.rebalances.labels(kind="fenced").inc()
         await self._txn_producers.release(partitions)
         self.metrics.assigned_partitions.set(len(self._partitions))
+        if any(TopicPartition(self.config.input_topic, p) in self._consumer.assignment() for p in partitions):
+            self._request_rejoin()  # fenced by the transaction timeout, not a new owner: let the group reassign
         logger.warning("partitions %s were taken over by another replica while this one was not heard from (frozen or "
                        "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
                        sorted(partitions))
+
+    def _request_rejoin(self) -> None:
+        """Ask the group for a new assignment, so that a dropped partition the group still gives this replica is
+        taken up again (with a new producer and a restore). aiokafka has no public call for it: this is the one
+        its coordinator uses itself when the subscription's metadata changes."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        request = getattr(coordinator, "request_rejoin", None)
+        if request is None:
+            logger.error("cannot ask the group to rebalance (aiokafka changed); restart the replica to take up its "
+                         "dropped partitions again")
+            return
+        request()
 
     async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> set[int]:
         """Publish a batch, then count it and archive its events; returns the partitions found fenced (not counted)."""
