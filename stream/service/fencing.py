@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -80,6 +81,7 @@ class PartitionProducers:
         wanted = sorted(set(partitions) - set(self._held))
         if not wanted:
             return
+        started_at = time.perf_counter()
         ids = [transactional_id_for(self._group_id, self._topic, p) for p in wanted]
         producers = [self._make_producer(tid) for tid in ids]
         started = await asyncio.gather(*(producer.start() for producer in producers), return_exceptions=True)
@@ -89,7 +91,12 @@ class PartitionProducers:
             raise failure
         for partition, producer, tid in zip(wanted, producers, ids, strict=True):
             self._held[partition] = _Held(producer, tid)
-        logger.info("fenced earlier owners of partitions %s (transactional ids %s)", wanted, ids)
+        logger.info(
+            "fenced earlier owners of partitions %s in %.3f s (transactional ids %s)",
+            wanted,
+            time.perf_counter() - started_at,
+            ids,
+        )
 
     async def release(self, partitions: Iterable[int]) -> None:
         """Stop the producers of these partitions (the caller drained their transactions: nothing is open)."""
@@ -116,6 +123,7 @@ class PartitionProducers:
                 await held.publisher.send_all(records, scores)
                 await producer.send_offsets_to_transaction({tp: next_offset}, self._group_id)
         except _FENCED as error:
+            _retrieve_fencing_error(producer)
             raise PartitionFencedError(tp.partition, held.transactional_id) from error
 
 
@@ -124,3 +132,19 @@ async def _stop(producer: AIOKafkaProducer, transactional_id: str) -> None:
         await producer.stop()
     except Exception:  # closing must go on for the other producers
         logger.exception("error while stopping producer %s", transactional_id)
+
+
+def _retrieve_fencing_error(producer: AIOKafkaProducer) -> None:
+    """Mark the copies of the error aiokafka also left in futures nobody awaits once the producer is fenced (its
+    transaction waiter, each failed batch's drain waiter) as seen. Otherwise asyncio logs each with its traceback
+    when a collection finds it, and on CPython 3.11 that logging, run by a collection in the middle of an
+    ``ast.parse`` (pytest's assertion rewriting, traceback carets), breaks the parser ("AST constructor
+    recursion depth mismatch"). Private attributes, read defensively: a no-op if aiokafka renames them."""
+    waiters = [getattr(getattr(producer, "_txn_manager", None), "_transaction_waiter", None)]
+    accumulator = getattr(producer, "_message_accumulator", None)
+    batches = [b for queue in getattr(accumulator, "_batches", {}).values() for b in queue]
+    batches += list(getattr(accumulator, "_pending_batches", ()))
+    waiters += [getattr(batch, "_drain_waiter", None) for batch in batches]
+    for waiter in waiters:
+        if isinstance(waiter, asyncio.Future) and waiter.done() and not waiter.cancelled():
+            waiter.exception()
