@@ -56,8 +56,10 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-cluster_id() {
-  python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+cluster_id() {  # never starting with "-" (1 in 64 do): kafka-storage would take it for an option
+  python3 -c 'import base64, uuid
+ids = (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for _ in iter(int, 1))
+print(next(i for i in ids if not i.startswith("-")))'
 }
 
 is_running() {

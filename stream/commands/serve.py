@@ -23,7 +23,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "dead_letter_topic": (str, "topic of rejected messages"),
     "changelog_topic": (str, "compacted topic holding per-partition state"),
     "group_id": (str, "consumer group"),
-    "instance_id": (str, "stable replica id (transactional id suffix); default the hostname"),
+    "instance_id": (str, "replica name (transactional ids are per input partition); default the hostname"),
     "model_dir": (str, "model artifact directory (a new artifact there is loaded without losing state)"),
     "model_poll_seconds": (float, "how often to check model_dir for a new artifact (0: only on SIGHUP)"),
     "archive_dir": (str, "archive consumed events here as rolling JSON Lines for retraining"),

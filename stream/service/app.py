@@ -4,8 +4,12 @@
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
 Every ``getmany`` micro-batch is processed partition by partition and published:
 
-* ``exactly_once``: score records, dead letters, changelog records and the input offsets in one Kafka
-  transaction (read_committed consumers see each output once, and state always matches the offsets).
+* ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
+  offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
+  offsets). Each partition has a transactional producer of its own whose id moves with the partition
+  (``stream.service.fencing``): a new owner fences the previous one before it restores, so a replica that froze
+  past its session timeout cannot commit for a partition it lost; its batch is aborted and it drops the
+  partition.
 * ``at_least_once``: outputs are sent and acknowledged, then the changelog, then the offsets are committed;
   a crash may repeat outputs but never loses one, and the state resumes at the changelog's own offset.
 
@@ -44,6 +48,7 @@ from stream.service.changelog import restore_from_records
 from stream.service.codec import EventDecoder
 from stream.service.config import ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
+from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
@@ -145,10 +150,11 @@ class Service:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
+        self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._publisher: BatchPublisher | None = None
-        self._inflight: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[set[int]] | None = None  # its result: the partitions found fenced
         self._failure: ServiceError | None = None
         self.batches = 0
 
@@ -190,16 +196,11 @@ class Service:
         exactly_once = c.guarantee == "exactly_once"
         if exactly_once:
             shorten_transaction_retry()
-        self._producer = AIOKafkaProducer(
-            **self._client_options(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=256 * 1024,  # the default 16 KiB gives ~80 score records per produce request
-            max_request_size=max(1 << 20, 2 * c.changelog_chunk_bytes),
-            transactional_id=c.transactional_id if exactly_once else None,
-        )
-        await self._producer.start()
+        if exactly_once:  # producers are started per partition on assignment, before its state is restored
+            self._txn_producers = PartitionProducers(self._make_producer, c.group_id, c.input_topic)
+        else:
+            self._producer = self._make_producer(None)
+            await self._producer.start()
         self._restorer = AIOKafkaConsumer(
             **self._client_options(), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
         )
@@ -216,8 +217,21 @@ class Service:
         )
         await self._consumer.start()
         self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
-        logger.info("service started: group=%s input=%s guarantee=%s transactional_id=%s",
-                    c.group_id, c.input_topic, c.guarantee, c.transactional_id if exactly_once else None)
+        logger.info("service started: group=%s input=%s guarantee=%s transactional ids=%s",
+                    c.group_id, c.input_topic, c.guarantee,
+                    transactional_id_for(c.group_id, c.input_topic, "*") if exactly_once else None)
+
+    def _make_producer(self, transactional_id: str | None) -> AIOKafkaProducer:
+        """A producer with the service's batching settings; transactional when given an id."""
+        return AIOKafkaProducer(
+            **self._client_options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,  # the default 16 KiB gives ~80 score records per produce request
+            max_request_size=max(1 << 20, 2 * self.config.changelog_chunk_bytes),
+            transactional_id=transactional_id,
+        )
 
     async def stop(self) -> None:
         """Leave the group and close every client (idempotent)."""
@@ -236,6 +250,9 @@ class Service:
                     await client.stop()
                 except Exception:  # closing must go on for the other clients
                     logger.exception("error while stopping %s", name.strip("_"))
+        if self._txn_producers is not None:
+            await self._txn_producers.close()
+            self._txn_producers = None
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -346,6 +363,8 @@ class Service:
                 if processor is not None:
                     self._retained[tp.partition] = processor
                     dropped.append(tp.partition)
+            if self._txn_producers is not None:  # nothing of a revoked partition is published after this
+                await self._txn_producers.release(tp.partition for tp in revoked)
         for partition in dropped:
             with contextlib.suppress(KeyError):  # no lag was reported for it yet
                 self.metrics.consumer_lag.remove(str(partition))
@@ -357,13 +376,14 @@ class Service:
     async def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.health.set_ready(False, "restoring state")
         async with self._lock:
-            to_restore = []
-            for tp in assigned:
-                owned = tp.topic != self.config.input_topic or tp.partition in self._partitions
-                if not owned and not await self._keep_retained(tp):
-                    to_restore.append(tp)
-            self._retained.clear()
             try:
+                await self._fence(assigned)
+                to_restore = []
+                for tp in assigned:
+                    owned = tp.topic != self.config.input_topic or tp.partition in self._partitions
+                    if not owned and not await self._keep_retained(tp):
+                        to_restore.append(tp)
+                self._retained.clear()
                 await self._restore_partitions(to_restore)
             except ServiceError as error:  # raised again by run(): the listener's caller would only log it
                 logger.error("%s", error)
@@ -375,6 +395,20 @@ class Service:
         self.health.set_ready(True)
         logger.info("partitions assigned: %s", sorted(self._partitions))
 
+    async def _fence(self, assigned: Iterable[TopicPartition]) -> None:
+        """Start the assigned partitions' transactional producers (exactly-once), fencing their previous owners:
+        must come before the committed offsets and the changelog are read."""
+        if self._txn_producers is None:
+            return
+        partitions = [tp.partition for tp in assigned if tp.topic == self.config.input_topic]
+        try:
+            await self._txn_producers.acquire(partitions)
+        except Exception as error:
+            ids = transactional_id_for(self.config.group_id, self.config.input_topic, "*")
+            raise ServiceError(f"cannot start the transactional producers of partitions {sorted(partitions)} "
+                               f"({type(error).__name__}: {error}); check the broker and the ACLs of the "
+                               f"transactional ids {ids}") from error
+
     async def _keep_retained(self, tp: TopicPartition) -> bool:
         """Reuse the state held before the rebalance if nobody processed the partition since (same offset)."""
         assert self._consumer is not None
@@ -385,6 +419,7 @@ class Service:
         if committed != retained.next_offset:
             return False
         self._partitions[tp.partition] = retained
+        self._consumer.seek(tp, committed)  # the consumer's own committed point may predate the fencing
         logger.info("kept partition=%d state across the rebalance (offset %d)", tp.partition, committed)
         return True
 
@@ -410,8 +445,8 @@ class Service:
                 ) from error
             committed = await self._consumer.committed(tp)
             resume = max(-1 if committed is None else committed, position.next_offset)
-            if position.next_offset >= 0 and position.next_offset > (committed or 0):
-                self._consumer.seek(tp, position.next_offset)  # state is ahead of the group offset (at-least-once)
+            if resume >= 0:  # state may be ahead of the group offset (at-least-once); the consumer's own committed
+                self._consumer.seek(tp, resume)  # point was read before the fencing and may be out of date
             processor = PartitionProcessor(
                 tp.partition, detector, self._decoder, self._settings, self.metrics, position
             )
@@ -465,28 +500,69 @@ class Service:
                 if outcome.consumed:
                     outcomes[tp] = outcome
             await self._drain()  # the previous batch's publish must complete before this one starts
+            outcomes = {tp: o for tp, o in outcomes.items() if tp.partition in self._partitions}  # none fenced
             if outcomes:
                 self._inflight = asyncio.create_task(self._publish_and_observe(outcomes, started))
 
     async def _drain(self) -> None:
-        """Wait for the batch being published; a failure becomes ``ServiceError`` (call with the lock held)."""
+        """Wait for the batch being published and drop the partitions it found fenced; any other failure becomes
+        ``ServiceError`` (call with the lock held)."""
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return
         try:
-            await inflight
+            fenced = await inflight
         except Exception as error:
             raise ServiceError(f"publishing a batch failed ({type(error).__name__}: {error}); "
                                "stopping so that a restart resumes from the committed state") from error
+        if fenced:
+            await self._drop_fenced(fenced)
 
-    async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> None:
+    async def _drop_fenced(self, partitions: set[int]) -> None:
+        """Forget partitions another replica took over: their state is ahead of what was committed (never kept for
+        a later assignment), their producers are fenced; the group's next rebalance tells this replica what it owns."""
+        assert self._consumer is not None and self._txn_producers is not None
+        for partition in sorted(partitions):
+            self._partitions.pop(partition, None)
+            self._retained.pop(partition, None)
+            tp = TopicPartition(self.config.input_topic, partition)
+            if tp in self._consumer.assignment():
+                self._consumer.pause(tp)  # its records would only be skipped; a new assignment resumes it
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(str(partition))
+            self.metrics.rebalances.labels(kind="fenced").inc()
+        await self._txn_producers.release(partitions)
+        self.metrics.assigned_partitions.set(len(self._partitions))
+        if any(TopicPartition(self.config.input_topic, p) in self._consumer.assignment() for p in partitions):
+            self._request_rejoin()  # fenced by the transaction timeout, not a new owner: let the group reassign
+        logger.warning("partitions %s were taken over by another replica while this one was not heard from (frozen or "
+                       "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
+                       sorted(partitions))
+
+    def _request_rejoin(self) -> None:
+        """Ask the group for a new assignment, so that a dropped partition the group still gives this replica is
+        taken up again (with a new producer and a restore). aiokafka has no public call for it: this is the one
+        its coordinator uses itself when the subscription's metadata changes."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        request = getattr(coordinator, "request_rejoin", None)
+        if request is None:
+            logger.error("cannot ask the group to rebalance (aiokafka changed); restart the replica to take up its "
+                         "dropped partitions again")
+            return
+        request()
+
+    async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> set[int]:
+        """Publish a batch, then count it and archive its events; returns the partitions found fenced (not counted)."""
         try:
-            await self._publish(outcomes)
+            fenced = await self._publish(outcomes)
         except Exception:
             changelog = self.config.changelog_topic
             if any(r.topic == changelog for outcome in outcomes.values() for r in outcome.records):
                 self.metrics.checkpoint_failures.inc()
             raise
+        outcomes = {tp: outcome for tp, outcome in outcomes.items() if tp.partition not in fenced}
+        if not outcomes:
+            return fenced
         self.batches += 1
         if self.batches == 1:  # again, now that the first batch has compiled (or loaded) the kernels; no collection
             freeze_startup_heap(collect=False)  # (a full one here costs a stall of ~40 ms)
@@ -495,8 +571,23 @@ class Service:
                 if outcome.events is not None:
                     self._archive.write(*outcome.events)
         self._observe(outcomes, time.perf_counter() - started)
+        return fenced
 
-    async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> None:
+    async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> set[int]:
+        """Publish every partition's outcome; returns the partitions whose transaction was fenced (exactly-once:
+        one transaction per partition, all at once; any other failure is raised once all have ended)."""
+        if self._txn_producers is not None:
+            txn = self._txn_producers
+            results = await asyncio.gather(*(
+                txn.commit(tp, o.next_offset, o.records, [] if o.scores is None else [o.scores])
+                for tp, o in outcomes.items()
+            ), return_exceptions=True)
+            fenced = {r.partition for r in results if isinstance(r, PartitionFencedError)}
+            failure = next((r for r in results
+                            if isinstance(r, BaseException) and not isinstance(r, PartitionFencedError)), None)
+            if failure is not None:
+                raise failure
+            return fenced
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
@@ -504,17 +595,11 @@ class Service:
         scores = [outcome.scores for outcome in outcomes.values() if outcome.scores is not None]
         publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
         self._publisher = publisher
-        if self.config.guarantee == "exactly_once":
-            async with producer.transaction():
-                # Records first, offsets after they are written: adding the offsets while a produce request is in
-                # flight makes Kafka 4's transaction verification reject it (retried only after retry_backoff_ms).
-                await publisher.send_all(records, scores)
-                await producer.send_offsets_to_transaction(offsets, self.config.group_id)
-        else:
-            changelog = self.config.changelog_topic
-            await publisher.send_all([r for r in records if r.topic != changelog], scores)
-            await publisher.send_all([r for r in records if r.topic == changelog])
-            await consumer.commit(offsets)
+        changelog = self.config.changelog_topic
+        await publisher.send_all([r for r in records if r.topic != changelog], scores)
+        await publisher.send_all([r for r in records if r.topic == changelog])
+        await consumer.commit(offsets)
+        return set()
 
     def _observe(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
         m = self.metrics

@@ -97,7 +97,7 @@ class ServiceConfig:
     dead_letter_topic: str = "rnnwatch-dead-letters"
     changelog_topic: str = "rnnwatch-state-changelog"
     group_id: str = "rnnwatch"
-    instance_id: str = field(default_factory=socket.gethostname)  # stable per replica: the transactional id
+    instance_id: str = field(default_factory=socket.gethostname)  # replica name; transactional ids are per partition
     model_dir: str | None = None
     model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
     guarantee: Guarantee = "exactly_once"
@@ -144,11 +144,6 @@ class ServiceConfig:
         topics = [self.input_topic, self.output_topic, self.dead_letter_topic, self.changelog_topic]
         if len(set(topics)) != len(topics):
             raise ConfigError(f"input, output, dead-letter and changelog topics must differ, got {topics}")
-
-    @property
-    def transactional_id(self) -> str:
-        """Producer transactional id: stable per replica so a restarted replica fences its previous incarnation."""
-        return f"rnnwatch-{self.group_id}-{self.instance_id}"
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:

@@ -69,8 +69,11 @@ class BatchPublisher:
             self._append_scores(batch, known[batch.topic], builders)
         futures = [await self._producer.send_batch(builder, topic, partition=partition)
                    for topic, partition, builder in builders.closed()]
-        if futures:
-            await asyncio.gather(*futures)
+        if futures:  # every outcome retrieved: a failed batch (fenced) fails them all, and an unretrieved one is
+            results = await asyncio.gather(*futures, return_exceptions=True)  # logged with its traceback at GC
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is not None:
+                raise failure
 
     def _append_scores(self, batch: ScoreRecords, partitions: list[int], builders: _Builders) -> None:
         """Append one batch of score records to the builder of their output partition (cached murmur2 placement)."""
