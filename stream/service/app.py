@@ -556,8 +556,7 @@ class Service:
         try:
             fenced = await self._publish(outcomes)
         except Exception:
-            changelog = self.config.changelog_topic
-            if any(r.topic == changelog for outcome in outcomes.values() for r in outcome.records):
+            if any(outcome.changelog for outcome in outcomes.values()):
                 self.metrics.checkpoint_failures.inc()
             raise
         outcomes = {tp: outcome for tp, outcome in outcomes.items() if tp.partition not in fenced}
@@ -579,7 +578,7 @@ class Service:
         if self._txn_producers is not None:
             txn = self._txn_producers
             results = await asyncio.gather(*(
-                txn.commit(tp, o.next_offset, o.records, [] if o.scores is None else [o.scores])
+                txn.commit(tp, o.next_offset, [*o.dead_letters, *o.changelog], [] if o.scores is None else [o.scores])
                 for tp, o in outcomes.items()
             ), return_exceptions=True)
             fenced = {r.partition for r in results if isinstance(r, PartitionFencedError)}
@@ -591,13 +590,11 @@ class Service:
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
-        records = [r for outcome in outcomes.values() for r in outcome.records]
         scores = [outcome.scores for outcome in outcomes.values() if outcome.scores is not None]
         publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
         self._publisher = publisher
-        changelog = self.config.changelog_topic
-        await publisher.send_all([r for r in records if r.topic != changelog], scores)
-        await publisher.send_all([r for r in records if r.topic == changelog])
+        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.dead_letters], scores)
+        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.changelog])
         await consumer.commit(offsets)
         return set()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, cast
 
 import numpy as np
@@ -55,8 +55,9 @@ class ScoreRecords(NamedTuple):
 class BatchOutcome:
     """Everything one partition batch produced, and the input offset to commit."""
 
-    records: list[OutRecord]  # dead letters and changelog records
+    dead_letters: list[OutRecord]  # messages not scored, each with its reason
     next_offset: int
+    changelog: list[OutRecord] = field(default_factory=list)  # this batch's state: snapshot chunks or a delta
     scores: ScoreRecords | None = None
     consumed: int = 0
     scored: int = 0
@@ -70,7 +71,7 @@ class BatchOutcome:
         scores = self.scores
         extra = [] if scores is None else [OutRecord(scores.topic, k, v) for k, v in zip(scores.keys, scores.values,
                                                                                          strict=True)]
-        return [*self.records, *extra]
+        return [*self.dead_letters, *self.changelog, *extra]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,13 +120,13 @@ class PartitionProcessor:
         if self.next_offset >= 0 and messages and messages[0].offset < self.next_offset:
             messages = [m for m in messages if m.offset >= self.next_offset]
         if not messages:
-            return BatchOutcome(records=[], next_offset=self.next_offset)
+            return BatchOutcome(dead_letters=[], next_offset=self.next_offset)
         s = self.settings
         batch = self.decoder.decode_batch([m.value for m in messages], [m.key for m in messages])
-        records: list[OutRecord] = []
+        dead_letters: list[OutRecord] = []
         dead = 0
         for rejected in batch.rejected:
-            records.append(self._dead_letter(messages[rejected.index], rejected.reason, rejected.detail))
+            dead_letters.append(self._dead_letter(messages[rejected.index], rejected.reason, rejected.detail))
             dead += 1
         scored = 0
         touched: list[str] = []
@@ -155,7 +156,7 @@ class PartitionProcessor:
                     batch.keys[j].encode() for j in kept]
                 score_values = cast("list[bytes]", encoded if kept is None else [encoded[j] for j in kept])
             else:
-                touched, score_keys, score_values = self._drop_rejected(messages, batch, status, encoded, records)
+                touched, score_keys, score_values = self._drop_rejected(messages, batch, status, encoded, dead_letters)
                 scored = len(touched)
                 dead += len(batch) - scored
             scores = ScoreRecords(s.output_topic, score_keys, score_values)
@@ -168,8 +169,10 @@ class PartitionProcessor:
                 self.max_event_time = max(self.max_event_time, float(good_times.max()))
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1
-        outcome = BatchOutcome(records=records, next_offset=next_offset, consumed=len(messages), scored=scored,
-                               dead_lettered=dead, events=events, scores=scores)
+        outcome = BatchOutcome(
+            dead_letters=dead_letters, next_offset=next_offset, consumed=len(messages), scored=scored,
+            dead_lettered=dead, events=events, scores=scores,
+        )  # fmt: skip
         self._changelog(outcome, list(dict.fromkeys(touched)), next_offset)
         self.next_offset = next_offset
         self.metrics.events_consumed.inc(len(messages))
@@ -179,9 +182,9 @@ class PartitionProcessor:
 
     def _drop_rejected(
         self, messages: Sequence[MessageLike], batch: DecodedBatch, status: np.ndarray, encoded: list[bytes | None],
-        records: list[OutRecord],
+        dead_letters: list[OutRecord],
     ) -> tuple[list[str], list[bytes], list[bytes]]:
-        """Dead-letter the events the detector rejected (appended to ``records``); the rest's keys and records."""
+        """Dead-letter the events the detector rejected (appended to ``dead_letters``); the rest's keys and records."""
         touched: list[str] = []
         score_keys: list[bytes] = []
         score_values: list[bytes] = []
@@ -189,7 +192,8 @@ class PartitionProcessor:
         for j, key in enumerate(batch.keys):
             if codes[j] != 0:
                 reason = status_reason(codes[j])
-                records.append(self._dead_letter(messages[index[j]], reason, f"detector rejected the event: {reason}"))
+                detail = f"detector rejected the event: {reason}"
+                dead_letters.append(self._dead_letter(messages[index[j]], reason, detail))
                 continue
             touched.append(key)
             value = encoded[j]
@@ -215,7 +219,7 @@ class PartitionProcessor:
         else:
             return
         for key, value in pairs:
-            outcome.records.append(OutRecord(topic, key, value, partition=partition))
+            outcome.changelog.append(OutRecord(topic, key, value, partition=partition))
             outcome.changelog_bytes += len(value or b"")
 
     def _dead_letter(self, message: MessageLike, reason: str, detail: str) -> OutRecord:

@@ -87,7 +87,7 @@ def test_changelog_records_restore_the_partition_state() -> None:
         payloads = [_event(f"s{(batch * 3 + i) % 5}", batch, float(i)) for i in range(4)]
         outcome = processor.process(_messages(payloads, start=offset))
         offset = outcome.next_offset
-        log.extend((r.key or b"", r.value) for r in outcome.records if r.topic == "log")
+        log.extend((r.key or b"", r.value) for r in outcome.changelog)
     restored = FakeDetector()
     position = restore_from_records(log, restored)
     assert restored.state == detector.state

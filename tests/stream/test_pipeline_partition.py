@@ -68,7 +68,7 @@ def test_partition_publishes_the_pipeline_scores_and_its_changelog_restores_ever
         payloads = [orjson.dumps({"key": k, "time": t, "value": v}) for k, t, v in part]
         messages = [Message("in", 0, start + i, b"k", p) for i, p in enumerate(payloads)]
         outcome = processor.process(messages)
-        log.extend((r.key or b"", r.value) for r in outcome.records if r.topic == "log")
+        log.extend((r.key or b"", r.value) for r in outcome.changelog)
         published.extend(decode_score(r.value or b"")["score"] for r in outcome.all_records() if r.topic == "out")
     direct = _pipeline()
     expected = [float(direct.step([k], np.array([t]), np.array([v])).scores[0]) for k, t, v in events]
