@@ -11,8 +11,20 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
 
+from stream.service.bulk_histogram import BulkHistogram
 from stream.service.health import HealthState
 
 logger = logging.getLogger(__name__)
@@ -21,6 +33,22 @@ PREFIX = "rnnwatch"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 _DURATION_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# dense near the flag: the share of scores past 0.99 is what a default threshold's false-alarm rate means
+_SCORE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def build_versions() -> dict[str, str]:
+    """rnnwatch and the versions of what the numbers depend on, for ``rnnwatch_build_info``."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for distribution in ("rnnwatch", "numba", "numpy", "aiokafka"):
+        try:
+            versions[distribution] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            versions[distribution] = "unknown"
+    return {"version": versions.pop("rnnwatch"), **versions}
 
 
 class ServiceMetrics:
@@ -44,11 +72,14 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.event_to_score_latency = Histogram(
+        self.event_to_score_latency = BulkHistogram(
             f"{PREFIX}_event_to_score_latency_seconds",
-            "Wall-clock time minus event time when scored (median of each partition batch)",
+            "Wall-clock time minus event time when scored, per event",
             buckets=_LATENCY_BUCKETS,
             registry=r,
+        )
+        self.scores = BulkHistogram(
+            f"{PREFIX}_score", "Anomaly scores of scored events (watch calibration drift)", _SCORE_BUCKETS, r
         )
         self.consumer_lag = Gauge(
             f"{PREFIX}_consumer_lag_messages", "High watermark minus position, per input partition", ["partition"],
@@ -83,6 +114,12 @@ class ServiceMetrics:
         self.changelog_bytes = Counter(
             f"{PREFIX}_changelog_written_bytes", "Bytes of state records written to the changelog", registry=r
         )
+        self.build_info = Info(f"{PREFIX}_build", "rnnwatch and dependency versions", registry=r)
+        self.build_info.info(build_versions())
+        # the standard process_* / python_* series the default registry would carry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

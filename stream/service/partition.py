@@ -165,7 +165,8 @@ class PartitionProcessor:
                 events = ([batch.keys[i] for i in kept_rows.tolist()], batch.times[kept_rows], batch.values[kept_rows])
             if scored:
                 good_times = batch.times if all_ok else batch.times[ok]
-                self.metrics.event_to_score_latency.observe(float(np.median(now - good_times)))
+                self.metrics.event_to_score_latency.observe_many(now - good_times)
+                self.metrics.scores.observe_many(result.scores if all_ok else result.scores[ok])
                 self.max_event_time = max(self.max_event_time, float(good_times.max()))
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1

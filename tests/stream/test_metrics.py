@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 
 from stream.service.health import HealthState
@@ -27,7 +28,11 @@ def test_metric_names_follow_the_conventions_and_have_no_key_label() -> None:
     metrics.events_dead_lettered.labels(reason="x").inc()
     families = list(metrics.registry.collect())
     assert len(families) >= 15
+    standard = {f.name for f in families if f.name.startswith(("process_", "python_"))}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "python_info", "python_gc_collections"} <= standard
     for family in families:
+        if family.name in standard:  # the client library's standard collectors, named by it
+            continue
         assert family.name.startswith("rnnwatch_")
         for sample in family.samples:
             assert "key" not in sample.labels and "stream" not in sample.labels
@@ -75,3 +80,30 @@ def test_liveness_fails_when_the_loop_stops_reporting(monkeypatch: pytest.Monkey
     monkeypatch.setattr(module.time, "monotonic", lambda: now + 11)
     report = health.liveness()
     assert not report.ok and "silent" in report.reason
+
+
+def test_latency_and_scores_are_histograms_of_every_event_not_of_batch_medians() -> None:
+    metrics = ServiceMetrics()
+    metrics.event_to_score_latency.observe_many(np.array([0.001] * 98 + [20.0, 20.0]))
+    metrics.event_to_score_latency.observe_many(np.array([np.nan, 0.001]))  # NaN carries nothing: skipped
+    metrics.scores.observe_many(np.array([0.2, 0.995, 1.0], dtype=np.float32))
+    bucket = "rnnwatch_event_to_score_latency_seconds_bucket"
+    assert metrics.value("rnnwatch_event_to_score_latency_seconds_count") == 101
+    assert metrics.value(bucket, {"le": "0.001"}) == 99  # le: a value on the bound counts in it
+    assert metrics.value(bucket, {"le": "10.0"}) == 99 and metrics.value(bucket, {"le": "30.0"}) == 101
+    assert metrics.value("rnnwatch_score_bucket", {"le": "0.99"}) == 1
+    assert metrics.value("rnnwatch_score_bucket", {"le": "+Inf"}) == 3
+    text = metrics.exposition().decode()
+    assert 'rnnwatch_build_info{' in text and 'numba="' in text
+
+
+def test_scrape_text_is_valid_for_promtool() -> None:
+    import shutil
+    import subprocess
+
+    metrics = ServiceMetrics()
+    metrics.scores.observe_many(np.array([0.5]))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is installed by deploy/dev/setup.sh"
+    checked = subprocess.run([promtool, "check", "metrics"], input=metrics.exposition(), capture_output=True)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
