@@ -1,7 +1,11 @@
-"""Live progress of the demo in the terminal: one refreshing line of rates, anomalies and consumer lag."""
+"""Live progress of the demo in the terminal: one refreshing line of rates, anomalies, lag and time left.
+
+The line is short (about 75 columns) and cut to the terminal's width, so it redraws in place instead of
+wrapping into a trail in an 80-column window."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,11 +22,21 @@ def total_lag(metrics: ServiceMetrics) -> int:
     return int(lag)
 
 
+def _short(n: float) -> str:
+    """A count in at most 6 characters: 9,999 / 123.4k / 12.3M."""
+    if n < 10_000:
+        return f"{n:,.0f}"
+    if n < 1_000_000:
+        return f"{n / 1e3:.1f}k"
+    return f"{n / 1e6:.1f}M"
+
+
 @dataclass
 class ProgressLine:
     """Prints events/s sent and scored, anomalies, dead letters and lag; redraws in place on a terminal."""
 
     metrics: ServiceMetrics
+    total: int | None = None  # events the fleet will send, for the ETA
     out: TextIO = field(default_factory=lambda: sys.stdout)
     interval: float = 1.0
     _started: float = field(default_factory=time.monotonic)
@@ -40,18 +54,21 @@ class ProgressLine:
             for sample in family.samples
             if sample.name.endswith("_total")
         )
+        rate = (scored - last_scored) / span
+        eta = f" ETA {max(self.total - scored, 0) / rate:.0f}s" if self.total and rate > 0 else ""
+        of_total = f"/{_short(self.total)}" if self.total else ""
         return (
-            f"[{now - self._started:6.1f} s] sent {sent:>8,} ({(sent - last_sent) / span:>7,.0f}/s)  "
-            f"scored {scored:>8,} ({(scored - last_scored) / span:>7,.0f}/s)  "
-            f"anomalies {int(self.metrics.value('rnnwatch_anomalies_total')):>5,} (read back {anomalies_read:,})  "
-            f"dead letters {int(dead)}  lag {total_lag(self.metrics):>6,}"
+            f"[{now - self._started:4.0f}s] scored {_short(rate)}/s{eta} | sent {_short(sent)}{of_total} | "
+            f"flags {_short(self.metrics.value('rnnwatch_anomalies_total'))} ({_short(anomalies_read)} read back) | "
+            f"dlq {_short(dead)} | lag {_short(total_lag(self.metrics))}"
         )
 
     def show(self, sent: int, anomalies_read: int) -> None:
         """Draw the current line (in place on a TTY, as a new line otherwise)."""
         line = self._line(sent, anomalies_read)
         if self.out.isatty():
-            self.out.write("\r" + line)
+            width = shutil.get_terminal_size((80, 24)).columns - 1
+            self.out.write("\r" + line[:width] + "\x1b[K")  # cut to the window, clear what a longer line left
         else:
             self.out.write(line + "\n")
         self.out.flush()

@@ -193,7 +193,7 @@ class _LiveRun:
 
     async def _drive(self, service: Service) -> None:
         s = self.settings
-        progress = ProgressLine(service.metrics)
+        progress = ProgressLine(service.metrics, total=self.fleet.n_events)
         service_task = asyncio.create_task(service.run())
         collector_done = asyncio.Event()
         collector = asyncio.create_task(

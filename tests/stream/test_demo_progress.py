@@ -1,0 +1,40 @@
+"""The demo's live line fits an 80-column terminal, redraws in place and says how long is left."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+
+from stream.demo.progress import ProgressLine
+from stream.service.metrics import ServiceMetrics
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_line_fits_80_columns_and_has_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    metrics = ServiceMetrics()
+    metrics.events_scored.inc(0)
+    out = _Terminal()
+    line = ProgressLine(metrics, total=100_000_000, out=out)
+    line.show(sent=12_345_678, anomalies_read=1_234)
+    metrics.events_scored.inc(50_000)
+    metrics.anomalies.inc(777)
+    metrics.consumer_lag.labels(partition="0").set(123_456)
+    line._last = (time.monotonic() - 1.0, 12_345_678, 0)  # one second since the first frame
+    line.show(sent=12_395_678, anomalies_read=9_999)
+    frames = out.getvalue().split("\r")[1:]
+    assert len(frames) == 2 and all(frame.endswith("\x1b[K") for frame in frames)
+    assert all(len(frame.removesuffix("\x1b[K")) <= 79 for frame in frames)
+    assert "/100.0M" in frames[1] and "flags 777" in frames[1] and "ETA" in frames[1]
+
+
+def test_a_pipe_gets_whole_lines() -> None:
+    out = io.StringIO()
+    ProgressLine(ServiceMetrics(), out=out).show(sent=5, anomalies_read=0)
+    assert out.getvalue().endswith("\n") and "\r" not in out.getvalue()
