@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")  # CSV, else JSON Lines
+
+
 def _writer(path: Path, causal: bool = True) -> tuple[Any, Any]:
     """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false)."""
     handle = path.open("w", newline="")
@@ -110,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
         print("rnnwatch score: --threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
+        return 2
+    if args.out.suffix.lower() not in OUTPUT_SUFFIXES:
+        print(
+            f"rnnwatch score: --out {args.out} : write .csv or JSON Lines ({', '.join(OUTPUT_SUFFIXES[1:])}); "
+            f"{args.out.suffix or 'no suffix'} is not a format this command writes",
+            file=sys.stderr,
+        )
         return 2
     pipeline = getattr(args, "pipeline", "detector")
     if args.bidirectional and pipeline != "detector":

@@ -156,6 +156,29 @@ def format_summary(result: Any, dataset: Any) -> str:
     return "\n".join(lines)
 
 
+MIN_VALIDATION_STEPS = 100  # below this the validation table is noise
+
+
+def quality_warnings(result: Any, dataset: Any) -> list[str]:
+    """What a user must hear before serving this model: it loses to a trivial forecaster, or was barely checked."""
+    report, warnings = result.report, []
+    best_name, best = min(
+        (("persistence", report.persistence.nll), (f"EWMA (alpha={report.ewma_alpha:g})", report.ewma.nll)),
+        key=lambda item: item[1],
+    )
+    if not report.model.nll < best:
+        warnings.append(
+            f"the model's validation NLL {report.model.nll:.4f} does not beat {best_name} ({best:.4f}): it forecasts "
+            "worse than a trivial baseline; train longer (--epochs, --max-minutes), on more data, or check the logs"
+        )
+    if dataset.validation_steps < MIN_VALIDATION_STEPS:
+        warnings.append(
+            f"only {dataset.validation_steps} validation step(s): the table above says little; give more data or a "
+            "larger --validation-fraction"
+        )
+    return warnings
+
+
 def online_state_bytes(config: ModelConfig) -> int:
     """Bytes of one stream's row in the service's state table (kernel columns, attention ring, calibration)."""
     from rnncore.calibration import ScoringParams, score_schema
@@ -256,8 +279,13 @@ def run(args: argparse.Namespace) -> int:
         metadata["state_bytes_per_stream"] = online_state_bytes(config)
     if args.model_version:
         metadata["version"] = args.model_version
+    warnings = quality_warnings(result, dataset)
+    if warnings:
+        metadata["warnings"] = warnings
     path = save_artifact(args.out, result.weights, metadata)
     print(format_summary(result, dataset))
+    for warning in warnings:
+        print(f"rnnwatch train: warning: {warning}", file=sys.stderr)
     print(describe_state(config))
     print(f"wrote {path.parent} (model version {json.loads(path.read_text())['version']})")
     return 0

@@ -82,3 +82,23 @@ def test_train_with_attention_window_writes_the_attention_parameters(
     assert json.loads((out / "model.json").read_text())["state_bytes_per_stream"] == detector.table.row_nbytes
     assert f"of which the attention ring (K=4) {4 * 4 * 8 + 8}" in capsys.readouterr().out
     assert main([*argv[:-2], "--bidirectional", "--out", str(tmp_path / "x"), "--no-progress", *FAST]) == 2
+
+
+def test_a_model_that_loses_to_a_baseline_or_was_barely_validated_is_named_so() -> None:
+    from types import SimpleNamespace
+
+    from stream.commands.train import quality_warnings
+
+    def result(model: float, persistence: float, ewma: float) -> SimpleNamespace:
+        report = SimpleNamespace(
+            model=SimpleNamespace(nll=model), persistence=SimpleNamespace(nll=persistence),
+            ewma=SimpleNamespace(nll=ewma), ewma_alpha=0.3,
+        )  # fmt: skip
+        return SimpleNamespace(report=report)
+
+    plenty, one_step = SimpleNamespace(validation_steps=5000), SimpleNamespace(validation_steps=1)
+    assert quality_warnings(result(0.10, 0.20, 0.15), plenty) == []
+    losing = quality_warnings(result(0.22, 0.13, 0.10), plenty)
+    assert len(losing) == 1 and "does not beat EWMA (alpha=0.3) (0.1000)" in losing[0]
+    thin = quality_warnings(result(0.10, 0.20, 0.15), one_step)
+    assert len(thin) == 1 and "only 1 validation step" in thin[0]

@@ -193,3 +193,12 @@ def test_seasonal_pipeline_refuses_multi_feature_models_and_bidirectional(
     assert "single-value" in capsys.readouterr().err
     assert main([*args, "--pipeline", "seasonal", "--bidirectional"]) == 2
     assert "--pipeline" in capsys.readouterr().err
+
+
+def test_an_output_format_it_cannot_write_is_refused_not_written_as_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, model, _, _ = _setup(tmp_path)
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 2
+    assert ".parquet is not a format" in capsys.readouterr().err and not out.exists()
