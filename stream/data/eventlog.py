@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import os
 import time as _time
 from collections import Counter
@@ -140,17 +141,55 @@ def read_jsonl(path: str | Path, summary: ReadSummary | None = None) -> Iterator
         yield from _valid_rows(path, enumerate(handle, start=1), _jsonl_record, summary)
 
 
+def _header_order(row: list[str]) -> list[int] | None:
+    """Column order (key, time, values...) a header names, or None when the row does not name both."""
+    names = [cell.strip().lower() for cell in row]
+    if "key" not in names or "time" not in names:
+        return None
+    key, time_ = names.index("key"), names.index("time")
+    return [key, time_, *(i for i in range(len(names)) if i not in (key, time_))]
+
+
 def read_csv(path: str | Path, summary: ReadSummary | None = None) -> Iterator[EventRecord]:
-    """Yield the valid records of a CSV file (``key,time,value...``, header optional if the first row is data)."""
+    """Yield the valid records of a CSV file: a header naming ``key`` and ``time`` columns (anywhere; every other
+    column is a value, in header order), a header starting with ``key`` (then by position), or no header and the
+    columns ``key,time,value...``."""
     path, summary = Path(path), summary if summary is not None else ReadSummary()
     summary.files += 1
     with _open_text(path) as handle:
         rows = enumerate(csv.reader(handle), start=1)
-        data = (
-            (number, row) for number, row in rows
-            if not (number == 1 and row and row[0].strip().lower() == "key")  # the header is not a data row
-        )
+        first = next(rows, None)
+        if first is None:
+            return
+        order = _header_order(first[1])
+        if order is None and first[1] and first[1][0].strip().lower() == "key":  # key,<time>,<values>: by position
+            data: Iterable[tuple[int, list[str]]] = rows
+        elif order is None:
+            try:
+                _csv_record(first[1])
+            except EventRejectedError:
+                if _looks_like_a_header(first[1]):
+                    raise EventLogError(
+                        f"{path}: the first row {first[1][:6]!r} is neither an event nor a header naming 'key' "
+                        "and 'time' columns"
+                    ) from None
+            data = itertools.chain([first], rows)
+        else:
+            width = len(order)
+            data = ((n, [row[i] for i in order] + row[width:] if len(row) >= width else row) for n, row in rows)
         yield from _valid_rows(path, data, _csv_record, summary)
+
+
+def _looks_like_a_header(row: list[str]) -> bool:
+    """No cell after the key reads as a time or a number: column names, not a malformed event."""
+    def readable(cell: str, parse: Callable[[str], Any]) -> bool:
+        try:
+            parse(cell)
+        except (ValueError, EventRejectedError):
+            return False
+        return True
+
+    return len(row) >= 2 and not readable(row[1], parse_time) and not any(readable(c, float) for c in row[2:])
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:

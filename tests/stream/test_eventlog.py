@@ -126,3 +126,21 @@ def test_writer_rolls_by_age(tmp_path: Path) -> None:
     writer.write([EventRecord("a", 1.0, (1.0,)), EventRecord("a", 2.0, (2.0,))])
     writer.close()
     assert len(writer.completed) == 2
+
+
+def test_csv_columns_are_found_by_their_header_names(tmp_path: Path) -> None:
+    moved = tmp_path / "moved.csv"
+    moved.write_text("pressure,time,key,flow\n1.5,10,pump-1,7\n2.5,20,pump-2,8\n")
+    assert list(read_csv(moved)) == [EventRecord("pump-1", 10.0, (1.5, 7.0)), EventRecord("pump-2", 20.0, (2.5, 8.0))]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("pump-1,10,1.5\npump-1,yesterday,1\n")
+    summary = ReadSummary()
+    assert list(read_csv(bare, summary)) == [EventRecord("pump-1", 10.0, (1.5,))]
+    assert summary.skipped == {"bad_type": 1}
+    unnamed = tmp_path / "unnamed.csv"
+    positional = tmp_path / "positional.csv"
+    positional.write_text("key,timestamp,v\npump-1,10,1.5\n")
+    assert list(read_csv(positional)) == [EventRecord("pump-1", 10.0, (1.5,))]
+    unnamed.write_text("sensor,timestamp,v\npump-1,10,1.5\n")
+    with pytest.raises(EventLogError, match="header naming 'key' and 'time'"):
+        list(read_csv(unnamed))
