@@ -254,6 +254,22 @@ def _report(settings: DemoSettings, live: _LiveRun, seconds: float) -> DemoRepor
                       plot=plot)
 
 
+async def _check_reachable(bootstrap: str, timeout_ms: int = 10_000) -> None:
+    """Fetch cluster metadata once; ``DemoError`` with the address if no broker answers."""
+    from aiokafka.errors import KafkaError
+
+    client = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    try:
+        await asyncio.wait_for(client.start(), timeout_ms / 1000)
+    except (KafkaError, OSError, TimeoutError) as error:
+        raise DemoError(
+            f"no Kafka broker answers at {bootstrap} ({type(error).__name__}); check the address, or leave out "
+            "--bootstrap-servers and the demo starts a local broker"
+        ) from None
+    finally:
+        await client.stop()
+
+
 def run_demo(settings: DemoSettings) -> int:
     """Run the whole demo; returns the exit code (0 done, 130 interrupted); raises ``DemoError`` on failure."""
     settings.out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,6 +281,8 @@ def run_demo(settings: DemoSettings) -> int:
                 print("broker: starting a local Kafka broker (deploy/kafka/broker.sh) ...", flush=True)
                 broker = LocalBroker(run_dir=settings.out_dir / "broker")
                 bootstrap = broker.start()
+            else:
+                asyncio.run(_check_reachable(bootstrap))  # before training: a wrong address fails in seconds
             print(f"broker: {bootstrap}")
             weights = demo_model(settings)
             m = weights.config

@@ -138,3 +138,20 @@ def test_ctrl_c_stops_the_demo_and_its_own_broker(tmp_path: Path) -> None:
     assert status.returncode != 0, status.stdout
     leftover = subprocess.run(["pgrep", "-f", str(out / "broker")], capture_output=True, text=True, check=False)
     assert leftover.stdout.strip() == ""
+
+
+def test_an_unreachable_broker_is_one_line_before_any_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from stream.cli import main
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    assert main(["demo", "--bootstrap-servers", f"127.0.0.1:{port}", "--out", str(tmp_path / "demo")]) == 1
+    err = capsys.readouterr().err
+    assert f"no Kafka broker answers at 127.0.0.1:{port}" in err and "Traceback" not in err
+    assert not (tmp_path / "demo" / "model").exists() and time.monotonic() - started < 30
