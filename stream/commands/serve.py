@@ -34,6 +34,14 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "snapshot_every": (int, "changelog delta records between full snapshots"),
     "metrics_host": (str, "address of /metrics /healthz /readyz"),
     "metrics_port": (int, "port of /metrics /healthz /readyz (0 = any free)"),
+    "idle_ttl_seconds": (float, "evict streams idle longer than this (event time) at snapshots"),
+    "session_timeout_ms": (int, "how long a silent replica keeps its partitions"),
+    "max_message_bytes": (int, "larger input messages are dead-lettered as oversized"),
+    "max_key_bytes": (int, "longer stream keys are dead-lettered as key_too_long"),
+    "changelog_chunk_bytes": (int, "size of one full-snapshot chunk in the changelog"),
+    "archive_max_bytes": (int, "roll the archive file past this size"),
+    "archive_max_age_seconds": (float, "roll the archive file past this age"),
+    "status_log_seconds": (float, "one INFO status line this often (0: off)"),
 }
 
 

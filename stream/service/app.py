@@ -55,6 +55,7 @@ from stream.service.partition import BatchOutcome, PartitionProcessor, Partition
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher
 from stream.service.restore import read_changelog_partitions
+from stream.service.status_log import StatusLog
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Service:
         self.weights = weights
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.health = health if health is not None else HealthState()
+        self._status = StatusLog(self.metrics, config.status_log_seconds)
         self._make_detector = make_detector
         self._decoder = EventDecoder(
             features, max_message_bytes=config.max_message_bytes, max_key_bytes=config.max_key_bytes
@@ -475,6 +477,7 @@ class Service:
                     timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
                 )
                 self.health.heartbeat()
+                self._status.maybe_log()
                 if batches:
                     await self._process(batches)
                 elif self._inflight is not None:

@@ -121,6 +121,7 @@ class ServiceConfig:
     archive_max_age_seconds: float = 3600.0
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9108
+    status_log_seconds: float = 60.0  # one INFO status line this often (0: off)
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
@@ -128,6 +129,8 @@ class ServiceConfig:
                      "max_message_bytes", "max_key_bytes", "session_timeout_ms", "archive_max_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.status_log_seconds < 0:
+            raise ConfigError(f"status_log_seconds must be >= 0 (0: off), got {self.status_log_seconds}")
         if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
             raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
                               f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
