@@ -91,6 +91,11 @@ class ModelConfig:
         if self.attention_window and self.bidirectional:
             raise ConfigError("attention_window is for causal models; a bidirectional model cannot have it")
 
+    def same_state_layout(self, other: ModelConfig) -> bool:
+        """True when a model of ``other`` can take over the per-stream state of this one (hot reload, restore)."""
+        key = ("cell", "hidden_size", "num_layers", "n_features", "attention_window")  # the ring is state too
+        return all(getattr(self, name) == getattr(other, name) for name in key)
+
     @property
     def bidirectional(self) -> bool:
         """True for an offline, non-causal model (a score may use events after it)."""

@@ -57,11 +57,4 @@ class ModelWeights:
 
     def is_compatible_with(self, other: ModelWeights) -> bool:
         """True when ``other`` can take over this model's per-stream state (same state layout)."""
-        a, b = self.config, other.config
-        return (a.cell, a.hidden_size, a.num_layers, a.n_features, a.attention_window) == (
-            b.cell,
-            b.hidden_size,
-            b.num_layers,
-            b.n_features,
-            b.attention_window,  # the attention ring is per-stream state too
-        )
+        return self.config.same_state_layout(other.config)

@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--min-events", type=int, default=8, help="leave out streams with fewer events")
     parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
     parser.add_argument("--model-version", help="version recorded in the artifact (default: time + weights digest)")
+    parser.add_argument(
+        "--replace-incompatible",
+        action="store_true",
+        help="let --out replace a model whose state layout differs (a service on that model_dir could not restore)",
+    )
 
     defaults = ModelConfig()
     model = parser.add_argument_group("model")
@@ -156,6 +161,30 @@ def format_summary(result: Any, dataset: Any) -> str:
     return "\n".join(lines)
 
 
+def _layout_change(out: Path, config: ModelConfig) -> str | None:
+    """Why writing ``config`` over the artifact in ``out`` would strand a service's state, or None if it would not.
+
+    A service serving ``out`` refuses such a model on reload, and after a restart cannot restore the changelog
+    it wrote with the old one; the old artifact would be gone.
+    """
+    from rnncore.model.artifact import ArtifactError, load_artifact
+
+    if not (out / "model.json").exists():
+        return None
+    try:
+        old = load_artifact(out).config
+    except ArtifactError:
+        return None  # nothing usable there to protect
+    if old.same_state_layout(config):
+        return None
+    return (
+        f"--out {out} holds a {old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} model and this "
+        f"one is {config.cell} H={config.hidden_size} L={config.num_layers} F={config.n_features}: a service on "
+        "that model_dir would refuse it, and after a restart could not restore its state. Write to a new "
+        "directory (and start the service on it with a new changelog_topic), or pass --replace-incompatible"
+    )
+
+
 MIN_VALIDATION_STEPS = 100  # below this the validation table is noise
 
 
@@ -233,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
             direction="bidirectional" if args.bidirectional else "forward",
             attention_window=args.attention_window,
         )
+        refusal = _layout_change(args.out, config) if not args.replace_incompatible else None
+        if refusal:
+            print(f"rnnwatch train: {refusal}", file=sys.stderr)
+            return 2
         dataset = build_dataset(records, config, args.validation_fraction, args.min_events)
         settings = TrainConfig(
             bptt=args.bptt,

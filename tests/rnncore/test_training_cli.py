@@ -102,3 +102,22 @@ def test_a_model_that_loses_to_a_baseline_or_was_barely_validated_is_named_so() 
     assert len(losing) == 1 and "does not beat EWMA (alpha=0.3) (0.1000)" in losing[0]
     thin = quality_warnings(result(0.10, 0.20, 0.15), one_step)
     assert len(thin) == 1 and "only 1 validation step" in thin[0]
+
+
+def test_retraining_into_a_live_model_dir_with_another_state_layout_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnncore.model.artifact import load_artifact, save_artifact
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+
+    out = tmp_path / "live"
+    save_artifact(out, ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=0), {"version": "live"})
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--out", str(out), "--no-progress"]
+    assert main([*argv, *FAST, "--cell", "lstm"]) == 2
+    assert "--replace-incompatible" in capsys.readouterr().err
+    assert load_artifact(out).metadata["version"] == "live"  # untouched
+    assert main([*argv, *FAST, "--model-version", "same-layout"]) == 0  # same layout: a hot reload takes it
+    assert load_artifact(out).metadata["version"] == "same-layout"
+    assert main([*argv, *FAST, "--cell", "lstm", "--replace-incompatible", "--model-version", "forced"]) == 0
+    assert load_artifact(out).config.cell == "lstm"
