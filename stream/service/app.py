@@ -353,9 +353,10 @@ class Service:
 
     # ------------------------------------------------------------------ rebalancing
     async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
         async with self._lock:
-            try:
-                await self._drain()  # the batch in flight is published and committed before the partitions go
+            try:  # the batch in flight commits before the partitions go, where this replica's producers still hold
+                await self._drain()  # their ids; one whose partition another replica took over is aborted (fenced)
             except ServiceError as error:  # raised again by run(): the listener's caller would only log it
                 self._failure = error
                 self._stop.set()
