@@ -21,7 +21,7 @@ from stream.demo.evaluation import StreamFlags, evaluate, flags_from_scores
 from stream.demo.plot import pick_streams, plot_streams
 from stream.demo.scores import ScorePoint
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _stream(key: str, n: int, anomalies: list[tuple[str, int, int]]) -> SyntheticStream:

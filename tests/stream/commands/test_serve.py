@@ -23,7 +23,7 @@ from stream.cli import main
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import event, publish, read_all, scores_by_key
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WEIGHTS = ModelWeights.random(ModelConfig(cell="lstm", n_features=2, hidden_size=8), seed=5)
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnncore.model.config import CellType, ModelConfig
-from tests.rnncore.test_kernels import random_batch, run_both
+from tests.rnncore.kernels.test_kernels import random_batch, run_both
 
 
 @settings(max_examples=30, deadline=None)

@@ -20,8 +20,8 @@ from stream.cli import main
 from stream.service.app import Service
 from stream.service.reload import ModelWatcher
 from tests.kafka_helpers import run_sync
+from tests.stream.service.test_service_kafka import SCORING, _published, _stream_events, _topics
 from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
-from tests.stream.test_service_kafka import SCORING, _published, _stream_events, _topics
 
 PLAIN = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=3)
 BIDIRECTIONAL = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, direction="bidirectional"), seed=4)

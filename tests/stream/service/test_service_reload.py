@@ -19,8 +19,8 @@ from stream.errors import StreamError
 from stream.service.app import Service, ServiceError
 from stream.service.publisher import BatchPublisher
 from tests.kafka_helpers import run_sync
+from tests.stream.service.test_service_kafka import SCORING, _assert_matches_offline, _stream_events, _topics
 from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
-from tests.stream.test_service_kafka import SCORING, _assert_matches_offline, _stream_events, _topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
