@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/, first on sys.path)
 
 from rnncore.model.config import ModelConfig  # noqa: E402
 from rnncore.model.weights import ModelWeights  # noqa: E402
@@ -128,6 +129,55 @@ async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[st
     if first is None or first[1] >= n:
         raise BenchError(f"{n:,} events drained between two 10 ms looks: too few to time, pass more --events")
     return {"events_per_s": (n - first[1]) / max(end - first[0], 1e-9), "batches": service.batches}
+
+
+async def passthrough(bootstrap: str, topics: dict[str, str], n: int, batch: int) -> float:
+    """The I/O ceiling: a no-op exactly-once consumer of the same backlog (one small record per event to the
+    output topic and the input offsets in one transaction per batch, ``batch`` events at most per poll, the
+    service's producer settings). Events/s from the first consumed batch to the n-th event, as ``drain``."""
+    group = f"e2e-noop-{uuid.uuid4().hex[:8]}"
+    consumer = AIOKafkaConsumer(
+        topics["input"], bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
+    )  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=group, linger_ms=0, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    await consumer.start()
+    done, first, end = 0, None, 0.0
+    try:
+        while done < n:
+            batches = await consumer.getmany(timeout_ms=50, max_records=batch)
+            if not batches:
+                continue
+            if first is None:
+                first = (time.perf_counter(), sum(len(m) for m in batches.values()))
+            async with producer.transaction():
+                pending = []
+                for tp, messages in batches.items():
+                    builder = producer.create_batch()
+                    for message in messages:
+                        record = b'{"o":%d}' % message.offset
+                        if builder.append(key=message.key, value=record, timestamp=None) is None:
+                            builder.close()
+                            pending.append(await producer.send_batch(builder, topics["output"], partition=tp.partition))
+                            builder = producer.create_batch()
+                            if builder.append(key=message.key, value=record, timestamp=None) is None:
+                                raise BenchError("a pass-through record does not fit an empty batch")
+                    builder.close()
+                    pending.append(await producer.send_batch(builder, topics["output"], partition=tp.partition))
+                offsets = {tp: messages[-1].offset + 1 for tp, messages in batches.items()}
+                await producer.send_offsets_to_transaction(offsets, group)
+                await asyncio.gather(*pending)
+            done += sum(len(m) for m in batches.values())
+            end = time.perf_counter()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    if first is None or first[1] >= n:
+        raise BenchError(f"{n:,} events passed through in one poll: too few to time, pass more --events")
+    return (n - first[1]) / max(end - first[0], 1e-9)
 
 
 async def _generate(bootstrap: str, topic: str, streams: int, rate: float, n: int) -> None:
@@ -281,6 +331,11 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
         drained = await drain(service_config(bootstrap, topics, guarantee, args.batch), weights, args.events)
         rows.append((f"service backlog drain, {guarantee}", drained["events_per_s"]))
         result[f"{guarantee}_eps"] = round(drained["events_per_s"])
+        if guarantee == "exactly_once":  # the same backlog through a consumer that does nothing but EOS I/O
+            ceiling = await passthrough(bootstrap, topics, args.events, args.batch)
+            rows.append(("no-op exactly-once pass-through (ceiling)", ceiling))
+            result["noop_eos_eps"] = round(ceiling)
+            result["eos_of_ceiling"] = round(drained["events_per_s"] / ceiling, 2)
     lines = []
     for guarantee in args.guarantees.split(","):
         topics = await create_topics(bootstrap, args.partitions)
@@ -293,7 +348,8 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
         result[f"{guarantee}_live_p50_ms"] = round(p50 * 1e3, 1)
         result[f"{guarantee}_live_p99_ms"] = round(p99 * 1e3, 1)
         result[f"{guarantee}_live_duplicates"] = duplicates
-    print(f"\n{'phase':<45}{'events/s':>12}")
+    print(f"\ncpu: {cpu_model()}")
+    print(f"{'phase':<45}{'events/s':>12}")
     for name, eps in rows:
         print(f"{name:<45}{eps:>12,.0f}")
     print()
@@ -302,7 +358,9 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     # The issue's summary line: backlog throughput per guarantee, latency of the exactly-once live phase.
     eos, alo = result.get("exactly_once_eps", "nan"), result.get("at_least_once_eps", "nan")
     p50, p99 = result.get("exactly_once_live_p50_ms", "nan"), result.get("exactly_once_live_p99_ms", "nan")
-    print(f"RESULT eos_events_per_s={eos} alo_events_per_s={alo} p50_ms={p50} p99_ms={p99}")
+    ceiling, share = result.get("noop_eos_eps", "nan"), result.get("eos_of_ceiling", "nan")
+    print(f"RESULT eos_events_per_s={eos} alo_events_per_s={alo} p50_ms={p50} p99_ms={p99} "
+          f"noop_eos_events_per_s={ceiling} eos_of_ceiling={share}")
 
 
 def main() -> None:

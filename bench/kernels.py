@@ -33,7 +33,6 @@ for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -43,6 +42,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import cpu_model  # noqa: E402  (bench/, first on sys.path)
 
 from rnncore import kernels  # noqa: E402
 from rnncore.kernels._gemm import ROWS, gate_product  # noqa: E402
@@ -243,18 +244,6 @@ def peak_probe(repeats: int) -> dict[str, float]:
         samples.append(time.thread_time() - started)
     sgemm = 2 * 2048**3 / statistics.median(samples)
     return {"tile_flops": best_tile, "tile_shape": best_shape, "sgemm_flops": sgemm, "peak": max(best_tile, sgemm)}
-
-
-def cpu_model() -> str:
-    """``lscpu``'s model line, so every number says which CPU it came from."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def measure(case: Case, n_events: int, repeats: int) -> dict[str, float]:
