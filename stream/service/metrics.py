@@ -78,6 +78,13 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.ingest_to_score_latency = BulkHistogram(
+            f"{PREFIX}_ingest_to_score_latency_seconds",
+            "Wall-clock time minus the Kafka record timestamp when processed, per message: the service's own delay, "
+            "which replayed history and sensor clocks do not move",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.scores = BulkHistogram(
             f"{PREFIX}_score", "Anomaly scores of scored events (watch calibration drift)", _SCORE_BUCKETS, r
         )

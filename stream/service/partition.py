@@ -27,6 +27,7 @@ class MessageLike(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int  # ms since the epoch: the producer's CreateTime or the broker's LogAppendTime
 
 
 class OutRecord(NamedTuple):
@@ -169,6 +170,8 @@ class PartitionProcessor:
                 self.metrics.scores.observe_many(result.scores if all_ok else result.scores[ok])
                 self.max_event_time = max(self.max_event_time, float(good_times.max()))
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
+        stamps = np.fromiter((m.timestamp for m in messages), dtype=np.float64, count=len(messages))
+        self.metrics.ingest_to_score_latency.observe_many(time.time() - stamps[stamps > 0] / 1000.0)
         next_offset = messages[-1].offset + 1
         outcome = BatchOutcome(
             dead_letters=dead_letters, next_offset=next_offset, consumed=len(messages), scored=scored,

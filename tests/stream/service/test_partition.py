@@ -21,6 +21,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int = 0  # none: not observed
 
 
 def _settings(publish_all: bool = True, snapshot_every: int = 3) -> PartitionSettings:
@@ -119,3 +120,17 @@ def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
         else:
             assert len(second["mean"]) == 2 and len(second["scale"]) == 2
         assert first["nll"] is None and isinstance(second["nll"], float)
+
+
+def test_ingest_latency_is_measured_from_the_kafka_timestamp_not_the_event_time() -> None:
+    """Replayed history has event times days old; the service's own delay is from the record's Kafka timestamp."""
+    import time
+
+    metrics = ServiceMetrics()
+    processor = PartitionProcessor(0, FakeDetector(), EventDecoder(1), _settings(), metrics)
+    stamp = int((time.time() - 2.0) * 1000)  # Kafka received them 2 s ago
+    days_old = [_event("a", 1_000 + i, 1.0) for i in range(4)]  # event time: 1970
+    processor.process([Message("in", 0, i, b"k", p, stamp) for i, p in enumerate(days_old)])
+    count = metrics.value("rnnwatch_ingest_to_score_latency_seconds_count")
+    assert count == 4 and 1.5 < metrics.value("rnnwatch_ingest_to_score_latency_seconds_sum") / count < 10
+    assert metrics.value("rnnwatch_event_to_score_latency_seconds_bucket", {"le": "30.0"}) == 0  # event time: old

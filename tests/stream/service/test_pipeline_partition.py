@@ -28,6 +28,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int = 0  # none: not observed
 
 
 SETTINGS = PipelineSettings(
