@@ -92,3 +92,16 @@ def test_config_is_frozen_and_keyword_only() -> None:
         config.input_topic = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         ServiceConfig("localhost:9092")  # type: ignore[call-arg]
+
+
+def test_unreadable_tls_files_are_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pem"
+    with pytest.raises(ConfigError, match=rf"ssl_cafile {missing} does not exist"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_CAFILE": str(missing)})
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"the TLS files \(ssl_cafile \S+garbage\.pem\) cannot be used"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL", "RNNWATCH_SECURITY_SASL_USERNAME": "u",
+                         "RNNWATCH_SECURITY_SSL_CAFILE": str(garbage)})
+    with pytest.raises(ConfigError, match="ssl_keyfile is set without ssl_certfile"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_KEYFILE": str(garbage)})
