@@ -100,7 +100,9 @@ start() {
     done
     if grep -q '@TLS_DIR@' "$extra"; then
       local tls="${RNNWATCH_KAFKA_TLS_DIR:-$dir/tls}"
-      bash "$HERE/tls-certs.sh" "$tls" || die "making the development TLS certificates in $tls failed"
+      local err
+      err="$(bash "$HERE/tls-certs.sh" "$tls" 2>&1 >/dev/null)" \
+        || die "the development TLS certificates could not be made in $tls: ${err##*tls-certs.sh: error: }"
       tls="$(cd "$tls" && pwd)"
       subst+=(-e "s|@TLS_DIR@|$tls|g")
     fi
