@@ -51,6 +51,8 @@ def describe_failure(config: ServiceConfig, causes: list[str]) -> str:
     if tls is not None:
         return f"TLS connection to Kafka at {config.bootstrap_servers} ({how}) failed: {tls}"
     cause = causes[-1] if causes else "no broker answered"
+    if cause.endswith(": "):  # aiokafka logged an error without a message (e.g. TLS spoken to a plaintext listener)
+        cause += "the connection failed without a reason"
     advice = "check bootstrap_servers, that the brokers are up, and that the security protocol matches the listener"
     if security.protocol.endswith("SSL"):
         advice += " (speaks TLS) and whether it requires a client certificate (ssl_certfile, ssl_keyfile)"
@@ -65,7 +67,7 @@ def _tls_failure(config: ServiceConfig, causes: list[str]) -> str | None:
     lines = [c for c in causes if "SSL" in c or "certificate" in c]
     if not lines:
         return None
-    line = _SSL_SUFFIX.sub("", lines[-1])
+    line = _SSL_SUFFIX.sub("", lines[-1]).rstrip(".")
     detail = line.split("certificate verify failed: ", 1)[1] if "certificate verify failed: " in line else None
     security = config.security
     trusted = f"ssl_cafile {security.ssl_cafile}" if security.ssl_cafile else "the system trust store (no ssl_cafile)"

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import NewTopic
 
+from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
+from stream.cli import main
 from stream.local_broker import LocalBroker, deploy_dir
 from stream.service.app import Service, ServiceError
 from stream.service.config import ServiceConfig, load_config
@@ -132,3 +134,39 @@ def test_a_certificate_problem_fails_at_start_with_one_line_naming_the_cause(
     message = str(raised.value)
     assert "\n" not in message and "Traceback" not in message and "_ssl.c" not in message
     assert message.startswith(f"{'cannot connect' if listener == 'mtls' else 'TLS connection'} to Kafka at {bootstrap}")
+
+
+def _config_file(tmp_path: Path, broker: TlsBroker, listener: str, cafile: str = "ca.pem") -> Path:
+    """An operator's rnnwatch.toml for a TLS listener: [security] with the CA file, fresh topic names."""
+    topics = {f"{role}_topic": unique_name(f"tls-{role}") for role in ("input", "output", "dead_letter", "changelog")}
+    path = tmp_path / "rnnwatch.toml"
+    path.write_text(
+        f'bootstrap_servers = "{broker.listeners[listener]}"\n'
+        + "".join(f'{key} = "{value}"\n' for key, value in topics.items())
+        + f'[security]\nprotocol = "SSL"\nssl_cafile = "{broker.tls / cafile}"\n'
+    )
+    return path
+
+
+def test_topics_create_works_over_tls_and_names_a_certificate_problem(
+    tls_broker: TlsBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["topics", "create", "--config", str(_config_file(tmp_path, tls_broker, "ssl"))]) == 0
+    assert capsys.readouterr().out.count("created") == 4
+    assert main(["topics", "create", "--config", str(_config_file(tmp_path, tls_broker, "ssl", "other-ca.pem"))]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnwatch topics: TLS connection to Kafka at") and "\n" not in err
+    assert "not signed by a CA that ssl_cafile" in err
+
+
+def test_serve_stops_at_start_with_one_line_for_an_expired_certificate(
+    tls_broker: TlsBroker, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    save_artifact(tmp_path / "model", WEIGHTS)
+    config = _config_file(tmp_path, tls_broker, "expired")
+    argv = ["serve", "--config", str(config), "--model-dir", str(tmp_path / "model"), "--metrics-port", "0"]
+    assert main(argv) == 1
+    err = capfd.readouterr().err
+    failed = [line for line in err.splitlines() if "service failed" in line]
+    assert len(failed) == 1 and "outside its validity period (certificate has expired)" in failed[0], err
+    assert "Traceback" not in err
