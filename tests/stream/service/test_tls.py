@@ -40,8 +40,10 @@ class TlsBroker:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     """A broker of this module's own with every TLS listener of ssl.properties.in."""
     run_dir = tmp_path_factory.mktemp("kafka-tls")
-    broker = LocalBroker(run_dir=run_dir, extra_config=deploy_dir() / "ssl.properties.in")
-    plain = broker.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNWATCH_KAFKA_SCRAM", f"SCRAM-SHA-256=[name={USER},password={PASSWORD}]")
+        broker = LocalBroker(run_dir=run_dir, extra_config=deploy_dir() / "ssl.properties.in")
+        plain = broker.start()
     try:
         listeners = {name: (run_dir / f"{name}_bootstrap").read_text().strip() for name in LISTENERS}
         yield TlsBroker(plain, listeners, run_dir / "tls")
@@ -62,14 +64,16 @@ def _secured(config: ServiceConfig, env: dict[str, str]) -> ServiceConfig:
     return dataclasses.replace(config, security=loaded.security)
 
 
-def _env(broker: TlsBroker, listener: str, cafile: str = "ca.pem") -> dict[str, str]:
+def _env(
+    broker: TlsBroker, listener: str, cafile: str = "ca.pem", mechanism: str = "PLAIN", password: str = PASSWORD
+) -> dict[str, str]:
     env = {"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_CAFILE": str(broker.tls / cafile)}
     if listener == "sasl_ssl":
         env |= {
             "RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL",
-            "RNNWATCH_SECURITY_SASL_MECHANISM": "PLAIN",
+            "RNNWATCH_SECURITY_SASL_MECHANISM": mechanism,
             "RNNWATCH_SECURITY_SASL_USERNAME": USER,
-            "RNNWATCH_SECURITY_SASL_PASSWORD": PASSWORD,
+            "RNNWATCH_SECURITY_SASL_PASSWORD": password,
         }
     if listener == "wrong_host":  # accepted without the host name check (ssl_check_hostname = false)
         env["RNNWATCH_SECURITY_SSL_CHECK_HOSTNAME"] = "false"
@@ -81,13 +85,17 @@ def _env(broker: TlsBroker, listener: str, cafile: str = "ca.pem") -> dict[str, 
     return env
 
 
-@pytest.mark.parametrize("listener", ["ssl", "sasl_ssl", "mtls", "wrong_host"])
-def test_the_service_scores_events_over_tls(tls_broker: TlsBroker, listener: str) -> None:
+@pytest.mark.parametrize(
+    ("listener", "mechanism"),
+    [("ssl", None), ("sasl_ssl", "PLAIN"), ("sasl_ssl", "SCRAM-SHA-256"), ("mtls", None), ("wrong_host", None)],
+    ids=["ssl", "sasl_ssl-plain", "sasl_ssl-scram", "client-certificate", "no-host-name-check"],
+)
+def test_the_service_scores_events_over_tls(tls_broker: TlsBroker, listener: str, mechanism: str | None) -> None:
     topics = _topics(tls_broker.plaintext)
     events = [(b"s", event("s", 1000.0 + i, float(i % 5))) for i in range(20)]
     run_sync(publish(tls_broker.plaintext, topics["input"], events))
     config = config_for(tls_broker.listeners[listener], topics, unique_name("g"))
-    config = _secured(config, _env(tls_broker, listener))
+    config = _secured(config, _env(tls_broker, listener, mechanism=mechanism or "PLAIN"))
     assert config.security.protocol == ("SASL_SSL" if listener == "sasl_ssl" else "SSL")
 
     async def scenario() -> None:
@@ -170,3 +178,21 @@ def test_serve_stops_at_start_with_one_line_for_an_expired_certificate(
     failed = [line for line in err.splitlines() if "service failed" in line]
     assert len(failed) == 1 and "outside its validity period (certificate has expired)" in failed[0], err
     assert "Traceback" not in err
+
+
+def test_a_wrong_password_over_sasl_ssl_is_a_sasl_error_not_a_tls_one(tls_broker: TlsBroker) -> None:
+    topics = _topics(tls_broker.plaintext)
+    wrong = "not-the-password-42"
+    env = _env(tls_broker, "sasl_ssl", mechanism="SCRAM-SHA-256", password=wrong)
+    config = _secured(config_for(tls_broker.listeners["sasl_ssl"], topics, unique_name("g")), env)
+
+    async def scenario() -> None:
+        async with asyncio.timeout(30):
+            async with Service(config, WEIGHTS):
+                pass
+
+    with pytest.raises(
+        ServiceError, match=r"^SASL authentication to Kafka at \S+ \(SASL_SSL, SASL SCRAM-SHA-256"
+    ) as raised:
+        run_sync(scenario())
+    assert wrong not in str(raised.value)
