@@ -6,7 +6,7 @@
 # writes into DIR (idempotent: nothing is made again while DIR/ca.pem exists)
 #   ca.pem            the development CA that clients trust (ssl_cafile)
 #   other-ca.pem      a second CA that signed nothing the broker presents (tests of an unknown CA)
-#   broker.p12        the broker's key and certificate (SAN DNS:localhost, IP:127.0.0.1), valid 10 years
+#   broker.p12        the broker's key and certificate (SAN DNS:localhost, IP:127.0.0.1), valid 10 years from now
 #   wrong-host.p12    a certificate for DNS:wrong-host.invalid only (tests of a host name mismatch)
 #   expired.p12       a certificate for localhost/127.0.0.1 that expired on 2020-01-02 (tests of expiry)
 #   client.pem, client.key   a client certificate signed by the CA (for listeners that require one)
@@ -68,11 +68,13 @@ keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = clientAuth
 CNF
 
-leaf() {  # leaf NAME CN SAN EXTENSIONS START END
+leaf() {  # leaf NAME CN SAN EXTENSIONS [START END]: valid from now for 10 years unless START and END are given
   key "$work/$1.key"
   run openssl req -new -key "$work/$1.key" -subj "/CN=$2" -out "$work/$1.csr"
-  SAN="$3" run openssl ca -batch -notext -config "$work/ca.cnf" -extensions "$4" \
-    -startdate "$5" -enddate "$6" -in "$work/$1.csr" -out "$work/$1.pem"
+  local validity=(-days 3650)
+  [[ $# -ge 6 ]] && validity=(-startdate "$5" -enddate "$6")
+  SAN="$3" run openssl ca -batch -notext -config "$work/ca.cnf" -extensions "$4" "${validity[@]}" \
+    -in "$work/$1.csr" -out "$work/$1.pem"
 }
 
 keystore() {  # keystore NAME: PKCS12 with the key, the certificate and the CA
@@ -83,10 +85,10 @@ keystore() {  # keystore NAME: PKCS12 with the key, the certificate and the CA
 
 ca ca "/CN=rnnwatch development CA"
 ca other-ca "/CN=rnnwatch unrelated CA"
-leaf broker localhost "DNS:localhost,IP:127.0.0.1" server 20250101000000Z 20350101000000Z
-leaf wrong-host wrong-host.invalid "DNS:wrong-host.invalid" server 20250101000000Z 20350101000000Z
+leaf broker localhost "DNS:localhost,IP:127.0.0.1" server
+leaf wrong-host wrong-host.invalid "DNS:wrong-host.invalid" server
 leaf expired localhost "DNS:localhost,IP:127.0.0.1" server 20200101000000Z 20200102000000Z
-leaf client rnnwatch-client "DNS:rnnwatch-client" client 20250101000000Z 20350101000000Z
+leaf client rnnwatch-client "DNS:rnnwatch-client" client
 keystore broker
 keystore wrong-host
 keystore expired
