@@ -28,6 +28,10 @@ if [[ "${STAMP_SHA:-}" != "$PYPROJECT_SHA" || "$UNION" != "${STAMP_EXTRAS:-}" ]]
   echo "$PYPROJECT_SHA $UNION" >"$STAMP"
 fi
 bash "$ROOT/deploy/kafka/broker.sh" fetch
+# The TLS tests make their development certificates with openssl (deploy/kafka/tls-certs.sh).
+if [[ "$EXTRAS" == *dev* ]] && ! command -v openssl >/dev/null 2>&1; then
+  die "openssl not found: install the Debian package 'openssl' (the TLS tests make certificates with it)"
+fi
 
 # The Prometheus server and promtool (Debian package) for the alert-rule and scrape tests.
 if [[ "$EXTRAS" == *dev* ]] && ! command -v promtool >/dev/null 2>&1; then

@@ -9,8 +9,11 @@
 #
 # RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
 # broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win) with
-# @PORT@, @CONTROLLER_PORT@, @SASL_PORT@ and @DATA_DIR@ filled in, e.g. sasl.properties.in for a SASL listener
-# (its address goes to RUN_DIR/sasl_bootstrap). RNNWATCH_KAFKA_SCRAM='SCRAM-SHA-256=[name=u,password=p]' adds
+# @PORT@, @CONTROLLER_PORT@, @DATA_DIR@, @TLS_DIR@ and a distinct free port for every other @NAME_PORT@ filled
+# in, e.g. sasl.properties.in for a SASL listener (its address goes to RUN_DIR/sasl_bootstrap) or
+# ssl.properties.in for TLS listeners (each address goes to RUN_DIR/<listener>_bootstrap, e.g. ssl_bootstrap).
+# An EXTRA that names @TLS_DIR@ (RUN_DIR/tls, or $RNNWATCH_KAFKA_TLS_DIR) gets development certificates made
+# there by tls-certs.sh when there are none. RNNWATCH_KAFKA_SCRAM='SCRAM-SHA-256=[name=u,password=p]' adds
 # SCRAM credentials when the storage is formatted. Failures print one line starting with "broker.sh: error:".
 set -euo pipefail
 
@@ -76,19 +79,34 @@ start() {
   fetch
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap" "$dir/sasl_bootstrap"
-  local port cport sport
+  rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap"
+  rm -f "$dir"/*_bootstrap
+  local port cport taken name p
   port="$(free_port)"
   cport="$(free_port)"
   while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
-  sport="$(free_port)"
-  while [[ "$sport" == "$port" || "$sport" == "$cport" ]]; do sport="$(free_port)"; done
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA_DIR@|$dir/data|g" \
     "$HERE/server.properties.in" >"$dir/server.properties"
   if [[ -n "$extra" ]]; then
     [[ -f "$extra" ]] || die "extra config file not found: $extra"
-    sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sport|g" \
-      -e "s|@DATA_DIR@|$dir/data|g" "$extra" >>"$dir/server.properties"
+    local subst=(-e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA_DIR@|$dir/data|g")
+    taken=" $port $cport "
+    for name in $(grep -o '@[A-Z][A-Z_]*_PORT@' "$extra" | sort -u); do
+      [[ "$name" == "@CONTROLLER_PORT@" ]] && continue
+      p="$(free_port)"
+      while [[ "$taken" == *" $p "* ]]; do p="$(free_port)"; done
+      taken+="$p "
+      subst+=(-e "s|$name|$p|g")
+    done
+    if grep -q '@TLS_DIR@' "$extra"; then
+      local tls="${RNNWATCH_KAFKA_TLS_DIR:-$dir/tls}"
+      local err
+      err="$(bash "$HERE/tls-certs.sh" "$tls" 2>&1 >/dev/null)" \
+        || die "the development TLS certificates could not be made in $tls: ${err##*tls-certs.sh: error: }"
+      tls="$(cd "$tls" && pwd)"
+      subst+=(-e "s|@TLS_DIR@|$tls|g")
+    fi
+    sed "${subst[@]}" "$extra" >>"$dir/server.properties"
   fi
   local scram=()
   [[ -n "${RNNWATCH_KAFKA_SCRAM:-}" ]] && scram=(--add-scram "$RNNWATCH_KAFKA_SCRAM")
@@ -114,9 +132,15 @@ start() {
     sleep 0.2
   done
   echo "127.0.0.1:$port" >"$dir/bootstrap"
-  if grep -q "^listeners=.*SASL_PLAINTEXT://127.0.0.1:$sport" "$dir/server.properties"; then
-    echo "127.0.0.1:$sport" >"$dir/sasl_bootstrap"
-  fi
+  # Every other listener's address (the last listeners= line wins, as in the broker).
+  local listener file
+  for listener in $(grep '^listeners=' "$dir/server.properties" | tail -n 1 | cut -d= -f2- | tr ',' ' '); do
+    name="${listener%%://*}"
+    [[ "$name" == "PLAINTEXT" || "$name" == "CONTROLLER" ]] && continue
+    file="$(echo "$name" | tr '[:upper:]' '[:lower:]')_bootstrap"
+    [[ "$name" == "SASL_PLAINTEXT" ]] && file=sasl_bootstrap
+    echo "${listener#*://}" >"$dir/$file"
+  done
   cat "$dir/bootstrap"
 }
 
@@ -136,7 +160,7 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$dir/broker.pid" "$dir/bootstrap" "$dir/sasl_bootstrap"
+  rm -f "$dir/broker.pid" "$dir/bootstrap" "$dir"/*_bootstrap
 }
 
 status() {

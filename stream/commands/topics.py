@@ -32,8 +32,11 @@ async def create_topics(config: ServiceConfig, partitions: int, replication: int
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
+    from stream.service.connection import explained_connection_errors
+
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.security.kafka_options())
-    await admin.start()
+    async with explained_connection_errors(config):  # a bad password or certificate: say which
+        await admin.start()
     try:
         brokers = (await admin.describe_cluster()).get("brokers") or [None]
         replicas = replication if replication is not None else min(3, len(brokers))
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     """Load the service's settings, create the missing topics, print what was done; 2 on a bad setting."""
     from aiokafka.errors import KafkaError
 
+    from stream.service.connection import KafkaConnectError
+
     if args.partitions < 1 or (args.replication_factor is not None and args.replication_factor < 1):
         print("rnnwatch topics: --partitions and --replication-factor must be >= 1", file=sys.stderr)
         return 2
@@ -88,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"rnnwatch topics: {error}", file=sys.stderr)
         return 2
+    except KafkaConnectError as error:
+        print(f"rnnwatch topics: {error}", file=sys.stderr)
+        return 1
     except (KafkaError, OSError) as error:
         print(f"rnnwatch topics: cannot reach Kafka at the configured bootstrap servers: {error}", file=sys.stderr)
         return 1

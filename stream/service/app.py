@@ -46,7 +46,7 @@ from stream.data.archive import EventArchive
 from stream.errors import StreamError
 from stream.service.changelog import restore_from_records
 from stream.service.codec import EventDecoder
-from stream.service.config import ServiceConfig
+from stream.service.config import ConfigError, ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
 from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
@@ -177,7 +177,7 @@ class Service:
             async with explained_connection_errors(self.config):
                 await self._start()
             freeze_startup_heap()  # imports, kernels and model stay out of every later full collection
-        except KafkaConnectError as error:
+        except (KafkaConnectError, ConfigError) as error:  # e.g. a TLS file that cannot be read
             await self.stop()
             raise ServiceError(str(error)) from error
         except BaseException:

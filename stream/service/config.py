@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import ssl
 import tomllib
 import types
 from collections.abc import Mapping
@@ -71,15 +72,33 @@ class SecurityConfig:
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for SSL and SASL_SSL: the broker's certificate verified against ``ssl_cafile`` (the
+        system trust store when unset), its host name checked unless ``ssl_check_hostname`` is false, and the
+        client certificate ``ssl_certfile``/``ssl_keyfile`` when set. Unreadable files raise ``ConfigError``."""
+        from aiokafka.helpers import create_ssl_context
+
+        files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile, "ssl_keyfile": self.ssl_keyfile}
+        for name, path in files.items():
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{name} {path} does not exist or is not a file")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ConfigError("ssl_keyfile is set without ssl_certfile (the client certificate it belongs to)")
+        try:
+            context = create_ssl_context(cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile)
+        except ssl.SSLError as error:
+            given = ", ".join(f"{name} {path}" for name, path in files.items() if path is not None)
+            raise ConfigError(f"the TLS files ({given}) cannot be used: {error.reason or error}") from None
+        except OSError as error:
+            raise ConfigError(f"cannot read the TLS files: {error.strerror or error}") from None
+        context.check_hostname = self.ssl_check_hostname
+        return context
+
     def kafka_options(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients (security_protocol, ssl_context, sasl_*)."""
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            context = create_ssl_context(cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile)
-            context.check_hostname = self.ssl_check_hostname
-            options["ssl_context"] = context
+            options["ssl_context"] = self.ssl_context()
         if self.protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
@@ -241,4 +260,6 @@ def load_config(
     values["security"] = SecurityConfig(**security)
     if values["security"].protocol.startswith("SASL") and not values["security"].sasl_username:
         raise ConfigError("SASL needs sasl_username (RNNWATCH_SECURITY_SASL_USERNAME or [security] in the file)")
+    if values["security"].protocol.endswith("SSL"):
+        values["security"].ssl_context()  # unreadable TLS files are a configuration error, before any connection
     return ServiceConfig(**values)

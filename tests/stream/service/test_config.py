@@ -92,3 +92,36 @@ def test_config_is_frozen_and_keyword_only() -> None:
         config.input_topic = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         ServiceConfig("localhost:9092")  # type: ignore[call-arg]
+
+
+def test_unreadable_tls_files_are_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pem"
+    with pytest.raises(ConfigError, match=rf"ssl_cafile {missing} does not exist"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_CAFILE": str(missing)})
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"the TLS files \(ssl_cafile \S+garbage\.pem\) cannot be used"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL", "RNNWATCH_SECURITY_SASL_USERNAME": "u",
+                         "RNNWATCH_SECURITY_SSL_CAFILE": str(garbage)})
+    with pytest.raises(ConfigError, match="ssl_keyfile is set without ssl_certfile"):
+        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_KEYFILE": str(garbage)})
+
+
+def test_a_service_given_an_unreadable_tls_file_stops_at_start_with_a_service_error(tmp_path: Path) -> None:
+    import asyncio
+
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+    from stream.service.app import Service, ServiceError
+    from stream.service.config import SecurityConfig
+
+    security = SecurityConfig(protocol="SSL", ssl_cafile=str(tmp_path / "nowhere.pem"))
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", security=security, metrics_port=0)
+    weights = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=4), seed=0)
+
+    async def scenario() -> None:
+        async with Service(config, weights):
+            pass
+
+    with pytest.raises(ServiceError, match=r"ssl_cafile \S+nowhere\.pem does not exist"):
+        asyncio.run(scenario())
