@@ -109,8 +109,8 @@ def _regime(rng: np.random.Generator, n: int, period: float) -> np.ndarray:
     for i in range(1, n):  # set-point changes ramp over ~30 events instead of jumping
         level[i] = level[i - 1] + (target[i] - level[i - 1]) / 30
     x = level + noise[state] * rng.normal(0, 1, n) + 0.2 * np.sin(2 * np.pi * np.arange(n) / period)
-    for s in np.flatnonzero(rng.random(n) < 1 / 600):  # start-up transients: part of normal operation
-        e = min(n, s + int(rng.integers(5, 25)))
+    for s in np.flatnonzero(rng.random(n) < 1 / 600).tolist():  # start-up transients: part of normal operation
+        e = min(n, int(s) + int(rng.integers(5, 25)))
         x[s:e] += rng.normal(0, 3 * noise[state[s]], e - s)
     return np.asarray(x)
 
