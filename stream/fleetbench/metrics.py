@@ -22,6 +22,14 @@ def pointwise(flag: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def best_threshold(score: np.ndarray, labels: np.ndarray, candidates: int = 200) -> float:
+    """The cut (among score quantiles) with the highest pointwise F1: the label-chosen upper bound, never a
+    default a user gets."""
+    cuts = np.unique(np.quantile(score, np.linspace(0.5, 0.9995, candidates)))
+    f1 = [pointwise(score >= c, labels)["f1"] for c in cuts]
+    return float(cuts[int(np.argmax(f1))])
+
+
 def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.ndarray) -> dict[str, float]:
     """Recall per kind, detection delay (events from onset), precision over flagged runs outside any event."""
     out: dict[str, float] = {}
@@ -40,4 +48,6 @@ def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.n
     out["event_precision"] = true_runs / max(len(runs), 1)
     out["event_recall"] = float(np.mean([h for v in hit.values() for h in v])) if events else 0.0
     out["delay_median"] = float(np.median(delays)) if delays else float("nan")
+    p, r = out["event_precision"], out["event_recall"]
+    out["event_f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return out
