@@ -7,14 +7,26 @@ import numpy as np
 from stream.fleetbench.generator import CODES
 
 
+def precision(tp: float, fp: float) -> float:
+    """Share of flagged rows that are anomalous; NaN when nothing was flagged (the one implementation, also
+    behind ``stream.demo.evaluation``)."""
+    return tp / (tp + fp) if tp + fp else float("nan")
+
+
+def recall(tp: float, fn: float) -> float:
+    """Share of anomalous rows that were flagged; NaN when there are none."""
+    return tp / (tp + fn) if tp + fn else float("nan")
+
+
 def pointwise(flag: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """F1, false-alarm rate (flagged normal / normal) and missed rate (unflagged anomalous / anomalous)."""
+    """F1 (0 when undefined), false-alarm rate (flagged normal / normal), missed rate (unflagged anomalous /
+    anomalous)."""
     a = labels > 0
     tp = float(np.sum(flag & a))
     fp = float(np.sum(flag & ~a))
     fn = float(np.sum(~flag & a))
-    prec = tp / max(tp + fp, 1.0)
-    rec = tp / max(tp + fn, 1.0)
+    prec = np.nan_to_num(precision(tp, fp))
+    rec = np.nan_to_num(recall(tp, fn))
     return {
         "f1": 2 * prec * rec / max(prec + rec, 1e-12),
         "false_alarm": fp / max(float(np.sum(~a)), 1.0),
