@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.artifact import load_artifact
     from rnncore.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.detector import Detector
+    from rnncore.envelope import load_envelope
+    from rnncore.enveloped import EnvelopedDetector
     from rnncore.eventlog import read_event_logs
     from rnncore.pipeline import ScoringPipeline
 
@@ -134,10 +136,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     try:
+        envelope = load_envelope(args.model) if pipeline == "detector" else None
         detector: Any = (
             ScoringPipeline(weights, max_streams=args.max_streams)
             if pipeline == "seasonal"
             else Detector(weights, max_streams=args.max_streams)
+            if envelope is None
+            else EnvelopedDetector(weights, envelope, max_streams=args.max_streams)
         )
     except RnnCoreError as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
@@ -147,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     with handle:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
     print(
-        f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline "
+        f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline"
+        f"{'' if envelope is None else f' with the envelope of {len(envelope.index)} trained streams'} "
         f"({summary.describe()}); "
         f"{anomalies} at or above {args.threshold}; wrote {args.out}"
     )

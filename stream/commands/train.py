@@ -173,6 +173,23 @@ def describe_state(config: ModelConfig) -> str:
     return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
 
 
+def _save_envelope(records: list[Any], directory: Path) -> str:
+    """Fit the frozen per-stream envelope (``rnncore.envelope``) on the same normal records; one line on it."""
+    from rnncore.envelope import EnvelopeError, fit_envelope
+
+    try:
+        envelope = fit_envelope(records)
+    except EnvelopeError as exc:
+        return f"envelope: none ({exc}); rnnwatch score will use the forecast score alone"
+    envelope.save(directory)
+    p = envelope.params
+    return (
+        f"envelope: {len(envelope.index)} streams; default threshold {p.alarm_score} = the "
+        f"{1 - p.false_alarm:.3f} quantile of each stream's held-out normal rows (false-alarm target "
+        f"{p.false_alarm:.1%} of normal events per stream)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, train, save, print the summary; 2 on unusable input, 0 on success."""
     if sum(map(bool, (args.logs, args.synthetic, args.topic))) != 1:
@@ -247,7 +264,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model_version:
         metadata["version"] = args.model_version
     path = save_artifact(args.out, result.weights, metadata)
+    envelope_line = "" if config.bidirectional else _save_envelope(records, args.out)
     print(format_summary(result, dataset))
+    if envelope_line:
+        print(envelope_line)
     print(describe_state(config))
     print(f"wrote {path.parent} (model version {json.loads(path.read_text())['version']})")
     return 0

@@ -15,11 +15,25 @@ def test_product_path_scores_every_test_row(tmp_path) -> None:
     units = make_fleet(0, streams=2, machines=0, n_train=600, n_test=800)
     run = train_and_score(units, tmp_path, train_seconds=3)
     assert run.threshold == 0.99  # `rnnwatch score`'s own default, read from its parser
-    assert (run.artifact / "model.json").exists()
+    assert (run.artifact / "model.json").exists() and (run.artifact / "envelope.npz").exists()
     for u in units:
         s = run.scores[u.name]
         assert s.shape == (800,) and np.all((s >= 0) & (s <= 1))
         assert s.std() > 0  # really scored, not a constant
+
+
+@pytest.mark.timeout(180)
+def test_sustained_faults_stay_flagged_through_train_then_score(tmp_path) -> None:
+    """The product path flags frozen sensors and level shifts for most of their duration, not at the edges."""
+    units = make_fleet(0, streams=6, machines=0)
+    run = train_and_score(units, tmp_path, train_seconds=5)
+    held, normal = [], []
+    for u in units:
+        flag = run.scores[u.name] >= run.threshold
+        held += [flag[s + (e - s) // 2 : e].mean() for k, s, e in u.events if k in ("frozen", "level_shift")]
+        normal.append(flag[u.labels == 0])
+    assert len(held) >= 6 and np.median(held) > 0.5  # the second half of each fault, long after its onset
+    assert np.concatenate(normal).mean() < 0.15  # false alarms on normal rows (measured 0.07 for this fleet)
 
 
 def test_t2_flags_fault_state_beyond_normal_rows() -> None:
