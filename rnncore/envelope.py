@@ -35,6 +35,7 @@ __all__ = ["Envelope", "EnvelopeError", "EnvelopeParams", "envelope_schema", "fi
 
 ENVELOPE_FILE = "envelope.npz"
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
+REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
 _LOG_EPS = 1e-6
 
 
@@ -153,6 +154,18 @@ class Envelope:
         """Reference row per key, -1 for a stream without one."""
         return np.fromiter((self.index.get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
 
+    def row_refs(self, column: np.ndarray, rows: np.ndarray, ok: np.ndarray, keys: Sequence[object]) -> np.ndarray:
+        """Reference row per event from the rows' cached :data:`REF_COLUMN`, looking a key up only the first time
+        its stream is seen (a dict lookup per event costs more than the envelope itself); -1 where none."""
+        safe = np.where(ok, rows, 0)
+        stored = np.where(ok, column[safe], -1)
+        new = np.flatnonzero(stored == 0)
+        if new.size:
+            found = self.refs([keys[i] for i in new.tolist()])
+            stored[new] = np.where(found >= 0, found + 1, -1)
+            column[rows[new]] = stored[new]
+        return np.where(stored > 0, stored - 1, -1)
+
     def ratios(self, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray) -> np.ndarray:
         """``r / c`` per event (updating the rows' EW moments in ``ew``, a [N, 2F + 1] float64 column)."""
         out = np.zeros(rows.shape[0])
@@ -177,7 +190,7 @@ class Envelope:
 
 def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     """The per-stream column the online envelope needs beside the Detector's."""
-    return {EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64))}
+    return {EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)), REF_COLUMN: ((), np.dtype(np.int64))}
 
 
 def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -> Envelope:

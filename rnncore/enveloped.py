@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rnncore.detector import Detector, DetectorError, StepResult
-from rnncore.envelope import EW_COLUMN, Envelope, envelope_schema
+from rnncore.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
 from rnncore.model import ModelWeights
 from rnncore.state import EventStatus
 
@@ -42,6 +42,8 @@ class EnvelopedDetector(Detector):
         result = self.step_rows(rows, status, times, values)
         x = np.asarray(values, dtype=np.float64).reshape(len(keys), -1)
         ok = result.status == EventStatus.OK
-        ratio = self.envelope.ratios(self.table.columns[EW_COLUMN], rows, self.envelope.refs(keys), ok, x)
+        columns = self.table.columns
+        refs = self.envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
+        ratio = self.envelope.ratios(columns[EW_COLUMN], rows, refs, ok, x)
         scores = np.where(ok, np.maximum(result.scores, self.envelope.scores(ratio)), 0.0).astype(np.float32)
         return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)

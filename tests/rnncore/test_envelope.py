@@ -107,3 +107,13 @@ def test_refusals_name_the_fix(tmp_path) -> None:
     (tmp_path / "envelope.npz").write_bytes(b"not an npz")
     with pytest.raises(EnvelopeError, match="retrain"):
         load_envelope(tmp_path)
+
+
+def test_a_stream_without_a_reference_gets_the_detector_score_exactly() -> None:
+    envelope = fit_envelope(_records("known", _normal(7, 1000, 2)))
+    weights = ModelWeights.random(ModelConfig(n_features=2, hidden_size=8), seed=0)
+    x = _normal(8, 300, 2)
+    x[150:] += 5.0
+    ours = _run(EnvelopedDetector(weights, envelope, max_streams=2), "stranger", x, 0.0)
+    bare = _run(Detector(weights, max_streams=2), "stranger", x, 0.0)
+    assert np.array_equal(ours, bare)
