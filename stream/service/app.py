@@ -61,9 +61,12 @@ class ServiceError(StreamError):
 
 
 def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFactory:
-    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector``, or with
-    ``scoring_pipeline = "seasonal"`` a ``rnncore.pipeline.ScoringPipeline`` around one."""
+    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector`` (an
+    ``rnncore.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
+    writes), or with ``scoring_pipeline = "seasonal"`` a ``rnncore.pipeline.ScoringPipeline`` around one."""
     from rnncore.detector import Detector
+    from rnncore.envelope import EnvelopeError, load_envelope
+    from rnncore.enveloped import EnvelopedDetector
     from rnncore.pipeline import ScoringPipeline
 
     if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
@@ -72,10 +75,23 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFa
             f"{weights.config.n_features} features: use scoring_pipeline 'detector' or a single-feature model"
         )
 
+    with_envelope = bool(config.model_dir) and config.scoring_pipeline == "detector"
+    try:
+        envelope = load_envelope(str(config.model_dir)) if with_envelope else None
+    except EnvelopeError as error:
+        raise ServiceError(str(error)) from error
+    if envelope is not None and envelope.n_features != weights.config.n_features:
+        raise ServiceError(
+            f"{config.model_dir}: envelope of {envelope.n_features} features beside a model of "
+            f"{weights.config.n_features}: retrain both with rnnwatch train"
+        )
+
     def make() -> DetectorLike:
         streams, ttl = config.max_streams_per_partition, config.idle_ttl_seconds
         if config.scoring_pipeline == "seasonal":
             return ScoringPipeline(weights, max_streams=streams, idle_ttl_seconds=ttl)
+        if envelope is not None:
+            return EnvelopedDetector(weights, envelope, max_streams=streams, idle_ttl_seconds=ttl)
         return Detector(weights, max_streams=streams, idle_ttl_seconds=ttl)
 
     return make

@@ -1,0 +1,82 @@
+"""`rnnwatch serve` with an artifact that carries an envelope (what `rnnwatch train` writes), against the real
+broker: the service publishes the EnvelopedDetector's scores, so a sustained fault stays flagged online."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnncore.artifact import save_artifact
+from rnncore.config import ModelConfig
+from rnncore.envelope import Envelope, fit_envelope, load_envelope
+from rnncore.enveloped import EnvelopedDetector
+from rnncore.eventlog import EventRecord
+from rnncore.model import ModelWeights
+from stream.config import ServiceConfig
+from stream.service import ServiceError
+from stream.service.app import detector_factory
+from tests.kafka_helpers import run_sync
+from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=2, hidden_size=8), seed=3)
+KEYS = ("rig-0", "rig-1")
+
+
+def _values(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    factor = np.sin(2 * np.pi * np.arange(n) / 40.0)
+    return np.stack([factor, 0.8 * factor], axis=1) + rng.normal(0, 0.1, (n, 2))
+
+
+def _artifact(directory: Path) -> Path:
+    save_artifact(directory, WEIGHTS, {"version": "with-envelope"})
+    records = [EventRecord(k, float(t), tuple(row)) for k in KEYS for t, row in enumerate(_values(1, 1500).tolist())]
+    fit_envelope(records).save(directory)
+    return directory
+
+
+def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    model_dir = _artifact(tmp_path / "model")
+    topics = {
+        "input": make_topic(partitions=2, prefix="in"),
+        "output": make_topic(partitions=1, prefix="out"),
+        "dlq": make_topic(partitions=1, prefix="dlq"),
+        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
+    }
+    test = {k: _values(10 + i, 600) for i, k in enumerate(KEYS)}
+    test["rig-1"][300:] += np.array([0.0, 1.0])  # sensor 1 stuck off its correlation with sensor 0 for good
+    events = [(k, 2e6 + t, test[k][t].tolist()) for t in range(600) for k in KEYS]
+    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), max_batch_size=300)
+    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(events),
+                               weights=WEIGHTS))  # fmt: skip
+    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    offline = EnvelopedDetector(WEIGHTS, _loaded(model_dir), max_streams=4)
+    for key in KEYS:
+        expected = offline.step([key] * 600, 2e6 + np.arange(600.0), test[key]).scores
+        np.testing.assert_allclose([r["score"] for r in got[key]], expected, rtol=1e-5, atol=1e-5, err_msg=key)
+    flagged = np.array([r["score"] for r in got["rig-1"]]) >= 0.99
+    assert flagged[400:].mean() > 0.8  # 100+ events after onset, still flagged
+    assert flagged[50:300].mean() < 0.1
+
+
+def _loaded(model_dir: Path) -> Envelope:
+    envelope = load_envelope(model_dir)
+    assert envelope is not None
+    return envelope
+
+
+def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> None:
+    model_dir = _artifact(tmp_path / "m")
+    one = ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=0)
+    with pytest.raises(ServiceError, match="retrain both"):
+        detector_factory(one, ServiceConfig(model_dir=str(model_dir)))
+    assert isinstance(detector_factory(WEIGHTS, ServiceConfig(model_dir=str(model_dir)))(), EnvelopedDetector)
+    assert not isinstance(detector_factory(WEIGHTS, ServiceConfig())(), EnvelopedDetector)
