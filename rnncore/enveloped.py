@@ -35,6 +35,16 @@ class EnvelopedDetector(Detector):
         super().__init__(weights, extra_state=envelope_schema(envelope.n_features), **kwargs)
         self.envelope = envelope
 
+    def replace_envelope(self, envelope: Envelope) -> None:
+        """Score with a new envelope (a retrained artifact), keeping every stream's EW moments; the cached
+        reference indices are cleared, so each stream looks its key up in the new envelope on its next event."""
+        if envelope.n_features != self.envelope.n_features:
+            raise DetectorError(
+                f"the new envelope has {envelope.n_features} features, the running one {self.envelope.n_features}"
+            )
+        self.envelope = envelope
+        self.table.columns[REF_COLUMN][:] = 0
+
     def step(self, keys: Sequence[object], times: Any, values: Any) -> StepResult:
         """Score a batch in arrival order: the Detector's step, then the envelope over the same rows."""
         keys = keys if isinstance(keys, list) else list(keys)

@@ -3,6 +3,7 @@ broker: the service publishes the EnvelopedDetector's scores, so a sustained fau
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from rnncore.enveloped import EnvelopedDetector
 from rnncore.eventlog import EventRecord
 from rnncore.model import ModelWeights
 from stream.config import ServiceConfig
-from stream.service import ServiceError
+from stream.service import Service, ServiceError
 from stream.service.app import detector_factory
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
@@ -35,8 +36,7 @@ def _values(seed: int, n: int) -> np.ndarray:
 
 def _artifact(directory: Path) -> Path:
     save_artifact(directory, WEIGHTS, {"version": "with-envelope"})
-    records = [EventRecord(k, float(t), tuple(row)) for k in KEYS for t, row in enumerate(_values(1, 1500).tolist())]
-    fit_envelope(records).save(directory)
+    fit_envelope(_training_records()).save(directory)
     return directory
 
 
@@ -80,3 +80,79 @@ def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> Non
         detector_factory(one, ServiceConfig(model_dir=str(model_dir)))
     assert isinstance(detector_factory(WEIGHTS, ServiceConfig(model_dir=str(model_dir)))(), EnvelopedDetector)
     assert not isinstance(detector_factory(WEIGHTS, ServiceConfig())(), EnvelopedDetector)
+
+
+def test_factory_keeps_the_layout_it_is_told(tmp_path: Path) -> None:
+    model_dir = _artifact(tmp_path / "m")
+    config = ServiceConfig(model_dir=str(model_dir))
+    assert not isinstance(detector_factory(WEIGHTS, config, use_envelope=False)(), EnvelopedDetector)
+    bare_dir = tmp_path / "bare"
+    save_artifact(bare_dir, WEIGHTS)
+    with pytest.raises(ValueError, match="restart the service"):
+        detector_factory(WEIGHTS, ServiceConfig(model_dir=str(bare_dir)), use_envelope=True)
+
+
+def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_one_without(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    model_dir = _artifact(tmp_path / "model")
+    topics = {
+        "input": make_topic(partitions=1, prefix="in"),
+        "output": make_topic(partitions=1, prefix="out"),
+        "dlq": make_topic(partitions=1, prefix="dlq"),
+        "changelog": make_topic(partitions=1, prefix="log", config={"cleanup.policy": "compact"}),
+    }
+    shifted = _values(20, 1500) + np.array([0.0, 1.0])  # retrained on a new normal: the shift is no fault now
+    refit = fit_envelope([EventRecord("rig-1", float(t), tuple(r)) for t, r in enumerate(shifted.tolist())])
+    test = _values(21, 400) + np.array([0.0, 1.0])
+    events = [("rig-1", 3e6 + t, test[t].tolist()) for t in range(400)]
+    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
+
+    async def scenario() -> None:
+        service = Service(config, WEIGHTS)
+        async with service:
+            task = asyncio.create_task(service.run())
+            value = service.metrics.value
+            try:
+                await publish(kafka_bootstrap, topics["input"], messages[:200])
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= 200, task)
+                bare = tmp_path / "bare"
+                save_artifact(bare, WEIGHTS, {"version": "no-envelope"})
+                for name in ("model.json", "model.safetensors"):  # an artifact without envelope.npz: refused
+                    (model_dir / name).write_bytes((bare / name).read_bytes())
+                (model_dir / "envelope.npz").unlink()
+                service.request_reload()
+                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "refused"}) == 1, task)
+                refit.save(model_dir)
+                save_artifact(model_dir, WEIGHTS, {"version": "refit"})
+                service.request_reload()
+                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task)
+                await publish(kafka_bootstrap, topics["input"], messages[200:])
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= 400, task)
+            finally:
+                service.request_stop()
+                await task
+
+    run_sync(scenario())
+    offline = EnvelopedDetector(WEIGHTS, fit_envelope(_training_records()), max_streams=2)
+    expected = list(offline.step(["rig-1"] * 200, 3e6 + np.arange(200.0), test[:200]).scores)
+    offline.replace_envelope(refit)
+    expected += list(offline.step(["rig-1"] * 200, 3e6 + 200 + np.arange(200.0), test[200:]).scores)
+    got = [r["score"] for r in scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], 400)))["rig-1"]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    flagged = np.array(got) >= 0.99
+    assert flagged[100:200].mean() > 0.8 and flagged[300:].mean() < 0.2  # the new envelope took over
+
+
+def _training_records() -> list[EventRecord]:
+    return [EventRecord(k, float(t), tuple(row)) for k in KEYS for t, row in enumerate(_values(1, 1500).tolist())]
+
+
+async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+                raise AssertionError("service stopped early")
+            await asyncio.sleep(0.05)
