@@ -20,6 +20,7 @@ moments are ``max(1/(n+1), 1/window)``, the same update (:func:`_ew_update`) in 
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,13 +180,31 @@ class Envelope:
         return np.asarray(1.0 - (1.0 - self.params.alarm_score) ** np.maximum(ratio, 0.0))
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``envelope.npz`` into an artifact directory."""
+        """Write ``envelope.npz`` into an artifact directory (a temporary name, then renamed: a service that
+        reloads never reads half a file; `rnnwatch train` writes it before ``model.json``, which is renamed last)."""
         path = Path(directory) / ENVELOPE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(sorted(self.index, key=self.index.__getitem__), dtype=str)
         p = self.params
-        np.savez(path, keys=keys, mu=self.mu, icov=self.icov, wmu=self.wmu, wicov=self.wicov, cuts=self.cuts,
-                 params=np.array([p.window, p.false_alarm, p.fit_fraction, p.warmup, p.alarm_score]))  # fmt: skip
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as handle:
+            np.savez(handle, keys=keys, mu=self.mu, icov=self.icov, wmu=self.wmu, wicov=self.wicov, cuts=self.cuts,
+                     params=np.array([p.window, p.false_alarm, p.fit_fraction, p.warmup, p.alarm_score]))  # fmt: skip
+        os.replace(tmp, path)
         return path
+
+    def describe(self) -> dict[str, Any]:
+        """What the artifact's ``model.json`` records about the envelope (and `rnnwatch train` prints)."""
+        p = self.params
+        return {
+            "file": ENVELOPE_FILE,
+            "streams": len(self.index),
+            "n_features": self.n_features,
+            "window": p.window,
+            "held_out_fraction": 1 - p.fit_fraction,
+            "false_alarm_target_per_event": p.false_alarm,
+            "default_threshold": p.alarm_score,
+        }
 
 
 def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:

@@ -173,15 +173,25 @@ def describe_state(config: ModelConfig) -> str:
     return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
 
 
-def _save_envelope(records: list[Any], directory: Path) -> str:
-    """Fit the frozen per-stream envelope (``rnncore.envelope``) on the same normal records; one line on it."""
+def _remove_stale_envelope(directory: Path) -> None:
+    """An envelope left by an earlier training into the same directory must not pair with the new weights."""
+    from rnncore.envelope import ENVELOPE_FILE
+
+    (Path(directory) / ENVELOPE_FILE).unlink(missing_ok=True)
+
+
+def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
+    """Fit the frozen per-stream envelope (``rnncore.envelope``) on the same normal records and write it before
+    ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
     from rnncore.envelope import EnvelopeError, fit_envelope
 
     try:
         envelope = fit_envelope(records)
     except EnvelopeError as exc:
+        _remove_stale_envelope(directory)
         return f"envelope: none ({exc}); rnnwatch score will use the forecast score alone"
     envelope.save(directory)
+    metadata["envelope"] = envelope.describe()
     p = envelope.params
     return (
         f"envelope: {len(envelope.index)} streams; default threshold {p.alarm_score} = the "
@@ -263,8 +273,10 @@ def run(args: argparse.Namespace) -> int:
         metadata["state_bytes_per_stream"] = online_state_bytes(config)
     if args.model_version:
         metadata["version"] = args.model_version
+    envelope_line = "" if config.bidirectional else _save_envelope(records, args.out, metadata)
+    if config.bidirectional:
+        _remove_stale_envelope(args.out)
     path = save_artifact(args.out, result.weights, metadata)
-    envelope_line = "" if config.bidirectional else _save_envelope(records, args.out)
     print(format_summary(result, dataset))
     if envelope_line:
         print(envelope_line)
