@@ -1,7 +1,10 @@
-"""`rnnwatch bench nab [--data PATH]`: rnnwatch and NAB's baselines on the Numenta Anomaly Benchmark.
+"""`rnnwatch bench nab [--data PATH]` and `rnnwatch bench fleet [--split tune|report]`.
 
-Prints a table (normalised NAB score per profile) and ends with exactly one machine-readable line
+``nab``: rnnwatch and NAB's baselines on the Numenta Anomaly Benchmark; prints a table (normalised NAB score
+per profile) and ends with exactly one machine-readable line
 ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> seconds=<s>`` for rnnwatch.
+``fleet``: `rnnwatch train` then `rnnwatch score` (default settings) on seeded synthetic fleets beside a
+rolling z-score and Hotelling T² (``stream.fleetbench.runner``).
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ DEFAULT_DATA = os.environ.get("RNNWATCH_NAB_DATA", "../shared/datasets/nab")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go and the training budget."""
-    parser.add_argument("benchmark", choices=["nab"], help="benchmark to run")
+    from stream.fleetbench.runner import add_fleet_arguments
+
+    parser.add_argument("benchmark", choices=["nab", "fleet"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
-    parser.add_argument("--out", type=Path, default=Path("out/nab"), help="results directory (NAB layout)")
+    parser.add_argument("--out", type=Path, default=Path("out/nab"), help="nab: results directory (NAB layout)")
     parser.add_argument(
         "--train-seconds",
         type=float,
-        default=0.0,
-        help="BPTT budget on the probationary rows (0, the default: seeded random weights, which score higher)",
+        default=None,
+        help="nab: BPTT budget on the probationary rows (default 0: seeded random weights, which score higher); "
+        "fleet: a budget for `rnnwatch train` (default: its own early stopping)",
     )
+    add_fleet_arguments(parser)
     parser.add_argument("--no-baselines", action="store_true", help="run rnnwatch only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -43,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message when the corpus cannot be read."""
+    if args.benchmark == "fleet":
+        from stream.fleetbench.runner import run_fleet
+
+        return run_fleet(args)
     from stream.evaluation.nab_data import load_profiles, load_series, load_windows
     from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
     from stream.evaluation.runner import (
@@ -71,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnwatch bench nab: {error}", file=sys.stderr)
         return 2
     detectors = {} if args.no_baselines else dict(baseline_detectors())
-    ours, info = rnnwatch_detectors(NabRnnSettings(train_seconds=args.train_seconds, seed=args.seed))
+    ours, info = rnnwatch_detectors(NabRnnSettings(train_seconds=args.train_seconds or 0.0, seed=args.seed))
     detectors.update(ours)  # "rnnwatch" last: the RESULT line reports it
     runs = []
     for name, detector in detectors.items():

@@ -106,8 +106,10 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
     from rnncore.detector import Detector
+    from rnncore.enveloped import EnvelopedDetector
     from rnncore.model.artifact import load_artifact
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
+    from rnncore.model.envelope_file import load_envelope
     from rnncore.stages.pipeline import ScoringPipeline
     from stream.data.eventlog import read_event_logs
 
@@ -153,10 +155,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     try:
+        envelope = load_envelope(args.model) if pipeline == "detector" else None
         detector: Any = (
             ScoringPipeline(weights, max_streams=args.max_streams)
             if pipeline == "seasonal"
             else Detector(weights, max_streams=args.max_streams)
+            if envelope is None
+            else EnvelopedDetector(weights, envelope, max_streams=args.max_streams)
         )
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
@@ -166,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     with handle:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
     print(
-        f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline "
+        f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline"
+        f"{'' if envelope is None else f' with the envelope of {len(envelope.index)} trained streams'} "
         f"({summary.describe()}); "
         f"{anomalies} at or above {args.threshold}; wrote {args.out}"
     )

@@ -228,6 +228,34 @@ def describe_state(config: ModelConfig) -> str:
     return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
 
 
+def _remove_stale_envelope(directory: Path) -> None:
+    """An envelope left by an earlier training into the same directory must not pair with the new weights."""
+    from rnncore.model.envelope_file import ENVELOPE_FILE
+
+    (Path(directory) / ENVELOPE_FILE).unlink(missing_ok=True)
+
+
+def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
+    """Fit the frozen per-stream envelope (``rnncore.envelope``) on the same normal records and write it before
+    ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
+    from rnncore.envelope import EnvelopeError, fit_envelope
+    from rnncore.model.envelope_file import save_envelope
+
+    try:
+        envelope = fit_envelope(records)
+    except EnvelopeError as exc:
+        _remove_stale_envelope(directory)
+        return f"envelope: none ({exc}); rnnwatch score will use the forecast score alone"
+    save_envelope(envelope, directory)
+    metadata["envelope"] = envelope.describe()
+    p = envelope.params
+    return (
+        f"envelope: {len(envelope.index)} streams; default threshold {p.alarm_score} = the "
+        f"{1 - p.false_alarm:.3f} quantile of each stream's held-out normal rows (false-alarm target "
+        f"{p.false_alarm:.1%} of normal events per stream)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, train, save, print the summary; 2 on unusable input, 0 on success."""
     if sum(map(bool, (args.logs, args.synthetic, args.topic))) != 1:
@@ -315,8 +343,13 @@ def run(args: argparse.Namespace) -> int:
     warnings = quality_warnings(result, dataset)
     if warnings:
         metadata["warnings"] = warnings
+    envelope_line = "" if config.bidirectional else _save_envelope(records, args.out, metadata)
+    if config.bidirectional:
+        _remove_stale_envelope(args.out)
     path = save_artifact(args.out, result.weights, metadata)
     print(format_summary(result, dataset))
+    if envelope_line:
+        print(envelope_line)
     for warning in warnings:
         print(f"rnnwatch train: warning: {warning}", file=sys.stderr)
     print(describe_state(config))

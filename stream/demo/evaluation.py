@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.data.synthetic import SyntheticStream
+from stream.fleetbench.metrics import precision, recall
 
 DEFAULT_GRACE_EVENTS = 10
 
@@ -58,12 +59,12 @@ class Evaluation:
     @property
     def event_precision(self) -> float:
         """Share of flagged events that are labelled anomalous (no grace)."""
-        return self.labelled_flagged / self.flagged_events if self.flagged_events else float("nan")
+        return precision(self.labelled_flagged, self.flagged_events - self.labelled_flagged)
 
     @property
     def event_recall(self) -> float:
         """Share of labelled anomalous events that were flagged."""
-        return self.labelled_flagged / self.labelled_events if self.labelled_events else float("nan")
+        return recall(self.labelled_flagged, self.labelled_events - self.labelled_flagged)
 
     def table(self) -> str:
         """A small text table: overall numbers, then anomaly recall per injected kind."""

@@ -7,19 +7,39 @@ import numpy as np
 from stream.fleetbench.generator import CODES
 
 
+def precision(tp: float, fp: float) -> float:
+    """Share of flagged rows that are anomalous; NaN when nothing was flagged (the one implementation, also
+    behind ``stream.demo.evaluation``)."""
+    return tp / (tp + fp) if tp + fp else float("nan")
+
+
+def recall(tp: float, fn: float) -> float:
+    """Share of anomalous rows that were flagged; NaN when there are none."""
+    return tp / (tp + fn) if tp + fn else float("nan")
+
+
 def pointwise(flag: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """F1, false-alarm rate (flagged normal / normal) and missed rate (unflagged anomalous / anomalous)."""
+    """F1 (0 when undefined), false-alarm rate (flagged normal / normal), missed rate (unflagged anomalous /
+    anomalous)."""
     a = labels > 0
     tp = float(np.sum(flag & a))
     fp = float(np.sum(flag & ~a))
     fn = float(np.sum(~flag & a))
-    prec = tp / max(tp + fp, 1.0)
-    rec = tp / max(tp + fn, 1.0)
+    prec = np.nan_to_num(precision(tp, fp))
+    rec = np.nan_to_num(recall(tp, fn))
     return {
         "f1": 2 * prec * rec / max(prec + rec, 1e-12),
         "false_alarm": fp / max(float(np.sum(~a)), 1.0),
         "missed": fn / max(float(np.sum(a)), 1.0),
     }
+
+
+def best_threshold(score: np.ndarray, labels: np.ndarray, candidates: int = 200) -> float:
+    """The cut (among score quantiles) with the highest pointwise F1: the label-chosen upper bound, never a
+    default a user gets."""
+    cuts = np.unique(np.quantile(score, np.linspace(0.5, 0.9995, candidates)))
+    f1 = [pointwise(score >= c, labels)["f1"] for c in cuts]
+    return float(cuts[int(np.argmax(f1))])
 
 
 def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.ndarray) -> dict[str, float]:
@@ -40,4 +60,6 @@ def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.n
     out["event_precision"] = true_runs / max(len(runs), 1)
     out["event_recall"] = float(np.mean([h for v in hit.values() for h in v])) if events else 0.0
     out["delay_median"] = float(np.median(delays)) if delays else float("nan")
+    p, r = out["event_precision"], out["event_recall"]
+    out["event_f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return out

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -67,10 +68,29 @@ class ServiceError(StreamError):
     """The service cannot start or continue (missing topic, failed publish); restart it once the cause is fixed."""
 
 
-def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFactory:
-    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector``, or with
-    ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one."""
+def envelope_in_artifact(config: ServiceConfig) -> bool:
+    """Whether the configured artifact carries an envelope the Detector path would use."""
+    from rnncore.model.envelope_file import ENVELOPE_FILE
+
+    if not config.model_dir or config.scoring_pipeline != "detector":
+        return False
+    return (Path(str(config.model_dir)) / ENVELOPE_FILE).is_file()
+
+
+def detector_factory(
+    weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None
+) -> DetectorFactory:
+    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector`` (an
+    ``rnncore.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
+    writes), or with ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one.
+
+    ``use_envelope``: None decides by the artifact (at start); after a hot reload the service passes what it
+    started with, because the envelope adds state columns and every partition's changelog must keep one layout
+    (True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError: the reload is refused)."""
     from rnncore.detector import Detector
+    from rnncore.envelope import EnvelopeError
+    from rnncore.enveloped import EnvelopedDetector
+    from rnncore.model.envelope_file import load_envelope
     from rnncore.stages.pipeline import ScoringPipeline
 
     if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
@@ -79,10 +99,28 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig) -> DetectorFa
             f"{weights.config.n_features} features: use scoring_pipeline 'detector' or a single-feature model"
         )
 
+    with_envelope = use_envelope is not False and envelope_in_artifact(config)
+    try:
+        envelope = load_envelope(str(config.model_dir)) if with_envelope else None
+    except EnvelopeError as error:
+        raise ServiceError(str(error)) from error
+    if use_envelope and envelope is None:
+        raise EnvelopeError(
+            f"{config.model_dir} has no envelope.npz but this service scores with one (its state layout): write "
+            "the artifact with rnnwatch train, or restart the service to drop the envelope"
+        )
+    if envelope is not None and envelope.n_features != weights.config.n_features:
+        raise ServiceError(
+            f"{config.model_dir}: envelope of {envelope.n_features} features beside a model of "
+            f"{weights.config.n_features}: retrain both with rnnwatch train"
+        )
+
     def make() -> StreamScorer:
         streams, ttl = config.max_streams_per_partition, config.idle_ttl_seconds
         if config.scoring_pipeline == "seasonal":
             return ScoringPipeline(weights, max_streams=streams, idle_ttl_seconds=ttl)
+        if envelope is not None:
+            return EnvelopedDetector(weights, envelope, max_streams=streams, idle_ttl_seconds=ttl)
         return Detector(weights, max_streams=streams, idle_ttl_seconds=ttl)
 
     return make
@@ -114,6 +152,7 @@ class Service:
         serve_http: bool = False,
     ) -> None:
         self._factory_from_weights = make_detector is None
+        self._with_envelope = self._factory_from_weights and envelope_in_artifact(config)
         if make_detector is None:
             if weights is None:
                 raise ServiceError("Service needs model weights or a make_detector factory")
@@ -306,19 +345,39 @@ class Service:
                         f"{weights.config.cell} H={weights.config.hidden_size} L={weights.config.num_layers} "
                         f"F={weights.config.n_features} cannot take over the state of the model in use"
                     )
+                factory = self._reload_factory(weights)  # before any swap: a refused envelope keeps the old model
                 for detector in detectors:  # all share one state layout: the first refusal comes before any swap
                     detector.reload(weights)
+                self._refresh_envelopes(detectors)
             except (IncompatibleModelError, ValueError) as error:
                 self.metrics.model_reloads.labels(result="refused").inc()
                 logger.error("model reload refused, the current model goes on serving: %s", error)
                 return
             self.weights = weights
-            if self._factory_from_weights:
-                self._make_detector = detector_factory(weights, self.config)
+            if factory is not None:
+                self._make_detector = factory
         self._show_model(weights)
         self.metrics.model_reloads.labels(result="loaded").inc()
         logger.info("model reloaded: version %s in %d partitions, stream state kept",
                     weights.metadata.get("version", "unknown"), len(detectors))
+
+    def _reload_factory(self, weights: ModelWeights) -> DetectorFactory | None:
+        """The factory for the new weights (None when the service was given its own), keeping the envelope layout
+        the running partitions have."""
+        if not self._factory_from_weights:
+            return None
+        return detector_factory(weights, self.config, use_envelope=self._with_envelope)
+
+    def _refresh_envelopes(self, detectors: list[StreamScorer]) -> None:
+        """Hand the new artifact's envelope to the running enveloped partitions (their stream state is kept)."""
+        from rnncore.enveloped import EnvelopedDetector
+        from rnncore.model.envelope_file import load_envelope
+
+        enveloped = [d for d in detectors if isinstance(d, EnvelopedDetector)]
+        envelope = load_envelope(str(self.config.model_dir)) if enveloped and self.config.model_dir else None
+        for detector in enveloped:
+            if envelope is not None:
+                detector.replace_envelope(envelope)
 
     async def _ensure_changelog_topic(self) -> None:
         """The changelog must exist, be compacted, and have at least the input topic's partitions."""

@@ -1,6 +1,6 @@
 import numpy as np
 
-from stream.fleetbench.generator import make_fleet
+from stream.fleetbench.generator import MACHINE_FAMILIES, SINGLE_FAMILIES, make_fleet
 from stream.fleetbench.metrics import eventwise, pointwise
 
 
@@ -16,3 +16,20 @@ def test_perfect_flag_scores_one() -> None:
     flag = u.labels > 0
     assert pointwise(flag, u.labels)["f1"] == 1.0
     assert eventwise(flag, u.events, u.labels)["event_recall"] == 1.0
+
+
+def test_every_signal_family_and_irregular_sampling_appear() -> None:
+    units = [u for seed in (0, 1) for u in make_fleet(seed)]
+    assert {u.family for u in units} == set(SINGLE_FAMILIES) | set(MACHINE_FAMILIES)
+    for u in units:
+        assert np.all(np.diff(np.concatenate([u.train_times, u.test_times])) > 0)
+        assert np.isfinite(u.train).all() and np.isfinite(u.test).all()
+    gaps = [np.diff(u.test_times).std() for u in units]
+    assert min(gaps) == 0.0 and max(gaps) > 0.5  # some units every second, some irregular
+
+
+def test_rig_sensors_share_latent_factors() -> None:
+    rig = next(u for seed in range(4) for u in make_fleet(seed) if u.family == "rig")
+    corr = np.corrcoef(rig.train.T)
+    off_diagonal = np.abs(corr[~np.eye(8, dtype=bool)])
+    assert off_diagonal.max() > 0.5  # correlated sensors: broken_corr has something to break

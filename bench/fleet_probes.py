@@ -1,0 +1,173 @@
+"""Issue 16 item 3: probes of candidate "notions of normal a fault cannot absorb" on fleet seeds.
+
+For each seed, `rnnwatch train` fits the model on the clean rows (the product path,
+``stream.fleetbench.product``); then the trained model's own Detector is run over each unit's train rows
+followed by its test rows (one event per unit per batch), once as shipped (running normalisation) and once
+with the normalisation frozen per stream at the end of the training rows. From those passes every candidate
+is a distance from a reference fitted on the first FIT_END training rows and never updated:
+
+* ``raw_t2``: Hotelling T² of the raw values;
+* ``hidden_t2`` / ``hidden_t2_frozen``: T² of the top-layer GRU hidden state (running / frozen norm);
+* ``resid_t2`` / ``resid_t2_frozen``: T² of the standardised one-step forecast residual vector;
+* ``window_resid_frozen``: T² of [window mean, log window mean square] of the residuals over WINDOW events;
+* ``window_raw``: T² of [window mean, log window variance] of the raw values;
+* ``product``: `rnnwatch score` as shipped (adaptive calibration; its own 0.99 threshold);
+* ``combo_*``: the max of candidates, each scaled by its own cut.
+
+Every candidate's default cut is the (1 - FALSE_ALARM_TARGET) quantile of its scores on the held-out normal
+rows FIT_END..n_train (labels never used); 'best' is the label-chosen cut (an upper bound).
+
+    flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/fleet_probes.py --split tune --seeds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rnncore.detector import Detector
+from rnncore.kernels import layout
+from rnncore.model.artifact import load_artifact
+from stream.fleetbench.generator import FleetUnit, make_fleet
+from stream.fleetbench.product import train_and_score
+from stream.fleetbench.report import COLUMNS, Pooled, format_table
+from stream.fleetbench.runner import add_fleet_arguments, split_seeds
+
+WARMUP = 200  # first training rows left out of every reference (state and normalisation settling)
+FIT_FRACTION = 0.7  # of the training rows: reference fit; the rest is held-out normal for the cut
+WINDOW = 32
+FALSE_ALARM_TARGET = 0.005
+COMBOS = {
+    "combo_hidden_window": ("hidden_t2_frozen", "window_resid_frozen", "window_raw"),
+    "combo_all_frozen": ("hidden_t2_frozen", "resid_t2_frozen", "window_resid_frozen", "window_raw", "raw_t2"),
+    "combo_raw_window": ("raw_t2", "window_raw"),
+}
+
+
+def _t2(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """T² of rows of ``x`` against mean/covariance of ``fit`` (ridge 1e-3 of the mean variance)."""
+    mu = fit.mean(axis=0)
+    cov = np.atleast_2d(np.cov(fit, rowvar=False))
+    cov += np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
+    d = x - mu
+    return np.asarray(np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d))
+
+
+def _windowed(x: np.ndarray, log_of_square: bool) -> np.ndarray:
+    """[trailing mean, log trailing mean square (or variance)] over WINDOW rows, causal (first rows: shorter)."""
+    c1 = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x]), axis=0)
+    c2 = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x * x]), axis=0)
+    hi = np.arange(1, x.shape[0] + 1)
+    lo = np.maximum(hi - WINDOW, 0)
+    n = (hi - lo)[:, None]
+    mean, square = (c1[hi] - c1[lo]) / n, (c2[hi] - c2[lo]) / n
+    spread = square if log_of_square else np.maximum(square - mean**2, 0.0)
+    return np.hstack([mean, np.log(spread + 1e-6)])
+
+
+def _passes(weights: object, units: Sequence[FleetUnit], frozen: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(top-layer hidden states [U, T, H], standardised residuals [U, T, F]) over train then test rows."""
+    detector = Detector(weights, max_streams=len(units))  # type: ignore[arg-type]
+    keys = [u.name for u in units]
+    values = np.stack([np.concatenate([u.train, u.test]) for u in units])  # [U, T, F]
+    times = np.stack([np.concatenate([u.train_times, u.test_times]) for u in units])
+    U, T, F = values.shape
+    n_train = units[0].train.shape[0]
+    columns = detector.table.columns
+    rows, _ = detector.table.rows_for(keys)
+    hidden = np.zeros((U, T, detector.weights.config.hidden_size), dtype=np.float32)
+    resid = np.zeros((U, T, F), dtype=np.float64)
+    mean, scale = np.zeros((U, F)), np.ones((U, F))
+    saved = None
+    for t in range(T):
+        if frozen and t == n_train:
+            saved = columns[layout.NORM][rows].copy()
+        if saved is not None:
+            columns[layout.NORM][rows] = saved
+        out = detector.step(keys, times[:, t], values[:, t])
+        resid[:, t] = (values[:, t] - mean) / scale
+        mean, scale = out.mean.reshape(U, F), np.maximum(out.scale.reshape(U, F), 1e-6)
+        hidden[:, t] = columns[layout.RECURRENT][rows, -1, 0]
+    resid[:, 0] = 0.0
+    return hidden, resid
+
+
+def candidates(unit: FleetUnit, hidden: dict[str, np.ndarray], resid: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every candidate's score over the unit's train+test rows (references fitted on the fit rows only)."""
+    n = unit.train.shape[0]
+    fit = slice(WARMUP, int(n * FIT_FRACTION))
+    raw = np.concatenate([unit.train, unit.test])
+    out = {"raw_t2": _t2(raw[fit], raw)}
+    for tag, key in (("", "running"), ("_frozen", "frozen")):
+        out["hidden_t2" + tag] = _t2(hidden[key][fit].astype(np.float64), hidden[key].astype(np.float64))
+        out["resid_t2" + tag] = _t2(resid[key][fit], resid[key])
+    wr = _windowed(resid["frozen"], log_of_square=True)
+    out["window_resid_frozen"] = _t2(wr[fit], wr)
+    wx = _windowed(raw, log_of_square=False)
+    out["window_raw"] = _t2(wx[fit], wx)
+    return out
+
+
+def _cut(score: np.ndarray, n_train: int) -> float:
+    held = score[int(n_train * FIT_FRACTION) : n_train]
+    return float(np.quantile(held, 1 - FALSE_ALARM_TARGET)) + 1e-12
+
+
+def probe_seed(seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[str, Pooled]) -> None:
+    """Train (product path) and add every candidate's test scores of every unit of this seed to the pools."""
+    units = make_fleet(seed, args.streams, args.machines, args.n_train, args.n_test)
+    for width in sorted({u.test.shape[1] for u in units}):
+        group = [u for u in units if u.test.shape[1] == width]
+        run = train_and_score(group, workdir / f"s{seed}f{width}", args.train_seconds)
+        weights = load_artifact(run.artifact)
+        passes = {key: _passes(weights, group, key == "frozen") for key in ("running", "frozen")}
+        for i, u in enumerate(group):
+            n = u.train.shape[0]
+            scores = candidates(u, {k: p[0][i] for k, p in passes.items()}, {k: p[1][i] for k, p in passes.items()})
+            scaled = {name: s / _cut(s, n) for name, s in scores.items()}
+            for name, parts in COMBOS.items():
+                combo = np.max(np.stack([scaled[p] for p in parts]), axis=0)
+                scaled[name] = combo / _cut(combo, n)
+            scaled["product"] = np.concatenate([np.zeros(n), run.scores[u.name] / run.threshold])
+            for name, s in scaled.items():
+                pooled.setdefault(name, Pooled(name)).add(u, s[n:], 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the probes on one split and print the table (default and best cut per candidate) and a RESULT line."""
+    parser = argparse.ArgumentParser(description="issue 16 probes")
+    add_fleet_arguments(parser)
+    parser.add_argument("--train-seconds", type=float, default=None)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    pooled: dict[str, Pooled] = {}
+    with tempfile.TemporaryDirectory(prefix="rnnwatch-probe-") as tmp:
+        for seed in split_seeds(args.split, args.seeds):
+            probe_seed(seed, args, Path(tmp), pooled)
+    rows = [
+        (name, which, p.measure(1.0 if which == "default" else None))
+        for name, p in pooled.items()
+        for which in ("default", "best")
+    ]
+    print(
+        f"probes: {args.split} seeds {list(split_seeds(args.split, args.seeds))}; cut = held-out normal "
+        f"{1 - FALSE_ALARM_TARGET:.3f} quantile ('default') or label-chosen ('best'); columns {COLUMNS}"
+    )
+    print(format_table(rows))
+    best = max((r for r in rows if r[1] == "default"), key=lambda r: r[2]["event_f1"] + r[2]["f1"])
+    print(
+        f"RESULT split={args.split} leader={best[0]} event_f1={best[2]['event_f1']:.3f} "
+        f"point_f1={best[2]['f1']:.3f} false_alarm={best[2]['false_alarm']:.4f} "
+        f"seconds={time.perf_counter() - start:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""A per-stream operating envelope fitted on normal training data and never updated online.
+
+Issue 16's "notion of normal a fault cannot absorb" (chosen on the fleet's TUNE seeds, ``bench/FLEET_FINDINGS.md``):
+for each stream seen in training, two Hotelling T² references are fitted on its normal rows and frozen:
+
+* raw: ``(x - mu)' S^-1 (x - mu)`` of the F raw values (joint behaviour of the features: broken correlation,
+  fault states, level shifts, drift);
+* window: the same over ``[m, log v]`` (2F values), the exponentially weighted mean and variance of the last
+  ``~window`` values (frozen and flat-lined sensors, variance changes, noise bursts, slow drift).
+
+``r = max(T²_raw / c_raw, T²_win / c_win)`` with each cut the ``1 - false_alarm`` quantile of its statistic on the
+stream's held-out normal rows (the last ``1 - fit_fraction`` of its training rows); ``r`` is cut again at the
+same quantile (``c``) and mapped to ``score = 1 - (1 - alarm_score) ** (r / c)``, so a score at or above
+``alarm_score`` (0.99, `rnnwatch score`'s default threshold) means "beyond what the held-out normal rows
+exceeded ``false_alarm`` (0.5 %) of the time". Streams without a fitted reference get score 0 here.
+
+Online state: ``2F + 1`` float64 per stream (the EW moments and a count, :data:`EW_COLUMN`). The weights of the
+moments are ``max(1/(n+1), 1/window)``, the same update (:func:`_ew_update`) in fitting and in scoring.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from rnncore.errors import RnnCoreError
+
+__all__ = ["Envelope", "EnvelopeError", "EnvelopeParams", "envelope_schema", "fit_envelope"]
+
+ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.envelope_file)
+EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
+REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
+_LOG_EPS = 1e-6
+
+
+class EnvelopeError(RnnCoreError, ValueError):
+    """Envelope parameters out of range, too little normal data for a stream, or an unreadable envelope file."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvelopeParams:
+    """Window of the EW moments, the held-out false-alarm target, the fit/held-out split and the warm-up."""
+
+    window: int = 32
+    false_alarm: float = 0.005
+    fit_fraction: float = 0.7
+    warmup: int = 200  # first training rows of each stream left out (the EW moments settling)
+    alarm_score: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise EnvelopeError(f"window must be >= 1, got {self.window}")
+        if not 0.0 < self.false_alarm < 0.5:
+            raise EnvelopeError(f"false_alarm must be in (0, 0.5), got {self.false_alarm}")
+        if not 0.1 <= self.fit_fraction <= 0.95:
+            raise EnvelopeError(f"fit_fraction must be in [0.1, 0.95], got {self.fit_fraction}")
+        if not 0.0 < self.alarm_score < 1.0:
+            raise EnvelopeError(f"alarm_score must be in (0, 1), got {self.alarm_score}")
+
+    def min_events(self) -> int:
+        """Fewest training rows a stream needs for a reference (warm-up + fit + held-out)."""
+        return self.warmup + 200
+
+
+@njit(cache=True, nogil=True)
+def _ew_update(ew: np.ndarray, x: np.ndarray, window: int, feat: np.ndarray) -> None:
+    """Advance the EW moments by one event and write ``[m, log(v + eps)]`` into ``feat`` (2F)."""
+    F = x.shape[0]
+    n = ew[2 * F]
+    alpha = max(1.0 / (n + 1.0), 1.0 / window)
+    for j in range(F):
+        ew[j] += alpha * (x[j] - ew[j])
+        ew[F + j] += alpha * (x[j] * x[j] - ew[F + j])
+        feat[j] = ew[j]
+        feat[F + j] = np.log(max(ew[F + j] - ew[j] * ew[j], 0.0) + _LOG_EPS)
+    ew[2 * F] = n + 1.0
+
+
+@njit(cache=True, nogil=True)
+def _t2(d: np.ndarray, icov: np.ndarray) -> float:
+    total = 0.0
+    for i in range(d.shape[0]):
+        acc = 0.0
+        for k in range(d.shape[0]):
+            acc += icov[i, k] * d[k]
+        total += d[i] * acc
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _ratios(x: np.ndarray, feat: np.ndarray, ref: int, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray,
+            wicov: np.ndarray, cuts: np.ndarray) -> float:  # fmt: skip
+    raw = _t2(x - mu[ref], icov[ref]) / cuts[ref, 0]
+    win = _t2(feat - wmu[ref], wicov[ref]) / cuts[ref, 1]
+    return max(raw, win)
+
+
+@njit(cache=True, nogil=True)
+def _envelope_step(ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray, window: int,
+                   mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
+                   out: np.ndarray) -> None:  # fmt: skip
+    """Per event in arrival order: update the stream's EW moments, write ``r / c`` (0 without a reference)."""
+    F = x.shape[1]
+    feat = np.empty(2 * F)
+    for i in range(rows.shape[0]):
+        out[i] = 0.0
+        if not ok[i]:
+            continue
+        _ew_update(ew[rows[i]], x[i], window, feat)
+        if refs[i] >= 0:
+            out[i] = _ratios(x[i], feat, refs[i], mu, icov, wmu, wicov, cuts) / cuts[refs[i], 2]
+
+
+def _features(values: np.ndarray, window: int) -> np.ndarray:
+    """The window features ``[m, log v]`` after each row of one stream (the online update, row by row)."""
+    T, F = values.shape
+    ew, feats = np.zeros(2 * F + 1), np.empty((T, 2 * F))
+    for t in range(T):
+        _ew_update(ew, values[t], window, feats[t])
+    return feats
+
+
+def _mean_icov(fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse covariance, with a ridge of 1e-3 of the mean variance (flat or collinear features)."""
+    cov = np.atleast_2d(np.cov(fit, rowvar=False))
+    cov = cov + np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
+    return fit.mean(axis=0), np.linalg.inv(cov)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Frozen references of the streams seen in training; row ``index[key]`` of each stacked array."""
+
+    params: EnvelopeParams
+    index: Mapping[str, int]
+    mu: np.ndarray  # [K, F]
+    icov: np.ndarray  # [K, F, F]
+    wmu: np.ndarray  # [K, 2F]
+    wicov: np.ndarray  # [K, 2F, 2F]
+    cuts: np.ndarray  # [K, 3]: c_raw, c_win, c
+
+    @property
+    def n_features(self) -> int:
+        """Values per event (F)."""
+        return int(self.mu.shape[1])
+
+    def refs(self, keys: Sequence[object]) -> np.ndarray:
+        """Reference row per key, -1 for a stream without one."""
+        return np.fromiter((self.index.get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def row_refs(self, column: np.ndarray, rows: np.ndarray, ok: np.ndarray, keys: Sequence[object]) -> np.ndarray:
+        """Reference row per event from the rows' cached :data:`REF_COLUMN`, looking a key up only the first time
+        its stream is seen (a dict lookup per event costs more than the envelope itself); -1 where none."""
+        safe = np.where(ok, rows, 0)
+        stored = np.where(ok, column[safe], -1)
+        new = np.flatnonzero(stored == 0)
+        if new.size:
+            found = self.refs([keys[i] for i in new.tolist()])
+            stored[new] = np.where(found >= 0, found + 1, -1)
+            column[rows[new]] = stored[new]
+        return np.where(stored > 0, stored - 1, -1)
+
+    def ratios(self, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``r / c`` per event (updating the rows' EW moments in ``ew``, a [N, 2F + 1] float64 column)."""
+        out = np.zeros(rows.shape[0])
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        args = (self.mu, self.icov, self.wmu, self.wicov, self.cuts)
+        _envelope_step(ew, rows, refs, ok.astype(np.bool_), x, self.params.window, *args, out)
+        return out
+
+    def scores(self, ratio: np.ndarray) -> np.ndarray:
+        """Map ``r / c`` to [0, 1]: ``alarm_score`` exactly at the cut, 0 for r = 0, towards 1 beyond."""
+        return np.asarray(1.0 - (1.0 - self.params.alarm_score) ** np.maximum(ratio, 0.0))
+
+    def describe(self) -> dict[str, Any]:
+        """What the artifact's ``model.json`` records about the envelope (and `rnnwatch train` prints)."""
+        p = self.params
+        return {
+            "file": ENVELOPE_FILE,
+            "streams": len(self.index),
+            "n_features": self.n_features,
+            "window": p.window,
+            "held_out_fraction": 1 - p.fit_fraction,
+            "false_alarm_target_per_event": p.false_alarm,
+            "default_threshold": p.alarm_score,
+        }
+
+
+def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """The per-stream column the online envelope needs beside the Detector's."""
+    return {EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)), REF_COLUMN: ((), np.dtype(np.int64))}
+
+
+def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -> Envelope:
+    """Fit every stream's references on normal records (``key``, ``time``, ``values``); streams with fewer than
+    ``params.min_events()`` rows get none. Raises EnvelopeError when no stream has enough rows."""
+    params = params if params is not None else EnvelopeParams()
+    by_key: dict[str, list[tuple[float, tuple[float, ...]]]] = defaultdict(list)
+    for r in records:
+        by_key[str(r.key)].append((float(r.time), tuple(r.values)))
+    parts: list[tuple[str, tuple[np.ndarray, ...]]] = []
+    for key, rows in sorted(by_key.items()):
+        if len(rows) < params.min_events():
+            continue
+        rows.sort(key=lambda row: row[0])
+        parts.append((key, _fit_stream(np.array([v for _, v in rows], dtype=np.float64), params)))
+    if not parts:
+        raise EnvelopeError(f"no stream has the {params.min_events()} normal events an envelope needs")
+    stacked = [np.stack([p[i] for _, p in parts]) for i in range(5)]
+    return Envelope(params, {k: i for i, (k, _) in enumerate(parts)}, *stacked)
+
+
+def _fit_stream(values: np.ndarray, params: EnvelopeParams) -> tuple[np.ndarray, ...]:
+    T = values.shape[0]
+    feats = _features(values, params.window)
+    fit = slice(params.warmup, params.warmup + int((T - params.warmup) * params.fit_fraction))
+    held = slice(fit.stop, T)
+    mu, icov = _mean_icov(values[fit])
+    wmu, wicov = _mean_icov(feats[fit])
+    q = 1.0 - params.false_alarm
+
+    def t2(d: np.ndarray, ic: np.ndarray) -> np.ndarray:
+        return np.asarray(np.einsum("ij,jk,ik->i", d, ic, d))
+
+    raw, win = t2(values[held] - mu, icov), t2(feats[held] - wmu, wicov)
+    c_raw, c_win = float(np.quantile(raw, q)) + 1e-12, float(np.quantile(win, q)) + 1e-12
+    c = float(np.quantile(np.maximum(raw / c_raw, win / c_win), q)) + 1e-12
+    return mu, icov, wmu, wicov, np.array([c_raw, c_win, c])

@@ -1,0 +1,47 @@
+"""The envelope's file in the model artifact (``envelope.npz`` beside the weights and ``model.json``): save and load.
+
+Kept with the artifact's other file I/O (``rnncore.model.artifact``) so that the rest of rnncore opens no file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rnncore.envelope import ENVELOPE_FILE, Envelope, EnvelopeError, EnvelopeParams
+
+__all__ = ["ENVELOPE_FILE", "load_envelope", "save_envelope"]
+
+
+def save_envelope(envelope: Envelope, directory: str | Path) -> Path:
+    """Write ``envelope.npz`` into an artifact directory (a temporary name, then renamed: a service that
+    reloads never reads half a file; `rnnwatch train` writes it before ``model.json``, which is renamed last)."""
+    path = Path(directory) / ENVELOPE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = np.array(sorted(envelope.index, key=envelope.index.__getitem__), dtype=str)
+    p = envelope.params
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        np.savez(handle, keys=keys, mu=envelope.mu, icov=envelope.icov, wmu=envelope.wmu, wicov=envelope.wicov,
+                 cuts=envelope.cuts, params=np.array([p.window, p.false_alarm, p.fit_fraction, p.warmup,
+                                                     p.alarm_score]))  # fmt: skip
+    os.replace(tmp, path)
+    return path
+
+
+def load_envelope(directory: str | Path) -> Envelope | None:
+    """The artifact's envelope, or None when it has none (an artifact from before issue 16)."""
+    path = Path(directory) / ENVELOPE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            window, false_alarm, fit_fraction, warmup, alarm_score = data["params"].tolist()
+            params = EnvelopeParams(window=int(window), false_alarm=false_alarm, fit_fraction=fit_fraction,
+                                    warmup=int(warmup), alarm_score=alarm_score)  # fmt: skip
+            index = {str(k): i for i, k in enumerate(data["keys"].tolist())}
+            return Envelope(params, index, data["mu"], data["icov"], data["wmu"], data["wicov"], data["cuts"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise EnvelopeError(f"{path} cannot be read as an envelope ({exc}); retrain with rnnwatch train") from exc

@@ -1,0 +1,120 @@
+"""The frozen per-stream envelope: fitted cut means the stated held-out false-alarm rate, online equals the
+fitting features, a persisting fault stays flagged, and its state travels with the Detector's rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnncore.detector import Detector, DetectorError
+from rnncore.envelope import EnvelopeError, EnvelopeParams, _features, fit_envelope
+from rnncore.enveloped import EnvelopedDetector
+from rnncore.model.config import ModelConfig
+from rnncore.model.envelope_file import load_envelope, save_envelope
+from rnncore.model.weights import ModelWeights
+from stream.data.eventlog import EventRecord
+
+
+def _normal(seed: int, n: int, features: int) -> np.ndarray:
+    """Correlated sensors: a shared seasonal factor (the same gains for every seed) plus independent noise."""
+    gains = np.random.default_rng(99).uniform(0.5, 1.5, features)
+    rng = np.random.default_rng(seed)
+    factor = np.sin(2 * np.pi * np.arange(n) / 50.0 + rng.uniform(0, 6.3))
+    return factor[:, None] * gains + rng.normal(0, 0.1, (n, features))
+
+
+def _records(key: str, x: np.ndarray, t0: float = 0.0) -> list[EventRecord]:
+    return [EventRecord(key, t0 + i, tuple(row)) for i, row in enumerate(x.tolist())]
+
+
+def _run(detector: Detector, key: str, x: np.ndarray, t0: float, batch: int = 64) -> np.ndarray:
+    out = []
+    for s in range(0, x.shape[0], batch):
+        chunk = x[s : s + batch]
+        out.append(detector.step([key] * chunk.shape[0], t0 + s + np.arange(chunk.shape[0]), chunk).scores)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("features", [1, 4], ids=["F1", "F4"])
+def test_cut_gives_the_stated_rate_on_fresh_normal_data(features: int) -> None:
+    train, fresh = _normal(0, 3000, features), _normal(1, 20000, features)
+    envelope = fit_envelope(_records("a", train))
+    weights = ModelWeights.random(ModelConfig(n_features=features, hidden_size=8), seed=0)
+    det = EnvelopedDetector(weights, envelope, max_streams=4)
+    det.step(["a"] * 500, np.arange(500.0), fresh[:500])  # the EW moments settle, as after warm-up in fitting
+    ew = det.table.columns["envelope_ew"]
+    rows, _ = det.table.rows_for(["a"])
+    refs = envelope.refs(["a"] * 19500)
+    ratio = envelope.ratios(ew, np.repeat(rows, 19500), refs, np.ones(19500, bool), fresh[500:])
+    rate = float(np.mean(ratio >= 1.0))
+    assert 0.0005 < rate < 0.03  # target 0.5 % per event on held-out normal rows; fresh data is not the same draw
+
+
+def test_online_moments_equal_the_fitting_features_and_unknown_streams_score_zero() -> None:
+    x = _normal(2, 800, 2)
+    envelope = fit_envelope(_records("a", x))
+    ew = np.zeros((3, 5))
+    ratio = envelope.ratios(ew, np.zeros(800, np.int64), envelope.refs(["a"] * 800), np.ones(800, bool), x)
+    feats = _features(x, envelope.params.window)
+    assert np.allclose(ew[0, :2], feats[-1, :2]) and ew[0, 4] == 800
+    assert ratio.max() > 0
+    none = envelope.ratios(ew, np.ones(10, np.int64), envelope.refs(["zz"] * 10), np.ones(10, bool), x[:10])
+    assert np.all(none == 0.0)
+
+
+@pytest.mark.parametrize("kind", ["level_shift", "frozen", "broken_corr"])
+def test_a_persisting_fault_stays_flagged_where_the_bare_detector_forgets_it(kind: str) -> None:
+    train, test = _normal(3, 3000, 4), _normal(4, 1500, 4)
+    s, e = 700, 1100
+    if kind == "level_shift":
+        test[s:e, 1] += 1.5 * train[:, 1].std()
+    elif kind == "frozen":
+        test[s:e, 2] = test[s, 2]
+    else:
+        test[s:e, 0] = np.random.default_rng(5).permutation(test[s:e, 0])
+    weights = ModelWeights.random(ModelConfig(n_features=4, hidden_size=8), seed=0)
+    envelope = fit_envelope(_records("m", train))
+    ours = _run(EnvelopedDetector(weights, envelope, max_streams=2), "m", test, 1e6)
+    bare = _run(Detector(weights, max_streams=2), "m", test, 1e6)
+    late = slice(s + 150, e)  # well after onset: a running normalisation has absorbed the fault by now
+    assert np.mean(ours[late] >= 0.99) > 0.5
+    assert np.mean(bare[late] >= 0.99) < 0.1
+    assert np.mean(ours[100:s] >= 0.99) < 0.1  # the normal stretch before stays quiet
+    assert np.all(ours >= bare)  # the envelope only lifts the forecast score
+
+
+def test_snapshot_round_trip_carries_the_envelope_state(tmp_path) -> None:
+    x = _normal(6, 1200, 1)
+    envelope = fit_envelope(_records("a", x))
+    save_envelope(envelope, tmp_path)
+    loaded = load_envelope(tmp_path)
+    assert loaded is not None and loaded.index == envelope.index and np.array_equal(loaded.cuts, envelope.cuts)
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    one, two = EnvelopedDetector(weights, loaded, max_streams=2), EnvelopedDetector(weights, loaded, max_streams=2)
+    _run(one, "a", x[:600], 0.0)
+    two.restore(one.snapshot())
+    assert np.array_equal(_run(one, "a", x[600:], 600.0), _run(two, "a", x[600:], 600.0))
+    assert load_envelope(tmp_path / "missing") is None
+
+
+def test_refusals_name_the_fix(tmp_path) -> None:
+    with pytest.raises(EnvelopeError, match="normal events"):
+        fit_envelope(_records("a", _normal(0, 50, 1)))
+    with pytest.raises(EnvelopeError, match="false_alarm"):
+        EnvelopeParams(false_alarm=0.9)
+    envelope = fit_envelope(_records("a", _normal(0, 1000, 2)))
+    with pytest.raises(DetectorError, match="retrain"):
+        EnvelopedDetector(ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0), envelope)
+    (tmp_path / "envelope.npz").write_bytes(b"not an npz")
+    with pytest.raises(EnvelopeError, match="retrain"):
+        load_envelope(tmp_path)
+
+
+def test_a_stream_without_a_reference_gets_the_detector_score_exactly() -> None:
+    envelope = fit_envelope(_records("known", _normal(7, 1000, 2)))
+    weights = ModelWeights.random(ModelConfig(n_features=2, hidden_size=8), seed=0)
+    x = _normal(8, 300, 2)
+    x[150:] += 5.0
+    ours = _run(EnvelopedDetector(weights, envelope, max_streams=2), "stranger", x, 0.0)
+    bare = _run(Detector(weights, max_streams=2), "stranger", x, 0.0)
+    assert np.array_equal(ours, bare)

@@ -1,0 +1,158 @@
+"""`rnnwatch serve` with an artifact that carries an envelope (what `rnnwatch train` writes), against the real
+broker: the service publishes the EnvelopedDetector's scores, so a sustained fault stays flagged online."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnncore.envelope import Envelope, fit_envelope
+from rnncore.enveloped import EnvelopedDetector
+from rnncore.model.artifact import save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.envelope_file import load_envelope, save_envelope
+from rnncore.model.weights import ModelWeights
+from stream.data.eventlog import EventRecord
+from stream.service.app import Service, ServiceError, detector_factory
+from stream.service.config import ServiceConfig
+from tests.kafka_helpers import run_sync
+from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=2, hidden_size=8), seed=3)
+KEYS = ("rig-0", "rig-1")
+
+
+def _values(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    factor = np.sin(2 * np.pi * np.arange(n) / 40.0)
+    return np.stack([factor, 0.8 * factor], axis=1) + rng.normal(0, 0.1, (n, 2))
+
+
+def _artifact(directory: Path) -> Path:
+    save_artifact(directory, WEIGHTS, {"version": "with-envelope"})
+    save_envelope(fit_envelope(_training_records()), directory)
+    return directory
+
+
+def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    model_dir = _artifact(tmp_path / "model")
+    topics = {
+        "input": make_topic(partitions=2, prefix="in"),
+        "output": make_topic(partitions=1, prefix="out"),
+        "dlq": make_topic(partitions=1, prefix="dlq"),
+        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
+    }
+    test = {k: _values(10 + i, 600) for i, k in enumerate(KEYS)}
+    test["rig-1"][300:] += np.array([0.0, 1.0])  # sensor 1 stuck off its correlation with sensor 0 for good
+    events = [(k, 2e6 + t, test[k][t].tolist()) for t in range(600) for k in KEYS]
+    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), max_batch_size=300)
+    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(events),
+                               weights=WEIGHTS))  # fmt: skip
+    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    offline = EnvelopedDetector(WEIGHTS, _loaded(model_dir), max_streams=4)
+    for key in KEYS:
+        expected = offline.step([key] * 600, 2e6 + np.arange(600.0), test[key]).scores
+        np.testing.assert_allclose([r["score"] for r in got[key]], expected, rtol=1e-5, atol=1e-5, err_msg=key)
+    flagged = np.array([r["score"] for r in got["rig-1"]]) >= 0.99
+    assert flagged[400:].mean() > 0.8  # 100+ events after onset, still flagged
+    assert flagged[50:300].mean() < 0.1
+
+
+def _loaded(model_dir: Path) -> Envelope:
+    envelope = load_envelope(model_dir)
+    assert envelope is not None
+    return envelope
+
+
+def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> None:
+    model_dir = _artifact(tmp_path / "m")
+    one = ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=0)
+    with pytest.raises(ServiceError, match="retrain both"):
+        detector_factory(one, ServiceConfig(model_dir=str(model_dir)))
+    assert isinstance(detector_factory(WEIGHTS, ServiceConfig(model_dir=str(model_dir)))(), EnvelopedDetector)
+    assert not isinstance(detector_factory(WEIGHTS, ServiceConfig())(), EnvelopedDetector)
+
+
+def test_factory_keeps_the_layout_it_is_told(tmp_path: Path) -> None:
+    model_dir = _artifact(tmp_path / "m")
+    config = ServiceConfig(model_dir=str(model_dir))
+    assert not isinstance(detector_factory(WEIGHTS, config, use_envelope=False)(), EnvelopedDetector)
+    bare_dir = tmp_path / "bare"
+    save_artifact(bare_dir, WEIGHTS)
+    with pytest.raises(ValueError, match="restart the service"):
+        detector_factory(WEIGHTS, ServiceConfig(model_dir=str(bare_dir)), use_envelope=True)
+
+
+def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_one_without(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+) -> None:
+    model_dir = _artifact(tmp_path / "model")
+    topics = {
+        "input": make_topic(partitions=1, prefix="in"),
+        "output": make_topic(partitions=1, prefix="out"),
+        "dlq": make_topic(partitions=1, prefix="dlq"),
+        "changelog": make_topic(partitions=1, prefix="log", config={"cleanup.policy": "compact"}),
+    }
+    shifted = _values(20, 1500) + np.array([0.0, 1.0])  # retrained on a new normal: the shift is no fault now
+    refit = fit_envelope([EventRecord("rig-1", float(t), tuple(r)) for t, r in enumerate(shifted.tolist())])
+    test = _values(21, 400) + np.array([0.0, 1.0])
+    events = [("rig-1", 3e6 + t, test[t].tolist()) for t in range(400)]
+    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
+
+    async def scenario() -> None:
+        service = Service(config, WEIGHTS)
+        async with service:
+            task = asyncio.create_task(service.run())
+            value = service.metrics.value
+            try:
+                await publish(kafka_bootstrap, topics["input"], messages[:200])
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= 200, task)
+                bare = tmp_path / "bare"
+                save_artifact(bare, WEIGHTS, {"version": "no-envelope"})
+                for name in ("model.json", "model.safetensors"):  # an artifact without envelope.npz: refused
+                    (model_dir / name).write_bytes((bare / name).read_bytes())
+                (model_dir / "envelope.npz").unlink()
+                service.request_reload()
+                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "refused"}) == 1, task)
+                save_envelope(refit, model_dir)
+                save_artifact(model_dir, WEIGHTS, {"version": "refit"})
+                service.request_reload()
+                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task)
+                await publish(kafka_bootstrap, topics["input"], messages[200:])
+                await _wait(lambda: value("rnnwatch_events_scored_total") >= 400, task)
+            finally:
+                service.request_stop()
+                await task
+
+    run_sync(scenario())
+    offline = EnvelopedDetector(WEIGHTS, fit_envelope(_training_records()), max_streams=2)
+    expected = list(offline.step(["rig-1"] * 200, 3e6 + np.arange(200.0), test[:200]).scores)
+    offline.replace_envelope(refit)
+    expected += list(offline.step(["rig-1"] * 200, 3e6 + 200 + np.arange(200.0), test[200:]).scores)
+    got = [r["score"] for r in scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], 400)))["rig-1"]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    flagged = np.array(got) >= 0.99
+    assert flagged[100:200].mean() > 0.8 and flagged[300:].mean() < 0.2  # the new envelope took over
+
+
+def _training_records() -> list[EventRecord]:
+    return [EventRecord(k, float(t), tuple(row)) for k in KEYS for t, row in enumerate(_values(1, 1500).tolist())]
+
+
+async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+                raise AssertionError("service stopped early")
+            await asyncio.sleep(0.05)
