@@ -27,9 +27,12 @@ are two implementations of the same steps; the parity tests hold them together, 
 7   Write back the event time and count.                                       ``preprocess_tile``
 8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``
     likelihood of the surprise's recent average against its history).
+9   With a trained envelope (``EnvelopedDetector``): score = max(step 8,        ``stages/envelope.py``,
+    T² of the raw values and of windowed mean/log-variance against the         ``stages/enveloped.py``
+    stream's frozen training reference, cut at its held-out normal quantile).
 ==  ==========================================================================  ===================================
 
-Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); step 8 runs in numpy on the batch.
+Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.
 Rejected events change no state and do not disturb the other events of their batch.
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnncore.envelope import ENVELOPE_FILE, Envelope, EnvelopeError, EnvelopeParams
+from rnncore.stages.envelope import ENVELOPE_FILE, Envelope, EnvelopeError, EnvelopeParams
 
 __all__ = ["ENVELOPE_FILE", "load_envelope", "save_envelope"]
 

@@ -106,10 +106,10 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
     from rnncore.detector import Detector
-    from rnncore.enveloped import EnvelopedDetector
     from rnncore.model.artifact import load_artifact
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.model.envelope_file import load_envelope
+    from rnncore.stages.enveloped import EnvelopedDetector
     from rnncore.stages.pipeline import ScoringPipeline
     from stream.data.eventlog import read_event_logs
 

@@ -236,10 +236,10 @@ def _remove_stale_envelope(directory: Path) -> None:
 
 
 def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
-    """Fit the frozen per-stream envelope (``rnncore.envelope``) on the same normal records and write it before
+    """Fit the frozen per-stream envelope (``rnncore.stages.envelope``) on the same normal records and write it before
     ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
-    from rnncore.envelope import EnvelopeError, fit_envelope
     from rnncore.model.envelope_file import save_envelope
+    from rnncore.stages.envelope import EnvelopeError, fit_envelope
 
     try:
         envelope = fit_envelope(records)

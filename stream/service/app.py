@@ -81,16 +81,16 @@ def detector_factory(
     weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None
 ) -> DetectorFactory:
     """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector`` (an
-    ``rnncore.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
+    ``rnncore.stages.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
     writes), or with ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one.
 
     ``use_envelope``: None decides by the artifact (at start); after a hot reload the service passes what it
     started with, because the envelope adds state columns and every partition's changelog must keep one layout
     (True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError: the reload is refused)."""
     from rnncore.detector import Detector
-    from rnncore.envelope import EnvelopeError
-    from rnncore.enveloped import EnvelopedDetector
     from rnncore.model.envelope_file import load_envelope
+    from rnncore.stages.envelope import EnvelopeError
+    from rnncore.stages.enveloped import EnvelopedDetector
     from rnncore.stages.pipeline import ScoringPipeline
 
     if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
@@ -370,8 +370,8 @@ class Service:
 
     def _refresh_envelopes(self, detectors: list[StreamScorer]) -> None:
         """Hand the new artifact's envelope to the running enveloped partitions (their stream state is kept)."""
-        from rnncore.enveloped import EnvelopedDetector
         from rnncore.model.envelope_file import load_envelope
+        from rnncore.stages.enveloped import EnvelopedDetector
 
         enveloped = [d for d in detectors if isinstance(d, EnvelopedDetector)]
         envelope = load_envelope(str(self.config.model_dir)) if enveloped and self.config.model_dir else None

@@ -12,13 +12,29 @@ from rnncore.contract import EventStatus, StreamScorer
 from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
+from rnncore.contract import EventRecord
+from rnncore.stages.envelope import fit_envelope
+from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline
 from tests.stream.fake_detector import FakeDetector
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, n_features=1), seed=4)
 
+def _normal_history() -> list[EventRecord]:
+    """Clean training rows for s0..s3 (the envelope's frozen references), earlier than the test events."""
+    rng = np.random.default_rng(9)
+    return [
+        EventRecord(f"s{k}", 1.0e9 + 60.0 * j, (float(np.sin(j / 20) + 0.1 * rng.standard_normal()),))
+        for k in range(4)
+        for j in range(1500)
+    ]
+
+
+ENVELOPE = fit_envelope(_normal_history())
+
 SCORERS: dict[str, Callable[[int], StreamScorer]] = {
     "detector": lambda max_streams: Detector(WEIGHTS, max_streams=max_streams),
+    "enveloped": lambda max_streams: EnvelopedDetector(WEIGHTS, ENVELOPE, max_streams=max_streams),
     "pipeline": lambda max_streams: ScoringPipeline(WEIGHTS, max_streams=max_streams),
     "fake": lambda max_streams: FakeDetector(max_streams=max_streams),
 }

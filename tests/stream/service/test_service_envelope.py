@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnncore.envelope import Envelope, fit_envelope
-from rnncore.enveloped import EnvelopedDetector
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import load_envelope, save_envelope
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import Envelope, fit_envelope
+from rnncore.stages.enveloped import EnvelopedDetector
 from stream.data.eventlog import EventRecord
 from stream.service.app import Service, ServiceError, detector_factory
 from stream.service.config import ServiceConfig

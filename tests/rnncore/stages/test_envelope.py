@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from rnncore.detector import Detector, DetectorError
-from rnncore.envelope import EnvelopeError, EnvelopeParams, _features, fit_envelope
-from rnncore.enveloped import EnvelopedDetector
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import load_envelope, save_envelope
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import EnvelopeError, EnvelopeParams, _features, fit_envelope
+from rnncore.stages.enveloped import EnvelopedDetector
 from stream.data.eventlog import EventRecord
 
 

@@ -1,4 +1,4 @@
-"""The Detector with a frozen per-stream operating envelope (:mod:`rnncore.envelope`) beside its forecast score.
+"""The Detector with a frozen per-stream operating envelope (:mod:`rnncore.stages.envelope`) beside its forecast score.
 
 ``EnvelopedDetector.step`` has the Detector's contract; each accepted event's score is
 ``max(Detector score, envelope score)``: the forecaster's calibrated surprise catches onsets (spikes, bursts), the
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from rnncore.detector import Detector, DetectorError, StepResult
-from rnncore.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
 from rnncore.state.table import EventStatus
 
 __all__ = ["EnvelopedDetector"]
@@ -50,7 +50,7 @@ class EnvelopedDetector(Detector):
         keys = keys if isinstance(keys, list) else list(keys)
         rows, status = self.assign_rows(keys, times, values)
         result = self.step_rows(rows, status, times, values)
-        x = np.asarray(values, dtype=np.float64).reshape(len(keys), -1)
+        x = np.asarray(values, dtype=np.float64).reshape(len(keys), self.envelope.n_features)
         ok = result.status == EventStatus.OK
         columns = self.table.columns
         refs = self.envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
