@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
 
 from rnncore.artifact import ArtifactError
 from rnncore.detector import IncompatibleModelError
@@ -45,10 +45,12 @@ from stream.metrics import MetricsServer, ServiceMetrics
 from stream.service.archive import EventArchive
 from stream.service.changelog import restore_from_records
 from stream.service.connection import KafkaConnectError, explained_connection_errors
+from stream.service.dead_letter import DeadLetterLimitError
 from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher
 from stream.service.restore import read_changelog_partitions
+from stream.service.topics import PRODUCER_BATCH_BYTES, TopicError, dead_letter_limit, ensure_changelog_topic
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -185,7 +187,7 @@ class Service:
         if c.archive_dir is not None:
             self._archive = EventArchive(c.archive_dir, max_bytes=c.archive_max_bytes,
                                          max_age_seconds=c.archive_max_age_seconds, metrics=self.metrics)
-        await self._ensure_changelog_topic()
+        await self._check_topics()
         exactly_once = c.guarantee == "exactly_once"
         if exactly_once:
             shorten_transaction_retry()
@@ -194,7 +196,7 @@ class Service:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_batch_size=256 * 1024,  # the default 16 KiB gives ~80 score records per produce request
+            max_batch_size=PRODUCER_BATCH_BYTES,
             max_request_size=max(1 << 20, 2 * c.changelog_chunk_bytes),
             transactional_id=c.transactional_id if exactly_once else None,
         )
@@ -300,36 +302,18 @@ class Service:
         logger.info("model reloaded: version %s in %d partitions, stream state kept",
                     weights.metadata.get("version", "unknown"), len(detectors))
 
-    async def _ensure_changelog_topic(self) -> None:
-        """The changelog must exist, be compacted, and have at least the input topic's partitions."""
-        c = self.config
+    async def _check_topics(self) -> None:
+        """Create the changelog if needed and size dead letters to the dead-letter topic's limit."""
         admin = AIOKafkaAdminClient(**self._client_options())
         await admin.start()
         try:
-            described = {d["topic"]: d for d in await admin.describe_topics([c.input_topic, c.changelog_topic])}
-            source = described.get(c.input_topic)
-            if not source or source.get("error_code") or not source.get("partitions"):
-                raise ServiceError(f"input topic {c.input_topic!r} does not exist on {c.bootstrap_servers}; create it")
-            n_input = len(source["partitions"])
-            changelog = described.get(c.changelog_topic)
-            if changelog and not changelog.get("error_code") and changelog.get("partitions"):
-                if len(changelog["partitions"]) < n_input:
-                    raise ServiceError(
-                        f"changelog topic {c.changelog_topic!r} has {len(changelog['partitions'])} partitions, "
-                        f"the input topic {n_input}: give it at least as many"
-                    )
-                return
-            brokers = (await admin.describe_cluster()).get("brokers") or [None]
-            replicas = min(3, len(brokers))
-            topic = NewTopic(c.changelog_topic, num_partitions=n_input, replication_factor=replicas,
-                             topic_configs={"cleanup.policy": "compact"})
-            try:
-                await admin.create_topics([topic])
-            except TopicAlreadyExistsError:  # another replica created it first
-                return
-            logger.info("created changelog topic %s: %d partitions, %d replicas", c.changelog_topic, n_input, replicas)
+            await ensure_changelog_topic(admin, self.config)
+            limit = await dead_letter_limit(admin, self.config)
+        except (TopicError, DeadLetterLimitError) as error:
+            raise ServiceError(str(error)) from error
         finally:
             await admin.close()
+        self._settings = dataclasses.replace(self._settings, dead_letter_max_bytes=limit)
 
     # ------------------------------------------------------------------ rebalancing
     async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:

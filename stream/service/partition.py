@@ -17,6 +17,7 @@ from rnncore.state import status_reason
 from stream.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode_scores
 from stream.metrics import ServiceMetrics
 from stream.service.changelog import ChangelogPosition, ChangelogWriter
+from stream.service.dead_letter import DEFAULT_MAX_MESSAGE_BYTES, fit_dead_letter
 
 
 class StepResultLike(Protocol):
@@ -139,6 +140,7 @@ class PartitionSettings:
     changelog_chunk_bytes: int
     idle_ttl_seconds: float | None
     keep_events: bool = False  # hand the scored events to the caller (for the event archive)
+    dead_letter_max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # the dead-letter topic's max.message.bytes
 
 
 class PartitionProcessor:
@@ -274,4 +276,6 @@ class PartitionProcessor:
     def _dead_letter(self, message: MessageLike, reason: str, detail: str) -> OutRecord:
         self.metrics.events_dead_lettered.labels(reason=reason).inc()
         headers = dead_letter_headers(reason, detail, message.topic, message.partition, message.offset)
-        return OutRecord(self.settings.dead_letter_topic, message.key, message.value, headers)
+        key, value, headers = fit_dead_letter(message.key, message.value, headers, message.partition, message.offset,
+                                              max_bytes=self.settings.dead_letter_max_bytes)
+        return OutRecord(self.settings.dead_letter_topic, key, value, headers)
