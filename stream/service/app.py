@@ -48,7 +48,7 @@ from stream.service.connection import KafkaConnectError, explained_connection_er
 from stream.service.dead_letter import DeadLetterLimitError
 from stream.service.partition import BatchOutcome, DetectorLike, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
-from stream.service.reload import ModelWatcher
+from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
 from stream.service.topics import PRODUCER_BATCH_BYTES, TopicError, dead_letter_limit, ensure_changelog_topic
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
@@ -288,9 +288,9 @@ class Service:
                         f"{weights.config.cell} H={weights.config.hidden_size} L={weights.config.num_layers} "
                         f"F={weights.config.n_features} cannot take over the state of the model in use"
                     )
-                for detector in detectors:  # all share one state layout: the first refusal comes before any swap
-                    detector.reload(weights)
-            except (IncompatibleModelError, ValueError) as error:
+                swap_all(detectors, weights, self.weights)
+            except (IncompatibleModelError, ValueError, TypeError) as error:
+                watcher.refused()
                 self.metrics.model_reloads.labels(result="refused").inc()
                 logger.error("model reload refused, the current model goes on serving: %s", error)
                 return
