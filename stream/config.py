@@ -112,6 +112,7 @@ class ServiceConfig:
     max_streams_per_partition: int = 100_000
     idle_ttl_seconds: float | None = None
     snapshot_every: int = 100  # delta records between full snapshots in the changelog
+    restore_timeout_seconds: float = 300.0  # reading an assignment's changelog longer than this stops the service
     changelog_chunk_bytes: int = 512 * 1024
     max_message_bytes: int = 64 * 1024
     max_key_bytes: int = 256
@@ -134,6 +135,8 @@ class ServiceConfig:
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")
+        if not self.restore_timeout_seconds > 0:
+            raise ConfigError(f"restore_timeout_seconds must be > 0, got {self.restore_timeout_seconds}")
         if self.max_batch_wait_ms < 0:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:

@@ -338,7 +338,8 @@ class Service:
         logger.info("partitions revoked: %s", dropped)
 
     async def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.health.set_ready(False, "restoring state")
+        assigned = list(assigned)
+        self.health.set_ready(False, f"restoring the state of partitions {sorted(tp.partition for tp in assigned)}")
         async with self._lock:
             to_restore = []
             for tp in assigned:
@@ -348,9 +349,13 @@ class Service:
             self._retained.clear()
             try:
                 await self._restore_partitions(to_restore)
-            except ServiceError as error:  # raised again by run(): the listener's caller would only log it
-                logger.error("%s", error)
-                self._failure = error
+            except Exception as error:  # raised again by run(): the listener's caller would only log it (and hang)
+                failure = error if isinstance(error, ServiceError) else ServiceError(
+                    f"restoring partitions {[tp.partition for tp in to_restore]} failed "
+                    f"({type(error).__name__}: {error}); fix the cause and restart")
+                logger.error("%s", failure)
+                self.health.set_failed(str(failure))
+                self._failure = failure
                 self._stop.set()
                 return
         self.metrics.rebalances.labels(kind="assigned").inc()
@@ -377,9 +382,17 @@ class Service:
             return
         assert self._consumer is not None and self._restorer is not None
         started = time.perf_counter()
-        changelogs = await read_changelog_partitions(
-            self._restorer, self.config.changelog_topic, [tp.partition for tp in tps]
-        )
+        limit = self.config.restore_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                changelogs = await read_changelog_partitions(
+                    self._restorer, self.config.changelog_topic, [tp.partition for tp in tps]
+                )
+        except TimeoutError:
+            raise ServiceError(
+                f"reading changelog {self.config.changelog_topic!r} for partitions {[tp.partition for tp in tps]} "
+                f"did not finish within restore_timeout_seconds={limit:g}; check the changelog's brokers, or raise it"
+            ) from None
         for tp in tps:
             detector = self._make_detector()
             try:
@@ -391,6 +404,10 @@ class Service:
                     "layout changed? Go back to the previous setting, or start fresh with a new changelog_topic "
                     "and group_id"
                 ) from error
+            if position.skipped:
+                self.metrics.changelog_skipped.inc(position.skipped)
+                logger.warning("skipped %d records of changelog %s partition %d that are not rnnwatch state records",
+                               position.skipped, self.config.changelog_topic, tp.partition)
             committed = await self._consumer.committed(tp)
             resume = max(-1 if committed is None else committed, position.next_offset)
             if position.next_offset >= 0 and position.next_offset > (committed or 0):
