@@ -18,6 +18,7 @@ from stream.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode
 from stream.metrics import ServiceMetrics
 from stream.service.changelog import ChangelogPosition, ChangelogWriter
 from stream.service.dead_letter import DEFAULT_MAX_MESSAGE_BYTES, fit_dead_letter
+from stream.service.watermark import EventTimeWatermark
 
 
 class StepResultLike(Protocol):
@@ -167,7 +168,7 @@ class PartitionProcessor:
             position=position or ChangelogPosition(),
         )
         self.next_offset = self.writer.position.next_offset  # -1 until known
-        self.max_event_time = -np.inf
+        self.watermark = EventTimeWatermark()  # event time idle streams are measured against (idle_ttl_seconds)
 
     def process(self, messages: Sequence[MessageLike]) -> BatchOutcome:
         """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped."""
@@ -220,7 +221,7 @@ class PartitionProcessor:
             if scored:
                 good_times = batch.times if all_ok else batch.times[ok]
                 self.metrics.event_to_score_latency.observe(float(np.median(now - good_times)))
-                self.max_event_time = max(self.max_event_time, float(good_times.max()))
+                self.watermark.observe(good_times)
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         next_offset = messages[-1].offset + 1
         outcome = BatchOutcome(records=records, next_offset=next_offset, consumed=len(messages), scored=scored,
@@ -259,8 +260,9 @@ class PartitionProcessor:
         if self.writer.needs_snapshot():
             started = time.perf_counter()
             ttl = self.settings.idle_ttl_seconds
-            if ttl is not None and np.isfinite(self.max_event_time):
-                self.detector.evict_idle(self.max_event_time, ttl)
+            watermark = self.watermark.value() if ttl is not None else -np.inf
+            if ttl is not None and np.isfinite(watermark):
+                self.detector.evict_idle(watermark, ttl)
             pairs: list[tuple[bytes, bytes | None]] = list(
                 self.writer.snapshot(self.detector, self.detector.table.keys(), next_offset)
             )
