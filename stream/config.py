@@ -25,6 +25,7 @@ ENV_PREFIX = "RNNWATCH_"
 Guarantee = Literal["exactly_once", "at_least_once"]
 PublishMode = Literal["all", "anomalies"]
 ScoringPipelineName = Literal["detector", "seasonal"]
+OffsetReset = Literal["earliest", "latest"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -101,6 +102,8 @@ class ServiceConfig:
     model_dir: str | None = None
     model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
     guarantee: Guarantee = "exactly_once"
+    # where a group without committed offsets starts: "earliest" scores the retained history, "latest" only new events
+    auto_offset_reset: OffsetReset = "earliest"
     max_batch_size: int = 16384  # events per getmany: larger batches amortise the per-transaction cost
     max_batch_wait_ms: int = 50
     session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
@@ -131,7 +134,8 @@ class ServiceConfig:
         if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
             raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
                               f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
-        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName))
+        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName),
+                         ("auto_offset_reset", OffsetReset))
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")

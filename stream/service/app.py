@@ -50,7 +50,13 @@ from stream.service.partition import BatchOutcome, DetectorLike, PartitionProces
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
-from stream.service.topics import PRODUCER_BATCH_BYTES, TopicError, dead_letter_limit, ensure_changelog_topic
+from stream.service.topics import (
+    PRODUCER_BATCH_BYTES,
+    TopicError,
+    check_written_topics,
+    dead_letter_limit,
+    ensure_changelog_topic,
+)
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -209,7 +215,7 @@ class Service:
             **self._client_options(),
             group_id=c.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=c.auto_offset_reset,
             isolation_level="read_committed",
             max_partition_fetch_bytes=max(1 << 20, c.max_message_bytes),
             session_timeout_ms=c.session_timeout_ms,
@@ -303,11 +309,13 @@ class Service:
                     weights.metadata.get("version", "unknown"), len(detectors))
 
     async def _check_topics(self) -> None:
-        """Create the changelog if needed and size dead letters to the dead-letter topic's limit."""
+        """Create the changelog if needed, check the output and dead-letter topics exist, and size dead letters to
+        the dead-letter topic's limit: a missing topic is a one-line error now, not a failed transaction later."""
         admin = AIOKafkaAdminClient(**self._client_options())
         await admin.start()
         try:
             await ensure_changelog_topic(admin, self.config)
+            await check_written_topics(admin, self.config)
             limit = await dead_letter_limit(admin, self.config)
         except (TopicError, DeadLetterLimitError) as error:
             raise ServiceError(str(error)) from error

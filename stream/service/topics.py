@@ -8,6 +8,7 @@ a batch in the middle of a transaction, so the limit is read once at start-up.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -96,3 +97,54 @@ async def dead_letter_limit(admin: AIOKafkaAdminClient, config: ServiceConfig) -
     limit = await topic_max_message_bytes(admin, config.dead_letter_topic)
     check_batch_limit(config.dead_letter_topic, "dead-letter", limit)
     return dead_letter_budget(limit)
+
+
+def _exists(described: dict[str, dict[str, Any]], name: str) -> bool:
+    found = described.get(name)
+    return bool(found and not found.get("error_code") and found.get("partitions"))
+
+
+def _missing_topic(config: ServiceConfig, role: str, name: str) -> TopicError:
+    return TopicError(
+        f"{role} topic {name!r} does not exist on {config.bootstrap_servers}; create it with `rnnwatch topics "
+        f"create` (same --config / RNNWATCH_* settings as serve), or kafka-topics.sh --create --topic {name}"
+    )
+
+
+async def check_written_topics(admin: AIOKafkaAdminClient, config: ServiceConfig) -> None:
+    """Every topic the service writes besides the changelog (which it creates) must exist, with room for a batch."""
+    written = {"output": config.output_topic, "dead-letter": config.dead_letter_topic}
+    described = {d["topic"]: d for d in await admin.describe_topics(list(written.values()))}
+    for role, name in written.items():
+        if not _exists(described, name):
+            raise _missing_topic(config, role, name)
+    check_batch_limit(config.output_topic, "output", await topic_max_message_bytes(admin, config.output_topic))
+
+
+def service_topics(config: ServiceConfig, partitions: int, replication_factor: int) -> list[NewTopic]:
+    """The topics a service with ``config`` reads and writes, as it needs them: the changelog compacted and with
+    the input's partition count (input partition p keeps its state in changelog partition p)."""
+    plain = [config.input_topic, config.output_topic, config.dead_letter_topic]
+    topics = [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor) for name in plain]
+    topics.append(
+        NewTopic(
+            config.changelog_topic,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            topic_configs={"cleanup.policy": "compact"},
+        )
+    )
+    return topics
+
+
+async def create_service_topics(
+    admin: AIOKafkaAdminClient, config: ServiceConfig, partitions: int, replication_factor: int
+) -> dict[str, str]:
+    """Create whichever of the service's topics are missing; returns topic -> "created" or "exists"."""
+    wanted = service_topics(config, partitions, replication_factor)
+    described = {d["topic"]: d for d in await admin.describe_topics([t.name for t in wanted])}
+    missing = [t for t in wanted if not _exists(described, t.name)]
+    if missing:
+        await admin.create_topics(missing)
+    created = {t.name for t in missing}
+    return {t.name: "created" if t.name in created else "exists" for t in wanted}

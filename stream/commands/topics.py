@@ -1,0 +1,70 @@
+"""`rnnwatch topics create`: create the input, output, dead-letter and changelog topics the service needs.
+
+Takes the same --config file and RNNWATCH_* settings as `rnnwatch serve` (so the names match), creates
+whichever topic is missing with --partitions partitions (the changelog compacted, with as many partitions as
+the input) and --replication-factor replicas, and prints one line per topic: created or exists.
+Exit codes: 0 done, 1 Kafka refused, 2 bad config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.config import ServiceConfig
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["create"])
+    parser.add_argument("--config", default=None, help="TOML config file (the one `rnnwatch serve` uses)")
+    parser.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None)
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default 4)")
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=None,
+        help="replicas per partition (default: min(3, brokers in the cluster))",
+    )
+
+
+async def _create(config: ServiceConfig, partitions: int, replication: int | None) -> dict[str, str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from stream.service.topics import create_service_topics
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.security.kafka_options())
+    await admin.start()
+    try:
+        if replication is None:
+            replication = min(3, len((await admin.describe_cluster()).get("brokers") or [None]))
+        return await create_service_topics(admin, config, partitions, replication)
+    finally:
+        await admin.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from stream.config import ConfigError, load_config
+
+    if args.partitions < 1 or (args.replication_factor is not None and args.replication_factor < 1):
+        print("rnnwatch topics: --partitions and --replication-factor must be >= 1")
+        return 2
+    try:
+        config = load_config(args.config, overrides={"bootstrap_servers": args.bootstrap_servers})
+    except ConfigError as error:
+        logger.error("cannot read the config: %s", error)
+        return 2
+    try:
+        result = asyncio.run(_create(config, args.partitions, args.replication_factor))
+    except KafkaError as error:
+        logger.error("creating topics on %s failed: %s", config.bootstrap_servers, error)
+        return 1
+    for name, outcome in result.items():
+        print(f"{outcome}: {name}")
+    return 0
