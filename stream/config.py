@@ -139,8 +139,9 @@ class ServiceConfig:
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")
-        if not self.restore_timeout_seconds > 0:
-            raise ConfigError(f"restore_timeout_seconds must be > 0, got {self.restore_timeout_seconds}")
+        for name in ("restore_timeout_seconds",):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_batch_wait_ms < 0:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:

@@ -6,6 +6,8 @@
 #                                                   until it answers; prints the bootstrap address
 #   deploy/kafka/broker.sh stop  [RUN_DIR]          stop it cleanly (SIGTERM, then SIGKILL after 30 s)
 #   deploy/kafka/broker.sh status [RUN_DIR]         print the bootstrap address if it is running
+#   deploy/kafka/broker.sh resume RUN_DIR           start a stopped broker again on its port and data (no
+#                                                   format): a broker outage and recovery, for fault tests
 #
 # RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
 # broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win) with
@@ -95,7 +97,17 @@ start() {
   java "${java_opts[@]}" -cp "$JARS/*" kafka.tools.StorageTool format \
     -t "$(cluster_id)" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
     || die "formatting the broker storage failed (details: $dir/format.log)"
+  launch "$dir" "$port" "$sport"
+}
+
+# Run the broker of RUN_DIR's server.properties and wait until it answers on PORT; prints the bootstrap address.
+launch() {
+  local dir="$1" port="$2" sport="$3"
+  local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/log4j2.properties" "-Dkafka.logs.dir=$dir")
+  : >"$dir/server.log"
   # setsid: the broker must not receive the terminal's Ctrl-C before rnnwatch has stopped cleanly.
+  # shellcheck disable=SC2086
   setsid java "${java_opts[@]}" ${RNNWATCH_KAFKA_JAVA_OPTS:-} -cp "$JARS/*" kafka.Kafka \
     "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
   echo $! >"$dir/broker.pid"
@@ -116,6 +128,21 @@ start() {
     echo "127.0.0.1:$sport" >"$dir/sasl_bootstrap"
   fi
   cat "$dir/bootstrap"
+}
+
+resume() {
+  local dir="${1:?resume needs the RUN_DIR of a broker started before}"
+  [[ -f "$dir/server.properties" && -d "$dir/data" ]] || die "no stopped broker to resume in $dir"
+  if is_running "$dir"; then
+    cat "$dir/bootstrap"
+    return 0
+  fi
+  dir="$(cd "$dir" && pwd)"
+  local port sport
+  port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")"
+  sport="$(sed -n 's|^listeners=.*SASL_PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")"
+  [[ -n "$port" ]] || die "cannot find the PLAINTEXT port in $dir/server.properties"
+  launch "$dir" "$port" "${sport:-0}"
 }
 
 stop() {
@@ -154,5 +181,7 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   status) status "$@" ;;
-  *) echo "usage: $0 {fetch|start [RUN_DIR] [EXTRA_PROPERTIES]|stop [RUN_DIR]|status [RUN_DIR]}" >&2; exit 2 ;;
+  resume) resume "$@" ;;
+  *) echo "usage: $0 {fetch|start [RUN_DIR] [EXTRA_PROPERTIES]|stop [RUN_DIR]|status [RUN_DIR]|resume RUN_DIR}" >&2
+     exit 2 ;;
 esac

@@ -43,6 +43,7 @@ from stream.errors import StreamError
 from stream.health import HealthState
 from stream.metrics import MetricsServer, ServiceMetrics
 from stream.service.archive import EventArchive
+from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
 from stream.service.connection import KafkaConnectError, explained_connection_errors
 from stream.service.dead_letter import DeadLetterLimitError
@@ -156,6 +157,8 @@ class Service:
         self._restorer: AIOKafkaConsumer | None = None
         self._publisher: BatchPublisher | None = None
         self._inflight: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
+        self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
         self.batches = 0
 
@@ -223,6 +226,8 @@ class Service:
         )
         await self._consumer.start()
         self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
+        self._log_filter = rate_limit_aiokafka_logs()
+        self._probe = asyncio.create_task(BrokerProbe(self._producer.client, self.health, c.bootstrap_servers).run())
         logger.info("service started: group=%s input=%s guarantee=%s transactional_id=%s",
                     c.group_id, c.input_topic, c.guarantee, c.transactional_id if exactly_once else None)
 
@@ -230,6 +235,11 @@ class Service:
         """Leave the group and close every client (idempotent)."""
         self._stop.set()
         self.health.set_ready(False, "stopping")
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(BaseException):
+                await self._probe
+            self._probe = None
         if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
             self._inflight.cancel()
             with contextlib.suppress(BaseException):
@@ -251,6 +261,9 @@ class Service:
             self._archive = None
         self._partitions.clear()
         self._retained.clear()
+        if self._log_filter is not None:
+            remove_filter(self._log_filter)
+            self._log_filter = None
         thaw_heap()
         logger.info("service stopped after %d batches", self.batches)
 
