@@ -14,7 +14,7 @@ from importlib import metadata
 COMMANDS: dict[str, str] = {
     "broker": "Start, stop or inspect the local development Kafka broker",
     "serve": "Run the streaming anomaly-detection service against Kafka",
-    "topics": "Create the topics the service reads and writes (partitions, compaction)",
+    "topics": "Create the topics `rnnwatch serve` reads and writes (changelog compacted)",
     "train": "Train a model offline by BPTT from event logs (needs the train extra: torch)",
     "score": "Score an event log offline through the same online path as the service",
     "bench": "Benchmarks that ship with rnnwatch (e.g. `rnnwatch bench nab`)",

@@ -53,6 +53,11 @@ class LocalBroker:
         self._call("stop", str(self.run_dir), timeout=60)
         self.bootstrap = None
 
+    def resume(self) -> str:
+        """Start a broker stopped by ``stop()`` again on the same port and data (a broker outage ending)."""
+        self.bootstrap = self._call("resume", str(self.run_dir)).splitlines()[-1]
+        return self.bootstrap
+
     def status(self) -> str | None:
         """The bootstrap address if this run directory's broker is running, else None."""
         try:

@@ -6,6 +6,8 @@
 #                                                   until it answers; prints the bootstrap address
 #   deploy/kafka/broker.sh stop  [RUN_DIR]          stop it cleanly (SIGTERM, then SIGKILL after 30 s)
 #   deploy/kafka/broker.sh status [RUN_DIR]         print the bootstrap address if it is running
+#   deploy/kafka/broker.sh resume RUN_DIR           start a stopped broker again on its port and data (no
+#                                                   format): a broker outage and recovery, for fault tests
 #
 # RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
 # broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win) with
@@ -115,7 +117,17 @@ start() {
   java "${java_opts[@]}" -cp "$JARS/*" kafka.tools.StorageTool format \
     -t "$(cluster_id)" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
     || die "formatting the broker storage failed (details: $dir/format.log)"
+  launch "$dir" "$port"
+}
+
+# Run the broker of RUN_DIR's server.properties and wait until it answers on PORT; prints the bootstrap address.
+launch() {
+  local dir="$1" port="$2"
+  local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/log4j2.properties" "-Dkafka.logs.dir=$dir")
+  : >"$dir/server.log"
   # setsid: the broker must not receive the terminal's Ctrl-C before rnnwatch has stopped cleanly.
+  # shellcheck disable=SC2086
   setsid java "${java_opts[@]}" ${RNNWATCH_KAFKA_JAVA_OPTS:-} -cp "$JARS/*" kafka.Kafka \
     "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
   echo $! >"$dir/broker.pid"
@@ -133,7 +145,7 @@ start() {
   done
   echo "127.0.0.1:$port" >"$dir/bootstrap"
   # Every other listener's address (the last listeners= line wins, as in the broker).
-  local listener file
+  local listener file name
   for listener in $(grep '^listeners=' "$dir/server.properties" | tail -n 1 | cut -d= -f2- | tr ',' ' '); do
     name="${listener%%://*}"
     [[ "$name" == "PLAINTEXT" || "$name" == "CONTROLLER" ]] && continue
@@ -142,6 +154,20 @@ start() {
     echo "${listener#*://}" >"$dir/$file"
   done
   cat "$dir/bootstrap"
+}
+
+resume() {
+  local dir="${1:?resume needs the RUN_DIR of a broker started before}"
+  [[ -f "$dir/server.properties" && -d "$dir/data" ]] || die "no stopped broker to resume in $dir"
+  if is_running "$dir"; then
+    cat "$dir/bootstrap"
+    return 0
+  fi
+  dir="$(cd "$dir" && pwd)"
+  local port
+  port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties" | tail -n 1)"
+  [[ -n "$port" ]] || die "cannot find the PLAINTEXT port in $dir/server.properties"
+  launch "$dir" "$port"
 }
 
 stop() {
@@ -180,5 +206,7 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   status) status "$@" ;;
-  *) echo "usage: $0 {fetch|start [RUN_DIR] [EXTRA_PROPERTIES]|stop [RUN_DIR]|status [RUN_DIR]}" >&2; exit 2 ;;
+  resume) resume "$@" ;;
+  *) echo "usage: $0 {fetch|start [RUN_DIR] [EXTRA_PROPERTIES]|stop [RUN_DIR]|status [RUN_DIR]|resume RUN_DIR}" >&2
+     exit 2 ;;
 esac

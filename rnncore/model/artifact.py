@@ -3,8 +3,9 @@
 ``model.json`` holds the format version, the ``ModelConfig`` (``architecture``), the weights file's sha256,
 parameter shapes, the model ``version`` (given, or creation time + digest prefix), rnnwatch version,
 creation time and whatever the trainer adds (features, normalisation,
-training data summary, validation loss). ``load_artifact`` refuses a missing, corrupt, truncated or
-mismatched artifact with ``ArtifactError`` naming the file and the problem.
+training data summary, validation loss), and ``artifact_sha256`` over all of it (format 2, see
+``rnncore.model.artifact_schema``). ``load_artifact`` refuses a missing, corrupt, truncated, edited, mistyped or
+mismatched artifact with ``ArtifactError`` naming the file, the field and the problem, before any weight is used.
 """
 
 from __future__ import annotations
@@ -22,18 +23,23 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from rnncore.errors import RnnCoreError
+from rnncore.model.artifact_schema import (
+    ARTIFACT_CHECKSUM,
+    FORMAT_VERSION,
+    ArtifactError,
+    canonical_checksum,
+    check_document,
+    parse_document,
+)
 from rnncore.model.config import ConfigError, ModelConfig
 from rnncore.model.weights import ModelError, ModelWeights
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
-FORMAT_VERSION = 1
-_RESERVED = ("format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at")
-
-
-class ArtifactError(RnnCoreError, ValueError):
-    """A model artifact cannot be written or loaded; the message names the file and what is wrong with it."""
+__all__ = ["FORMAT_VERSION", "METADATA_FILE", "WEIGHTS_FILE", "ArtifactError", "load_artifact", "read_metadata",
+           "save_artifact"]
+_RESERVED = ("format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at",
+             ARTIFACT_CHECKSUM)
 
 
 def _sha256(path: Path) -> str:
@@ -88,32 +94,28 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
         **extra,
     }
     try:
+        document = json.loads(json.dumps(document, allow_nan=False))  # as a reader will see it (tuples -> lists)
+        document[ARTIFACT_CHECKSUM] = canonical_checksum(document)
         text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"metadata is not plain JSON (no NaN, no objects): {exc}") from exc
+    check_document(document, f"{directory / METADATA_FILE} (being written)")
     metadata_path = directory / METADATA_FILE
     _write_atomically(metadata_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
     return metadata_path
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:
-    """Parse and check ``model.json`` (format version, architecture present); no weights are read."""
+    """Parse ``model.json`` and check every field against the schema (and its checksum); no weights are read."""
     path = Path(directory) / METADATA_FILE
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing: not a model artifact directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact is corrupt") from exc
-    if not isinstance(document, dict):
-        raise ArtifactError(f"{path} must hold a JSON object")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path} has format_version {document.get('format_version')!r}; this rnnwatch reads {FORMAT_VERSION}"
-        )
-    for key in ("architecture", "weights_sha256"):
-        if key not in document:
-            raise ArtifactError(f"{path} lacks {key!r}; the artifact is incomplete")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}); the artifact is corrupt") from exc
+    document = parse_document(text, str(path))
+    check_document(document, str(path))
     return document
 
 
@@ -128,6 +130,9 @@ def load_artifact(directory: str | Path, expected: ModelConfig | None = None) ->
         config = ModelConfig.from_dict(document["architecture"])
     except (ConfigError, TypeError) as exc:
         raise ArtifactError(f"{directory / METADATA_FILE}: bad architecture: {exc}") from exc
+    recorded = document.get("parameters")
+    if recorded is not None and recorded != {name: list(shape) for name, shape in config.param_shapes().items()}:
+        raise ArtifactError(f"{directory / METADATA_FILE}: 'parameters' does not list the shapes its architecture has")
     if expected is not None and config != expected:
         raise ArtifactError(f"artifact {directory} has architecture {config}, but {expected} is required")
     weights_path = directory / WEIGHTS_FILE

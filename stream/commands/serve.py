@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="detector: the forecast surprise; seasonal: plus seasonal surprise, novelty, refractory (NAB's detector)",
     )
+    parser.add_argument("--auto-offset-reset", choices=["earliest", "latest"], default=None,
+                        help="where a group without committed offsets starts (default earliest)")
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="json = structured logs")
 
 
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.service.logs import configure_logging
 
     configure_logging(getattr(args, "log_level", "INFO"), json_format=args.log_format == "json")
-    choices = ("guarantee", "publish", "scoring_pipeline")
+    choices = ("guarantee", "publish", "scoring_pipeline", "auto_offset_reset")
     overrides: dict[str, Any] = {name: getattr(args, name) for name in (*_FLAGS, *choices)}
     try:
         config = load_config(args.config, overrides=overrides)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -35,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
 
 from rnncore.contract import StreamScorer
 from rnncore.detector import IncompatibleModelError
@@ -45,18 +45,27 @@ from rnncore.model.weights import ModelWeights
 from rnncore.state.snapshot import SnapshotError
 from stream.data.archive import EventArchive
 from stream.errors import StreamError
+from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
 from stream.service.codec import EventDecoder
 from stream.service.config import ConfigError, ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
+from stream.service.dead_letter import DeadLetterLimitError
 from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
 from stream.service.publisher import BatchPublisher
-from stream.service.reload import ModelWatcher
+from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
 from stream.service.status_log import StatusLog
+from stream.service.topics import (
+    PRODUCER_BATCH_BYTES,
+    TopicError,
+    check_written_topics,
+    dead_letter_limit,
+    ensure_changelog_topic,
+)
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -196,6 +205,8 @@ class Service:
         self._restorer: AIOKafkaConsumer | None = None
         self._publisher: BatchPublisher | None = None
         self._inflight: asyncio.Task[set[int]] | None = None  # its result: the partitions found fenced
+        self._probe: asyncio.Task[None] | None = None
+        self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
         self.batches = 0
 
@@ -233,7 +244,7 @@ class Service:
         if c.archive_dir is not None:
             self._archive = EventArchive(c.archive_dir, max_bytes=c.archive_max_bytes,
                                          max_age_seconds=c.archive_max_age_seconds, metrics=self.metrics)
-        await self._ensure_changelog_topic()
+        await self._check_topics()
         exactly_once = c.guarantee == "exactly_once"
         if exactly_once:
             shorten_transaction_retry()
@@ -250,7 +261,7 @@ class Service:
             **self._client_options(),
             group_id=c.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=c.auto_offset_reset,
             isolation_level="read_committed",
             max_partition_fetch_bytes=max(1 << 20, c.max_message_bytes),
             session_timeout_ms=c.session_timeout_ms,
@@ -258,6 +269,10 @@ class Service:
         )
         await self._consumer.start()
         self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
+        self._log_filter = rate_limit_aiokafka_logs()
+        probe_client = getattr(self._restorer, "_client", None)  # aiokafka's client of the restore consumer
+        if probe_client is not None:
+            self._probe = asyncio.create_task(BrokerProbe(probe_client, self.health, c.bootstrap_servers).run())
         logger.info("service started: group=%s input=%s guarantee=%s transactional ids=%s",
                     c.group_id, c.input_topic, c.guarantee,
                     transactional_id_for(c.group_id, c.input_topic, "*") if exactly_once else None)
@@ -269,7 +284,7 @@ class Service:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_batch_size=256 * 1024,  # the default 16 KiB gives ~80 score records per produce request
+            max_batch_size=PRODUCER_BATCH_BYTES,
             max_request_size=max(1 << 20, 2 * self.config.changelog_chunk_bytes),
             transactional_id=transactional_id,
         )
@@ -278,6 +293,11 @@ class Service:
         """Leave the group and close every client (idempotent)."""
         self._stop.set()
         self.health.set_ready(False, "stopping")
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(BaseException):
+                await self._probe
+            self._probe = None
         if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
             self._inflight.cancel()
             with contextlib.suppress(BaseException):
@@ -302,6 +322,9 @@ class Service:
             self._archive = None
         self._partitions.clear()
         self._retained.clear()
+        if self._log_filter is not None:
+            remove_filter(self._log_filter)
+            self._log_filter = None
         thaw_heap()
         logger.info("service stopped after %d batches", self.batches)
 
@@ -346,10 +369,10 @@ class Service:
                         f"F={weights.config.n_features} cannot take over the state of the model in use"
                     )
                 factory = self._reload_factory(weights)  # before any swap: a refused envelope keeps the old model
-                for detector in detectors:  # all share one state layout: the first refusal comes before any swap
-                    detector.reload(weights)
+                swap_all(detectors, weights, self.weights)  # every partition or none (rolled back on a refusal)
                 self._refresh_envelopes(detectors)
-            except (IncompatibleModelError, ValueError) as error:
+            except (IncompatibleModelError, ValueError, TypeError) as error:
+                watcher.refused()
                 self.metrics.model_reloads.labels(result="refused").inc()
                 logger.error("model reload refused, the current model goes on serving: %s", error)
                 return
@@ -379,36 +402,20 @@ class Service:
             if envelope is not None:
                 detector.replace_envelope(envelope)
 
-    async def _ensure_changelog_topic(self) -> None:
-        """The changelog must exist, be compacted, and have at least the input topic's partitions."""
-        c = self.config
+    async def _check_topics(self) -> None:
+        """Create the changelog if needed, check the output and dead-letter topics exist, and size dead letters to
+        the dead-letter topic's limit: a missing topic is a one-line error now, not a failed transaction later."""
         admin = AIOKafkaAdminClient(**self._client_options())
         await admin.start()
         try:
-            described = {d["topic"]: d for d in await admin.describe_topics([c.input_topic, c.changelog_topic])}
-            source = described.get(c.input_topic)
-            if not source or source.get("error_code") or not source.get("partitions"):
-                raise ServiceError(f"input topic {c.input_topic!r} does not exist on {c.bootstrap_servers}; create it")
-            n_input = len(source["partitions"])
-            changelog = described.get(c.changelog_topic)
-            if changelog and not changelog.get("error_code") and changelog.get("partitions"):
-                if len(changelog["partitions"]) < n_input:
-                    raise ServiceError(
-                        f"changelog topic {c.changelog_topic!r} has {len(changelog['partitions'])} partitions, "
-                        f"the input topic {n_input}: give it at least as many"
-                    )
-                return
-            brokers = (await admin.describe_cluster()).get("brokers") or [None]
-            replicas = min(3, len(brokers))
-            topic = NewTopic(c.changelog_topic, num_partitions=n_input, replication_factor=replicas,
-                             topic_configs={"cleanup.policy": "compact"})
-            try:
-                await admin.create_topics([topic])
-            except TopicAlreadyExistsError:  # another replica created it first
-                return
-            logger.info("created changelog topic %s: %d partitions, %d replicas", c.changelog_topic, n_input, replicas)
+            await ensure_changelog_topic(admin, self.config)
+            await check_written_topics(admin, self.config)
+            limit = await dead_letter_limit(admin, self.config)
+        except (TopicError, DeadLetterLimitError) as error:
+            raise ServiceError(str(error)) from error
         finally:
             await admin.close()
+        self._settings = dataclasses.replace(self._settings, dead_letter_max_bytes=limit)
 
     # ------------------------------------------------------------------ rebalancing
     async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -436,7 +443,8 @@ class Service:
         logger.info("partitions revoked: %s", dropped)
 
     async def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.health.set_ready(False, "restoring state")
+        assigned = list(assigned)
+        self.health.set_ready(False, f"restoring the state of partitions {sorted(tp.partition for tp in assigned)}")
         async with self._lock:
             try:
                 await self._fence(assigned)
@@ -447,9 +455,13 @@ class Service:
                         to_restore.append(tp)
                 self._retained.clear()
                 await self._restore_partitions(to_restore)
-            except ServiceError as error:  # raised again by run(): the listener's caller would only log it
-                logger.error("%s", error)
-                self._failure = error
+            except Exception as error:  # raised again by run(): the listener's caller would only log it (and hang)
+                failure = error if isinstance(error, ServiceError) else ServiceError(
+                    f"restoring partitions {[tp.partition for tp in to_restore]} failed "
+                    f"({type(error).__name__}: {error}); fix the cause and restart")
+                logger.error("%s", failure)
+                self.health.set_failed(str(failure))
+                self._failure = failure
                 self._stop.set()
                 return
         self.metrics.rebalances.labels(kind="assigned").inc()
@@ -491,9 +503,17 @@ class Service:
             return
         assert self._consumer is not None and self._restorer is not None
         started = time.perf_counter()
-        changelogs = await read_changelog_partitions(
-            self._restorer, self.config.changelog_topic, [tp.partition for tp in tps]
-        )
+        limit = self.config.restore_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                changelogs = await read_changelog_partitions(
+                    self._restorer, self.config.changelog_topic, [tp.partition for tp in tps]
+                )
+        except TimeoutError:
+            raise ServiceError(
+                f"reading changelog {self.config.changelog_topic!r} for partitions {[tp.partition for tp in tps]} "
+                f"did not finish within restore_timeout_seconds={limit:g}; check the changelog's brokers, or raise it"
+            ) from None
         for tp in tps:
             detector = self._make_detector()
             try:
@@ -505,6 +525,10 @@ class Service:
                     "layout changed? Go back to the previous setting, or start fresh with a new changelog_topic "
                     "and group_id"
                 ) from error
+            if position.skipped:
+                self.metrics.changelog_skipped.inc(position.skipped)
+                logger.warning("skipped %d records of changelog %s partition %d that are not rnnwatch state records",
+                               position.skipped, self.config.changelog_topic, tp.partition)
             committed = await self._consumer.committed(tp)
             resume = max(-1 if committed is None else committed, position.next_offset)
             if resume >= 0:  # state may be ahead of the group offset (at-least-once); the consumer's own committed

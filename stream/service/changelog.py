@@ -96,6 +96,7 @@ class ChangelogPosition:
     deltas: int = 0
     snapshot_chunks: dict[int, int] = field(default_factory=dict)  # parity -> chunks of the last snapshot there
     next_offset: int = -1  # input offset the restored state reflects (-1: unknown / no state)
+    skipped: int = 0  # records restore skipped: not rnnwatch state records (a stray write to the topic)
 
 
 class ChangelogWriter:
@@ -146,7 +147,10 @@ def restore_from_records(records: Iterable[tuple[bytes, bytes | None]], target: 
     """Replay one changelog partition's records (in offset order) into ``target``; returns where it stands.
 
     Compaction is emulated (the latest value per key wins; a tombstone deletes), so the result is the same
-    whether or not the broker has compacted the topic yet.
+    whether or not the broker has compacted the topic yet. A record that is not an rnnwatch state record (too
+    short, another magic: something else wrote to the topic) is skipped and counted in ``skipped``: it holds
+    no state, and refusing it would keep the partition from ever being scored. A state record whose payload
+    cannot be restored raises ``rnncore.snapshot.SnapshotError`` (the state would be wrong, not just older).
     """
     latest: dict[bytes, bytes] = {}
     for key, value in records:
@@ -154,8 +158,13 @@ def restore_from_records(records: Iterable[tuple[bytes, bytes | None]], target: 
             latest.pop(key, None)
         else:
             latest[key] = value
-    decoded = [decode_record(key, value) for key, value in latest.items()]
+    decoded: list[ChangelogRecord] = []
     position = ChangelogPosition()
+    for key, value in latest.items():
+        try:
+            decoded.append(decode_record(key, value))
+        except ChangelogError:
+            position.skipped += 1
     snapshots: dict[int, dict[int, ChangelogRecord]] = {}
     for record in decoded:
         if record.kind == RecordKind.SNAPSHOT:

@@ -26,6 +26,7 @@ ENV_PREFIX = "RNNWATCH_"
 Guarantee = Literal["exactly_once", "at_least_once"]
 PublishMode = Literal["all", "anomalies"]
 ScoringPipelineName = Literal["detector", "seasonal"]
+OffsetReset = Literal["earliest", "latest"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -120,6 +121,8 @@ class ServiceConfig:
     model_dir: str | None = None
     model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
     guarantee: Guarantee = "exactly_once"
+    # where a group without committed offsets starts: "earliest" scores the retained history, "latest" only new events
+    auto_offset_reset: OffsetReset = "earliest"
     max_batch_size: int = 16384  # events per getmany: larger batches amortise the per-transaction cost
     max_batch_wait_ms: int = 50
     session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
@@ -132,6 +135,7 @@ class ServiceConfig:
     max_streams_per_partition: int = 100_000
     idle_ttl_seconds: float | None = None
     snapshot_every: int = 100  # delta records between full snapshots in the changelog
+    restore_timeout_seconds: float = 300.0  # reading an assignment's changelog longer than this stops the service
     changelog_chunk_bytes: int = 512 * 1024
     max_message_bytes: int = 64 * 1024
     max_key_bytes: int = 256
@@ -153,10 +157,14 @@ class ServiceConfig:
         if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
             raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
                               f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
-        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName))
+        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName),
+                         ("auto_offset_reset", OffsetReset))
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")
+        for name in ("restore_timeout_seconds",):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_batch_wait_ms < 0:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:

@@ -1,7 +1,8 @@
 """Liveness and readiness of the service, shared between the consumer loop and the HTTP endpoints.
 
 Live: the process's event loop is making progress (the loop reports a heartbeat at least every
-``stale_after_seconds``). Ready: started, joined the group and every assigned partition's state restored.
+``stale_after_seconds``). Ready: started, joined the group, every assigned partition's state restored, and the
+broker reachable.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class HealthState:
         self._ready = False
         self._not_ready_reason = "starting"
         self._failed: str | None = None
+        self._broker_down: str | None = None
         self._heartbeat = time.monotonic()
 
     def heartbeat(self) -> None:
@@ -40,6 +42,11 @@ class HealthState:
         with self._lock:
             self._ready = ready
             self._not_ready_reason = reason or ("ready" if ready else "not ready")
+
+    def set_broker_down(self, reason: str | None) -> None:
+        """The broker connection is lost (``reason``) or back (None); not ready while it is lost."""
+        with self._lock:
+            self._broker_down = reason
 
     def set_failed(self, reason: str) -> None:
         """The service hit a fatal error; liveness fails from now on."""
@@ -64,4 +71,6 @@ class HealthState:
         if not live.ok:
             return live
         with self._lock:
+            if self._broker_down is not None:
+                return HealthReport(False, self._broker_down)
             return HealthReport(self._ready, "ready" if self._ready else self._not_ready_reason)

@@ -105,6 +105,10 @@ class ServiceMetrics:
             f"{PREFIX}_restore_seconds", "Time to restore one partition's state from the changelog",
             buckets=_DURATION_BUCKETS, registry=r,
         )
+        self.changelog_skipped = Counter(
+            f"{PREFIX}_changelog_records_skipped", "Changelog records restore skipped: not rnnwatch state records",
+            registry=r,
+        )
         self.checkpoint_failures = Counter(
             f"{PREFIX}_checkpoint_failures", "Batches whose state changelog records could not be written", registry=r
         )

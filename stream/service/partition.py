@@ -16,7 +16,9 @@ import numpy as np
 from rnncore.contract import StreamScorer, status_reason
 from stream.service.changelog import ChangelogPosition, ChangelogWriter
 from stream.service.codec import DecodedBatch, EventDecoder, dead_letter_headers, encode_scores
+from stream.service.dead_letter import DEFAULT_MAX_MESSAGE_BYTES, fit_dead_letter
 from stream.service.metrics import ServiceMetrics
+from stream.service.watermark import EventTimeWatermark
 
 
 class MessageLike(Protocol):
@@ -88,6 +90,7 @@ class PartitionSettings:
     changelog_chunk_bytes: int
     idle_ttl_seconds: float | None
     keep_events: bool = False  # hand the scored events to the caller (for the event archive)
+    dead_letter_max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # the dead-letter topic's max.message.bytes
 
 
 class PartitionProcessor:
@@ -114,7 +117,7 @@ class PartitionProcessor:
             position=position or ChangelogPosition(),
         )
         self.next_offset = self.writer.position.next_offset  # -1 until known
-        self.max_event_time = -np.inf
+        self.watermark = EventTimeWatermark()  # event time idle streams are measured against (idle_ttl_seconds)
 
     def process(self, messages: Sequence[MessageLike]) -> BatchOutcome:
         """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped."""
@@ -168,7 +171,7 @@ class PartitionProcessor:
                 good_times = batch.times if all_ok else batch.times[ok]
                 self.metrics.event_to_score_latency.observe_many(now - good_times)
                 self.metrics.scores.observe_many(result.scores if all_ok else result.scores[ok])
-                self.max_event_time = max(self.max_event_time, float(good_times.max()))
+                self.watermark.observe(good_times)
             self.metrics.anomalies.inc(int(np.count_nonzero(anomalous & ok)))
         stamps = np.fromiter((m.timestamp for m in messages), dtype=np.float64, count=len(messages))
         self.metrics.ingest_to_score_latency.observe_many(time.time() - stamps[stamps > 0] / 1000.0)
@@ -212,8 +215,9 @@ class PartitionProcessor:
         if self.writer.needs_snapshot():
             started = time.perf_counter()
             ttl = self.settings.idle_ttl_seconds
-            if ttl is not None and np.isfinite(self.max_event_time):
-                self.detector.evict_idle(self.max_event_time, ttl)
+            watermark = self.watermark.value() if ttl is not None else -np.inf
+            if ttl is not None and np.isfinite(watermark):
+                self.detector.evict_idle(watermark, ttl)
             pairs: list[tuple[bytes, bytes | None]] = list(
                 self.writer.snapshot(self.detector, self.detector.table.keys(), next_offset)
             )
@@ -229,4 +233,6 @@ class PartitionProcessor:
     def _dead_letter(self, message: MessageLike, reason: str, detail: str) -> OutRecord:
         self.metrics.events_dead_lettered.labels(reason=reason).inc()
         headers = dead_letter_headers(reason, detail, message.topic, message.partition, message.offset)
-        return OutRecord(self.settings.dead_letter_topic, message.key, message.value, headers)
+        key, value, headers = fit_dead_letter(message.key, message.value, headers, message.partition, message.offset,
+                                              max_bytes=self.settings.dead_letter_max_bytes)
+        return OutRecord(self.settings.dead_letter_topic, key, value, headers)

@@ -1,24 +1,29 @@
 """Hot model reload: notice a new artifact in the model directory and load it between batches.
 
-``save_artifact`` writes the weights first and renames ``model.json`` last, so a changed ``model.json``
-(mtime, size or inode) means a complete new artifact. A file that fails to load is remembered and not retried
-until it changes again, so a broken upload costs one log line, not one per poll.
+``save_artifact`` writes the weights first and renames ``model.json`` last, but a copy tool or an operator may
+write them in any order: the watcher looks at both files (mtime, size and inode of each), and an artifact is
+loaded, schema- and checksum-checked whole (``rnncore.artifact.load_artifact``), only when either changed. A
+refused artifact is not retried on every poll (a broken upload costs one log line), but it is retried as soon
+as either file changes again (``model.json`` written before its weights: refused, then loaded once the weights
+arrive) and on every explicit request (SIGHUP).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
-from rnncore.model.artifact import METADATA_FILE, load_artifact
+from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact
 from rnncore.model.bidirectional import ensure_causal
 from rnncore.model.weights import ModelWeights
 
-Signature = tuple[int, int, int] | None
+FileSignature = tuple[int, int, int] | None
+Signature = tuple[FileSignature, FileSignature]
 
 
-def _signature(path: Path) -> Signature:
+def _file_signature(path: Path) -> FileSignature:
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -26,35 +31,67 @@ def _signature(path: Path) -> Signature:
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
+def _signature(directory: Path) -> Signature:
+    return (_file_signature(directory / METADATA_FILE), _file_signature(directory / WEIGHTS_FILE))
+
+
 class ModelWatcher:
-    """Polls ``model_dir/model.json`` every ``poll_seconds`` (0: never by itself) or when asked to."""
+    """Polls ``model_dir`` every ``poll_seconds`` (0: never by itself) or when asked to."""
 
     def __init__(self, model_dir: str | Path, poll_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.model_dir = Path(model_dir)
         self.poll_seconds = poll_seconds
         self._clock = clock
-        self._seen = _signature(self.model_dir / METADATA_FILE)  # the artifact the service started with
+        self._seen = _signature(self.model_dir)  # the artifact the service started with
+        self._failed = False  # whether the artifact at ``_seen`` was refused
         self._next_poll = clock() + poll_seconds
         self._requested = False
 
     def request(self) -> None:
-        """Check at the next opportunity (SIGHUP), whatever the poll interval."""
+        """Check at the next opportunity (SIGHUP), whatever the poll interval; a refused artifact is retried."""
         self._requested = True
 
     def due(self) -> bool:
         """Whether a check is asked for or the poll interval has passed."""
         return self._requested or (self.poll_seconds > 0 and self._clock() >= self._next_poll)
 
-    def load_if_changed(self) -> ModelWeights | None:
-        """The new artifact's weights if ``model.json`` changed since the last check, else None.
+    def refused(self) -> None:
+        """The caller refused the weights last returned (they do not fit the state in use): retry only on a change
+        or a request."""
+        self._failed = True
 
-        Raises ``rnncore.model.artifact.ArtifactError`` for an unreadable artifact (and will not retry that version)."""
+    def load_if_changed(self) -> ModelWeights | None:
+        """The new artifact's weights if either file changed since the last check (or a refused one was asked for
+        again), else None.
+
+        Raises ``rnncore.artifact.ArtifactError`` for an unreadable artifact (retried when a file changes)."""
+        retry = self._requested and self._failed
         self._requested = False
         self._next_poll = self._clock() + self.poll_seconds
-        current = _signature(self.model_dir / METADATA_FILE)
-        if current is None or current == self._seen:
+        current = _signature(self.model_dir)
+        if current[0] is None or (current == self._seen and not retry):
             return None
-        self._seen = current
+        self._seen, self._failed = current, True  # until it has loaded
         weights = load_artifact(self.model_dir)
         ensure_causal(weights.config, f"rnnwatch serve (model reload from {self.model_dir})")  # an ArtifactError
+        self._failed = False
         return weights
+
+
+class _Reloadable(Protocol):
+    def reload(self, weights: Any) -> None: ...
+
+
+def swap_all(detectors: Sequence[_Reloadable], weights: ModelWeights, previous: ModelWeights | None) -> None:
+    """Give every detector the new weights, or none of them: after a refusal by any detector, the ones already
+    swapped get ``previous`` back (weights they ran before, so that cannot fail), and the refusal is raised."""
+    swapped: list[_Reloadable] = []
+    try:
+        for detector in detectors:
+            detector.reload(weights)
+            swapped.append(detector)
+    except Exception:
+        if previous is not None:
+            for detector in swapped:
+                detector.reload(previous)
+        raise

@@ -8,11 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from rnncore.contract import EventStatus, StreamScorer
+from rnncore.contract import EventRecord, EventStatus, StreamScorer
 from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from rnncore.contract import EventRecord
 from rnncore.stages.envelope import fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline

@@ -17,6 +17,7 @@ from rnncore.model.artifact import (
     read_metadata,
     save_artifact,
 )
+from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 
@@ -76,6 +77,12 @@ def _rewrite_checksum(directory: Path) -> None:
 
     document = json.loads((directory / METADATA_FILE).read_text())
     document["weights_sha256"] = hashlib.sha256((directory / WEIGHTS_FILE).read_bytes()).hexdigest()
+    _write_resealed(directory, document)
+
+
+def _write_resealed(directory: Path, document: dict) -> None:
+    """Write ``model.json`` with its whole-artifact checksum recomputed (as a tool that edits it on purpose would)."""
+    document[ARTIFACT_CHECKSUM] = canonical_checksum(document)
     (directory / METADATA_FILE).write_text(json.dumps(document))
 
 
@@ -85,7 +92,12 @@ def test_refuses_an_architecture_mismatch(saved: tuple[Path, ModelWeights]) -> N
         load_artifact(directory, expected=ModelConfig(cell="gru", hidden_size=8, num_layers=2, n_features=2))
     document = json.loads((directory / METADATA_FILE).read_text())
     document["architecture"]["hidden_size"] = 16  # metadata now disagrees with the stored shapes
-    (directory / METADATA_FILE).write_text(json.dumps(document))
+    _write_resealed(directory, document)
+    with pytest.raises(ArtifactError, match="'parameters' does not list the shapes"):
+        load_artifact(directory)
+    wider = ModelConfig.from_dict(document["architecture"])
+    document["parameters"] = {name: list(shape) for name, shape in wider.param_shapes().items()}
+    _write_resealed(directory, document)
     with pytest.raises(ArtifactError, match="does not match its architecture"):
         load_artifact(directory)
 

@@ -1,0 +1,96 @@
+"""The model watcher retries a refused artifact when it completes or when asked, and a swap is all or nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, ArtifactError, save_artifact
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.service.reload import ModelWatcher, swap_all
+
+OLD = ModelWeights.random(ModelConfig(cell="gru", hidden_size=4), seed=1)
+NEW = ModelWeights.random(ModelConfig(cell="gru", hidden_size=4), seed=2)
+
+
+def _stage(tmp_path: Path, weights: ModelWeights, version: str) -> Path:
+    staging = tmp_path / f"staging-{version}"
+    save_artifact(staging, weights, {"version": version})
+    return staging
+
+
+def _copy(source: Path, target: Path, name: str) -> None:
+    shutil.copyfile(source / name, target / f".{name}.tmp")
+    os.replace(target / f".{name}.tmp", target / name)
+
+
+def test_a_model_json_written_before_its_weights_is_loaded_once_the_weights_arrive(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    watcher = ModelWatcher(model_dir, poll_seconds=0)
+    assert watcher.load_if_changed() is None  # the artifact it started with
+    staging = _stage(tmp_path, NEW, "v2")
+    _copy(staging, model_dir, METADATA_FILE)  # the new metadata, the old weights
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        watcher.load_if_changed()
+    assert watcher.load_if_changed() is None  # not retried while nothing changed
+    _copy(staging, model_dir, WEIGHTS_FILE)
+    loaded = watcher.load_if_changed()
+    assert loaded is not None and loaded.metadata["version"] == "v2"
+    assert watcher.load_if_changed() is None
+
+
+def test_a_refused_artifact_is_retried_on_request_but_not_on_every_poll(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    watcher = ModelWatcher(model_dir, poll_seconds=0)
+    (model_dir / METADATA_FILE).write_text('{"format_version": 2}')
+    with pytest.raises(ArtifactError, match="lacks"):
+        watcher.load_if_changed()
+    assert watcher.load_if_changed() is None
+    watcher.request()  # SIGHUP
+    assert watcher.due()
+    with pytest.raises(ArtifactError, match="lacks"):
+        watcher.load_if_changed()
+    save_artifact(model_dir, NEW, {"version": "v2"})
+    loaded = watcher.load_if_changed()
+    assert loaded is not None and loaded.metadata["version"] == "v2"
+    watcher.request()  # a loaded artifact is not loaded again on request
+    assert watcher.load_if_changed() is None
+
+
+def test_weights_refused_by_the_caller_are_retried_on_request(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    watcher = ModelWatcher(model_dir, poll_seconds=0)
+    save_artifact(model_dir, NEW, {"version": "v2"})
+    assert watcher.load_if_changed() is not None
+    watcher.refused()  # e.g. it does not fit the state in use
+    assert watcher.load_if_changed() is None
+    watcher.request()
+    assert watcher.load_if_changed() is not None
+
+
+class _Detector:
+    def __init__(self, refuse: Any = None) -> None:
+        self.weights: Any = OLD
+        self.refuse = refuse
+
+    def reload(self, weights: Any) -> None:
+        if weights is self.refuse:
+            raise ValueError("refused")
+        self.weights = weights
+
+
+def test_a_swap_refused_by_any_detector_leaves_every_detector_on_the_old_model() -> None:
+    detectors = [_Detector(), _Detector(), _Detector(refuse=NEW)]
+    with pytest.raises(ValueError, match="refused"):
+        swap_all(detectors, NEW, OLD)
+    assert [d.weights for d in detectors] == [OLD, OLD, OLD]
+    swap_all(detectors[:2], NEW, OLD)
+    assert [d.weights for d in detectors[:2]] == [NEW, NEW]

@@ -1,0 +1,83 @@
+"""Restore cannot hang: a stray changelog record is skipped and counted, a slow restore is bounded, and readiness
+says why the service is not ready."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from stream.service.app import Service, ServiceError
+from stream.service.changelog import restore_from_records
+from tests.kafka_helpers import run_sync
+from tests.stream.fake_detector import FakeDetector
+from tests.stream.service.test_service_kafka import _fake_offline_scores, _stream_events, _topics
+from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+
+STRAY = [(b"junk", b"not a state record"), (b"snap/x", b"RNWCLOG")]
+
+
+def test_records_that_are_not_state_records_are_skipped_and_counted() -> None:
+    position = restore_from_records(STRAY, FakeDetector())
+    assert position.skipped == 2 and position.generation == -1
+
+
+@pytest.mark.kafka
+@pytest.mark.faults
+@pytest.mark.timeout(180)
+def test_a_stray_changelog_record_is_skipped_and_the_state_still_restores(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = _topics(make_topic, partitions=1)
+    events = _stream_events(n_keys=3, per_key=20, seed=4)
+    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    half = len(messages) // 2
+    config = config_for(kafka_bootstrap, topics, make_group(), max_batch_size=8, snapshot_every=3)
+    consumed = "rnnwatch_events_consumed_total"
+    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
+    run_sync(
+        run_service_until(config, lambda s: s.metrics.value(consumed) >= half, make_detector=FakeDetector, n_features=1)
+    )
+    run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))  # someone else wrote to the changelog
+    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
+    second = run_sync(
+        run_service_until(
+            config,
+            lambda s: s.metrics.value(consumed) >= len(messages) - half,
+            make_detector=FakeDetector,
+            n_features=1,
+        )
+    )
+    assert second.metrics.value("rnnwatch_changelog_records_skipped_total") == 2
+    assert second.metrics.value(consumed) == len(messages) - half  # resumed where the state left off
+    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(messages))))
+    expected = _fake_offline_scores(events)
+    for key, scores in got.items():  # the state was restored, not started over
+        np.testing.assert_allclose([s["score"] for s in scores], expected[key], atol=1e-6, err_msg=key)
+
+
+@pytest.mark.kafka
+@pytest.mark.faults
+@pytest.mark.timeout(120)
+def test_a_restore_past_its_time_bound_stops_the_service_and_readiness_says_why(
+    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = _topics(make_topic, partitions=1)
+    run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))
+    run_sync(publish(kafka_bootstrap, topics["input"], [(b"a", event("a", 1.0, 1.0))]))
+    config = config_for(kafka_bootstrap, topics, make_group(), restore_timeout_seconds=1e-4)
+
+    async def scenario() -> Service:
+        service = Service(config, make_detector=FakeDetector, n_features=1)
+        async with service:
+            with pytest.raises(ServiceError, match="did not finish within restore_timeout_seconds"):
+                async with asyncio.timeout(60):
+                    await service.run()
+            report = service.health.readiness()
+            assert not report.ok and "restore_timeout_seconds" in report.reason
+        return service
+
+    service = run_sync(scenario())
+    assert service.metrics.value("rnnwatch_events_consumed_total") == 0
