@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,10 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def _create(config: ServiceConfig, partitions: int, replication: int | None) -> dict[str, str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from stream.service.connection import explained_connection_errors
     from stream.service.topics import create_service_topics
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.security.kafka_options())
-    await admin.start()
+    async with explained_connection_errors(config):  # a bad password or certificate: say which
+        await admin.start()
     try:
         if replication is None:
             replication = min(3, len((await admin.describe_cluster()).get("brokers") or [None]))
@@ -48,22 +51,28 @@ async def _create(config: ServiceConfig, partitions: int, replication: int | Non
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the service's settings, create the missing topics, print one line per topic; 1 Kafka, 2 config."""
     from aiokafka.errors import KafkaError
 
     from stream.service.config import ConfigError, load_config
+    from stream.service.connection import KafkaConnectError
+    from stream.service.topics import TopicError
 
     if args.partitions < 1 or (args.replication_factor is not None and args.replication_factor < 1):
-        print("rnnwatch topics: --partitions and --replication-factor must be >= 1")
+        print("rnnwatch topics: --partitions and --replication-factor must be >= 1", file=sys.stderr)
         return 2
     try:
         config = load_config(args.config, overrides={"bootstrap_servers": args.bootstrap_servers})
-    except ConfigError as error:
-        logger.error("cannot read the config: %s", error)
-        return 2
-    try:
         result = asyncio.run(_create(config, args.partitions, args.replication_factor))
-    except KafkaError as error:
-        logger.error("creating topics on %s failed: %s", config.bootstrap_servers, error)
+    except (ConfigError, TopicError) as error:
+        print(f"rnnwatch topics: {error}", file=sys.stderr)
+        return 2
+    except KafkaConnectError as error:  # already one line naming the cause (TLS, SASL, unreachable)
+        print(f"rnnwatch topics: {error}", file=sys.stderr)
+        return 1
+    except (KafkaError, OSError) as error:
+        print(f"rnnwatch topics: creating topics on {args.bootstrap_servers or 'the configured cluster'} failed: "
+              f"{error}", file=sys.stderr)
         return 1
     for name, outcome in result.items():
         print(f"{outcome}: {name}")

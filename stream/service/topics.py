@@ -143,6 +143,15 @@ async def create_service_topics(
     """Create whichever of the service's topics are missing; returns topic -> "created" or "exists"."""
     wanted = service_topics(config, partitions, replication_factor)
     described = {d["topic"]: d for d in await admin.describe_topics([t.name for t in wanted])}
+    if _exists(described, config.input_topic) and _exists(described, config.changelog_topic):
+        n_input = len(described[config.input_topic]["partitions"])
+        n_changelog = len(described[config.changelog_topic]["partitions"])
+        if n_changelog < n_input:  # the service refuses it at start: say so now
+            raise TopicError(
+                f"changelog topic {config.changelog_topic!r} has {n_changelog} partitions, the input topic "
+                f"{n_input}: give it at least as many (kafka-topics --alter --partitions) or choose a new "
+                "changelog_topic"
+            )
     missing = [t for t in wanted if not _exists(described, t.name)]
     if missing:
         await admin.create_topics(missing)
