@@ -72,12 +72,14 @@ async def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([
-            NewTopic(names["input"], partitions, 1),
-            NewTopic(names["output"], partitions, 1),
-            NewTopic(names["dlq"], 1, 1),
-            NewTopic(names["changelog"], partitions, 1, topic_configs={"cleanup.policy": "compact"}),
-        ])
+        await admin.create_topics(
+            [
+                NewTopic(names["input"], partitions, 1),
+                NewTopic(names["output"], partitions, 1),
+                NewTopic(names["dlq"], 1, 1),
+                NewTopic(names["changelog"], partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+            ]
+        )
     finally:
         await admin.close()
     await asyncio.sleep(1.0)
@@ -104,10 +106,19 @@ async def publish(bootstrap: str, topic: str, keys: list[str], times: np.ndarray
 
 def service_config(bootstrap: str, topics: dict[str, str], guarantee: Any, batch: int) -> ServiceConfig:
     return ServiceConfig(
-        bootstrap_servers=bootstrap, input_topic=topics["input"], output_topic=topics["output"],
-        dead_letter_topic=topics["dlq"], changelog_topic=topics["changelog"], group_id=f"e2e-{uuid.uuid4().hex[:8]}",
-        instance_id="bench", guarantee=guarantee, max_batch_size=batch, max_batch_wait_ms=20,
-        max_streams_per_partition=200_000, snapshot_every=200, metrics_port=0,
+        bootstrap_servers=bootstrap,
+        input_topic=topics["input"],
+        output_topic=topics["output"],
+        dead_letter_topic=topics["dlq"],
+        changelog_topic=topics["changelog"],
+        group_id=f"e2e-{uuid.uuid4().hex[:8]}",
+        instance_id="bench",
+        guarantee=guarantee,
+        max_batch_size=batch,
+        max_batch_wait_ms=20,
+        max_streams_per_partition=200_000,
+        snapshot_every=200,
+        metrics_port=0,
     )
 
 
@@ -281,9 +292,10 @@ async def live(
     ready = context.Event()
     with tempfile.TemporaryDirectory() as scratch:
         out = str(Path(scratch) / "latencies.npz")
-        reader = context.Process(target=_reader_process,
-                                 args=(config.bootstrap_servers, config.output_topic, partitions, n, seconds * 5 + 30,
-                                       ready, out))
+        reader = context.Process(
+            target=_reader_process,
+            args=(config.bootstrap_servers, config.output_topic, partitions, n, seconds * 5 + 30, ready, out),
+        )
         reader.start()
         async with Service(config, weights) as service:
             task = asyncio.create_task(service.run())
@@ -339,12 +351,20 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     lines = []
     for guarantee in args.guarantees.split(","):
         topics = await create_topics(bootstrap, args.partitions)
-        latencies, duplicates = await live(service_config(bootstrap, topics, guarantee, args.batch), weights,
-                                           args.streams, args.partitions, args.rate, args.live_seconds)
+        latencies, duplicates = await live(
+            service_config(bootstrap, topics, guarantee, args.batch),
+            weights,
+            args.streams,
+            args.partitions,
+            args.rate,
+            args.live_seconds,
+        )
         p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
-        lines.append(f"live {guarantee} at {args.rate:,.0f} events/s: event-to-score latency p50 {p50 * 1e3:.1f} ms, "
-                     f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over {len(latencies)} events, "
-                     f"{duplicates} duplicates")
+        lines.append(
+            f"live {guarantee} at {args.rate:,.0f} events/s: event-to-score latency p50 {p50 * 1e3:.1f} ms, "
+            f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over {len(latencies)} events, "
+            f"{duplicates} duplicates"
+        )
         result[f"{guarantee}_live_p50_ms"] = round(p50 * 1e3, 1)
         result[f"{guarantee}_live_p99_ms"] = round(p99 * 1e3, 1)
         result[f"{guarantee}_live_duplicates"] = duplicates
@@ -359,8 +379,10 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     eos, alo = result.get("exactly_once_eps", "nan"), result.get("at_least_once_eps", "nan")
     p50, p99 = result.get("exactly_once_live_p50_ms", "nan"), result.get("exactly_once_live_p99_ms", "nan")
     ceiling, share = result.get("noop_eos_eps", "nan"), result.get("eos_of_ceiling", "nan")
-    print(f"RESULT eos_events_per_s={eos} alo_events_per_s={alo} p50_ms={p50} p99_ms={p99} "
-          f"noop_eos_events_per_s={ceiling} eos_of_ceiling={share}")
+    print(
+        f"RESULT eos_events_per_s={eos} alo_events_per_s={alo} p50_ms={p50} p99_ms={p99} "
+        f"noop_eos_events_per_s={ceiling} eos_of_ceiling={share}"
+    )
 
 
 def main() -> None:

@@ -209,5 +209,3 @@ def calibrate(
         params.warmup_events, params.min_var, params.max_surprise, params.outlier_sigmas, params.tail_floor,
         params.refractory_events,
     )  # fmt: skip
-
-

@@ -228,9 +228,9 @@ def calibrate_reference(
         row[:] = [*new, recent]
 
 
-def windowed_gaussian_reference(values: np.ndarray, window_size: int = WINDOW_SIZE, step_size: int = STEP_SIZE) -> (
-    np.ndarray
-):
+def windowed_gaussian_reference(
+    values: np.ndarray, window_size: int = WINDOW_SIZE, step_size: int = STEP_SIZE
+) -> np.ndarray:
     """Slow, literal version of :func:`windowed_gaussian` (append, step buffer, recompute), for tests."""
     window: list[float] = []
     buffer: list[float] = []

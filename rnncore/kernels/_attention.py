@@ -268,8 +268,21 @@ def attention_kernel(
         slot_rows[0] = r
         slot_event[0] = i
         preprocess_tile(
-            1, slot_event, slot_rows, index, scalars, norm, forecast, last_time, count, times, values, nll, X0,
-            pre, pre32,
+            1,
+            slot_event,
+            slot_rows,
+            index,
+            scalars,
+            norm,
+            forecast,
+            last_time,
+            count,
+            times,
+            values,
+            nll,
+            X0,
+            pre,
+            pre32,
         )
         for layer in range(L):  # recurrent stack (step 5) on a one-event tile
             base = IDX_LAYER0 + 4 * layer

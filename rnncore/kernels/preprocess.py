@@ -124,5 +124,3 @@ def normalise_sequence(values: np.ndarray, times: np.ndarray, config: ModelConfi
         std,
     )
     return NormalisedSequence(inputs=inputs, targets=targets, mean=mean, std=std, values=values, times=times)
-
-

@@ -36,10 +36,24 @@ from rnncore.model.weights import ModelError, ModelWeights
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
-__all__ = ["FORMAT_VERSION", "METADATA_FILE", "WEIGHTS_FILE", "ArtifactError", "load_artifact", "read_metadata",
-           "save_artifact"]
-_RESERVED = ("format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at",
-             ARTIFACT_CHECKSUM)
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "WEIGHTS_FILE",
+    "ArtifactError",
+    "load_artifact",
+    "read_metadata",
+    "save_artifact",
+]
+_RESERVED = (
+    "format_version",
+    "architecture",
+    "weights_sha256",
+    "parameters",
+    "rnnwatch_version",
+    "created_at",
+    ARTIFACT_CHECKSUM,
+)
 
 
 def _sha256(path: Path) -> str:

@@ -189,9 +189,7 @@ def stream_backward_inputs(dataset: Dataset, config: ModelConfig) -> list[np.nda
     return [backward_inputs(s.seq.values, s.seq.times, config) for s in dataset.streams]
 
 
-def train_bidirectional(
-    dataset: Dataset, config: ModelConfig, settings: TrainConfig
-) -> TrainResult[BidirectionalRNN]:
+def train_bidirectional(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[BidirectionalRNN]:
     """Fit a fresh ``BidirectionalRNN``; Adam, clipping, cosine LR and early stopping as the causal trainer."""
     if dataset.train_steps == 0:
         raise TrainingError("no training steps: streams are too short for the validation split")

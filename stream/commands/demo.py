@@ -35,13 +35,23 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.streams < 1 or args.events_per_stream < 50 or args.rate <= 0 or args.partitions < 1:
-        print("rnnwatch demo: need --streams >= 1, --events-per-stream >= 50, --rate > 0, --partitions >= 1",
-              file=sys.stderr)
+        print(
+            "rnnwatch demo: need --streams >= 1, --events-per-stream >= 50, --rate > 0, --partitions >= 1",
+            file=sys.stderr,
+        )
         return 2
     settings = DemoSettings(
-        streams=args.streams, events_per_stream=args.events_per_stream, rate=args.rate, partitions=args.partitions,
-        out_dir=args.out, bootstrap=args.bootstrap_servers, train_minutes=args.train_minutes, retrain=args.retrain,
-        threshold=args.threshold, guarantee=args.guarantee, seed=args.seed,
+        streams=args.streams,
+        events_per_stream=args.events_per_stream,
+        rate=args.rate,
+        partitions=args.partitions,
+        out_dir=args.out,
+        bootstrap=args.bootstrap_servers,
+        train_minutes=args.train_minutes,
+        retrain=args.retrain,
+        threshold=args.threshold,
+        guarantee=args.guarantee,
+        seed=args.seed,
     )
     try:
         return run_demo(settings)

@@ -57,8 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="detector: the forecast surprise; seasonal: plus seasonal surprise, novelty, refractory (NAB's detector)",
     )
-    parser.add_argument("--auto-offset-reset", choices=["earliest", "latest"], default=None,
-                        help="where a group without committed offsets starts (default earliest)")
+    parser.add_argument(
+        "--auto-offset-reset",
+        choices=["earliest", "latest"],
+        default=None,
+        help="where a group without committed offsets starts (default earliest)",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="json = structured logs")
 
 

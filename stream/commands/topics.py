@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnwatch topics: {error}", file=sys.stderr)
         return 1
     except (KafkaError, OSError) as error:
-        print(f"rnnwatch topics: creating topics on {args.bootstrap_servers or 'the configured cluster'} failed: "
-              f"{error}", file=sys.stderr)
+        print(
+            f"rnnwatch topics: creating topics on {args.bootstrap_servers or 'the configured cluster'} failed: {error}",
+            file=sys.stderr,
+        )
         return 1
     for name, outcome in result.items():
         print(f"{outcome}: {name}")

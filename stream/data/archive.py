@@ -22,11 +22,17 @@ logger = logging.getLogger(__name__)
 class EventArchive:
     """Writes scored events to rolling files; a write failure is counted and logged, never fatal."""
 
-    def __init__(self, directory: str | Path, *, max_bytes: int, max_age_seconds: float, metrics: ServiceMetrics,
-                 prefix: str = "events") -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int,
+        max_age_seconds: float,
+        metrics: ServiceMetrics,
+        prefix: str = "events",
+    ) -> None:
         self.metrics = metrics
-        self._writer = RollingEventLogWriter(directory, prefix=prefix, max_bytes=max_bytes,
-                                             max_seconds=max_age_seconds)
+        self._writer = RollingEventLogWriter(directory, prefix=prefix, max_bytes=max_bytes, max_seconds=max_age_seconds)
 
     def write(self, keys: Sequence[str], times: np.ndarray, values: np.ndarray) -> None:
         """Append one batch's events (``values`` is [n, F])."""

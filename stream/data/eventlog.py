@@ -182,6 +182,7 @@ def read_csv(path: str | Path, summary: ReadSummary | None = None) -> Iterator[E
 
 def _looks_like_a_header(row: list[str]) -> bool:
     """No cell after the key reads as a time or a number: column names, not a malformed event."""
+
     def readable(cell: str, parse: Callable[[str], Any]) -> bool:
         try:
             parse(cell)

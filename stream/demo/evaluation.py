@@ -75,9 +75,8 @@ class Evaluation:
             f"flag precision  {self.flag_precision:6.1%}  ({self.flags_in_windows} of {self.flagged_events} flags "
             "inside an anomaly window)",
             f"event precision {self.event_precision:6.1%}   event recall {self.event_recall:6.1%}",
-            "recall by kind: " + ", ".join(
-                f"{kind} {self.anomalies_found[kind]}/{n}" for kind, n in sorted(self.anomalies.items())
-            ),
+            "recall by kind: "
+            + ", ".join(f"{kind} {self.anomalies_found[kind]}/{n}" for kind, n in sorted(self.anomalies.items())),
         ]
         return "\n".join(lines)
 
@@ -89,7 +88,7 @@ def evaluate(flags: Sequence[StreamFlags], grace: int = DEFAULT_GRACE_EVENTS) ->
         stream, indices, flagged = item.stream, np.asarray(item.indices), np.asarray(item.flagged, dtype=bool)
         in_window = np.zeros(len(stream.labels), dtype=bool)
         for anomaly in stream.anomalies:
-            in_window[anomaly.start:min(anomaly.end + grace, len(in_window))] = True
+            in_window[anomaly.start : min(anomaly.end + grace, len(in_window))] = True
         flagged_indices = indices[flagged]
         result.scored_events += len(indices)
         result.flagged_events += len(flagged_indices)

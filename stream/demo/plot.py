@@ -43,8 +43,12 @@ def plot_streams(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        2 * len(streams), 1, figsize=(12, 3.2 * len(streams)), sharex=False,
-        gridspec_kw={"height_ratios": [3, 1] * len(streams)}, squeeze=False,
+        2 * len(streams),
+        1,
+        figsize=(12, 3.2 * len(streams)),
+        sharex=False,
+        gridspec_kw={"height_ratios": [3, 1] * len(streams)},
+        squeeze=False,
     )
     for n, stream in enumerate(streams):
         top, bottom = axes[2 * n][0], axes[2 * n + 1][0]
@@ -56,16 +60,23 @@ def plot_streams(
         if len(got) > 1:
             mean = np.array([np.nan if p.mean is None else p.mean for p in got[:-1]])
             scale = np.array([np.nan if p.scale is None else p.scale for p in got[:-1]])
-            top.fill_between(idx[1:], mean - 2 * scale, mean + 2 * scale, color="tab:green", alpha=0.2,
-                             label="forecast ±2σ")
+            top.fill_between(
+                idx[1:], mean - 2 * scale, mean + 2 * scale, color="tab:green", alpha=0.2, label="forecast ±2σ"
+            )
         if warmup_events:
             bottom.axvspan(0, warmup_events, color="grey", alpha=0.15)
             bottom.annotate("warm-up: no scores yet", (2, 0.5), fontsize=7, color="dimgrey", va="center")
         for anomaly in stream.anomalies:
             for ax in (top, bottom):
                 ax.axvspan(anomaly.start, anomaly.end, color="orange", alpha=0.25)
-            top.annotate(anomaly.kind, (anomaly.start, 1.0), xycoords=("data", "axes fraction"),
-                         va="top", fontsize=8, color="darkorange")
+            top.annotate(
+                anomaly.kind,
+                (anomaly.start, 1.0),
+                xycoords=("data", "axes fraction"),
+                va="top",
+                fontsize=8,
+                color="darkorange",
+            )
         flagged = np.array([p.anomaly for p in got], dtype=bool)
         top.scatter(idx[flagged], values[flagged], color="red", s=12, zorder=3, label="flagged")
         top.set_title(f"{stream.key} ({stream.family})", fontsize=10, loc="left")

@@ -76,11 +76,17 @@ class DemoReport:
     def as_dict(self) -> dict[str, object]:
         e = self.evaluation
         return {
-            "sent": self.sent, "scored": self.scored, "seconds": round(self.seconds, 2),
-            "anomaly_recall": e.anomaly_recall, "flag_precision": e.flag_precision,
-            "event_precision": e.event_precision, "event_recall": e.event_recall,
-            "flagged_events": e.flagged_events, "anomalies": dict(e.anomalies),
-            "anomalies_found": dict(e.anomalies_found), "plot": str(self.plot) if self.plot else None,
+            "sent": self.sent,
+            "scored": self.scored,
+            "seconds": round(self.seconds, 2),
+            "anomaly_recall": e.anomaly_recall,
+            "flag_precision": e.flag_precision,
+            "event_precision": e.event_precision,
+            "event_recall": e.event_recall,
+            "flagged_events": e.flagged_events,
+            "anomalies": dict(e.anomalies),
+            "anomalies_found": dict(e.anomalies_found),
+            "plot": str(self.plot) if self.plot else None,
         }
 
 
@@ -123,10 +129,22 @@ def demo_model(settings: DemoSettings) -> ModelWeights:
     print(f"model: training a GRU on a synthetic fleet for up to {settings.train_minutes:g} min -> {model_dir}")
     from stream.cli import main as cli_main
 
-    code = cli_main([
-        "--log-level", "WARNING", "train", "--synthetic", "48", "--synthetic-events", "2000", "--out", str(model_dir),
-        "--max-minutes", str(settings.train_minutes), "--no-progress",
-    ])
+    code = cli_main(
+        [
+            "--log-level",
+            "WARNING",
+            "train",
+            "--synthetic",
+            "48",
+            "--synthetic-events",
+            "2000",
+            "--out",
+            str(model_dir),
+            "--max-minutes",
+            str(settings.train_minutes),
+            "--no-progress",
+        ]
+    )
     if code != 0:
         raise DemoError(f"training the demo model failed (exit {code}); see the lines above")
     return load_artifact(model_dir)
@@ -150,13 +168,13 @@ class _LiveRun:
         self.weights = weights
         run = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
         self.topics = {
-            "input": f"rnnwatch-demo-{run}-events", "output": f"rnnwatch-demo-{run}-scores",
-            "dead": f"rnnwatch-demo-{run}-dead-letters", "changelog": f"rnnwatch-demo-{run}-state",
+            "input": f"rnnwatch-demo-{run}-events",
+            "output": f"rnnwatch-demo-{run}-scores",
+            "dead": f"rnnwatch-demo-{run}-dead-letters",
+            "changelog": f"rnnwatch-demo-{run}-state",
         }
         self.run_id = run
-        self.fleet: SyntheticFleet = generate_fleet(
-            settings.streams, settings.events_per_stream, seed=settings.seed
-        )
+        self.fleet: SyntheticFleet = generate_fleet(settings.streams, settings.events_per_stream, seed=settings.seed)
         self.truth = FleetTruth()
         self.book = ScoreBook()
         self.interrupted = asyncio.Event()
@@ -164,10 +182,17 @@ class _LiveRun:
     def _service_config(self, metrics_port: int) -> ServiceConfig:
         t = self.topics
         return ServiceConfig(
-            bootstrap_servers=self.bootstrap, input_topic=t["input"], output_topic=t["output"],
-            dead_letter_topic=t["dead"], changelog_topic=t["changelog"], group_id=f"rnnwatch-demo-{self.run_id}",
-            instance_id=f"demo-{self.run_id}", guarantee=self.settings.guarantee,
-            anomaly_threshold=self.settings.threshold, metrics_host="127.0.0.1", metrics_port=metrics_port,
+            bootstrap_servers=self.bootstrap,
+            input_topic=t["input"],
+            output_topic=t["output"],
+            dead_letter_topic=t["dead"],
+            changelog_topic=t["changelog"],
+            group_id=f"rnnwatch-demo-{self.run_id}",
+            instance_id=f"demo-{self.run_id}",
+            guarantee=self.settings.guarantee,
+            anomaly_threshold=self.settings.threshold,
+            metrics_host="127.0.0.1",
+            metrics_port=metrics_port,
             session_timeout_ms=6000,
         )
 
@@ -178,8 +203,10 @@ class _LiveRun:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.interrupted.set)
         try:
-            await _create_topics(self.bootstrap, {self.topics["input"]: s.partitions,
-                                                  self.topics["output"]: s.partitions, self.topics["dead"]: 1})
+            await _create_topics(
+                self.bootstrap,
+                {self.topics["input"]: s.partitions, self.topics["output"]: s.partitions, self.topics["dead"]: 1},
+            )
             port = _free_port()
             service = Service(self._service_config(port), self.weights, serve_http=True)
             print(f"service: metrics on http://127.0.0.1:{port}/metrics; input topic {self.topics['input']}")
@@ -248,10 +275,17 @@ def _report(settings: DemoSettings, live: _LiveRun, seconds: float) -> DemoRepor
     plot = None
     if live.book.points:
         chosen = pick_streams(live.fleet.streams, settings.plot_streams)
-        plot = plot_streams(settings.out_dir / "demo.png", chosen, live.truth.sent_events, live.book.points,
-                            settings.threshold, warmup_events=ScoringParams().warmup_events)
-    return DemoReport(sent=live.truth.sent, scored=len(live.book.points), seconds=seconds, evaluation=evaluation,
-                      plot=plot)
+        plot = plot_streams(
+            settings.out_dir / "demo.png",
+            chosen,
+            live.truth.sent_events,
+            live.book.points,
+            settings.threshold,
+            warmup_events=ScoringParams().warmup_events,
+        )
+    return DemoReport(
+        sent=live.truth.sent, scored=len(live.book.points), seconds=seconds, evaluation=evaluation, plot=plot
+    )
 
 
 async def _check_reachable(bootstrap: str, timeout_ms: int = 10_000) -> None:
@@ -286,9 +320,11 @@ def run_demo(settings: DemoSettings) -> int:
             print(f"broker: {bootstrap}")
             weights = demo_model(settings)
             m = weights.config
-            print(f"fleet: {settings.streams} streams x {settings.events_per_stream} events at {settings.rate:g} "
-                  f"events/s, injected spikes, level shifts, drift, frozen sensors and noise bursts; "
-                  f"model {m.cell} H={m.hidden_size} L={m.num_layers}; Ctrl-C stops")
+            print(
+                f"fleet: {settings.streams} streams x {settings.events_per_stream} events at {settings.rate:g} "
+                f"events/s, injected spikes, level shifts, drift, frozen sensors and noise bursts; "
+                f"model {m.cell} H={m.hidden_size} L={m.num_layers}; Ctrl-C stops"
+            )
             live = _LiveRun(settings, bootstrap, weights)
             seconds = asyncio.run(live.run())
             report = _report(settings, live, seconds)
@@ -302,8 +338,10 @@ def run_demo(settings: DemoSettings) -> int:
     summary = settings.out_dir / "summary.json"
     summary.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     rate = report.scored / report.seconds if report.seconds else 0.0
-    print(f"\n== rnnwatch demo: {report.scored:,} of {report.sent:,} events scored in {report.seconds:.1f} s "
-          f"({rate:,.0f} events/s), threshold {settings.threshold:g}")
+    print(
+        f"\n== rnnwatch demo: {report.scored:,} of {report.sent:,} events scored in {report.seconds:.1f} s "
+        f"({rate:,.0f} events/s), threshold {settings.threshold:g}"
+    )
     print(report.evaluation.table())
     if report.plot:
         print(f"plot: {report.plot}")

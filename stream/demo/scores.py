@@ -51,8 +51,12 @@ class ScoreBook:
 async def collect_scores(bootstrap: str, topic: str, book: ScoreBook, stop: asyncio.Event) -> None:
     """Consume the score topic from the start into ``book`` until ``stop`` is set and the topic is drained."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, isolation_level="read_committed",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

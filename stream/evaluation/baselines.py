@@ -46,8 +46,6 @@ def windowed_gaussian(values: np.ndarray, window_size: int = WINDOW_SIZE, step_s
     return scores
 
 
-
-
 def persistence_error(values: np.ndarray, window_size: int = WINDOW_SIZE, step_size: int = STEP_SIZE) -> np.ndarray:
     """Windowed-Gaussian score of the absolute error of the forecast 'next value = last value'."""
     x = np.asarray(values, dtype=np.float64)

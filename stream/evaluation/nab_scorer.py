@@ -180,8 +180,11 @@ def _sweep_sorted(
     if best_only:
         if levels.size and total[levels].max() > results[0].raw:
             j = int(levels[np.argmax(total[levels])])
-            return [ThresholdScore(float(s[j]), float(total[j]), int(detected[j]), n_windows - int(detected[j]),
-                                   int(fps[j]))]
+            return [
+                ThresholdScore(
+                    float(s[j]), float(total[j]), int(detected[j]), n_windows - int(detected[j]), int(fps[j])
+                )
+            ]
         return results
     for j in levels.tolist():
         results.append(

@@ -86,9 +86,7 @@ def envelope_in_artifact(config: ServiceConfig) -> bool:
     return (Path(str(config.model_dir)) / ENVELOPE_FILE).is_file()
 
 
-def detector_factory(
-    weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None
-) -> DetectorFactory:
+def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None) -> DetectorFactory:
     """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector`` (an
     ``rnncore.stages.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
     writes), or with ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one.
@@ -242,8 +240,12 @@ class Service:
         if self.weights is not None:
             self._show_model(self.weights)
         if c.archive_dir is not None:
-            self._archive = EventArchive(c.archive_dir, max_bytes=c.archive_max_bytes,
-                                         max_age_seconds=c.archive_max_age_seconds, metrics=self.metrics)
+            self._archive = EventArchive(
+                c.archive_dir,
+                max_bytes=c.archive_max_bytes,
+                max_age_seconds=c.archive_max_age_seconds,
+                metrics=self.metrics,
+            )
         await self._check_topics()
         exactly_once = c.guarantee == "exactly_once"
         if exactly_once:
@@ -273,9 +275,13 @@ class Service:
         probe_client = getattr(self._restorer, "_client", None)  # aiokafka's client of the restore consumer
         if probe_client is not None:
             self._probe = asyncio.create_task(BrokerProbe(probe_client, self.health, c.bootstrap_servers).run())
-        logger.info("service started: group=%s input=%s guarantee=%s transactional ids=%s",
-                    c.group_id, c.input_topic, c.guarantee,
-                    transactional_id_for(c.group_id, c.input_topic, "*") if exactly_once else None)
+        logger.info(
+            "service started: group=%s input=%s guarantee=%s transactional ids=%s",
+            c.group_id,
+            c.input_topic,
+            c.guarantee,
+            transactional_id_for(c.group_id, c.input_topic, "*") if exactly_once else None,
+        )
 
     def _make_producer(self, transactional_id: str | None) -> AIOKafkaProducer:
         """A producer with the service's batching settings; transactional when given an id."""
@@ -341,10 +347,15 @@ class Service:
 
     def _show_model(self, weights: ModelWeights) -> None:
         m = weights.config
-        self.metrics.model_info.info({
-            "version": str(weights.metadata.get("version", "unknown")), "cell": m.cell,
-            "hidden_size": str(m.hidden_size), "num_layers": str(m.num_layers), "n_features": str(m.n_features),
-        })
+        self.metrics.model_info.info(
+            {
+                "version": str(weights.metadata.get("version", "unknown")),
+                "cell": m.cell,
+                "hidden_size": str(m.hidden_size),
+                "num_layers": str(m.num_layers),
+                "n_features": str(m.n_features),
+            }
+        )
 
     async def _maybe_reload(self) -> None:
         """Swap in a new model artifact if one appeared; refuse (log + metric) one that is unreadable or would not
@@ -381,8 +392,11 @@ class Service:
                 self._make_detector = factory
         self._show_model(weights)
         self.metrics.model_reloads.labels(result="loaded").inc()
-        logger.info("model reloaded: version %s in %d partitions, stream state kept",
-                    weights.metadata.get("version", "unknown"), len(detectors))
+        logger.info(
+            "model reloaded: version %s in %d partitions, stream state kept",
+            weights.metadata.get("version", "unknown"),
+            len(detectors),
+        )
 
     def _reload_factory(self, weights: ModelWeights) -> DetectorFactory | None:
         """The factory for the new weights (None when the service was given its own), keeping the envelope layout
@@ -456,9 +470,14 @@ class Service:
                 self._retained.clear()
                 await self._restore_partitions(to_restore)
             except Exception as error:  # raised again by run(): the listener's caller would only log it (and hang)
-                failure = error if isinstance(error, ServiceError) else ServiceError(
-                    f"restoring partitions {[tp.partition for tp in to_restore]} failed "
-                    f"({type(error).__name__}: {error}); fix the cause and restart")
+                failure = (
+                    error
+                    if isinstance(error, ServiceError)
+                    else ServiceError(
+                        f"restoring partitions {[tp.partition for tp in to_restore]} failed "
+                        f"({type(error).__name__}: {error}); fix the cause and restart"
+                    )
+                )
                 logger.error("%s", failure)
                 self.health.set_failed(str(failure))
                 self._failure = failure
@@ -479,9 +498,11 @@ class Service:
             await self._txn_producers.acquire(partitions)
         except Exception as error:
             ids = transactional_id_for(self.config.group_id, self.config.input_topic, "*")
-            raise ServiceError(f"cannot start the transactional producers of partitions {sorted(partitions)} "
-                               f"({type(error).__name__}: {error}); check the broker and the ACLs of the "
-                               f"transactional ids {ids}") from error
+            raise ServiceError(
+                f"cannot start the transactional producers of partitions {sorted(partitions)} "
+                f"({type(error).__name__}: {error}); check the broker and the ACLs of the "
+                f"transactional ids {ids}"
+            ) from error
 
     async def _keep_retained(self, tp: TopicPartition) -> bool:
         """Reuse the state held before the rebalance if nobody processed the partition since (same offset)."""
@@ -527,8 +548,12 @@ class Service:
                 ) from error
             if position.skipped:
                 self.metrics.changelog_skipped.inc(position.skipped)
-                logger.warning("skipped %d records of changelog %s partition %d that are not rnnwatch state records",
-                               position.skipped, self.config.changelog_topic, tp.partition)
+                logger.warning(
+                    "skipped %d records of changelog %s partition %d that are not rnnwatch state records",
+                    position.skipped,
+                    self.config.changelog_topic,
+                    tp.partition,
+                )
             committed = await self._consumer.committed(tp)
             resume = max(-1 if committed is None else committed, position.next_offset)
             if resume >= 0:  # state may be ahead of the group offset (at-least-once); the consumer's own committed
@@ -538,9 +563,15 @@ class Service:
             )
             processor.next_offset = resume
             self._partitions[tp.partition] = processor
-            logger.info("restored partition=%d streams=%d changelog_records=%d generation=%d resume_offset=%d "
-                        "committed=%s", tp.partition, detector.n_streams, len(changelogs[tp.partition]),
-                        position.generation, resume, committed)
+            logger.info(
+                "restored partition=%d streams=%d changelog_records=%d generation=%d resume_offset=%d committed=%s",
+                tp.partition,
+                detector.n_streams,
+                len(changelogs[tp.partition]),
+                position.generation,
+                resume,
+                committed,
+            )
         seconds = time.perf_counter() - started
         self.metrics.restore_duration.observe(seconds)
         logger.info("restored %d partitions in %.3f s", len(tps), seconds)
@@ -600,8 +631,10 @@ class Service:
         try:
             fenced = await inflight
         except Exception as error:
-            raise ServiceError(f"publishing a batch failed ({type(error).__name__}: {error}); "
-                               "stopping so that a restart resumes from the committed state") from error
+            raise ServiceError(
+                f"publishing a batch failed ({type(error).__name__}: {error}); "
+                "stopping so that a restart resumes from the committed state"
+            ) from error
         if fenced:
             await self._drop_fenced(fenced)
 
@@ -622,9 +655,11 @@ class Service:
         self.metrics.assigned_partitions.set(len(self._partitions))
         if any(TopicPartition(self.config.input_topic, p) in self._consumer.assignment() for p in partitions):
             self._request_rejoin()  # fenced by the transaction timeout, not a new owner: let the group reassign
-        logger.warning("partitions %s were taken over by another replica while this one was not heard from (frozen or "
-                       "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
-                       sorted(partitions))
+        logger.warning(
+            "partitions %s were taken over by another replica while this one was not heard from (frozen or "
+            "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
+            sorted(partitions),
+        )
 
     def _request_rejoin(self) -> None:
         """Ask the group for a new assignment, so that a dropped partition the group still gives this replica is
@@ -633,8 +668,10 @@ class Service:
         coordinator = getattr(self._consumer, "_coordinator", None)
         request = getattr(coordinator, "request_rejoin", None)
         if request is None:
-            logger.error("cannot ask the group to rebalance (aiokafka changed); restart the replica to take up its "
-                         "dropped partitions again")
+            logger.error(
+                "cannot ask the group to rebalance (aiokafka changed); restart the replica to take up its "
+                "dropped partitions again"
+            )
             return
         request()
 
@@ -664,13 +701,19 @@ class Service:
         one transaction per partition, all at once; any other failure is raised once all have ended)."""
         if self._txn_producers is not None:
             txn = self._txn_producers
-            results = await asyncio.gather(*(
-                txn.commit(tp, o.next_offset, [*o.dead_letters, *o.changelog], [] if o.scores is None else [o.scores])
-                for tp, o in outcomes.items()
-            ), return_exceptions=True)
+            results = await asyncio.gather(
+                *(
+                    txn.commit(
+                        tp, o.next_offset, [*o.dead_letters, *o.changelog], [] if o.scores is None else [o.scores]
+                    )
+                    for tp, o in outcomes.items()
+                ),
+                return_exceptions=True,
+            )
             fenced = {r.partition for r in results if isinstance(r, PartitionFencedError)}
-            failure = next((r for r in results
-                            if isinstance(r, BaseException) and not isinstance(r, PartitionFencedError)), None)
+            failure = next(
+                (r for r in results if isinstance(r, BaseException) and not isinstance(r, PartitionFencedError)), None
+            )
             if failure is not None:
                 raise failure
             return fenced

@@ -57,4 +57,3 @@ class BulkHistogram(Collector):
     def describe(self) -> Iterator[HistogramMetricFamily]:
         """Lets the registry check names at registration without collecting."""
         yield HistogramMetricFamily(self.name, self.documentation, buckets=[("+Inf", 0)], sum_value=0.0)
-

@@ -99,9 +99,7 @@ class EventDecoder:
             raise EventRejectedError(RejectReason.MISSING_FIELD, "message has no value")
         if len(payload) > self.max_message_bytes:
             raise EventRejectedError(RejectReason.OVERSIZED, f"{len(payload)} bytes > {self.max_message_bytes}")
-        record = parse_event(
-            loads(payload), message_key, n_features=self.n_features, max_key_bytes=self.max_key_bytes
-        )
+        record = parse_event(loads(payload), message_key, n_features=self.n_features, max_key_bytes=self.max_key_bytes)
         return record.key, record.time, list(record.values)
 
     def decode_batch(
@@ -123,7 +121,9 @@ class EventDecoder:
             fast_set.difference_update(np.asarray(fast_index, dtype=np.int64)[~ok].tolist())
         if len(fast_set) == len(payloads):  # every message took the fast path
             return DecodedBatch(
-                keys=fast_keys, times=times, values=values.astype(np.float32),
+                keys=fast_keys,
+                times=times,
+                values=values.astype(np.float32),
                 index=np.arange(len(payloads), dtype=np.int64),
             )
         return self._merge_with_slow_path(payloads, message_keys, fast_index, fast_keys, times, values, ok)
@@ -177,7 +177,8 @@ class EventDecoder:
         """Decode the messages the fast path left out one by one, and merge both in message order."""
         by_index = {
             i: (fast_keys[j], float(fast_times[j]), fast_values[j].tolist())
-            for j, i in enumerate(fast_index) if fast_ok[j]
+            for j, i in enumerate(fast_index)
+            if fast_ok[j]
         }
         keys: list[str] = []
         times: list[float] = []
@@ -234,19 +235,40 @@ def encode_scores(
         return []
     column_mean, column_scale = mean.reshape(n, -1), scale.reshape(n, -1)
     if column_mean.shape[1] != 1 or column_scale.shape[1] != 1:
-        return _encode_scores_per_event(keys, times, scores, anomalies, nll, _per_event(mean, n),
-                                        _per_event(scale, n), model_version, partition, offsets, only)
+        return _encode_scores_per_event(
+            keys,
+            times,
+            scores,
+            anomalies,
+            nll,
+            _per_event(mean, n),
+            _per_event(scale, n),
+            model_version,
+            partition,
+            offsets,
+            only,
+        )
     dumps = orjson.dumps
     columns = [
         dumps(column)[1:-1].split(b",")
-        for column in (times.tolist(), scores.tolist(), anomalies.tolist(), nll.tolist(),
-                       column_mean[:, 0].tolist(), column_scale[:, 0].tolist(), list(offsets))
+        for column in (
+            times.tolist(),
+            scores.tolist(),
+            anomalies.tolist(),
+            nll.tolist(),
+            column_mean[:, 0].tolist(),
+            column_scale[:, 0].tolist(),
+            list(offsets),
+        )
     ]
     if any(len(column) != n for column in columns):  # offsets of the wrong length, or a non-scalar cell
         raise CodecError(f"score columns must all have {n} entries, got {[len(c) for c in columns]}")
     constant = b',"model_version":' + dumps(model_version) + b',"partition":' + dumps(partition) + b',"offset":'
-    template = (b'{"key":%b,"time":%b,"score":%b,"anomaly":%b,"nll":%b,"mean":%b,"scale":%b'
-                + constant.replace(b"%", b"%%") + b"%b}")
+    template = (
+        b'{"key":%b,"time":%b,"score":%b,"anomaly":%b,"nll":%b,"mean":%b,"scale":%b'
+        + constant.replace(b"%", b"%%")
+        + b"%b}"
+    )
     rows = zip(_json_strings(keys), *columns, strict=True)
     if only is None:
         return [template % row for row in rows]
@@ -264,20 +286,48 @@ def _json_strings(texts: Sequence[str]) -> list[bytes]:
 
 
 def _encode_scores_per_event(
-    keys: Sequence[str], times: np.ndarray, scores: np.ndarray, anomalies: np.ndarray, nll: np.ndarray,
-    means: list[Any], scales: list[Any], model_version: str | None, partition: int, offsets: Sequence[int],
+    keys: Sequence[str],
+    times: np.ndarray,
+    scores: np.ndarray,
+    anomalies: np.ndarray,
+    nll: np.ndarray,
+    means: list[Any],
+    scales: list[Any],
+    model_version: str | None,
+    partition: int,
+    offsets: Sequence[int],
     only: np.ndarray | None,
 ) -> list[bytes | None]:
     """``encode_scores`` for vector forecasts: a dict and an ``orjson.dumps`` per event."""
     wanted = [True] * len(keys) if only is None else only.tolist()
     dumps = orjson.dumps
     return [
-        dumps({
-            "key": key, "time": t, "score": sc, "anomaly": an, "nll": nl, "mean": mu, "scale": sg,
-            "model_version": model_version, "partition": partition, "offset": off,
-        }) if want else None
+        dumps(
+            {
+                "key": key,
+                "time": t,
+                "score": sc,
+                "anomaly": an,
+                "nll": nl,
+                "mean": mu,
+                "scale": sg,
+                "model_version": model_version,
+                "partition": partition,
+                "offset": off,
+            }
+        )
+        if want
+        else None
         for key, t, sc, an, nl, mu, sg, off, want in zip(
-            keys, times.tolist(), scores.tolist(), anomalies.tolist(), nll.tolist(), means, scales, offsets, wanted,
+            keys,
+            times.tolist(),
+            scores.tolist(),
+            anomalies.tolist(),
+            nll.tolist(),
+            means,
+            scales,
+            offsets,
+            wanted,
             strict=True,
         )
     ]
@@ -300,9 +350,16 @@ def encode_score(
     mean_column = np.asarray([mean], dtype=np.float64)
     scale_column = np.asarray([scale], dtype=np.float64)
     [record] = encode_scores(
-        keys=[key], times=np.asarray([time]), scores=np.asarray([score]), anomalies=np.asarray([anomaly]),
-        nll=np.asarray([nll]), mean=mean_column, scale=scale_column, model_version=model_version,
-        partition=partition, offsets=[offset],
+        keys=[key],
+        times=np.asarray([time]),
+        scores=np.asarray([score]),
+        anomalies=np.asarray([anomaly]),
+        nll=np.asarray([nll]),
+        mean=mean_column,
+        scale=scale_column,
+        model_version=model_version,
+        partition=partition,
+        offsets=[offset],
     )
     assert record is not None
     return record

@@ -148,17 +148,31 @@ class ServiceConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_streams_per_partition", "snapshot_every", "changelog_chunk_bytes",
-                     "max_message_bytes", "max_key_bytes", "session_timeout_ms", "archive_max_bytes"):
+        for name in (
+            "max_batch_size",
+            "max_streams_per_partition",
+            "snapshot_every",
+            "changelog_chunk_bytes",
+            "max_message_bytes",
+            "max_key_bytes",
+            "session_timeout_ms",
+            "archive_max_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.status_log_seconds < 0:
             raise ConfigError(f"status_log_seconds must be >= 0 (0: off), got {self.status_log_seconds}")
         if self.model_poll_seconds < 0 or self.archive_max_age_seconds <= 0:
-            raise ConfigError("model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
-                              f"{self.model_poll_seconds} and {self.archive_max_age_seconds}")
-        choice_fields = (("guarantee", Guarantee), ("publish", PublishMode), ("scoring_pipeline", ScoringPipelineName),
-                         ("auto_offset_reset", OffsetReset))
+            raise ConfigError(
+                "model_poll_seconds must be >= 0 and archive_max_age_seconds > 0, got "
+                f"{self.model_poll_seconds} and {self.archive_max_age_seconds}"
+            )
+        choice_fields = (
+            ("guarantee", Guarantee),
+            ("publish", PublishMode),
+            ("scoring_pipeline", ScoringPipelineName),
+            ("auto_offset_reset", OffsetReset),
+        )
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")

@@ -44,8 +44,10 @@ def describe_failure(config: ServiceConfig, causes: list[str]) -> str:
     auth = [c for c in causes if "Authentication" in c or "SaslAuthenticationFailed" in c]
     if auth:
         cause = auth[-1].split(": ", 1)[-1]
-        advice = ("check the SASL username and password (RNNWATCH_SECURITY_SASL_USERNAME, "
-                  "RNNWATCH_SECURITY_SASL_PASSWORD or sasl_password_file) and the mechanism the listener enables")
+        advice = (
+            "check the SASL username and password (RNNWATCH_SECURITY_SASL_USERNAME, "
+            "RNNWATCH_SECURITY_SASL_PASSWORD or sasl_password_file) and the mechanism the listener enables"
+        )
         return f"SASL authentication to Kafka at {config.bootstrap_servers} ({how}) failed: {cause}; {advice}"
     tls = _tls_failure(config, causes) if security.protocol.endswith("SSL") else None
     if tls is not None:
@@ -73,19 +75,27 @@ def _tls_failure(config: ServiceConfig, causes: list[str]) -> str | None:
     trusted = f"ssl_cafile {security.ssl_cafile}" if security.ssl_cafile else "the system trust store (no ssl_cafile)"
     if detail is None:
         cause = line.split('": ', 1)[-1]
-        return (f"TLS handshake failed: {cause}; check that the listener at bootstrap_servers speaks "
-                "TLS (protocol SSL or SASL_SSL) and, if it requires client certificates, ssl_certfile and ssl_keyfile")
+        return (
+            f"TLS handshake failed: {cause}; check that the listener at bootstrap_servers speaks "
+            "TLS (protocol SSL or SASL_SSL) and, if it requires client certificates, ssl_certfile and ssl_keyfile"
+        )
     lowered = detail.lower()
     if "expired" in lowered or "not yet valid" in lowered:
-        return (f"the broker's certificate is outside its validity period ({detail}); renew the broker's "
-                "certificate (or correct the clock of the broker or of this host)")
+        return (
+            f"the broker's certificate is outside its validity period ({detail}); renew the broker's "
+            "certificate (or correct the clock of the broker or of this host)"
+        )
     if "mismatch" in lowered or "not valid for" in lowered:
-        return (f"the broker's certificate does not name the host it was reached at ({detail}); use a host "
-                "name or address the certificate lists (subjectAltName) in bootstrap_servers and the broker's "
-                "advertised.listeners, or reissue the certificate for it")
+        return (
+            f"the broker's certificate does not name the host it was reached at ({detail}); use a host "
+            "name or address the certificate lists (subjectAltName) in bootstrap_servers and the broker's "
+            "advertised.listeners, or reissue the certificate for it"
+        )
     if "issuer" in lowered or "self-signed" in lowered or "self signed" in lowered or "untrusted" in lowered:
-        return (f"the broker's certificate is not signed by a CA that {trusted} holds ({detail}); set "
-                "ssl_cafile (RNNWATCH_SECURITY_SSL_CAFILE) to the CA that signed the broker's certificate")
+        return (
+            f"the broker's certificate is not signed by a CA that {trusted} holds ({detail}); set "
+            "ssl_cafile (RNNWATCH_SECURITY_SSL_CAFILE) to the CA that signed the broker's certificate"
+        )
     return f"the broker's certificate was not accepted ({detail}); check ssl_cafile and the broker's certificate"
 
 

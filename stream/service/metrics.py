@@ -89,7 +89,9 @@ class ServiceMetrics:
             f"{PREFIX}_score", "Anomaly scores of scored events (watch calibration drift)", _SCORE_BUCKETS, r
         )
         self.consumer_lag = Gauge(
-            f"{PREFIX}_consumer_lag_messages", "High watermark minus position, per input partition", ["partition"],
+            f"{PREFIX}_consumer_lag_messages",
+            "High watermark minus position, per input partition",
+            ["partition"],
             registry=r,
         )
         self.active_streams = Gauge(f"{PREFIX}_active_streams", "Streams holding a state row", registry=r)
@@ -98,23 +100,30 @@ class ServiceMetrics:
         self.model_info = Info(f"{PREFIX}_model", "The model in use (version, cell, sizes)", registry=r)
         self.rebalances = Counter(f"{PREFIX}_rebalances", "Partition assignment changes", ["kind"], registry=r)
         self.checkpoint_duration = Histogram(
-            f"{PREFIX}_checkpoint_seconds", "Time to write a full state snapshot to the changelog",
-            buckets=_DURATION_BUCKETS, registry=r,
+            f"{PREFIX}_checkpoint_seconds",
+            "Time to write a full state snapshot to the changelog",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.restore_duration = Histogram(
-            f"{PREFIX}_restore_seconds", "Time to restore one partition's state from the changelog",
-            buckets=_DURATION_BUCKETS, registry=r,
+            f"{PREFIX}_restore_seconds",
+            "Time to restore one partition's state from the changelog",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.changelog_skipped = Counter(
-            f"{PREFIX}_changelog_records_skipped", "Changelog records restore skipped: not rnnwatch state records",
+            f"{PREFIX}_changelog_records_skipped",
+            "Changelog records restore skipped: not rnnwatch state records",
             registry=r,
         )
         self.checkpoint_failures = Counter(
             f"{PREFIX}_checkpoint_failures", "Batches whose state changelog records could not be written", registry=r
         )
         self.model_reloads = Counter(
-            f"{PREFIX}_model_reloads", "New model artifacts taken (result=loaded) or refused (result=refused)",
-            ["result"], registry=r,
+            f"{PREFIX}_model_reloads",
+            "New model artifacts taken (result=loaded) or refused (result=refused)",
+            ["result"],
+            registry=r,
         )
         self.events_archived = Counter(
             f"{PREFIX}_events_archived", "Scored events appended to the event archive", registry=r

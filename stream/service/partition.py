@@ -72,8 +72,11 @@ class BatchOutcome:
     def all_records(self) -> list[OutRecord]:
         """Every record as an ``OutRecord``, score records last (for tests and tools; the service sends columns)."""
         scores = self.scores
-        extra = [] if scores is None else [OutRecord(scores.topic, k, v) for k, v in zip(scores.keys, scores.values,
-                                                                                         strict=True)]
+        extra = (
+            []
+            if scores is None
+            else [OutRecord(scores.topic, k, v) for k, v in zip(scores.keys, scores.values, strict=True)]
+        )
         return [*self.dead_letters, *self.changelog, *extra]
 
 
@@ -149,15 +152,24 @@ class PartitionProcessor:
             all_ok = bool(ok.all())
             wanted = (None if all_ok else ok) if s.publish_all else anomalous & ok  # None: a record per event
             encoded = encode_scores(
-                keys=batch.keys, times=batch.times, scores=result.scores, anomalies=anomalous, nll=result.nll,
-                mean=result.mean, scale=result.scale, model_version=self.detector.model_version,
-                partition=self.partition, offsets=offsets, only=wanted,
+                keys=batch.keys,
+                times=batch.times,
+                scores=result.scores,
+                anomalies=anomalous,
+                nll=result.nll,
+                mean=result.mean,
+                scale=result.scale,
+                model_version=self.detector.model_version,
+                partition=self.partition,
+                offsets=offsets,
+                only=wanted,
             )
             if all_ok:  # the common case: no per-event branching
                 scored, touched = len(batch), batch.keys
                 kept = None if wanted is None else [j for j, value in enumerate(encoded) if value is not None]
-                score_keys = [key.encode() for key in batch.keys] if kept is None else [
-                    batch.keys[j].encode() for j in kept]
+                score_keys = (
+                    [key.encode() for key in batch.keys] if kept is None else [batch.keys[j].encode() for j in kept]
+                )
                 score_values = cast("list[bytes]", encoded if kept is None else [encoded[j] for j in kept])
             else:
                 touched, score_keys, score_values = self._drop_rejected(messages, batch, status, encoded, dead_letters)
@@ -188,7 +200,11 @@ class PartitionProcessor:
         return outcome
 
     def _drop_rejected(
-        self, messages: Sequence[MessageLike], batch: DecodedBatch, status: np.ndarray, encoded: list[bytes | None],
+        self,
+        messages: Sequence[MessageLike],
+        batch: DecodedBatch,
+        status: np.ndarray,
+        encoded: list[bytes | None],
         dead_letters: list[OutRecord],
     ) -> tuple[list[str], list[bytes], list[bytes]]:
         """Dead-letter the events the detector rejected (appended to ``dead_letters``); the rest's keys and records."""
@@ -233,6 +249,12 @@ class PartitionProcessor:
     def _dead_letter(self, message: MessageLike, reason: str, detail: str) -> OutRecord:
         self.metrics.events_dead_lettered.labels(reason=reason).inc()
         headers = dead_letter_headers(reason, detail, message.topic, message.partition, message.offset)
-        key, value, headers = fit_dead_letter(message.key, message.value, headers, message.partition, message.offset,
-                                              max_bytes=self.settings.dead_letter_max_bytes)
+        key, value, headers = fit_dead_letter(
+            message.key,
+            message.value,
+            headers,
+            message.partition,
+            message.offset,
+            max_bytes=self.settings.dead_letter_max_bytes,
+        )
         return OutRecord(self.settings.dead_letter_topic, key, value, headers)

@@ -63,12 +63,19 @@ class BatchPublisher:
             partition = record.partition
             if partition is None:
                 partition = self._place(record.topic, record.key, known[record.topic])
-            builders.append(record.topic, partition, record.key, record.value,
-                            list(record.headers) if record.headers else _NO_HEADERS)
+            builders.append(
+                record.topic,
+                partition,
+                record.key,
+                record.value,
+                list(record.headers) if record.headers else _NO_HEADERS,
+            )
         for batch in scores:
             self._append_scores(batch, known[batch.topic], builders)
-        futures = [await self._producer.send_batch(builder, topic, partition=partition)
-                   for topic, partition, builder in builders.closed()]
+        futures = [
+            await self._producer.send_batch(builder, topic, partition=partition)
+            for topic, partition, builder in builders.closed()
+        ]
         if futures:  # every outcome retrieved: a failed batch (fenced) fails them all, and an unretrieved one is
             results = await asyncio.gather(*futures, return_exceptions=True)  # logged with its traceback at GC
             failure = next((r for r in results if isinstance(r, BaseException)), None)

@@ -69,8 +69,16 @@ def test_panels_fit_the_grid() -> None:
 
 @pytest.mark.parametrize(
     "topic",
-    ["throughput", "latency p50 / p99", "lag", "anomal", "dead letters by reason", "model version", "state size",
-     "streams"],
+    [
+        "throughput",
+        "latency p50 / p99",
+        "lag",
+        "anomal",
+        "dead letters by reason",
+        "model version",
+        "state size",
+        "streams",
+    ],
 )
 def test_dashboard_covers(topic: str) -> None:
     titles = [panel["title"].lower() for panel in _query_panels(load_dashboard())]

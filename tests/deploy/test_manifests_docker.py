@@ -86,7 +86,9 @@ def test_runtime_runs_as_non_root_and_checks_health_on_the_metrics_port() -> Non
 def test_compose_matches_the_compose_specification() -> None:
     result = subprocess.run(
         [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -43,8 +43,13 @@ def test_unit_runs_serve_as_an_unprivileged_user_with_an_environment_file() -> N
 
 def test_unit_is_hardened() -> None:
     service = _unit()["Service"]
-    for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
-                       ("PrivateTmp", "yes"), ("CapabilityBoundingSet", "")]:
+    for key, value in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ]:
         assert service[key] == [value], key
     assert "MemoryDenyWriteExecute" not in service, "Numba's JIT needs writable+executable memory"
 
@@ -83,7 +88,9 @@ def _security(unit: Path) -> subprocess.CompletedProcess[str]:
     """systemd-analyze's exposure rating; exit code 1 above 2.0 on its 0-10 scale (--threshold is x10)."""
     return subprocess.run(
         [_systemd_analyze(), "security", "--offline=yes", "--threshold=20", "--no-pager", str(unit)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -65,9 +65,15 @@ class PrometheusServer:
         self.address = f"127.0.0.1:{_free_port()}"
         self._log = (tmp_path / "prometheus.log").open("w")
         self._process = subprocess.Popen(
-            [binary, f"--config.file={config_path}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address={self.address}", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address={self.address}",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def api(self, path: str, **params: str) -> Any:
@@ -183,9 +189,12 @@ def test_prometheus_scrapes_the_running_service(
     tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
 ) -> None:
     """The real service scores events from the broker while Prometheus scrapes it and evaluates the rules."""
-    topics = {"input": make_topic(partitions=2, prefix="in"), "output": make_topic(prefix="out"),
-              "dlq": make_topic(prefix="dlq"),
-              "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"})}
+    topics = {
+        "input": make_topic(partitions=2, prefix="in"),
+        "output": make_topic(prefix="out"),
+        "dlq": make_topic(prefix="dlq"),
+        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
+    }
     good = [(f"sensor-{i % 5}".encode(), event(f"sensor-{i % 5}", 1000.0 + i, float(i % 7))) for i in range(200)]
     bad = [(b"broken", b"not json")] * 3
     port = _free_port()

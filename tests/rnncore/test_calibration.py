@@ -148,5 +148,11 @@ def test_bad_arrays_raise() -> None:
     with pytest.raises(ScoringError, match="rows"):
         _run(calibrate, params, _columns(params, 2), [5], [1.0])
     with pytest.raises(ScoringError, match="nll"):
-        calibrate(params, _columns(params, 2), np.zeros(2, np.int64), np.zeros(2), np.zeros(2, np.int8),
-                  np.zeros(2, np.float32))
+        calibrate(
+            params,
+            _columns(params, 2),
+            np.zeros(2, np.int64),
+            np.zeros(2),
+            np.zeros(2, np.int8),
+            np.zeros(2, np.float32),
+        )

@@ -19,6 +19,7 @@ from tests.stream.fake_detector import FakeDetector
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, n_features=1), seed=4)
 
+
 def _normal_history() -> list[EventRecord]:
     """Clean training rows for s0..s3 (the envelope's frozen references), earlier than the test events."""
     rng = np.random.default_rng(9)

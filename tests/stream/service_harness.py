@@ -31,8 +31,14 @@ async def publish(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | N
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0, settle: float = 1.0) -> list[Any]:
     """Read a topic from the start (read_committed) until ``expected`` records came and ``settle`` s passed quietly."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                isolation_level="read_committed", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list[Any] = []
     try:

@@ -64,8 +64,19 @@ def _lag_left(port: int) -> float:
 
 
 def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "stream.cli", "serve", *args, "--metrics-port", str(port),
-               "--metrics-host", "127.0.0.1", "--log-format", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "stream.cli",
+        "serve",
+        *args,
+        "--metrics-port",
+        str(port),
+        "--metrics-host",
+        "127.0.0.1",
+        "--log-format",
+        "json",
+    ]
     env = {**os.environ, "RNNWATCH_SESSION_TIMEOUT_MS": "6000"}  # the dead replica's partitions free up sooner
     with open(log, "ab") as handle:
         return subprocess.Popen(command, cwd=REPO, stdout=handle, stderr=handle, env=env)
@@ -76,18 +87,42 @@ def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    topics = {name: make_topic(partitions=p, prefix=name) for name, p in
-              (("in", 2), ("out", 1), ("dlq", 1), ("log", 2))}
+    topics = {
+        name: make_topic(partitions=p, prefix=name) for name, p in (("in", 2), ("out", 1), ("dlq", 1), ("log", 2))
+    }
     rng = np.random.default_rng(0)
     n_keys, per_key = 8, 250
-    events = [(f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
-              for i in range(per_key) for k in range(n_keys)]
+    events = [
+        (f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
+        for i in range(per_key)
+        for k in range(n_keys)
+    ]
     run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
     save_artifact(tmp_path / "model", WEIGHTS)
-    args = ["--bootstrap-servers", kafka_bootstrap, "--input-topic", topics["in"], "--output-topic", topics["out"],
-            "--dead-letter-topic", topics["dlq"], "--changelog-topic", topics["log"], "--group-id", make_group(),
-            "--instance-id", "replica-0", "--model-dir", str(tmp_path / "model"), "--guarantee", "exactly_once",
-            "--max-batch-size", "20", "--snapshot-every", "7"]
+    args = [
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--input-topic",
+        topics["in"],
+        "--output-topic",
+        topics["out"],
+        "--dead-letter-topic",
+        topics["dlq"],
+        "--changelog-topic",
+        topics["log"],
+        "--group-id",
+        make_group(),
+        "--instance-id",
+        "replica-0",
+        "--model-dir",
+        str(tmp_path / "model"),
+        "--guarantee",
+        "exactly_once",
+        "--max-batch-size",
+        "20",
+        "--snapshot-every",
+        "7",
+    ]
     log = tmp_path / "serve.log"
     port = _free_port()
     first = _start(args, log, port)
@@ -136,20 +171,42 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    topics = {name: make_topic(partitions=p, prefix=name) for name, p in
-              (("in", 4), ("out", 1), ("dlq", 1), ("log", 4))}
+    topics = {
+        name: make_topic(partitions=p, prefix=name) for name, p in (("in", 4), ("out", 1), ("dlq", 1), ("log", 4))
+    }
     rng = np.random.default_rng(1)
     n_keys, per_key = 16, 150
-    events = [(f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
-              for i in range(per_key) for k in range(n_keys)]
+    events = [
+        (f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
+        for i in range(per_key)
+        for k in range(n_keys)
+    ]
     save_artifact(tmp_path / "model", WEIGHTS)
     group = make_group()
 
     def args(instance: str) -> list[str]:
-        return ["--bootstrap-servers", kafka_bootstrap, "--input-topic", topics["in"], "--output-topic",
-                topics["out"], "--dead-letter-topic", topics["dlq"], "--changelog-topic", topics["log"],
-                "--group-id", group, "--instance-id", instance, "--model-dir", str(tmp_path / "model"),
-                "--max-batch-size", "10", "--snapshot-every", "5"]
+        return [
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--input-topic",
+            topics["in"],
+            "--output-topic",
+            topics["out"],
+            "--dead-letter-topic",
+            topics["dlq"],
+            "--changelog-topic",
+            topics["log"],
+            "--group-id",
+            group,
+            "--instance-id",
+            instance,
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--max-batch-size",
+            "10",
+            "--snapshot-every",
+            "5",
+        ]
 
     log = tmp_path / "serve.log"
     port_a, port_b = _free_port(), _free_port()
@@ -157,8 +214,9 @@ def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
     b = _start(args("replica-b"), log, port_b)
     try:
         deadline = time.monotonic() + 90
-        while not (_metric(port_a, "rnnwatch_assigned_partitions") > 0
-                   and _metric(port_b, "rnnwatch_assigned_partitions") > 0):
+        while not (
+            _metric(port_a, "rnnwatch_assigned_partitions") > 0 and _metric(port_b, "rnnwatch_assigned_partitions") > 0
+        ):
             assert a.poll() is None and b.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the replicas never split the partitions:\n" + log.read_text()[-3000:]
             time.sleep(0.1)

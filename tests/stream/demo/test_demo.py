@@ -29,8 +29,12 @@ def _stream(key: str, n: int, anomalies: list[tuple[str, int, int]]) -> Syntheti
     for _, start, end in anomalies:
         labels[start:end] = 1
     return SyntheticStream(
-        key=key, family="seasonal", times=np.arange(n, dtype=np.float64), values=np.zeros((n, 1)),
-        labels=labels, anomalies=tuple(InjectedAnomaly(kind, s, e, 5.0) for kind, s, e in anomalies),
+        key=key,
+        family="seasonal",
+        times=np.arange(n, dtype=np.float64),
+        values=np.zeros((n, 1)),
+        labels=labels,
+        anomalies=tuple(InjectedAnomaly(kind, s, e, 5.0) for kind, s, e in anomalies),
     )
 
 
@@ -75,8 +79,9 @@ def test_plot_writes_a_png_covering_several_anomaly_kinds(tmp_path: Path) -> Non
         sent[stream.key] = [(float(t), i) for i, t in enumerate(stream.times)]
         for i, t in enumerate(stream.times):
             labelled = bool(stream.labels[i])
-            points[(stream.key, float(t))] = ScorePoint(score=float(labelled), anomaly=labelled,
-                                                        mean=float(stream.values[i, 0]), scale=1.0)
+            points[(stream.key, float(t))] = ScorePoint(
+                score=float(labelled), anomaly=labelled, mean=float(stream.values[i, 0]), scale=1.0
+            )
     path = plot_streams(tmp_path / "demo.png", chosen, sent, points, threshold=0.99, warmup_events=50)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -93,9 +98,27 @@ def _demo(*args: str) -> list[str]:
 def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        _demo("--bootstrap-servers", kafka_bootstrap, "--streams", "12", "--events-per-stream", "300",
-              "--rate", "3000", "--partitions", "2", "--train-minutes", "0.05", "--out", str(out)),
-        cwd=REPO, capture_output=True, text=True, timeout=220, check=False,
+        _demo(
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--streams",
+            "12",
+            "--events-per-stream",
+            "300",
+            "--rate",
+            "3000",
+            "--partitions",
+            "2",
+            "--train-minutes",
+            "0.05",
+            "--out",
+            str(out),
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "anomaly recall" in result.stdout and "flag precision" in result.stdout
@@ -114,7 +137,10 @@ def test_ctrl_c_stops_the_demo_and_its_own_broker(tmp_path: Path) -> None:
     save_artifact(out / "model", weights)  # a cached model: no training in this test
     process = subprocess.Popen(
         _demo("--streams", "50", "--events-per-stream", "2000", "--rate", "500", "--out", str(out)),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
@@ -133,8 +159,12 @@ def test_ctrl_c_stops_the_demo_and_its_own_broker(tmp_path: Path) -> None:
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 130, "".join(lines) + rest
     assert "interrupted" in rest and "broker: stopping" in rest
-    status = subprocess.run(["bash", str(REPO / "deploy/kafka/broker.sh"), "status", str(out / "broker")],
-                            capture_output=True, text=True, check=False)
+    status = subprocess.run(
+        ["bash", str(REPO / "deploy/kafka/broker.sh"), "status", str(out / "broker")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert status.returncode != 0, status.stdout
     leftover = subprocess.run(["pgrep", "-f", str(out / "broker")], capture_output=True, text=True, check=False)
     assert leftover.stdout.strip() == ""

@@ -23,8 +23,9 @@ def _run(n_batches: int, snapshot_every: int, chunk_bytes: int, seed: int = 0):
     """Drive a detector and writer like the service does; return (detector, all changelog records in order)."""
     rng = random.Random(seed)
     detector = FakeDetector()
-    writer = ChangelogWriter(snapshot_every=snapshot_every, chunk_bytes=chunk_bytes, row_bytes=24,
-                             position=ChangelogPosition())
+    writer = ChangelogWriter(
+        snapshot_every=snapshot_every, chunk_bytes=chunk_bytes, row_bytes=24, position=ChangelogPosition()
+    )
     log: list[tuple[bytes, bytes | None]] = []
     offset = 0
     for _ in range(n_batches):
@@ -46,8 +47,11 @@ def _compact(log: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes |
     return [(k, v) for k, v in latest.items() if v is not None]
 
 
-@pytest.mark.parametrize(("snapshot_every", "chunk_bytes"), [(1, 10_000), (5, 100), (50, 200)],
-                         ids=["snapshot-every-batch", "small-chunks", "long-delta-runs"])
+@pytest.mark.parametrize(
+    ("snapshot_every", "chunk_bytes"),
+    [(1, 10_000), (5, 100), (50, 200)],
+    ids=["snapshot-every-batch", "small-chunks", "long-delta-runs"],
+)
 def test_restore_reproduces_the_state_and_offset(snapshot_every: int, chunk_bytes: int) -> None:
     detector, writer, log, offset = _run(60, snapshot_every, chunk_bytes)
     for records in (log, _compact(log)):

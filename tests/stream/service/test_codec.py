@@ -142,9 +142,16 @@ def test_score_record_round_trips_and_turns_nan_into_null() -> None:
 def test_vector_forecast_is_a_list() -> None:
     record = decode_score(
         encode_score(
-            key="s", time=1.0, score=0.1, anomaly=False, nll=1.0,
-            mean=[1.0, math.nan], scale=[2.0, math.inf],
-            model_version=None, partition=0, offset=0,
+            key="s",
+            time=1.0,
+            score=0.1,
+            anomaly=False,
+            nll=1.0,
+            mean=[1.0, math.nan],
+            scale=[2.0, math.inf],
+            model_version=None,
+            partition=0,
+            offset=0,
         )
     )
     assert record["mean"] == [1.0, None] and record["scale"] == [2.0, None] and record["nll"] == 1.0
@@ -159,14 +166,22 @@ def _dict_per_event(columns: dict[str, Any], only: list[bool] | None) -> list[by
         if only is not None and not only[i]:
             out.append(None)
             continue
-        out.append(orjson.dumps({
-            "key": columns["keys"][i], "time": float(columns["times"][i]), "score": float(columns["scores"][i]),
-            "anomaly": bool(columns["anomalies"][i]), "nll": float(columns["nll"][i]),
-            "mean": float(mean[i, 0]) if mean.shape[1] == 1 else mean[i].tolist(),
-            "scale": float(scale[i, 0]) if scale.shape[1] == 1 else scale[i].tolist(),
-            "model_version": columns["model_version"], "partition": columns["partition"],
-            "offset": columns["offsets"][i],
-        }))
+        out.append(
+            orjson.dumps(
+                {
+                    "key": columns["keys"][i],
+                    "time": float(columns["times"][i]),
+                    "score": float(columns["scores"][i]),
+                    "anomaly": bool(columns["anomalies"][i]),
+                    "nll": float(columns["nll"][i]),
+                    "mean": float(mean[i, 0]) if mean.shape[1] == 1 else mean[i].tolist(),
+                    "scale": float(scale[i, 0]) if scale.shape[1] == 1 else scale[i].tolist(),
+                    "model_version": columns["model_version"],
+                    "partition": columns["partition"],
+                    "offset": columns["offsets"][i],
+                }
+            )
+        )
     return out
 
 
@@ -181,8 +196,11 @@ def test_column_wise_score_encoding_equals_a_dict_per_event(
         return np.asarray(cells, dtype=dtype).reshape(shape)
 
     columns: dict[str, Any] = {
-        "keys": data.draw(st.lists(st.one_of(st.text(max_size=8), st.sampled_from(["a,b", '"q"', "%s", "\u00fc"])),
-                                   min_size=n, max_size=n)),
+        "keys": data.draw(
+            st.lists(
+                st.one_of(st.text(max_size=8), st.sampled_from(["a,b", '"q"', "%s", "\u00fc"])), min_size=n, max_size=n
+            )
+        ),
         "times": column(np.float64, (n,)),
         "scores": column(np.float32, (n,)),
         "anomalies": np.asarray(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool),
@@ -209,31 +227,57 @@ _PAYLOADS = st.one_of(
     st.builds(
         lambda k, t, v: orjson.dumps({"key": k, "time": t, "value": v}),
         st.one_of(st.text(max_size=70), st.integers(-5, 5), st.booleans(), st.none()),
-        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**18, 10**18), st.booleans(),
-                  st.text(max_size=5), st.none()),
-        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**18, 10**18), st.booleans(),
-                  st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3), st.none(),
-                  st.just({"nested": 1})),
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(10**18), 10**18),
+            st.booleans(),
+            st.text(max_size=5),
+            st.none(),
+        ),
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(10**18), 10**18),
+            st.booleans(),
+            st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3),
+            st.none(),
+            st.just({"nested": 1}),
+        ),
     ),
-    st.sampled_from([b"not json", b"", b"[1,2]", b"{}", b'{"key": "k", "time": 1, "value": NaN}',
-                     b'{"key": "k", "time": 1, "value": 1e999}', b'{"key": "k", "time": 1e39, "values": 1}',
-                     b'{"time": 2, "value": 3}', b'{"key": "k", "time": "2024-01-01T00:00:00Z", "value": 1}',
-                     b'{"key": "k", "time": 1, "value": [true]}', b'{"key": "k", "time": 1, "value": ["1", 2]}',
-                     b'{"key": "k", "time": true, "value": 1}', b'{"key": "", "time": 1, "value": 1}']),
+    st.sampled_from(
+        [
+            b"not json",
+            b"",
+            b"[1,2]",
+            b"{}",
+            b'{"key": "k", "time": 1, "value": NaN}',
+            b'{"key": "k", "time": 1, "value": 1e999}',
+            b'{"key": "k", "time": 1e39, "values": 1}',
+            b'{"time": 2, "value": 3}',
+            b'{"key": "k", "time": "2024-01-01T00:00:00Z", "value": 1}',
+            b'{"key": "k", "time": 1, "value": [true]}',
+            b'{"key": "k", "time": 1, "value": ["1", 2]}',
+            b'{"key": "k", "time": true, "value": 1}',
+            b'{"key": "", "time": 1, "value": 1}',
+        ]
+    ),
     st.none(),
 )
 
 
-@pytest.mark.parametrize(("n_features", "odd", "reason"), [
-    (1, b'{"key": "k", "time": 1, "value": [true]}', "bad_type"),
-    (1, b'{"key": "k", "time": 1, "value": [1, 2]}', "wrong_vector_length"),
-    (2, b'{"key": "k", "time": 1, "value": ["1", 2]}', "bad_type"),
-    (1, b'{"key": "k", "time": true, "value": 1}', "bad_type"),
-    (1, b'{"key": "", "time": 1, "value": 1}', "bad_type"),
-    (1, b'{"key": "k", "time": 1, "value": NaN}', "non_finite_value"),
-    (1, b'{"key": "k", "time": 1e39, "values": 3e39}', "non_finite_value"),
-    (1, b'{"key": 5, "time": 1, "value": 1}', None),  # a number key is turned into text, not rejected
-], ids=["bool-in-list", "long-list", "text-in-list", "bool-time", "empty-key", "nan", "float32-overflow", "int-key"])
+@pytest.mark.parametrize(
+    ("n_features", "odd", "reason"),
+    [
+        (1, b'{"key": "k", "time": 1, "value": [true]}', "bad_type"),
+        (1, b'{"key": "k", "time": 1, "value": [1, 2]}', "wrong_vector_length"),
+        (2, b'{"key": "k", "time": 1, "value": ["1", 2]}', "bad_type"),
+        (1, b'{"key": "k", "time": true, "value": 1}', "bad_type"),
+        (1, b'{"key": "", "time": 1, "value": 1}', "bad_type"),
+        (1, b'{"key": "k", "time": 1, "value": NaN}', "non_finite_value"),
+        (1, b'{"key": "k", "time": 1e39, "values": 3e39}', "non_finite_value"),
+        (1, b'{"key": 5, "time": 1, "value": 1}', None),  # a number key is turned into text, not rejected
+    ],
+    ids=["bool-in-list", "long-list", "text-in-list", "bool-time", "empty-key", "nan", "float32-overflow", "int-key"],
+)
 def test_one_odd_message_among_well_shaped_ones_is_judged_alone(
     n_features: int, odd: bytes, reason: str | None
 ) -> None:
@@ -245,8 +289,11 @@ def test_one_odd_message_among_well_shaped_ones_is_judged_alone(
 
 
 _FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
-_VALUE_FORMS = [st.one_of(_FLOAT32, st.integers(-9, 9)), st.lists(_FLOAT32, min_size=1, max_size=1),
-                st.lists(_FLOAT32, min_size=2, max_size=2)]
+_VALUE_FORMS = [
+    st.one_of(_FLOAT32, st.integers(-9, 9)),
+    st.lists(_FLOAT32, min_size=1, max_size=1),
+    st.lists(_FLOAT32, min_size=2, max_size=2),
+]
 
 
 def _well_shaped(value: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
@@ -254,14 +301,17 @@ def _well_shaped(value: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
     return st.builds(
         lambda k, t, v, field: orjson.dumps({"key": k, "time": t, field: v}),
         st.text(min_size=1, max_size=12),
-        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**6, 10**6)),
-        value, st.sampled_from(["value", "values"]),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(10**6), 10**6)),
+        value,
+        st.sampled_from(["value", "values"]),
     )
 
 
-_MOSTLY_WELL_SHAPED = st.sampled_from(_VALUE_FORMS).flatmap(
-    lambda form: st.lists(_well_shaped(form), min_size=1, max_size=10)
-).flatmap(lambda good: st.one_of(st.just(good), _PAYLOADS.map(lambda odd: [*good[:-1], odd])))
+_MOSTLY_WELL_SHAPED = (
+    st.sampled_from(_VALUE_FORMS)
+    .flatmap(lambda form: st.lists(_well_shaped(form), min_size=1, max_size=10))
+    .flatmap(lambda good: st.one_of(st.just(good), _PAYLOADS.map(lambda odd: [*good[:-1], odd])))
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -278,8 +328,10 @@ def test_batch_decoding_equals_decoding_each_message_alone(payloads: list[bytes 
             expected_rejected.append((i, reject.reason))
         else:
             expected_events.append((i, key, event_time, np.asarray(values, dtype=np.float32).tolist()))
-    got_events = [(int(i), k, t, v.tolist()) for i, k, t, v in
-                  zip(batch.index, batch.keys, batch.times, batch.values, strict=True)]
+    got_events = [
+        (int(i), k, t, v.tolist())
+        for i, k, t, v in zip(batch.index, batch.keys, batch.times, batch.values, strict=True)
+    ]
     assert got_events == expected_events
     assert [(r.index, r.reason) for r in batch.rejected] == expected_rejected
 

@@ -22,8 +22,9 @@ def test_defaults_without_any_source() -> None:
 
 
 def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'input_topic = "from-file"\noutput_topic = "out-file"\nmax_batch_size = 10\n'
-                  'group_id = "g-file"\n')
+    path = _write(
+        tmp_path, 'input_topic = "from-file"\noutput_topic = "out-file"\nmax_batch_size = 10\ngroup_id = "g-file"\n'
+    )
     env = {"RNNWATCH_OUTPUT_TOPIC": "out-env", "RNNWATCH_MAX_BATCH_SIZE": "20", "RNNWATCH_GROUP_ID": "g-env"}
     config = load_config(path, env=env, overrides={"group_id": "g-flag", "max_batch_wait_ms": None})
     assert config.input_topic == "from-file"
@@ -34,8 +35,13 @@ def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
 
 
 def test_env_values_are_typed() -> None:
-    config = load_config(env={"RNNWATCH_ANOMALY_THRESHOLD": "0.5", "RNNWATCH_IDLE_TTL_SECONDS": "none",
-                              "RNNWATCH_SECURITY_SSL_CHECK_HOSTNAME": "false"})
+    config = load_config(
+        env={
+            "RNNWATCH_ANOMALY_THRESHOLD": "0.5",
+            "RNNWATCH_IDLE_TTL_SECONDS": "none",
+            "RNNWATCH_SECURITY_SSL_CHECK_HOSTNAME": "false",
+        }
+    )
     assert config.anomaly_threshold == 0.5 and config.idle_ttl_seconds is None
     assert config.security.ssl_check_hostname is False
 
@@ -66,8 +72,12 @@ def test_unknown_file_keys_and_passwords_in_files_are_refused(tmp_path: Path) ->
 
 
 def test_sasl_password_from_env_is_masked_everywhere() -> None:
-    env = {"RNNWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "RNNWATCH_SECURITY_SASL_MECHANISM": "SCRAM-SHA-512",
-           "RNNWATCH_SECURITY_SASL_USERNAME": "svc", "RNNWATCH_SECURITY_SASL_PASSWORD": "hunter2"}
+    env = {
+        "RNNWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "RNNWATCH_SECURITY_SASL_MECHANISM": "SCRAM-SHA-512",
+        "RNNWATCH_SECURITY_SASL_USERNAME": "svc",
+        "RNNWATCH_SECURITY_SASL_PASSWORD": "hunter2",
+    }
     config = load_config(env=env)
     assert "hunter2" not in repr(config) and "hunter2" not in str(config.security)
     assert config.security.sasl_password == Secret("hunter2")
@@ -79,8 +89,9 @@ def test_sasl_password_from_env_is_masked_everywhere() -> None:
 def test_sasl_password_from_file(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    path = _write(tmp_path, f'[security]\nprotocol = "SASL_PLAINTEXT"\nsasl_username = "u"\n'
-                  f'sasl_password_file = "{secret}"\n')
+    path = _write(
+        tmp_path, f'[security]\nprotocol = "SASL_PLAINTEXT"\nsasl_username = "u"\nsasl_password_file = "{secret}"\n'
+    )
     config = load_config(path, env={})
     assert config.security.sasl_password is not None and config.security.sasl_password.reveal() == "s3cret"
     assert "s3cret" not in repr(config)
@@ -101,8 +112,13 @@ def test_unreadable_tls_files_are_a_configuration_error(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"the TLS files \(ssl_cafile \S+garbage\.pem\) cannot be used"):
-        load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL", "RNNWATCH_SECURITY_SASL_USERNAME": "u",
-                         "RNNWATCH_SECURITY_SSL_CAFILE": str(garbage)})
+        load_config(
+            env={
+                "RNNWATCH_SECURITY_PROTOCOL": "SASL_SSL",
+                "RNNWATCH_SECURITY_SASL_USERNAME": "u",
+                "RNNWATCH_SECURITY_SSL_CAFILE": str(garbage),
+            }
+        )
     with pytest.raises(ConfigError, match="ssl_keyfile is set without ssl_certfile"):
         load_config(env={"RNNWATCH_SECURITY_PROTOCOL": "SSL", "RNNWATCH_SECURITY_SSL_KEYFILE": str(garbage)})
 

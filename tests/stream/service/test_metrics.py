@@ -94,7 +94,7 @@ def test_latency_and_scores_are_histograms_of_every_event_not_of_batch_medians()
     assert metrics.value("rnnwatch_score_bucket", {"le": "0.99"}) == 1
     assert metrics.value("rnnwatch_score_bucket", {"le": "+Inf"}) == 3
     text = metrics.exposition().decode()
-    assert 'rnnwatch_build_info{' in text and 'numba="' in text
+    assert "rnnwatch_build_info{" in text and 'numba="' in text
 
 
 def test_scrape_text_is_valid_for_promtool() -> None:

@@ -25,9 +25,16 @@ class Message:
 
 
 def _settings(publish_all: bool = True, snapshot_every: int = 3) -> PartitionSettings:
-    return PartitionSettings(output_topic="out", dead_letter_topic="dlq", changelog_topic="log",
-                             publish_all=publish_all, anomaly_threshold=0.5, snapshot_every=snapshot_every,
-                             changelog_chunk_bytes=10_000, idle_ttl_seconds=None)
+    return PartitionSettings(
+        output_topic="out",
+        dead_letter_topic="dlq",
+        changelog_topic="log",
+        publish_all=publish_all,
+        anomaly_threshold=0.5,
+        snapshot_every=snapshot_every,
+        changelog_chunk_bytes=10_000,
+        idle_ttl_seconds=None,
+    )
 
 
 def _messages(payloads: Sequence[bytes | None], start: int = 0) -> list[Message]:
@@ -41,10 +48,19 @@ def _event(key: str, t: float, v: float) -> bytes:
 def test_batch_scores_good_events_and_dead_letters_bad_ones() -> None:
     metrics = ServiceMetrics()
     processor = PartitionProcessor(2, FakeDetector(max_streams=2), EventDecoder(1), _settings(), metrics)
-    outcome = processor.process(_messages([
-        _event("a", 1, 1.0), b"{oops", _event("b", 2, 9.0), _event("bad", 3, 1.0), _event("c", 4, 1.0),
-        _event("a", 5, 1.0),
-    ], start=10))
+    outcome = processor.process(
+        _messages(
+            [
+                _event("a", 1, 1.0),
+                b"{oops",
+                _event("b", 2, 9.0),
+                _event("bad", 3, 1.0),
+                _event("c", 4, 1.0),
+                _event("a", 5, 1.0),
+            ],
+            start=10,
+        )
+    )
     by_topic: dict[str, list] = {}
     for record in outcome.all_records():
         by_topic.setdefault(record.topic, []).append(record)
@@ -52,8 +68,11 @@ def test_batch_scores_good_events_and_dead_letters_bad_ones() -> None:
     assert [(s["key"], s["offset"]) for s in scores] == [("a", 10), ("b", 12), ("a", 15)]
     assert all(s["partition"] == 2 and s["model_version"] == "fake-1" for s in scores)
     reasons = [(header_value(r.headers, REASON_HEADER), r.value) for r in by_topic["dlq"]]
-    assert reasons == [("invalid_json", b"{oops"), ("invalid_key", _event("bad", 3, 1.0)),
-                       ("stream_table_full", _event("c", 4, 1.0))]
+    assert reasons == [
+        ("invalid_json", b"{oops"),
+        ("invalid_key", _event("bad", 3, 1.0)),
+        ("stream_table_full", _event("c", 4, 1.0)),
+    ]
     assert all(r.partition == 2 for r in by_topic["log"])
     assert (outcome.next_offset, outcome.consumed, outcome.scored, outcome.dead_lettered) == (16, 6, 3, 3)
     assert metrics.value("rnnwatch_events_consumed_total") == 6
@@ -109,8 +128,9 @@ def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
 
     for n_features in (1, 2):
         weights = ModelWeights.random(ModelConfig(n_features=n_features, hidden_size=4), seed=1)
-        processor = PartitionProcessor(0, Detector(weights, max_streams=10), EventDecoder(n_features), _settings(),
-                                       ServiceMetrics())
+        processor = PartitionProcessor(
+            0, Detector(weights, max_streams=10), EventDecoder(n_features), _settings(), ServiceMetrics()
+        )
         value = 1.0 if n_features == 1 else [1.0, 2.0]
         payload = orjson.dumps({"key": "a", "time": 1.0, "value": value})
         outcome = processor.process(_messages([payload, payload.replace(b'"time":1.0', b'"time":2.0')]))

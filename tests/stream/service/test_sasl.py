@@ -48,10 +48,14 @@ def _secured(config: ServiceConfig, mechanism: str, password: str, tmp_path: Pat
     """Security settings as an operator gives them: username in env, password in a file."""
     secret = tmp_path / "password"
     secret.write_text(password + "\n")
-    loaded = load_config(env={
-        "RNNWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "RNNWATCH_SECURITY_SASL_MECHANISM": mechanism,
-        "RNNWATCH_SECURITY_SASL_USERNAME": USER, "RNNWATCH_SECURITY_SASL_PASSWORD_FILE": str(secret),
-    })
+    loaded = load_config(
+        env={
+            "RNNWATCH_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "RNNWATCH_SECURITY_SASL_MECHANISM": mechanism,
+            "RNNWATCH_SECURITY_SASL_USERNAME": USER,
+            "RNNWATCH_SECURITY_SASL_PASSWORD_FILE": str(secret),
+        }
+    )
     assert isinstance(loaded.security, SecurityConfig) and PASSWORD not in repr(loaded)
     return dataclasses.replace(config, security=loaded.security)
 

@@ -109,8 +109,13 @@ def test_scores_through_kafka_equal_offline_detector_scores(
     metric = service.metrics.value
     assert metric("rnnwatch_events_scored_total") == len(events) and metric("rnnwatch_active_streams") == 7
     assert metric("rnnwatch_state_bytes") > 0 and metric("rnnwatch_batch_size_events_count") >= 1
-    assert metric("rnnwatch_model_info", {"cell": "gru", "hidden_size": "8", "num_layers": "1", "n_features": "1",
-                                           "version": "unknown"}) == 1
+    assert (
+        metric(
+            "rnnwatch_model_info",
+            {"cell": "gru", "hidden_size": "8", "num_layers": "1", "n_features": "1", "version": "unknown"},
+        )
+        == 1
+    )
     assert sum(metric("rnnwatch_consumer_lag_messages", {"partition": str(p)}) for p in range(3)) == 0
     records = run_sync(read_all(kafka_bootstrap, topics["output"], len(events)))
     assert len(records) == len(events)
@@ -161,8 +166,15 @@ def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
     events = _stream_events(n_keys=6, per_key=24, seed=1)
     messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
     half = len(messages) // 2
-    config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=16,
-                        snapshot_every=3, changelog_chunk_bytes=2048)
+    config = config_for(
+        kafka_bootstrap,
+        topics,
+        make_group(),
+        guarantee=guarantee,
+        max_batch_size=16,
+        snapshot_every=3,
+        changelog_chunk_bytes=2048,
+    )
     run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
     first = run_sync(run_service_until(config, _consumed_at_least(half), **_service_args("detector")))
     assert first.metrics.value("rnnwatch_events_consumed_total") == half
@@ -204,11 +216,17 @@ def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
             await wait_for(lambda: a.metrics.value(consumed) >= half, [task_a])
             async with b:
                 task_b = asyncio.create_task(b.run())
-                await wait_for(lambda: b.metrics.value("rnnwatch_assigned_partitions") > 0
-                               and a.metrics.value("rnnwatch_assigned_partitions") < 4, [task_a, task_b])
+                await wait_for(
+                    lambda: (
+                        b.metrics.value("rnnwatch_assigned_partitions") > 0
+                        and a.metrics.value("rnnwatch_assigned_partitions") < 4
+                    ),
+                    [task_a, task_b],
+                )
                 await publish(kafka_bootstrap, topics["input"], messages[half:])
-                await wait_for(lambda: a.metrics.value(consumed) + b.metrics.value(consumed) >= len(messages),
-                               [task_a, task_b])
+                await wait_for(
+                    lambda: a.metrics.value(consumed) + b.metrics.value(consumed) >= len(messages), [task_a, task_b]
+                )
                 b.request_stop()
                 await task_b
             a.request_stop()

@@ -80,8 +80,13 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
         return service
 
     service = run_sync(scenario())
-    assert service.metrics.value("rnnwatch_model_info", {"version": "v2", "cell": "gru", "hidden_size": "8",
-                                                        "num_layers": "1", "n_features": "1"}) == 1
+    assert (
+        service.metrics.value(
+            "rnnwatch_model_info",
+            {"version": "v2", "cell": "gru", "hidden_size": "8", "num_layers": "1", "n_features": "1"},
+        )
+        == 1
+    )
     offline = _detector_of(OLD)()
     expected: dict[str, list[list[float]]] = {}
     for i, (key, t, v) in enumerate(events):
@@ -97,7 +102,10 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
 
 
 def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scoring_goes_on(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    make_group: Callable[[], str],
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topics = _topics(make_topic, partitions=1)
@@ -119,8 +127,11 @@ def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scorin
                 save_artifact(model_dir, BIGGER, {"version": "v3"})
                 await _wait(lambda: refused() == 2, task, "the incompatible artifact's refusal")
                 await publish(kafka_bootstrap, topics["input"], _messages(events[30:]))
-                await _wait(lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events), task,
-                            "scoring after the refusals")
+                await _wait(
+                    lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
+                    task,
+                    "scoring after the refusals",
+                )
                 await asyncio.sleep(0.3)
                 assert refused() == 2  # a refused version is not retried on every poll
             finally:
@@ -152,8 +163,9 @@ def test_scored_events_are_archived_for_retraining(
             task = asyncio.create_task(service.run())
             try:
                 await publish(kafka_bootstrap, topics["input"], _messages(events) + bad)
-                await _wait(lambda: service.metrics.value("rnnwatch_events_archived_total") >= len(events), task,
-                            "archiving")
+                await _wait(
+                    lambda: service.metrics.value("rnnwatch_events_archived_total") >= len(events), task, "archiving"
+                )
             finally:
                 service.request_stop()
                 await task
@@ -171,7 +183,9 @@ def test_scored_events_are_archived_for_retraining(
 
 
 def test_a_failed_changelog_write_is_counted_and_stops_the_service(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str],
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    make_group: Callable[[], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topics = _topics(make_topic, partitions=1)
