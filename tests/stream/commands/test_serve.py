@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +18,9 @@ from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import run_sync
+from tests.stream.serve_processes import free_port, metric, start_serve
 from tests.stream.service_harness import event, publish, read_all, scores_by_key
 
-REPO = Path(__file__).resolve().parents[3]
 WEIGHTS = ModelWeights.random(ModelConfig(cell="lstm", n_features=2, hidden_size=8), seed=5)
 
 
@@ -38,48 +35,9 @@ def test_serve_with_a_bad_setting_exits_2(tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["serve", "--model-dir", str(tmp_path)]) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return -1.0
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def _lag_left(port: int) -> float:
-    """Sum of the replica's per-partition consumer lag right now."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-        lines = response.read().decode().splitlines()
-    return sum(float(line.split()[-1]) for line in lines if line.startswith("rnnwatch_consumer_lag_messages{"))
-
-
 def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "stream.cli",
-        "serve",
-        *args,
-        "--metrics-port",
-        str(port),
-        "--metrics-host",
-        "127.0.0.1",
-        "--log-format",
-        "json",
-    ]
-    env = {**os.environ, "RNNWATCH_SESSION_TIMEOUT_MS": "6000"}  # the dead replica's partitions free up sooner
-    with open(log, "ab") as handle:
-        return subprocess.Popen(command, cwd=REPO, stdout=handle, stderr=handle, env=env)
+    """A replica whose dead partitions free up sooner (6 s session timeout)."""
+    return start_serve(args, log, port, env={"RNNWATCH_SESSION_TIMEOUT_MS": "6000"})
 
 
 @pytest.mark.kafka
@@ -124,17 +82,17 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         "7",
     ]
     log = tmp_path / "serve.log"
-    port = _free_port()
+    port = free_port()
     first = _start(args, log, port)
     try:
         deadline = time.monotonic() + 120
-        while _metric(port, "rnnwatch_events_consumed_total") < len(events) // 3:
+        while metric(port, "rnnwatch_events_consumed_total") < len(events) // 3:
             assert first.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "first replica made no progress:\n" + log.read_text()[-3000:]
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        consumed_before_kill = _metric(port, "rnnwatch_events_consumed_total")
+        consumed_before_kill = metric(port, "rnnwatch_events_consumed_total")
         assert consumed_before_kill == -1.0  # the process is gone
     finally:
         if first.poll() is None:
@@ -142,7 +100,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     second = _start(args, log, port)
     try:
         records = run_sync(read_all(kafka_bootstrap, topics["out"], len(events), timeout=150, settle=3.0))
-        consumed_by_second = _metric(port, "rnnwatch_events_consumed_total")
+        consumed_by_second = metric(port, "rnnwatch_events_consumed_total")
         assert 0 < consumed_by_second < len(events)  # it took over mid-stream, after the kill
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0, log.read_text()[-3000:]
@@ -209,27 +167,28 @@ def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
         ]
 
     log = tmp_path / "serve.log"
-    port_a, port_b = _free_port(), _free_port()
+    port_a, port_b = free_port(), free_port()
     a = _start(args("replica-a"), log, port_a)
     b = _start(args("replica-b"), log, port_b)
     try:
         deadline = time.monotonic() + 90
         while not (
-            _metric(port_a, "rnnwatch_assigned_partitions") > 0 and _metric(port_b, "rnnwatch_assigned_partitions") > 0
+            metric(port_a, "rnnwatch_assigned_partitions") > 0 and metric(port_b, "rnnwatch_assigned_partitions") > 0
         ):
             assert a.poll() is None and b.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the replicas never split the partitions:\n" + log.read_text()[-3000:]
             time.sleep(0.1)
         run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
-        while _metric(port_a, "rnnwatch_events_consumed_total") < len(events) // 8:
+        while metric(port_a, "rnnwatch_events_consumed_total") < len(events) // 8:
             assert time.monotonic() < deadline, "replica a made no progress:\n" + log.read_text()[-3000:]
             time.sleep(0.02)
-        assert _lag_left(port_a) > 0  # a still has events to score in its partitions: the kill is mid-stream
+        # a still has events to score in its partitions: the kill is mid-stream
+        assert metric(port_a, "rnnwatch_consumer_lag_messages") > 0
         a.send_signal(signal.SIGKILL)
         a.wait(10)
         records = run_sync(read_all(kafka_bootstrap, topics["out"], len(events), timeout=150, settle=3.0))
-        assert _metric(port_b, "rnnwatch_assigned_partitions") == 4  # the survivor owns every partition
-        assert _metric(port_b, "rnnwatch_restore_seconds_count") >= 2  # its own at start, a's after the kill
+        assert metric(port_b, "rnnwatch_assigned_partitions") == 4  # the survivor owns every partition
+        assert metric(port_b, "rnnwatch_restore_seconds_count") >= 2  # its own at start, a's after the kill
         b.send_signal(signal.SIGTERM)
         assert b.wait(30) == 0, log.read_text()[-3000:]
     finally:

@@ -3,8 +3,6 @@ publishes are the pipeline's, and its changelog (snapshots and deltas) restores 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import orjson
 
@@ -19,17 +17,7 @@ from stream.service.changelog import restore_from_records
 from stream.service.codec import EventDecoder, decode_score
 from stream.service.metrics import ServiceMetrics
 from stream.service.partition import PartitionProcessor, PartitionSettings
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0  # none: not observed
-
+from tests.stream.service.test_partition import Message
 
 SETTINGS = PipelineSettings(
     detector_scoring=ScoringParams(warmup_events=20, tail_floor=1e-100),
