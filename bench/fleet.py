@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.fleetbench.runner import add_fleet_arguments, run_fleet
+from stream.evaluation.fleet.runner import add_fleet_arguments, run_fleet
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Issue 16 item 3: probes of candidate "notions of normal a fault cannot absorb" on fleet seeds.
 
 For each seed, `rnnwatch train` fits the model on the clean rows (the product path,
-``stream.fleetbench.product``); then the trained model's own Detector is run over each unit's train rows
+``stream.evaluation.fleet.product``); then the trained model's own Detector is run over each unit's train rows
 followed by its test rows (one event per unit per batch), once as shipped (running normalisation) and once
 with the normalisation frozen per stream at the end of the training rows. From those passes every candidate
 is a distance from a reference fitted on the first FIT_END training rows and never updated:
@@ -34,10 +34,10 @@ import numpy as np
 from rnncore.detector import Detector
 from rnncore.kernels import layout
 from rnncore.model.artifact import load_artifact
-from stream.fleetbench.generator import FleetUnit, make_fleet
-from stream.fleetbench.product import train_and_score
-from stream.fleetbench.report import COLUMNS, Pooled, format_table
-from stream.fleetbench.runner import add_fleet_arguments, split_seeds
+from stream.evaluation.fleet.generator import FleetUnit, make_fleet
+from stream.evaluation.fleet.product import train_and_score
+from stream.evaluation.fleet.report import COLUMNS, Pooled, format_table
+from stream.evaluation.fleet.runner import add_fleet_arguments, split_seeds
 
 WARMUP = 200  # first training rows left out of every reference (state and normalisation settling)
 FIT_FRACTION = 0.7  # of the training rows: reference fit; the rest is held-out normal for the cut

@@ -4,7 +4,7 @@
 per profile) and ends with exactly one machine-readable line
 ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> seconds=<s>`` for rnnwatch.
 ``fleet``: `rnnwatch train` then `rnnwatch score` (default settings) on seeded synthetic fleets beside a
-rolling z-score and Hotelling T² (``stream.fleetbench.runner``).
+rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ DEFAULT_DATA = os.environ.get("RNNWATCH_NAB_DATA", "../shared/datasets/nab")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go and the training budget."""
-    from stream.fleetbench.runner import add_fleet_arguments
+    from stream.evaluation.fleet.runner import add_fleet_arguments
 
     parser.add_argument("benchmark", choices=["nab", "fleet"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message when the corpus cannot be read."""
     if args.benchmark == "fleet":
-        from stream.fleetbench.runner import run_fleet
+        from stream.evaluation.fleet.runner import run_fleet
 
         return run_fleet(args)
     from stream.evaluation.nab_data import load_profiles, load_series, load_windows

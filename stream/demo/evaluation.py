@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.data.synthetic import SyntheticStream
-from stream.fleetbench.metrics import precision, recall
+from stream.evaluation.fleet.metrics import precision, recall
 
 DEFAULT_GRACE_EVENTS = 10
 

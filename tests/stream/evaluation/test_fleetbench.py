@@ -1,7 +1,7 @@
 import numpy as np
 
-from stream.fleetbench.generator import MACHINE_FAMILIES, SINGLE_FAMILIES, make_fleet
-from stream.fleetbench.metrics import eventwise, pointwise
+from stream.evaluation.fleet.generator import MACHINE_FAMILIES, SINGLE_FAMILIES, make_fleet
+from stream.evaluation.fleet.metrics import eventwise, pointwise
 
 
 def test_fleet_seeded_and_labelled() -> None:

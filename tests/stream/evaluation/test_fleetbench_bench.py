@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from stream.cli import main
-from stream.fleetbench.baselines import hotelling_t2, rolling_zscore, t2_threshold
-from stream.fleetbench.generator import make_fleet
-from stream.fleetbench.metrics import best_threshold, eventwise
-from stream.fleetbench.product import train_and_score
+from stream.evaluation.fleet.baselines import hotelling_t2, rolling_zscore, t2_threshold
+from stream.evaluation.fleet.generator import make_fleet
+from stream.evaluation.fleet.metrics import best_threshold, eventwise
+from stream.evaluation.fleet.product import train_and_score
 
 
 @pytest.mark.timeout(180)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from stream.fleetbench.generator import FleetUnit
+from stream.evaluation.fleet.generator import FleetUnit
 
 
 class ProductPathError(RuntimeError):

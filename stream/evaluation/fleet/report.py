@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.fleetbench.generator import KINDS, FleetUnit
-from stream.fleetbench.metrics import best_threshold, eventwise, pointwise
+from stream.evaluation.fleet.generator import KINDS, FleetUnit
+from stream.evaluation.fleet.metrics import best_threshold, eventwise, pointwise
 
 
 @dataclass

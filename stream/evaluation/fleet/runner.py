@@ -1,7 +1,7 @@
 """`rnnwatch bench fleet`: the product path (train, then score, CLI defaults) and two baselines on seeded fleets.
 
 For every seed of the chosen split, each group of same-width units is trained on its clean ``train`` rows
-and scored on its labelled ``test`` rows by :func:`stream.fleetbench.product.train_and_score`; the rolling
+and scored on its labelled ``test`` rows by :func:`stream.evaluation.fleet.product.train_and_score`; the rolling
 z-score and Hotelling T² baselines score the same rows in the same run. The table shows each detector at the
 threshold a user gets by default and at the best label-chosen threshold (an upper bound); the last line is
 ``RESULT rnnwatch_event_f1=... rnnwatch_point_f1=... rnnwatch_false_alarm=... ... seconds=...``.
@@ -16,10 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.fleetbench.baselines import ZSCORE_THRESHOLD, hotelling_t2, rolling_zscore, t2_threshold
-from stream.fleetbench.generator import REPORT_SEEDS, TUNE_SEEDS, FleetUnit, make_fleet
-from stream.fleetbench.product import train_and_score
-from stream.fleetbench.report import Pooled, format_table
+from stream.evaluation.fleet.baselines import ZSCORE_THRESHOLD, hotelling_t2, rolling_zscore, t2_threshold
+from stream.evaluation.fleet.generator import REPORT_SEEDS, TUNE_SEEDS, FleetUnit, make_fleet
+from stream.evaluation.fleet.product import train_and_score
+from stream.evaluation.fleet.report import Pooled, format_table
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:

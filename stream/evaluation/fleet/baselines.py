@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from stream.fleetbench.generator import FleetUnit
+from stream.evaluation.fleet.generator import FleetUnit
 
 ZSCORE_WINDOW = 100
 ZSCORE_THRESHOLD = 4.0  # |z| in sigmas of the last ZSCORE_WINDOW events

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.fleetbench.generator import CODES
+from stream.evaluation.fleet.generator import CODES
 
 
 def precision(tp: float, fp: float) -> float:
