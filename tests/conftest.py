@@ -5,6 +5,7 @@ Set RNNWATCH_TEST_BOOTSTRAP=host:port to run the kafka tests against an existing
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,20 @@ from aiokafka.admin import NewTopic
 
 from stream.local_broker import LocalBroker
 from tests.kafka_helpers import create_topics, run_sync, unique_name
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in-process (`main(["serve", ...])`) replaces the root handlers with one bound to the test's
+    captured stderr; put pytest's back, or later tests log into a closed stream ('--- Logging error ---')."""
+    root, aiokafka = logging.getLogger(), logging.getLogger("aiokafka")
+    handlers, level, aiokafka_level = list(root.handlers), root.level, aiokafka.level
+    filters = list(aiokafka.filters)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    aiokafka.setLevel(aiokafka_level)
+    aiokafka.filters[:] = filters
 
 
 @pytest.fixture(scope="session")
