@@ -152,6 +152,14 @@ async def create_service_topics(
                 f"{n_input}: give it at least as many (kafka-topics --alter --partitions) or choose a new "
                 "changelog_topic"
             )
+    if _exists(described, config.input_topic):  # the changelog follows the input that exists, not --partitions
+        n_input = len(described[config.input_topic]["partitions"])
+        wanted = [
+            NewTopic(t.name, n_input, t.replication_factor, topic_configs=t.topic_configs)
+            if t.name == config.changelog_topic
+            else t
+            for t in wanted
+        ]
     missing = [t for t in wanted if not _exists(described, t.name)]
     if missing:
         await admin.create_topics(missing)
