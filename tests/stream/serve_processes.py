@@ -33,6 +33,23 @@ def metric(port: int, name: str) -> float:
     return total
 
 
+def serve_args(
+    bootstrap: str, topics: dict[str, str], group: str, instance: str, model_dir: Path, *extra: str
+) -> list[str]:
+    """`rnnwatch serve` flags for a replica of ``group`` on the test's topics (keys in, out, dlq, log)."""
+    return [
+        "--bootstrap-servers", bootstrap,
+        "--input-topic", topics["in"],
+        "--output-topic", topics["out"],
+        "--dead-letter-topic", topics["dlq"],
+        "--changelog-topic", topics["log"],
+        "--group-id", group,
+        "--instance-id", instance,
+        "--model-dir", str(model_dir),
+        *extra,
+    ]  # fmt: skip
+
+
 def start_serve(args: list[str], log: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `rnnwatch serve` with ``args``, its /metrics on 127.0.0.1:``port`` and its output appended to ``log``."""
     command = [

@@ -18,7 +18,7 @@ from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import run_sync
-from tests.stream.serve_processes import free_port, metric, start_serve
+from tests.stream.serve_processes import free_port, metric, serve_args, start_serve
 from tests.stream.service_harness import event, publish, read_all, scores_by_key
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="lstm", n_features=2, hidden_size=8), seed=5)
@@ -57,30 +57,10 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     ]
     run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
     save_artifact(tmp_path / "model", WEIGHTS)
-    args = [
-        "--bootstrap-servers",
-        kafka_bootstrap,
-        "--input-topic",
-        topics["in"],
-        "--output-topic",
-        topics["out"],
-        "--dead-letter-topic",
-        topics["dlq"],
-        "--changelog-topic",
-        topics["log"],
-        "--group-id",
-        make_group(),
-        "--instance-id",
-        "replica-0",
-        "--model-dir",
-        str(tmp_path / "model"),
-        "--guarantee",
-        "exactly_once",
-        "--max-batch-size",
-        "20",
-        "--snapshot-every",
-        "7",
-    ]
+    args = serve_args(
+        kafka_bootstrap, topics, make_group(), "replica-0", tmp_path / "model",
+        "--guarantee", "exactly_once", "--max-batch-size", "20", "--snapshot-every", "7",
+    )  # fmt: skip
     log = tmp_path / "serve.log"
     port = free_port()
     first = _start(args, log, port)
@@ -143,28 +123,8 @@ def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
     group = make_group()
 
     def args(instance: str) -> list[str]:
-        return [
-            "--bootstrap-servers",
-            kafka_bootstrap,
-            "--input-topic",
-            topics["in"],
-            "--output-topic",
-            topics["out"],
-            "--dead-letter-topic",
-            topics["dlq"],
-            "--changelog-topic",
-            topics["log"],
-            "--group-id",
-            group,
-            "--instance-id",
-            instance,
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--max-batch-size",
-            "10",
-            "--snapshot-every",
-            "5",
-        ]
+        extra = ("--max-batch-size", "10", "--snapshot-every", "5")
+        return serve_args(kafka_bootstrap, topics, group, instance, tmp_path / "model", *extra)
 
     log = tmp_path / "serve.log"
     port_a, port_b = free_port(), free_port()

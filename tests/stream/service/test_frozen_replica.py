@@ -31,7 +31,7 @@ from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import run_sync
-from tests.stream.serve_processes import free_port, metric, start_serve, tail
+from tests.stream.serve_processes import free_port, metric, serve_args, start_serve, tail
 from tests.stream.service_harness import event, read_all, scores_by_key
 
 N_EVENTS = int(os.environ.get("RNNWATCH_FROZEN_REPLICA_EVENTS", "30000"))
@@ -106,28 +106,8 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
     group = make_group()
 
     def args(instance: str) -> list[str]:
-        return [
-            "--bootstrap-servers",
-            kafka_bootstrap,
-            "--input-topic",
-            topics["in"],
-            "--output-topic",
-            topics["out"],
-            "--dead-letter-topic",
-            topics["dlq"],
-            "--changelog-topic",
-            topics["log"],
-            "--group-id",
-            group,
-            "--instance-id",
-            instance,
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--guarantee",
-            "exactly_once",
-            "--snapshot-every",
-            "20",
-        ]
+        extra = ("--guarantee", "exactly_once", "--snapshot-every", "20")
+        return serve_args(kafka_bootstrap, topics, group, instance, tmp_path / "model", *extra)
 
     log = tmp_path / "serve.log"
     env = {"RNNWATCH_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS)}
