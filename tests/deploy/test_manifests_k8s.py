@@ -26,17 +26,17 @@ def _documents() -> dict[str, dict[str, Any]]:
 
 
 def _container() -> dict[str, Any]:
-    (container,) = _documents()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (container,) = _documents()["StatefulSet"]["spec"]["template"]["spec"]["containers"]
     return container
 
 
-@pytest.mark.parametrize("kind", ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"])
+@pytest.mark.parametrize("kind", ["ConfigMap", "StatefulSet", "Service", "PodDisruptionBudget"])
 def test_manifest_matches_the_kubernetes_schema(kind: str) -> None:
     kubernetes_validate.validate(_documents()[kind], KUBERNETES_VERSION, strict=True)
 
 
 def test_the_schema_check_catches_a_misspelled_field() -> None:
-    broken = copy.deepcopy(_documents()["Deployment"])
+    broken = copy.deepcopy(_documents()["StatefulSet"])
     broken["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
@@ -61,7 +61,7 @@ def test_container_has_resources_and_runs_locked_down() -> None:
     assert "memory" in container["resources"]["limits"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    pod = _documents()["Deployment"]["spec"]["template"]["spec"]
+    pod = _documents()["StatefulSet"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/tmp", "/var/lib/rnnwatch/numba-cache"} <= mounts  # writable places on a read-only root
@@ -76,7 +76,7 @@ def test_configmap_is_a_valid_service_config_and_matches_the_probe_port() -> Non
 
 def test_service_selects_the_pods_and_exposes_the_metrics_port() -> None:
     service = _documents()["Service"]
-    pod_labels = _documents()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    pod_labels = _documents()["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (port,) = service["spec"]["ports"]
     assert port["targetPort"] == _container()["ports"][0]["name"]
@@ -90,3 +90,12 @@ def test_service_monitor_scrapes_the_service_as_job_rnnwatch() -> None:
     assert endpoint["port"] == service["spec"]["ports"][0]["name"]
     assert endpoint["path"] == "/metrics"
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "rnnwatch"  # the rules select job="rnnwatch"
+
+
+def test_statefulset_gives_each_replica_a_stable_instance_id() -> None:
+    """The pod's stable name (rnnwatch-0, -1, ...) is the instance id; serviceName is the headless Service."""
+    statefulset, service = _documents()["StatefulSet"], _documents()["Service"]
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    (instance,) = [e for e in _container()["env"] if e["name"] == "RNNWATCH_INSTANCE_ID"]
+    assert instance["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}

@@ -18,7 +18,7 @@ YAML_FILES = sorted(
 
 def test_the_artifacts_are_found() -> None:
     names = {path.name for path in YAML_FILES}
-    assert {"prometheus.yml", "rnnwatch.rules.yml", "compose.yaml", "deployment.yaml"} <= names
+    assert {"prometheus.yml", "rnnwatch.rules.yml", "compose.yaml", "statefulset.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
