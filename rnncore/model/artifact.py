@@ -32,6 +32,7 @@ from rnncore.model.artifact_schema import (
     parse_document,
 )
 from rnncore.model.config import ConfigError, ModelConfig
+from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelError, ModelWeights
 
 WEIGHTS_FILE = "model.safetensors"
@@ -120,8 +121,9 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:
-    """Parse ``model.json`` and check every field against the schema (and its checksum); no weights are read."""
-    path = Path(directory) / METADATA_FILE
+    """Parse ``model.json`` and check every field against the schema (and its checksum); no weights are read.
+    A versioned store (``rnncore.model.store``) is read at its ``current`` version."""
+    path = resolve_model_dir(directory) / METADATA_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -136,9 +138,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 def load_artifact(directory: str | Path, expected: ModelConfig | None = None) -> ModelWeights:
     """Load and verify an artifact (checksum, names, shapes, dtype, finiteness); metadata rides along.
 
-    With ``expected``, also refuse an artifact whose architecture differs from it.
+    With ``expected``, also refuse an artifact whose architecture differs from it. A versioned store
+    (``rnncore.model.store``) is read at its ``current`` version.
     """
-    directory = Path(directory)
+    directory = resolve_model_dir(directory)
     document = read_metadata(directory)
     try:
         config = ModelConfig.from_dict(document["architecture"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnncore.model.store import resolve_model_dir
 from rnncore.stages.envelope import ENVELOPE_FILE, Envelope, EnvelopeError, EnvelopeParams
 
 __all__ = ["ENVELOPE_FILE", "load_envelope", "save_envelope"]
@@ -32,8 +33,9 @@ def save_envelope(envelope: Envelope, directory: str | Path) -> Path:
 
 
 def load_envelope(directory: str | Path) -> Envelope | None:
-    """The artifact's envelope, or None when it has none (an artifact from before issue 16)."""
-    path = Path(directory) / ENVELOPE_FILE
+    """The artifact's envelope (a store's at its ``current`` version), or None when it has none (an artifact from
+    before issue 16)."""
+    path = resolve_model_dir(directory) / ENVELOPE_FILE
     if not path.is_file():
         return None
     try:

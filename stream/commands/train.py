@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,12 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--synthetic-events", type=int, default=2000, help="events per synthetic stream")
     data.add_argument("--validation-fraction", type=float, default=0.2, help="last share of each stream's time")
     data.add_argument("--min-events", type=int, default=8, help="leave out streams with fewer events")
-    parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
-    parser.add_argument("--model-version", help="version recorded in the artifact (default: time + weights digest)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="model directory (a versioned store: the model goes into OUT/<version>/, then OUT/current points at it)",
+    )
+    parser.add_argument(
+        "--model-version", help="version name, also its directory (default: creation time + weights digest)"
+    )
     parser.add_argument(
         "--replace-incompatible",
         action="store_true",
-        help="let --out replace a model whose state layout differs (a service on that model_dir could not restore)",
+        help="move OUT/current to a model whose state layout differs (a service on that model_dir could not "
+        "restore its state); without it such a model is written beside the current one, not made current",
     )
 
     defaults = ModelConfig()
@@ -162,15 +171,13 @@ def format_summary(result: Any, dataset: Any) -> str:
 
 
 def _layout_change(out: Path, config: ModelConfig) -> str | None:
-    """Why writing ``config`` over the artifact in ``out`` would strand a service's state, or None if it would not.
+    """Why making ``config`` the current model of ``out`` would strand a service's state, or None if it would not.
 
-    A service serving ``out`` refuses such a model on reload, and after a restart cannot restore the changelog
-    it wrote with the old one; the old artifact would be gone.
+    A service serving ``out`` refuses such a model on reload, and after a restart could not restore the
+    changelog it wrote with the old one.
     """
     from rnncore.model.artifact import ArtifactError, load_artifact
 
-    if not (out / "model.json").exists():
-        return None
     try:
         old = load_artifact(out).config
     except ArtifactError:
@@ -178,10 +185,9 @@ def _layout_change(out: Path, config: ModelConfig) -> str | None:
     if old.same_state_layout(config):
         return None
     return (
-        f"--out {out} holds a {old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} model and this "
-        f"one is {config.cell} H={config.hidden_size} L={config.num_layers} F={config.n_features}: a service on "
-        "that model_dir would refuse it, and after a restart could not restore its state. Write to a new "
-        "directory (and start the service on it with a new changelog_topic), or pass --replace-incompatible"
+        f"{out} serves a {old.cell} H={old.hidden_size} L={old.num_layers} F={old.n_features} model and this one is "
+        f"{config.cell} H={config.hidden_size} L={config.num_layers} F={config.n_features}: a service on that "
+        "model_dir would refuse it, and after a restart could not restore its state"
     )
 
 
@@ -228,13 +234,6 @@ def describe_state(config: ModelConfig) -> str:
     return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
 
 
-def _remove_stale_envelope(directory: Path) -> None:
-    """An envelope left by an earlier training into the same directory must not pair with the new weights."""
-    from rnncore.model.envelope_file import ENVELOPE_FILE
-
-    (Path(directory) / ENVELOPE_FILE).unlink(missing_ok=True)
-
-
 def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
     """Fit the frozen per-stream envelope (``rnncore.stages.envelope``) on the same normal records and write it before
     ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
@@ -244,7 +243,6 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
     try:
         envelope = fit_envelope(records)
     except EnvelopeError as exc:
-        _remove_stale_envelope(directory)
         return f"envelope: none ({exc}); rnnwatch score will use the forecast score alone"
     save_envelope(envelope, directory)
     metadata["envelope"] = envelope.describe()
@@ -263,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnwatch train: {message}", file=sys.stderr)
         return 2
     from rnncore.model.artifact import save_artifact
+    from rnncore.model.store import ModelStoreError, commit_version, incoming_dir
 
     try:
         from rnncore.training.bidirectional import train_bidirectional
@@ -290,10 +289,9 @@ def run(args: argparse.Namespace) -> int:
             direction="bidirectional" if args.bidirectional else "forward",
             attention_window=args.attention_window,
         )
-        refusal = _layout_change(args.out, config) if not args.replace_incompatible else None
-        if refusal:
-            print(f"rnnwatch train: {refusal}", file=sys.stderr)
-            return 2
+        if args.model_version and (args.out / args.model_version).exists():
+            raise ModelStoreError(f"{args.out / args.model_version} exists: give another --model-version")
+        layout_change = _layout_change(args.out, config)
         dataset = build_dataset(records, config, args.validation_fraction, args.min_events)
         settings = TrainConfig(
             bptt=args.bptt,
@@ -343,15 +341,32 @@ def run(args: argparse.Namespace) -> int:
     warnings = quality_warnings(result, dataset)
     if warnings:
         metadata["warnings"] = warnings
-    envelope_line = "" if config.bidirectional else _save_envelope(records, args.out, metadata)
-    if config.bidirectional:
-        _remove_stale_envelope(args.out)
-    path = save_artifact(args.out, result.weights, metadata)
+    incoming = incoming_dir(args.out)
+    try:
+        envelope_line = "" if config.bidirectional else _save_envelope(records, incoming, metadata)
+        path = save_artifact(incoming, result.weights, metadata)
+        version = json.loads(path.read_text())["version"]
+        make_current = layout_change is None or args.replace_incompatible
+        target = commit_version(args.out, incoming, version, make_current=make_current)
+    except RnnCoreError as exc:
+        print(f"rnnwatch train: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
     print(format_summary(result, dataset))
     if envelope_line:
         print(envelope_line)
     for warning in warnings:
         print(f"rnnwatch train: warning: {warning}", file=sys.stderr)
     print(describe_state(config))
-    print(f"wrote {path.parent} (model version {json.loads(path.read_text())['version']})")
+    if make_current:
+        print(f"wrote {target} (model version {version}); {args.out}/current -> {version}")
+    else:
+        print(f"wrote {target} (model version {version}); {args.out}/current left where it was")
+        print(
+            f"rnnwatch train: warning: not made current: {layout_change}. Serve it from {target} with a new "
+            f"changelog_topic, or move the pointer with `rnnwatch model use {args.out} {version}` (or train with "
+            "--replace-incompatible)",
+            file=sys.stderr,
+        )
     return 0

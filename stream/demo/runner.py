@@ -119,7 +119,7 @@ def demo_model(settings: DemoSettings) -> ModelWeights:
     from rnncore.model.artifact import ArtifactError, load_artifact
 
     model_dir = settings.out_dir / "model"
-    if not settings.retrain and (model_dir / "model.json").exists():
+    if not settings.retrain and model_dir.exists():
         try:
             weights = load_artifact(model_dir)
             print(f"model: reusing {model_dir} (pass --retrain to train a new one)")

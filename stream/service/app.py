@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -83,7 +82,12 @@ def envelope_in_artifact(config: ServiceConfig) -> bool:
 
     if not config.model_dir or config.scoring_pipeline != "detector":
         return False
-    return (Path(str(config.model_dir)) / ENVELOPE_FILE).is_file()
+    from rnncore.model.store import ModelStoreError, resolve_model_dir
+
+    try:
+        return (resolve_model_dir(str(config.model_dir)) / ENVELOPE_FILE).is_file()
+    except ModelStoreError:
+        return False  # load_artifact names the broken pointer
 
 
 def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None) -> DetectorFactory:

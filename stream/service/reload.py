@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact
 from rnncore.model.bidirectional import ensure_causal
+from rnncore.model.store import ModelStoreError, resolve_model_dir
 from rnncore.model.weights import ModelWeights
 
 FileSignature = tuple[int, int, int] | None
@@ -32,6 +33,11 @@ def _file_signature(path: Path) -> FileSignature:
 
 
 def _signature(directory: Path) -> Signature:
+    """The two files' signatures, at a versioned store's ``current`` version (a moved pointer changes the inodes)."""
+    try:
+        directory = resolve_model_dir(directory)
+    except ModelStoreError:
+        return ((-1, -1, -1), None)  # a dangling pointer: a change, and load_artifact says what is wrong
     return (_file_signature(directory / METADATA_FILE), _file_signature(directory / WEIGHTS_FILE))
 
 

@@ -16,7 +16,7 @@ import rnncore
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_RNNCORE = ("stream", "aiokafka", "prometheus_client", "kafka", "socket", "requests")
 FILE_CALLS = {"open", "write_text", "write_bytes", "read_text", "read_bytes", "mkdir", "unlink", "rename"}
-ARTIFACT_IO = {ROOT / "rnncore" / "model" / "artifact.py", ROOT / "rnncore" / "model" / "envelope_file.py"}
+ARTIFACT_IO = {ROOT / "rnncore" / "model" / name for name in ("artifact.py", "envelope_file.py", "store.py")}
 
 
 def _modules(package: str) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""`rnnwatch train` writes the envelope before model.json, records it there, and never leaves a stale one."""
+"""`rnnwatch train` writes the envelope beside model.json, records it there, never pairs weights with an old one."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ pytestmark = pytest.mark.timeout(240)
 SMALL = ["--no-progress", "--epochs", "1", "--hidden-size", "8", "--max-event-steps", "2000"]
 
 
-def test_train_records_the_envelope_and_removes_a_stale_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_records_the_envelope_and_never_keeps_a_stale_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "model"
     assert main(["train", "--synthetic", "3", "--synthetic-events", "1200", "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     assert "envelope: 3 streams; default threshold 0.99" in printed
-    described = json.loads((out / "model.json").read_text())["envelope"]
+    current = out / "current"
+    described = json.loads((current / "model.json").read_text())["envelope"]
     assert described["false_alarm_target_per_event"] == 0.005 and described["streams"] == 3
-    assert (out / "envelope.npz").is_file() and not (out / "envelope.npz.tmp").exists()
-    # retrained into the same directory on streams too short for an envelope: the old one must go
+    assert (current / "envelope.npz").is_file() and not (current / "envelope.npz.tmp").exists()
+    first = current.resolve()
+    # retrained into the same store on streams too short for an envelope: the new version has none
     assert main(["train", "--synthetic", "3", "--synthetic-events", "300", "--out", str(out), *SMALL]) == 0
     assert "envelope: none" in capsys.readouterr().out
-    assert not (out / "envelope.npz").exists()
-    assert "envelope" not in json.loads((out / "model.json").read_text())
+    assert current.resolve() != first and (first / "envelope.npz").is_file()  # the old version is kept whole
+    assert not (current / "envelope.npz").exists()
+    assert "envelope" not in json.loads((current / "model.json").read_text())

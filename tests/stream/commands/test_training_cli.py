@@ -36,7 +36,7 @@ def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
     weights = load_artifact(out)
     assert weights.config.hidden_size == 8
     assert weights.metadata["version"] == "m1"
-    document = json.loads((out / "model.json").read_text())
+    document = json.loads((out / "current" / "model.json").read_text())
     assert document["training"]["data"]["skipped"] == {"bad_type": 1}
     assert document["training"]["data"]["streams"] == 4
     assert document["validation_loss"] == pytest.approx(document["validation"]["model"]["nll"])
@@ -65,7 +65,7 @@ def test_train_bidirectional_writes_a_non_causal_artifact(tmp_path: Path, capsys
     assert main([*argv, "--no-progress", "--warmup", "8", *FAST]) == 0, capsys.readouterr().err
     weights = load_artifact(out)
     assert weights.config.bidirectional and "rnn_reverse.weight_ih_l0" in weights.params
-    document = json.loads((out / "model.json").read_text())
+    document = json.loads((out / "current" / "model.json").read_text())
     assert document["causal"] is False and document["architecture"]["direction"] == "bidirectional"
     assert math.isfinite(document["validation"]["model"]["nll"])
 
@@ -79,7 +79,9 @@ def test_train_with_attention_window_writes_the_attention_parameters(
     weights = load_artifact(out)
     assert weights.config.attention_window == 4 and weights.params["attention.key.weight"].shape == (8, 8)
     detector = Detector(weights, max_streams=1)
-    assert json.loads((out / "model.json").read_text())["state_bytes_per_stream"] == detector.table.row_nbytes
+    assert (
+        json.loads((out / "current" / "model.json").read_text())["state_bytes_per_stream"] == detector.table.row_nbytes
+    )
     assert f"of which the attention ring (K=4) {4 * 4 * 8 + 8}" in capsys.readouterr().out
     assert main([*argv[:-2], "--bidirectional", "--out", str(tmp_path / "x"), "--no-progress", *FAST]) == 2
 
@@ -104,20 +106,50 @@ def test_a_model_that_loses_to_a_baseline_or_was_barely_validated_is_named_so() 
     assert len(thin) == 1 and "only 1 validation step" in thin[0]
 
 
-def test_retraining_into_a_live_model_dir_with_another_state_layout_is_refused(
+def test_retraining_never_overwrites_the_served_version_and_an_incompatible_one_is_not_made_current(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rnncore.model.artifact import load_artifact, save_artifact
     from rnncore.model.config import ModelConfig
+    from rnncore.model.store import list_versions
     from rnncore.model.weights import ModelWeights
 
-    out = tmp_path / "live"
+    out = tmp_path / "live"  # a plain artifact from before versioned stores, being served
     save_artifact(out, ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=0), {"version": "live"})
     argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--out", str(out), "--no-progress"]
-    assert main([*argv, *FAST, "--cell", "lstm"]) == 2
-    assert "--replace-incompatible" in capsys.readouterr().err
-    assert load_artifact(out).metadata["version"] == "live"  # untouched
+    assert main([*argv, *FAST, "--cell", "lstm", "--model-version", "lstm-1"]) == 0
+    err = capsys.readouterr().err
+    assert "not made current" in err and "rnnwatch model use" in err and "--replace-incompatible" in err
+    assert load_artifact(out).metadata["version"] == "live"  # still what the service serves
+    assert load_artifact(out / "lstm-1").config.cell == "lstm"  # written beside it
     assert main([*argv, *FAST, "--model-version", "same-layout"]) == 0  # same layout: a hot reload takes it
     assert load_artifact(out).metadata["version"] == "same-layout"
+    assert main([*argv, *FAST, "--model-version", "same-layout"]) == 2  # a version is never overwritten
+    assert "exists" in capsys.readouterr().err
     assert main([*argv, *FAST, "--cell", "lstm", "--replace-incompatible", "--model-version", "forced"]) == 0
     assert load_artifact(out).config.cell == "lstm"
+    assert [v.name for v in list_versions(out)] == ["live", "lstm-1", "same-layout", "forced"]
+
+
+def test_model_use_rolls_back_and_refuses_an_incompatible_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnncore.model.artifact import load_artifact
+
+    out = tmp_path / "store"
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--out", str(out), "--no-progress", *FAST]
+    assert main([*argv, "--model-version", "v1"]) == 0
+    assert main([*argv, "--model-version", "v2"]) == 0
+    assert main([*argv, "--model-version", "v3-lstm", "--cell", "lstm"]) == 0
+    capsys.readouterr()
+    assert main(["model", "list", str(out)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listed] == [["v1", "gru"], ["*", "v2"], ["v3-lstm", "lstm"]]
+    assert main(["model", "use", str(out), "v1"]) == 0
+    assert "current -> v1 (was v2)" in capsys.readouterr().out
+    assert load_artifact(out).metadata["version"] == "v1"
+    assert main(["model", "use", str(out), "v3-lstm"]) == 2
+    assert "--replace-incompatible" in capsys.readouterr().err
+    assert main(["model", "use", str(out), "nope"]) == 2
+    assert "has no version 'nope'" in capsys.readouterr().err
+    assert load_artifact(out).metadata["version"] == "v1"

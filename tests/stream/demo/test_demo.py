@@ -126,7 +126,7 @@ def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: 
     assert summary["sent"] == 12 * 300
     assert summary["scored"] == summary["sent"]  # every event's score was read back exactly once per key/time
     assert (out / "demo.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "model" / "model.json").exists()
+    assert (out / "model" / "current" / "model.json").exists()
 
 
 @pytest.mark.kafka

@@ -15,7 +15,7 @@ def test_product_path_scores_every_test_row(tmp_path) -> None:
     units = make_fleet(0, streams=2, machines=0, n_train=600, n_test=800)
     run = train_and_score(units, tmp_path, train_seconds=3)
     assert run.threshold == 0.99  # `rnnwatch score`'s own default, read from its parser
-    assert (run.artifact / "model.json").exists() and (run.artifact / "envelope.npz").exists()
+    assert (run.artifact / "current" / "model.json").exists() and (run.artifact / "current" / "envelope.npz").exists()
     for u in units:
         s = run.scores[u.name]
         assert s.shape == (800,) and np.all((s >= 0) & (s <= 1))

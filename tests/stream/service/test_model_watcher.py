@@ -94,3 +94,26 @@ def test_a_swap_refused_by_any_detector_leaves_every_detector_on_the_old_model()
     assert [d.weights for d in detectors] == [OLD, OLD, OLD]
     swap_all(detectors[:2], NEW, OLD)
     assert [d.weights for d in detectors[:2]] == [NEW, NEW]
+
+
+def test_moving_a_stores_current_pointer_is_a_change_and_a_dangling_pointer_is_refused(tmp_path: Path) -> None:
+    from rnncore.model.store import ModelStoreError, commit_version, incoming_dir, use_version
+
+    store = tmp_path / "store"
+    for weights, version in ((OLD, "v1"), (NEW, "v2")):
+        incoming = incoming_dir(store)
+        save_artifact(incoming, weights, {"version": version})
+        commit_version(store, incoming, version)
+    watcher = ModelWatcher(store, poll_seconds=0)
+    assert watcher.load_if_changed() is None  # v2, what it started with
+    use_version(store, "v1")  # a rollback
+    loaded = watcher.load_if_changed()
+    assert loaded is not None and loaded.metadata["version"] == "v1"
+    assert watcher.load_if_changed() is None
+    (store / "current").unlink()
+    os.symlink("gone", store / "current")
+    with pytest.raises(ModelStoreError, match="points at 'gone'"):
+        watcher.load_if_changed()
+    use_version(store, "v2")
+    loaded = watcher.load_if_changed()
+    assert loaded is not None and loaded.metadata["version"] == "v2"
