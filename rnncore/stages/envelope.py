@@ -94,26 +94,34 @@ def _t2(d: np.ndarray, icov: np.ndarray) -> float:
 
 @njit(cache=True, nogil=True)
 def _ratios(x: np.ndarray, feat: np.ndarray, ref: int, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray,
-            wicov: np.ndarray, cuts: np.ndarray) -> float:  # fmt: skip
+            wicov: np.ndarray, cuts: np.ndarray, settled: bool) -> float:  # fmt: skip
     raw = _t2(x - mu[ref], icov[ref]) / cuts[ref, 0]
+    if not settled:  # the window moments of a young stream are not what the reference was fitted on
+        return raw
     win = _t2(feat - wmu[ref], wicov[ref]) / cuts[ref, 1]
     return max(raw, win)
 
 
 @njit(cache=True, nogil=True)
 def _envelope_step(ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray, window: int,
-                   mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
-                   out: np.ndarray) -> None:  # fmt: skip
-    """Per event in arrival order: update the stream's EW moments, write ``r / c`` (0 without a reference)."""
+                   warmup: int, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray,
+                   cuts: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
+    """Per event in arrival order: update the stream's EW moments, write ``r / c`` (0 without a reference).
+
+    The window term counts only from the stream's ``warmup``-th event on, as in fitting (the reference was fitted
+    on rows after the warm-up): before it the EW variance of a new stream starts near 0, and every new or evicted
+    stream would be flagged for its first events; the raw term needs no settling and counts from the first."""
     F = x.shape[1]
     feat = np.empty(2 * F)
     for i in range(rows.shape[0]):
         out[i] = 0.0
         if not ok[i]:
             continue
-        _ew_update(ew[rows[i]], x[i], window, feat)
+        row = ew[rows[i]]
+        _ew_update(row, x[i], window, feat)
         if refs[i] >= 0:
-            out[i] = _ratios(x[i], feat, refs[i], mu, icov, wmu, wicov, cuts) / cuts[refs[i], 2]
+            settled = row[2 * F] > warmup
+            out[i] = _ratios(x[i], feat, refs[i], mu, icov, wmu, wicov, cuts, settled) / cuts[refs[i], 2]
 
 
 def _features(values: np.ndarray, window: int) -> np.ndarray:
@@ -170,7 +178,8 @@ class Envelope:
         out = np.zeros(rows.shape[0])
         x = np.ascontiguousarray(x, dtype=np.float64)
         args = (self.mu, self.icov, self.wmu, self.wicov, self.cuts)
-        _envelope_step(ew, rows, refs, ok.astype(np.bool_), x, self.params.window, *args, out)
+        p = self.params
+        _envelope_step(ew, rows, refs, ok.astype(np.bool_), x, p.window, p.warmup, *args, out)
         return out
 
     def scores(self, ratio: np.ndarray) -> np.ndarray:

@@ -62,6 +62,19 @@ def test_online_moments_equal_the_fitting_features_and_unknown_streams_score_zer
     assert np.all(none == 0.0)
 
 
+@pytest.mark.parametrize("features", [1, 4], ids=["F1", "F4"])
+def test_a_new_stream_is_not_flagged_while_its_window_moments_settle(features: int) -> None:
+    """A trained stream whose state starts afresh (new replica, eviction, a test split): its first events are
+    normal and must score below the default threshold (before the fix every first event scored 1.0)."""
+    envelope = fit_envelope(_records("a", _normal(0, 3000, features)))
+    weights = ModelWeights.random(ModelConfig(n_features=features, hidden_size=8), seed=0)
+    det = EnvelopedDetector(weights, envelope, max_streams=4)
+    scores = _run(det, "a", _normal(1, 400, features), 0.0)
+    warmup = envelope.params.warmup
+    assert scores[:warmup].max() < envelope.params.alarm_score
+    assert float(np.mean(scores >= envelope.params.alarm_score)) < 0.05
+
+
 @pytest.mark.parametrize("kind", ["level_shift", "frozen", "broken_corr"])
 def test_a_persisting_fault_stays_flagged_where_the_bare_detector_forgets_it(kind: str) -> None:
     train, test = _normal(3, 3000, 4), _normal(4, 1500, 4)
