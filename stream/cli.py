@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "train": "Train a model offline by BPTT from event logs (needs the train extra: torch)",
     "score": "Score an event log offline through the same online path as the service",
     "model": "List a model directory's versions, or point its `current` at one (rollback)",
+    "send": "Publish events to the service's input topic, from event logs or a synthetic fleet",
+    "tail": "Print the service's score records (read_committed) as JSON Lines",
     "bench": "Benchmarks that ship with rnnwatch (e.g. `rnnwatch bench nab`)",
     "demo": "Local broker + synthetic sensor fleet + service, with live progress",
 }

@@ -9,7 +9,7 @@
 #   deploy/kafka/broker.sh resume RUN_DIR           start a stopped broker again on its port and data (no
 #                                                   format): a broker outage and recovery, for fault tests
 #
-# RUN_DIR defaults to deploy/kafka/.run/default and holds server.properties, data/, server.log,
+# RUN_DIR defaults to $RNNWATCH_KAFKA_RUN_DIR or deploy/kafka/.run/default and holds server.properties, data/, server.log,
 # broker.pid and bootstrap. EXTRA is a properties file appended to server.properties (later keys win) with
 # @PORT@, @CONTROLLER_PORT@, @DATA_DIR@, @TLS_DIR@ and a distinct free port for every other @NAME_PORT@ filled
 # in, e.g. sasl.properties.in for a SASL listener (its address goes to RUN_DIR/sasl_bootstrap) or
@@ -22,6 +22,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JARS="${RNNWATCH_KAFKA_JARS:-$HERE/.jars}"
 READY_TIMEOUT_S="${RNNWATCH_KAFKA_READY_TIMEOUT_S:-30}"
+DEFAULT_RUN_DIR="${RNNWATCH_KAFKA_RUN_DIR:-$HERE/.run/default}"
 
 die() { echo "broker.sh: error: $*" >&2; exit 1; }
 
@@ -73,7 +74,7 @@ is_running() {
 }
 
 start() {
-  local dir="${1:-$HERE/.run/default}" extra="${2:-}"
+  local dir="${1:-$DEFAULT_RUN_DIR}" extra="${2:-}"
   if is_running "$dir"; then
     cat "$dir/bootstrap"
     return 0
@@ -171,7 +172,7 @@ resume() {
 }
 
 stop() {
-  local dir="${1:-$HERE/.run/default}"
+  local dir="${1:-$DEFAULT_RUN_DIR}"
   [[ -f "$dir/broker.pid" ]] || return 0
   local pid
   pid="$(cat "$dir/broker.pid")"
@@ -190,7 +191,7 @@ stop() {
 }
 
 status() {
-  local dir="${1:-$HERE/.run/default}"
+  local dir="${1:-$DEFAULT_RUN_DIR}"
   if is_running "$dir" && [[ -f "$dir/bootstrap" ]]; then
     cat "$dir/bootstrap"
   else

@@ -47,6 +47,9 @@ def _list(model_dir: Path) -> int:
     from rnncore.model.store import is_store, list_versions
 
     if not is_store(model_dir):
+        from rnncore.model.artifact import read_metadata
+
+        read_metadata(model_dir)  # neither a store nor an artifact: its error says what is missing
         print(f"{model_dir} is a plain artifact (no versions): {_describe(model_dir)}")
         return 0
     for version in list_versions(model_dir):
