@@ -1,9 +1,16 @@
-"""Python handle on the local development broker (deploy/kafka/broker.sh), for tests and the demo."""
+"""Python handle on the local development broker (deploy/kafka/broker.sh), for tests, the demo and `rnnwatch broker`.
+
+From a checkout the scripts are ``deploy/kafka`` and keep their jars and run directories beside them. An installed
+package (wheel) carries the same files as data in ``<prefix>/share/rnnwatch/kafka``, which may be read-only: its
+jars and run directories then live in the user's cache (``$XDG_CACHE_HOME/rnnwatch/kafka``, else
+``~/.cache/rnnwatch/kafka``, or ``$RNNWATCH_KAFKA_STATE_DIR``).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sysconfig
 from pathlib import Path
 
 from stream.errors import StreamError
@@ -13,27 +20,60 @@ class BrokerError(StreamError):
     """The local broker could not be fetched, started or stopped; the message is broker.sh's own line."""
 
 
+CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
+SHARE = ("share", "rnnwatch", "kafka")  # where pyproject's data-files put deploy/kafka in an installed package
+
+
+def _installed_dirs() -> list[Path]:
+    """Candidate share directories of an installed package: the environment's data path and the prefix above
+    the site-packages holding this module (a ``pip install --prefix`` or ``--target`` layout)."""
+    package_prefix = Path(__file__).resolve().parents[4] if len(Path(__file__).resolve().parents) > 4 else None
+    found = [Path(sysconfig.get_path("data")).joinpath(*SHARE)]
+    if package_prefix is not None:
+        found.append(package_prefix.joinpath(*SHARE))
+    return found
+
+
 def deploy_dir() -> Path:
-    """Where deploy/kafka lives: $RNNWATCH_KAFKA_DEPLOY_DIR, else beside the source checkout."""
+    """Where broker.sh lives: $RNNWATCH_KAFKA_DEPLOY_DIR, else deploy/kafka of the checkout, else the installed copy."""
     override = os.environ.get("RNNWATCH_KAFKA_DEPLOY_DIR")
-    path = Path(override) if override else Path(__file__).resolve().parents[1] / "deploy" / "kafka"
-    if not (path / "broker.sh").is_file():
-        raise BrokerError(f"deploy/kafka/broker.sh not found at {path}; set RNNWATCH_KAFKA_DEPLOY_DIR")
-    return path
+    candidates = [Path(override)] if override else [CHECKOUT_DIR, *_installed_dirs()]
+    for path in candidates:
+        if (path / "broker.sh").is_file():
+            return path
+    where = ", ".join(str(p) for p in candidates)
+    raise BrokerError(f"broker.sh not found (looked in {where}); reinstall rnnwatch or set RNNWATCH_KAFKA_DEPLOY_DIR")
+
+
+def state_dir(scripts: Path) -> Path:
+    """Where broker.sh keeps its jars and run directories: beside a checkout's scripts, else the user's cache."""
+    override = os.environ.get("RNNWATCH_KAFKA_STATE_DIR")
+    if override:
+        return Path(override)
+    if scripts not in _installed_dirs():  # a checkout, or a directory given by RNNWATCH_KAFKA_DEPLOY_DIR
+        return scripts
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rnnwatch" / "kafka"
 
 
 class LocalBroker:
     """A single-node KRaft broker on a free loopback port, run by broker.sh in its own run directory."""
 
     def __init__(self, run_dir: str | Path | None = None, extra_config: str | Path | None = None) -> None:
-        self.script = deploy_dir() / "broker.sh"
-        self.run_dir = Path(run_dir) if run_dir else deploy_dir() / ".run" / "default"
+        scripts = deploy_dir()
+        self.script = scripts / "broker.sh"
+        self.state = state_dir(scripts)
+        default_run = os.environ.get("RNNWATCH_KAFKA_RUN_DIR")
+        self.run_dir = (
+            Path(run_dir) if run_dir else Path(default_run) if default_run else self.state / ".run" / "default"
+        )
         self.extra_config = Path(extra_config) if extra_config else None
         self.bootstrap: str | None = None
 
     def _call(self, *args: str, timeout: float = 600) -> str:
+        env = {**os.environ, "RNNWATCH_KAFKA_STATE_DIR": str(self.state)}
         result = subprocess.run(
-            ["bash", str(self.script), *args], capture_output=True, text=True, timeout=timeout, check=False
+            ["bash", str(self.script), *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
         )
         if result.returncode != 0:
             lines = [ln for ln in result.stderr.splitlines() if ln.strip()]

@@ -20,9 +20,12 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-JARS="${RNNWATCH_KAFKA_JARS:-$HERE/.jars}"
+# Writable state (jars, run directories): beside this script in a checkout; an installed copy (share/rnnwatch/kafka,
+# possibly read-only) is given RNNWATCH_KAFKA_STATE_DIR by rnnwatch (stream/local_broker.py).
+STATE="${RNNWATCH_KAFKA_STATE_DIR:-$HERE}"
+JARS="${RNNWATCH_KAFKA_JARS:-$STATE/.jars}"
 READY_TIMEOUT_S="${RNNWATCH_KAFKA_READY_TIMEOUT_S:-30}"
-DEFAULT_RUN_DIR="${RNNWATCH_KAFKA_RUN_DIR:-$HERE/.run/default}"
+DEFAULT_RUN_DIR="${RNNWATCH_KAFKA_RUN_DIR:-$STATE/.run/default}"
 
 die() { echo "broker.sh: error: $*" >&2; exit 1; }
 
@@ -39,8 +42,8 @@ fetch() {
     return 0
   fi
   command -v mvn >/dev/null 2>&1 || die "Maven is not installed (need 'mvn' on PATH to resolve the Kafka jars)"
-  mkdir -p "$HERE/.run"
-  local log="$HERE/.run/mvn.log" tmp="$JARS.tmp.$$"
+  mkdir -p "$STATE/.run"
+  local log="$STATE/.run/mvn.log" tmp="$JARS.tmp.$$"
   rm -rf "$tmp"
   echo "broker.sh: resolving Kafka jars with Maven (once; log: $log)" >&2
   # RNNWATCH_MVN_ARGS: extra Maven flags, e.g. "-s settings.xml" for a mirror or proxy.
