@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--synthetic-events", type=int, default=2000, help="events per synthetic stream")
     data.add_argument("--validation-fraction", type=float, default=0.2, help="last share of each stream's time")
     data.add_argument("--min-events", type=int, default=8, help="leave out streams with fewer events")
+    data.add_argument(
+        "--min-validation-steps",
+        type=int,
+        default=100,
+        help="refuse to train when the validation split has fewer steps (the model could not be judged); 0 allows any",
+    )
     parser.add_argument(
         "--out",
         required=True,
@@ -293,6 +299,14 @@ def run(args: argparse.Namespace) -> int:
             raise ModelStoreError(f"{args.out / args.model_version} exists: give another --model-version")
         layout_change = _layout_change(args.out, config)
         dataset = build_dataset(records, config, args.validation_fraction, args.min_events)
+        if dataset.validation_steps < args.min_validation_steps:
+            print(
+                f"rnnwatch train: only {dataset.validation_steps} validation step(s), fewer than "
+                f"--min-validation-steps {args.min_validation_steps}: the model could not be judged against "
+                "persistence and EWMA; give more data or a larger --validation-fraction (or --min-validation-steps 0)",
+                file=sys.stderr,
+            )
+            return 2
         settings = TrainConfig(
             bptt=args.bptt,
             batch_size=args.batch_size,

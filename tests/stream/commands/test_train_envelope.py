@@ -11,7 +11,17 @@ from stream.cli import main
 
 pytestmark = pytest.mark.timeout(240)
 
-SMALL = ["--no-progress", "--epochs", "1", "--hidden-size", "8", "--max-event-steps", "2000"]
+SMALL = [
+    "--min-validation-steps",
+    "0",
+    "--no-progress",
+    "--epochs",
+    "1",
+    "--hidden-size",
+    "8",
+    "--max-event-steps",
+    "2000",
+]
 
 
 def test_train_records_the_envelope_and_never_keeps_a_stale_one(

@@ -16,7 +16,20 @@ from stream.data.synthetic import generate_fleet
 
 pytestmark = pytest.mark.torch
 
-FAST = ["--hidden-size", "8", "--epochs", "2", "--bptt", "16", "--segment-length", "64", "--threads", "1"]
+FAST = [
+    "--min-validation-steps",
+    "0",
+    "--hidden-size",
+    "8",
+    "--epochs",
+    "2",
+    "--bptt",
+    "16",
+    "--segment-length",
+    "64",
+    "--threads",
+    "1",
+]
 
 
 def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
@@ -153,3 +166,13 @@ def test_model_use_rolls_back_and_refuses_an_incompatible_layout(
     assert main(["model", "use", str(out), "nope"]) == 2
     assert "has no version 'nope'" in capsys.readouterr().err
     assert load_artifact(out).metadata["version"] == "v1"
+
+
+def test_a_validation_split_too_small_to_judge_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--out", str(tmp_path / "m"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "only 80 validation step(s), fewer than --min-validation-steps 100" in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()

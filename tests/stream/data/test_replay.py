@@ -113,6 +113,7 @@ async def test_train_command_replays_a_topic(
     )
     argv = ["train", "--topic", topic, "--bootstrap-servers", kafka_bootstrap, "--out", str(tmp_path / "m")]
     argv += ["--hidden-size", "8", "--epochs", "1", "--bptt", "16", "--segment-length", "64", "--no-progress"]
+    argv += ["--min-validation-steps", "0"]
     code = await asyncio.to_thread(main, argv)  # the command runs its own event loop
     captured = capsys.readouterr()
     assert code == 0, captured.err
