@@ -25,9 +25,10 @@ from stream.evaluation.product_path import ProductPathError, run_cli
 
 @dataclass(frozen=True)
 class NabProductRun:
-    """Scores per file (file row order), the CLI's default threshold and what the two commands printed."""
+    """Scores per file (file row order), the CLI's default threshold, the artifact and what the commands printed."""
 
     scores: dict[str, np.ndarray]
+    artifact: Path
     threshold: float
     train_output: str
     score_output: str
@@ -87,4 +88,4 @@ def train_and_score(files: Sequence[NabFile], workdir: Path, train_seconds: floa
     args, scored_text = run_cli(
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )
-    return NabProductRun(read_scores(scored, files), float(args.threshold), trained, scored_text)
+    return NabProductRun(read_scores(scored, files), artifact, float(args.threshold), trained, scored_text)
