@@ -13,6 +13,9 @@ then run bench-side, in the CLI's order (all events in stable time order, batche
   defaults, which were chosen on all of NAB in issue 6 (so its REPORT numbers are not clean either), with the
   trained weights and with seeded random ones (issue 6's NAB default);
 * ``seasonal pipeline max envelope``: the row-wise max of that pipeline's score and the envelope's score alone;
+* ``saturated ties by NLL`` / ``unsaturated r / c`` (diagnostics): the Detector's scores of exactly 1 ranked by
+  their NLL, the envelope's ratio itself: what NAB's label-chosen threshold could do if scores did not saturate
+  (at 0.99 nothing changes);
 * ``... + refractory`` (diagnostic, not a candidate): a score kept only where it exceeds the decaying (1/1000)
   maximum of the file's earlier scores, a 1 only once per 300 events (``rnncore.stages.novelty``'s filter with
   range novelty off): how much of the loss is flagging a lasting state on every row rather than its onset.
@@ -27,6 +30,7 @@ choose; ``--split report`` only to report what was chosen.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -57,9 +61,12 @@ THRESHOLD = 0.99  # `rnnwatch score`'s default (the product row reads it from th
 BATCH = 1024  # `rnnwatch score`'s default --batch-size
 
 
-def stream_scores(files: Sequence[NabFile], detector: Any) -> dict[str, np.ndarray]:
+def stream_scores(
+    files: Sequence[NabFile], detector: Any, pick: Callable[[StepResult], np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Every file's rows through ``detector`` as `rnnwatch score` feeds them: one stream per file, all events in
-    stable time order (file by file before the sort), in batches of BATCH."""
+    stable time order (file by file before the sort), in batches of BATCH; ``pick`` maps a step's result to the
+    scores kept (default: its scores)."""
     keys = np.concatenate([np.full(f.values.size, k) for k, f in enumerate(files)])
     rows = np.concatenate([np.arange(f.values.size) for f in files])
     times = np.concatenate([f.seconds for f in files])
@@ -70,13 +77,23 @@ def stream_scores(files: Sequence[NabFile], detector: Any) -> dict[str, np.ndarr
     for start in range(0, order.size, BATCH):
         part = order[start : start + BATCH]
         result = detector.step([names[k] for k in keys[part].tolist()], times[part], values[part].reshape(-1, 1))
-        for k, r, s in zip(keys[part].tolist(), rows[part].tolist(), result.scores.tolist(), strict=True):
+        kept = result.scores if pick is None else pick(result)
+        for k, r, s in zip(keys[part].tolist(), rows[part].tolist(), kept.tolist(), strict=True):
             out[names[k]][r] = s
     return out
 
 
+def nll_ties(result: StepResult) -> np.ndarray:
+    """The Detector's scores with its saturated ones (exactly 1) ranked by their NLL, above every other score."""
+    s = result.scores.astype(np.float64)
+    return np.where(s >= 1.0, 1.5 + np.arctan(result.nll.astype(np.float64)) / np.pi, s)
+
+
 class EnvelopeOnly(EnvelopedDetector):
-    """The envelope's score alone (the Detector still advances, its score is dropped)."""
+    """The envelope's score alone (the Detector still advances, its score is dropped); with ``ratio``, the
+    unsaturated ``r / c`` itself (its score ``1 - 0.01 ** ratio`` is exactly 1 in float32 beyond ratio ~3.6)."""
+
+    ratio = False
 
     def step(self, keys: Sequence[object], times: Any, values: Any) -> StepResult:
         keys = keys if isinstance(keys, list) else list(keys)
@@ -86,7 +103,7 @@ class EnvelopeOnly(EnvelopedDetector):
         columns = self.table.columns
         refs = self.envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
         ratio = self.envelope.ratios(columns[EW_COLUMN], rows, refs, ok, np.asarray(values, np.float64).reshape(-1, 1))
-        scores = np.where(ok, self.envelope.scores(ratio), 0.0).astype(np.float32)
+        scores = np.where(ok, ratio if self.ratio else self.envelope.scores(ratio).astype(np.float32), 0.0)
         return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)
 
 
@@ -154,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline, alone = scored["seasonal pipeline (NAB-chosen), trained"], scored.pop("envelope alone")
     scored["seasonal pipeline, trained, max envelope"] = {k: np.maximum(pipeline[k], alone[k]) for k in pipeline}
     scored["envelope alone"] = alone
+    scored["detector alone, saturated ties by NLL (diagnostic)"] = stream_scores(
+        files, Detector(weights, max_streams=n), nll_ties
+    )
+    unsaturated = EnvelopeOnly(weights, envelope, max_streams=n)
+    unsaturated.ratio = True
+    scored["envelope alone, unsaturated r / c (diagnostic)"] = stream_scores(files, unsaturated)
     scored["product + refractory (diagnostic)"] = refractory(files, run.scores)
     scored["detector alone + refractory (diagnostic)"] = refractory(files, scored["detector alone"])
     gap = max(float(np.abs(scored["product (bench-side)"][f.name] - run.scores[f.name]).max()) for f in files)
@@ -171,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         flat = np.concatenate(list(scores.values()))
         cells = " | ".join(f"{r[p.name].normalised:.2f}" for r in (best, fixed) for p in profiles)
         print(f"| {name} | {cells} | {(flat >= THRESHOLD).mean():.1%} | {(flat >= 1.0).mean():.1%} |")
-        key = "_".join(name.replace("(", "").replace(")", "").replace("`", "").replace(",", "").split())
-        key = key.replace("=", "").replace("NAB-chosen_", "").replace("+_", "").replace("diagnostic", "diag")
+        key = re.sub(r"[^A-Za-z0-9.]+", "_", name.replace(" (diagnostic)", "").replace("NAB-chosen", "")).strip("_")
         fields[f"{key}_best"] = best[profiles[0].name].normalised
         fields[f"{key}_default"] = fixed[profiles[0].name].normalised
     print(
