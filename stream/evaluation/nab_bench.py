@@ -51,6 +51,9 @@ def run_nab(args: argparse.Namespace) -> int:
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch bench nab: {error}", file=sys.stderr)
         return 2
+    if not files:
+        print(f"rnnwatch bench nab: no file of {args.data} falls in the {split} split", file=sys.stderr)
+        return 2
     detectors: dict[str, CorpusDetector] = {} if args.no_baselines else dict(baseline_detectors())
     product: list[NabProductRun] = []
     with tempfile.TemporaryDirectory(prefix="rnnwatch-nab-") as tmp:

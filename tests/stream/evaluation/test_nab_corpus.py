@@ -140,3 +140,13 @@ def test_bench_nab_command_ends_with_one_result_line(tmp_path: Path, capsys: pyt
     final = json.loads((tmp_path / "res" / "final_results.json").read_text())
     assert set(final) == {"windowedGaussian", "persistenceError", "rnnwatch"}
     assert main(["bench", "nab", "--data", str(tmp_path / "missing")]) == 2
+
+
+def test_bench_split_flag_serves_both_benchmarks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.cli import main
+
+    _write_corpus(tmp_path / "nab")  # both files hash to REPORT
+    assert main(["bench", "nab", "--data", str(tmp_path / "nab"), "--split", "tune"]) == 2
+    assert "no file of" in capsys.readouterr().err
+    assert main(["bench", "fleet", "--split", "all"]) == 2  # fleet seeds are tune or report, never pooled
+    assert "--split is tune or report" in capsys.readouterr().err
