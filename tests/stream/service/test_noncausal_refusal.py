@@ -1,5 +1,5 @@
 """Bidirectional (look-ahead) models are refused by every causal path with a clear message: `rnnwatch serve` at
-start, hot reload (counted as refused, the old model goes on), `rnnwatch bench nab` and the NAB runner; an
+start, hot reload (counted as refused, the old model goes on), and `rnnwatch bench nab`; an
 attention model, which is causal, is served and scores like the offline Detector."""
 
 from __future__ import annotations
