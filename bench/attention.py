@@ -9,10 +9,9 @@ Same seed and the same training budget (event-steps) for every model. Measured p
   inside an anomaly window (+10 events grace), recall the share of injected anomalies with at least one flag
   (``stream.demo.evaluation``), F1 their harmonic mean: at the service's fixed threshold 0.99, and at the
   best-F1 threshold of each model (the same search for all, an upper bound that removes threshold luck).
-* **NAB** (causal models only; a bidirectional model is refused there): the ``rnnwatch bench nab`` detector
-  (seasonal residual into the Detector, seasonal surprise, range novelty, refractory filter;
-  ``stream.evaluation.rnnwatch_nab``) with each model, untrained (seeded random weights, the NAB default)
-  and trained by BPTT on the pooled probationary rows with the same budget; standard profile.
+NAB is no longer measured here: ``rnnwatch bench nab`` scores the product path, not a pipeline a model can be
+swapped into (the NAB columns in BENCHMARKS.md are history, issue 9).
+
 * **events/s**: the Detector over the test fleet (batches of one event per stream), and the kernel alone at
   B=4096 over 100k streams; **bytes per stream**: the state table row (kernel + calibration columns).
 
@@ -25,8 +24,6 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -155,56 +152,8 @@ def kernel_events_per_s(weights: ModelWeights, streams: int = 100_000, batch: in
     return float(np.median(rates))
 
 
-def nab_detector(settings: Any, weights: ModelWeights, inputs: dict[str, np.ndarray], seasonal: dict[str, np.ndarray]):
-    """The ``rnnwatch bench nab`` detector (``rnnwatch_detectors``' "rnnwatch") with given weights."""
-    from stream.evaluation.rnnwatch_nab import detector_scores, merge_and_filter
-
-    def full(files: Sequence[Any]) -> dict[str, np.ndarray]:
-        scores = detector_scores(files, weights, settings.scoring, inputs)
-        merged = {key: np.maximum(s, seasonal[key]) for key, s in scores.items()}
-        return merge_and_filter(files, merged, settings)
-
-    return full
-
-
-def nab_standard(data: Path, configs: dict[str, ModelConfig], budget: int, seed: int) -> dict[str, dict[str, float]]:
-    """NAB standard score of each causal model, untrained and trained on the pooled probationary rows."""
-    from stream.evaluation.nab_data import load_profiles, load_series, load_windows
-    from stream.evaluation.rnnwatch_nab import (
-        NabRnnSettings,
-        model_inputs,
-        probation_records,
-        seasonal_scores,
-    )
-    from stream.evaluation.runner import evaluate as evaluate_nab
-
-    files, profiles = load_series(data), load_profiles(data)
-    windows = load_windows(data, files)
-    standard = [p for p in profiles if p.name == "standard"]
-    base = NabRnnSettings(seed=seed)
-    inputs = model_inputs(files, base.seasonal)
-    seasonal = seasonal_scores(files, base)
-    probation = probation_records(files, inputs)
-    results: dict[str, dict[str, float]] = {}
-    for name, config in configs.items():
-        nab_config = replace(base.model, attention_window=config.attention_window)  # NAB's tuned GRU (H=16)
-        settings = replace(base, model=nab_config)
-        # the settings of stream.evaluation.rnnwatch_nab.learn_weights, with a step budget instead of seconds
-        train_settings = TrainConfig(
-            bptt=64, batch_size=32, segment_length=256, warmup=32, epochs=1000, patience=6,
-            max_event_steps=budget, seed=seed, threads=1, progress=False,
-        )  # fmt: skip
-        trained, _, _ = fit(probation, nab_config, train_settings, validation_fraction=0.2, min_events=32)
-        row = {}
-        for label, weights in (("random", ModelWeights.random(nab_config, seed=seed)), ("trained", trained)):
-            detector = nab_detector(settings, weights, inputs, seasonal)
-            row[label] = evaluate_nab(name, detector, files, windows, standard).results["standard"].normalised
-        results[name] = row
-    return results
-
-
-def run_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Row], dict[str, dict[str, float]]]:
-    """Train and measure the three models on the fleets (and NAB) of one seed."""
+def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Row]:
+    """Train and measure the three models on the fleets of one seed."""
     configs = variants(args.hidden_size, args.window)
     train_fleet = generate_fleet(args.train_streams, args.events, anomalies_per_stream=0, seed=seed)
     test_fleet = generate_fleet(args.test_streams, args.events, anomalies_per_stream=2, seed=seed + 1000)
@@ -227,11 +176,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Row], dict[
             row_bytes=Detector(weights, max_streams=1).table.row_nbytes if online else None,
         )
         print(f"seed {seed} {name}: trained {steps:,} event-steps in {train_seconds:.0f} s", flush=True)
-    nab: dict[str, dict[str, float]] = {}
-    if str(args.nab) not in ("", "."):
-        causal = {name: c for name, c in configs.items() if not c.bidirectional}
-        nab = nab_standard(args.nab, causal, args.nab_event_steps, seed)
-    return rows, nab
+    return rows
 
 
 def _difference(values: Sequence[float]) -> tuple[float, float]:
@@ -244,15 +189,13 @@ def _difference(values: Sequence[float]) -> tuple[float, float]:
 def main() -> None:
     """Parse flags, run every seed, print the tables, the attention-vs-plain differences and the RESULT line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nab", type=Path, default=Path("../shared/datasets/nab"), help="NAB root ('' to skip)")
     parser.add_argument("--train-streams", type=int, default=32, help="clean training fleet")
     parser.add_argument("--test-streams", type=int, default=64, help="test fleet, two injected anomalies each")
     parser.add_argument("--events", type=int, default=2000, help="events per stream")
     parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--window", type=int, default=16, help="attention window K")
     parser.add_argument("--event-steps", type=int, default=800_000, help="training budget per fleet model")
-    parser.add_argument("--nab-event-steps", type=int, default=200_000, help="training budget per NAB model")
-    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (fleets, init, NAB weights)")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (fleets, initialisation)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -260,43 +203,38 @@ def main() -> None:
     runs = {seed: run_seed(args, seed) for seed in seeds}
     print(
         f"\nfleet: train {args.train_streams} clean streams, test {args.test_streams} streams x {args.events} events "
-        f"(2 anomalies each); budget {args.event_steps:,} event-steps per model (NAB: {args.nab_event_steps:,})"
+        f"(2 anomalies each); budget {args.event_steps:,} event-steps per model"
     )
-    for seed, (rows, nab) in runs.items():
-        print_table(rows, nab, f"seed {seed}")
-    names = list(runs[seeds[0]][0])
+    for seed, rows in runs.items():
+        print_table(rows, f"seed {seed}")
+    names = list(runs[seeds[0]])
     plain_name, attention_name, bidir_name = names
 
-    def mean(pick: Callable[[dict[str, Row], dict[str, dict[str, float]]], float]) -> float:
-        return float(np.mean([pick(rows, nab) for rows, nab in runs.values()]))
+    def mean(pick: Callable[[dict[str, Row]], float]) -> float:
+        return float(np.mean([pick(rows) for rows in runs.values()]))
 
-    def nab_of(name: str, label: str) -> Callable[[dict[str, Row], dict[str, dict[str, float]]], float]:
-        return lambda rows, nab: nab.get(name, {}).get(label, float("nan"))
-
-    measures = {
-        "fleet best F1": lambda name: lambda rows, nab: rows[name].best.f1,
-        "fleet F1 at 0.99": lambda name: lambda rows, nab: rows[name].fixed.f1,
-        "NAB standard, trained": lambda name: nab_of(name, "trained"),
-        "NAB standard, random weights": lambda name: nab_of(name, "random"),
+    measures: dict[str, Callable[[str], Callable[[dict[str, Row]], float]]] = {
+        "fleet best F1": lambda name: lambda rows: rows[name].best.f1,
+        "fleet F1 at 0.99": lambda name: lambda rows: rows[name].fixed.f1,
     }
     print(f"\nmean over seeds {args.seeds}; attention - plain: mean +- standard error of the per-seed difference")
     print("| measure | plain GRU | GRU + attention | bidirectional (offline) | attention - plain |")
     print("|---|---|---|---|---|")
     differences: dict[str, tuple[float, float]] = {}
     for label, measure in measures.items():
-        per_seed = [measure(attention_name)(r, n) - measure(plain_name)(r, n) for r, n in runs.values()]
+        per_seed = [measure(attention_name)(r) - measure(plain_name)(r) for r in runs.values()]
         differences[label] = _difference(per_seed)
-        bidir = "refused" if label.startswith("NAB") else f"{mean(measure(bidir_name)):.3f}"
+        bidir = f"{mean(measure(bidir_name)):.3f}"
         d, se = differences[label]
         print(f"| {label} | {mean(measure(plain_name)):.3f} | {mean(measure(attention_name)):.3f} | {bidir} "
               f"| {d:+.3f} +- {se:.3f} |")  # fmt: skip
-    # "a clear margin": at least +0.02 fleet F1 or +1.0 NAB point, and more than twice its standard error
-    clear = {"fleet best F1": 0.02, "NAB standard, trained": 1.0}
+    # "a clear margin": at least +0.02 fleet F1, and more than twice its standard error
+    clear = {"fleet best F1": 0.02}
     wins = [label for label, margin in clear.items() if differences[label][0] > max(margin, 2 * differences[label][1])]
     verdict = "attention helps: " + ", ".join(wins) if wins else "attention does not help by a clear margin"
     print(f"verdict: {verdict}")
-    rate = {name: float(np.median([rows[name].score_rate for rows, _ in runs.values()])) for name in names}
-    kernel = {name: float(np.median([rows[name].kernel_rate or 0.0 for rows, _ in runs.values()])) for name in names}
+    rate = {name: float(np.median([rows[name].score_rate for rows in runs.values()])) for name in names}
+    kernel = {name: float(np.median([rows[name].kernel_rate or 0.0 for rows in runs.values()])) for name in names}
     fields = {
         "plain_f1": mean(measures["fleet best F1"](plain_name)),
         "attention_f1": mean(measures["fleet best F1"](attention_name)),
@@ -304,17 +242,13 @@ def main() -> None:
         "plain_f1_fixed": mean(measures["fleet F1 at 0.99"](plain_name)),
         "attention_f1_fixed": mean(measures["fleet F1 at 0.99"](attention_name)),
         "bidirectional_f1_fixed": mean(measures["fleet F1 at 0.99"](bidir_name)),
-        "plain_nab": mean(nab_of(plain_name, "trained")),
-        "attention_nab": mean(nab_of(attention_name, "trained")),
-        "plain_nab_random": mean(nab_of(plain_name, "random")),
-        "attention_nab_random": mean(nab_of(attention_name, "random")),
         "plain_events_per_s": rate[plain_name],
         "attention_events_per_s": rate[attention_name],
         "bidirectional_events_per_s": rate[bidir_name],
         "plain_kernel_events_per_s": kernel[plain_name],
         "attention_kernel_events_per_s": kernel[attention_name],
-        "plain_bytes": runs[seeds[0]][0][plain_name].row_bytes,
-        "attention_bytes": runs[seeds[0]][0][attention_name].row_bytes,
+        "plain_bytes": runs[seeds[0]][plain_name].row_bytes,
+        "attention_bytes": runs[seeds[0]][attention_name].row_bytes,
         "attention_wins": int(bool(wins)),
         "seconds": time.perf_counter() - started,
     }
@@ -327,24 +261,20 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def print_table(rows: dict[str, Row], nab: dict[str, dict[str, float]], title: str) -> None:
+def print_table(rows: dict[str, Row], title: str) -> None:
     """One seed's comparison table, Markdown, as BENCHMARKS.md shows it."""
     print(f"\n{title}")
     print(
-        "| model | NAB standard, random / trained | fleet P / R / F1 at 0.99 | fleet best F1 (P / R, threshold) "
+        "| model | fleet P / R / F1 at 0.99 | fleet best F1 (P / R, threshold) "
         "| Detector events/s (fleet) | kernel events/s (B=4096, 100k streams) | bytes per stream |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         fixed, best = row.fixed, row.best
-        score = nab.get(name)
-        nab_cell = f"{score['random']:.2f} / {score['trained']:.2f}" if score else "not run"
-        if "bidirectional" in name:
-            nab_cell = "refused (look-ahead)"
         kernel = f"{row.kernel_rate:,.0f}" if row.kernel_rate is not None else "offline"
         size = f"{row.row_bytes:,}" if row.row_bytes is not None else "offline (whole log in memory)"
         print(
-            f"| {name} | {nab_cell} | {fixed.precision:.3f} / {fixed.recall:.3f} / {fixed.f1:.3f} "
+            f"| {name} | {fixed.precision:.3f} / {fixed.recall:.3f} / {fixed.f1:.3f} "
             f"| {best.f1:.3f} ({best.precision:.3f} / {best.recall:.3f}, {best.threshold:.6f}) "
             f"| {row.score_rate:,.0f} | {kernel} | {size} |"
         )

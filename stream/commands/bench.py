@@ -1,31 +1,38 @@
-"""`rnnwatch bench nab [--data PATH]` and `rnnwatch bench fleet [--split tune|report]`.
+"""`rnnwatch bench nab [--data PATH] [--split tune|report|all]` and `rnnwatch bench fleet [--split tune|report]`.
 
-``nab``: rnnwatch and NAB's baselines on the Numenta Anomaly Benchmark; prints a table (normalised NAB score
-per profile) and ends with exactly one machine-readable line
-``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> seconds=<s>`` for rnnwatch.
-``fleet``: `rnnwatch train` then `rnnwatch score` (default settings) on seeded synthetic fleets beside a
-rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
+Both run the product path: `rnnwatch train` then `rnnwatch score` with default settings, through the commands'
+own parsers and ``run`` functions, beside baselines in the same run.
+``nab``: every NAB file one stream, trained on the files' probationary rows; NAB's baselines beside it; a table
+under NAB's protocol and at the product's default threshold, per TUNE / REPORT half and per category, ending with
+one line ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> default_standard=<x> ... seconds=<s>``
+(``stream.evaluation.nab_bench``).
+``fleet``: seeded synthetic fleets beside a rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import time
 from pathlib import Path
-
-from rnncore.errors import RnnCoreError
-from stream.errors import StreamError
-
-logger = logging.getLogger(__name__)
+from typing import Any, cast
 
 DEFAULT_DATA = os.environ.get("RNNWATCH_NAB_DATA", "../shared/datasets/nab")
 
 
+class _WithoutSplit:
+    """The parser to :func:`add_fleet_arguments`, less its ``--split``: bench's own ``--split`` serves both
+    benchmarks (fleet seeds tune|report, default tune; NAB files tune|report|all, default all)."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action | None:
+        return None if "--split" in names else self.parser.add_argument(*names, **kwargs)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags: which benchmark, where its corpus lies, where results go and the training budget."""
+    """Flags: which benchmark, where its corpus lies, where results go, which split and the training budget."""
     from stream.evaluation.fleet.runner import add_fleet_arguments
 
     parser.add_argument("benchmark", choices=["nab", "fleet"], help="benchmark to run")
@@ -35,12 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-seconds",
         type=float,
         default=None,
-        help="nab: BPTT budget on the probationary rows (default 0: seeded random weights, which score higher); "
-        "fleet: a budget for `rnnwatch train` (default: its own early stopping)",
+        help="a budget for `rnnwatch train` (its --max-minutes; default: its own early stopping)",
     )
-    add_fleet_arguments(parser)
-    parser.add_argument("--no-baselines", action="store_true", help="run rnnwatch only")
-    parser.add_argument("--seed", type=int, default=0)
+    add_fleet_arguments(cast(argparse.ArgumentParser, _WithoutSplit(parser)))
+    parser.add_argument(
+        "--split",
+        choices=("tune", "report", "all"),
+        default=None,
+        help="fleet: TUNE or REPORT seeds (default tune); nab: TUNE or REPORT files by name hash, or all (default)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="nab: run rnnwatch only")
     parser.add_argument(
         "--bidirectional",
         action="store_true",
@@ -49,22 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; returns 0, or 2 with a message when the corpus cannot be read."""
+    """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
     if args.benchmark == "fleet":
         from stream.evaluation.fleet.runner import run_fleet
 
+        if args.split == "all":
+            print("rnnwatch bench fleet: --split is tune or report (seeds are never pooled)", file=sys.stderr)
+            return 2
+        args.split = args.split or "tune"
         return run_fleet(args)
-    from stream.evaluation.nab_data import load_profiles, load_series, load_windows
-    from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
-    from stream.evaluation.runner import (
-        baseline_detectors,
-        evaluate,
-        format_split_table,
-        format_table,
-        write_final_results,
-        write_results,
-    )
-
     if getattr(args, "bidirectional", False):
         print(
             "rnnwatch bench nab: --bidirectional is refused: NAB forbids look-ahead and a bidirectional model scores "
@@ -73,37 +77,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    start = time.perf_counter()
-    try:
-        files = load_series(args.data)
-        windows = load_windows(args.data, files)
-        profiles = load_profiles(args.data)
-    except (RnnCoreError, StreamError) as error:
-        print(f"rnnwatch bench nab: {error}", file=sys.stderr)
-        return 2
-    detectors = {} if args.no_baselines else dict(baseline_detectors())
-    ours, info = rnnwatch_detectors(NabRnnSettings(train_seconds=args.train_seconds or 0.0, seed=args.seed))
-    detectors.update(ours)  # "rnnwatch" last: the RESULT line reports it
-    runs = []
-    for name, detector in detectors.items():
-        result = evaluate(name, detector, files, windows, profiles)
-        write_results(args.out, result, files, windows)
-        runs.append(result)
-    write_final_results(args.out, runs)
-    print(
-        f"NAB: {len(files)} files, {sum(f.values.size for f in files)} rows; rnnwatch weights: {info.get('weights')}; "
-        f"rnnwatch scoring: {info.get('scoring')}"
-    )
-    print(format_table(runs, profiles))
-    print("the same runs on the two halves of the files split by name hash (crc32 % 2; threshold set per half):")
-    print(format_split_table(runs, windows, profiles))
-    print(f"results written to {args.out}")
-    final = runs[-1].results
-    score = {p.name: final[p.name].normalised for p in profiles}
-    print(
-        f"RESULT nab_standard={score.get('standard', float('nan')):.2f} "
-        f"nab_low_fp={score.get('reward_low_FP_rate', float('nan')):.2f} "
-        f"nab_low_fn={score.get('reward_low_FN_rate', float('nan')):.2f} "
-        f"seconds={time.perf_counter() - start:.1f}"
-    )
-    return 0
+    from stream.evaluation.nab_bench import run_nab
+
+    return run_nab(args)

@@ -6,7 +6,8 @@ inside a labelled window at index ``i`` (window ``[left, right]``, width ``w = r
 (earliest) detection of a window counts, and an undetected window costs ``-fn``. A detection outside every
 window costs ``fp * sigma(|i - prev_right| / (prev_w - 1))`` (``sigma(3) = -1`` caps it; before the first
 window it is ``-fp``). One threshold per detector and profile is chosen to maximise the corpus total, which
-is then normalised so the null detector scores 0 and the perfect one 100.
+is then normalised so the null detector scores 0 and the perfect one 100 (NAB's protocol: the threshold is
+chosen with the labels). ``threshold=`` scores a fixed threshold instead (a detector's own default, label-free).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class ThresholdScore:
 
 @dataclass(frozen=True)
 class ProfileResult:
-    """Best threshold of a detector under one profile, with its raw and normalised (null 0, perfect 100) score."""
+    """A detector's result under one profile at the scored threshold (NAB's best one, or a fixed one), with its
+    raw and normalised (null 0, perfect 100) score."""
 
     profile: str
     best: ThresholdScore
@@ -193,9 +195,23 @@ def _sweep_sorted(
     return results
 
 
-def score_profile(scores: Sequence[np.ndarray], weights: Sequence[PointWeights], profile: Profile) -> ProfileResult:
-    """Optimise the threshold over the corpus and normalise against the null and perfect detectors."""
-    best = sweep_thresholds(scores, weights, profile, best_only=True)[0]
+def at_threshold(
+    scores: Sequence[np.ndarray], weights: Sequence[PointWeights], profile: Profile, threshold: float
+) -> ThresholdScore:
+    """The corpus result when every point scoring ``>= threshold`` is flagged (no choice made with the labels)."""
+    flagged = [r for r in sweep_thresholds(scores, weights, profile) if r.threshold >= threshold]
+    return min(flagged, key=lambda r: r.threshold)  # the sweep always holds 'flag nothing' (threshold inf)
+
+
+def score_profile(
+    scores: Sequence[np.ndarray], weights: Sequence[PointWeights], profile: Profile, threshold: float | None = None
+) -> ProfileResult:
+    """Optimise the threshold over the corpus (``threshold`` None, NAB's rule) or score the given one, and
+    normalise against the null and perfect detectors."""
+    if threshold is None:
+        best = sweep_thresholds(scores, weights, profile, best_only=True)[0]
+    else:
+        best = at_threshold(scores, weights, profile, threshold)
     null_scores = [np.zeros_like(s, dtype=np.float64) for s in scores]
     null = sweep_thresholds(null_scores, weights, profile, best_only=True)[0].raw
     perfect_scores = [(w.window >= 0).astype(np.float64) for w in weights]
@@ -207,8 +223,10 @@ def score_corpus(
     scores: Mapping[str, np.ndarray],
     windows: Mapping[str, Sequence[tuple[int, int]]],
     profiles: Sequence[Profile] = PROFILES,
+    threshold: float | None = None,
 ) -> dict[str, ProfileResult]:
-    """Score a detector's per-file anomaly scores (name -> [n]) under every profile; windows are row indices."""
+    """Score a detector's per-file anomaly scores (name -> [n]) under every profile; windows are row indices.
+    ``threshold``: None optimises it per profile over these files (NAB's rule), a number scores that one."""
     missing = sorted(set(scores) - set(windows))
     if missing:
         raise EvaluationError(f"no labelled windows entry for {missing[:3]} (use [] for a file without anomalies)")
@@ -216,5 +234,5 @@ def score_corpus(
     results = {}
     for profile in profiles:
         weights = [point_weights(len(scores[name]), windows[name], profile) for name in names]
-        results[profile.name] = score_profile([scores[name] for name in names], weights, profile)
+        results[profile.name] = score_profile([scores[name] for name in names], weights, profile, threshold)
     return results

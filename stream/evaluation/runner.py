@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from stream.evaluation import EvaluationError
 from stream.evaluation.baselines import BASELINES
 from stream.evaluation.nab_data import NabFile
 from stream.evaluation.nab_scorer import Profile, ProfileResult, score_corpus
-from stream.evaluation.postprocess import range_novelty, refractory
 
 CorpusDetector = Callable[[Sequence[NabFile]], dict[str, np.ndarray]]
 """A detector over a whole corpus: files -> anomaly score per row of each file (name -> float [n] in [0, 1])."""
@@ -41,10 +39,8 @@ def per_file(detector: Callable[[np.ndarray], np.ndarray]) -> CorpusDetector:
 
 
 def baseline_detectors() -> dict[str, CorpusDetector]:
-    """The baselines of :mod:`stream.evaluation.baselines`, and range novelty alone, as corpus detectors."""
-    detectors = {name: per_file(fn) for name, fn in BASELINES.items()}
-    detectors["rangeNovelty"] = per_file(lambda values: refractory(range_novelty(values), 1000))
-    return detectors
+    """NAB's baselines (:mod:`stream.evaluation.baselines`) as corpus detectors."""
+    return {name: per_file(fn) for name, fn in BASELINES.items()}
 
 
 def evaluate(
@@ -118,33 +114,4 @@ def format_table(runs: Sequence[DetectorRun], profiles: Sequence[Profile]) -> st
     for run in runs:
         cells = "".join(f"{run.results[p.name].normalised:>20.2f}" for p in profiles)
         lines.append(f"{run.name:<20}{cells}{run.seconds:>10.1f}")
-    return "\n".join(lines)
-
-
-def file_half(name: str) -> int:
-    """0 or 1: a fixed split of the corpus by a hash of the file name (CRC-32 parity), for overfitting checks."""
-    return zlib.crc32(name.encode()) % 2
-
-
-def split_results(
-    run: DetectorRun, windows: Mapping[str, Sequence[tuple[int, int]]], profiles: Sequence[Profile]
-) -> tuple[dict[str, ProfileResult], dict[str, ProfileResult]]:
-    """One detector's run scored separately on the two halves of :func:`file_half` (threshold optimised per half)."""
-    halves = []
-    for half in (0, 1):
-        names = [name for name in run.scores if file_half(name) == half]
-        halves.append(score_corpus({n: run.scores[n] for n in names}, {n: windows[n] for n in names}, profiles))
-    return halves[0], halves[1]
-
-
-def format_split_table(
-    runs: Sequence[DetectorRun], windows: Mapping[str, Sequence[tuple[int, int]]], profiles: Sequence[Profile]
-) -> str:
-    """Text table of every detector's scores on each half of the corpus split by :func:`file_half`."""
-    header = f"{'detector':<20}" + "".join(f"{f'{h} {p.name}':>24}" for h in "AB" for p in profiles)
-    lines = [header, "-" * len(header)]
-    for run in runs:
-        a, b = split_results(run, windows, profiles)
-        cells = "".join(f"{half[p.name].normalised:>24.2f}" for half in (a, b) for p in profiles)
-        lines.append(f"{run.name:<20}{cells}")
     return "\n".join(lines)

@@ -8,11 +8,8 @@ what the user gets. Single-feature streams and 8-sensor machines need separate m
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
-import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +17,9 @@ import numpy as np
 import orjson
 
 from stream.evaluation.fleet.generator import FleetUnit
+from stream.evaluation.product_path import ProductPathError, run_cli
 
-
-class ProductPathError(RuntimeError):
-    """`rnnwatch train` or `rnnwatch score` refused the fleet's logs; the message carries the CLI's own output."""
+__all__ = ["ProductPathError", "ProductRun", "train_and_score", "write_log"]
 
 
 @dataclass(frozen=True)
@@ -46,23 +42,6 @@ def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
     return path
 
 
-def _cli(
-    add_arguments: Callable[[argparse.ArgumentParser], None],
-    run: Callable[[argparse.Namespace], int],
-    argv: list[str],
-) -> tuple[argparse.Namespace, str]:
-    """Parse ``argv`` with a command's own parser and run it, capturing what it prints."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = run(args)
-    if code != 0:
-        raise ProductPathError(f"{argv[0]}... exited {code}: {output.getvalue().strip()[-800:]}")
-    return args, output.getvalue()
-
-
 def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: float | None = None) -> ProductRun:
     """`rnnwatch train --logs train.csv --out model` then `rnnwatch score --logs test.csv --model model`.
 
@@ -75,8 +54,9 @@ def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: fl
     test_log = write_log(workdir / "test.csv", units, "test")
     artifact, scored = workdir / "model", workdir / "scores.jsonl"
     budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
-    _cli(train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget])
-    args, _ = _cli(
+    train_argv = ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget]
+    run_cli(train.add_arguments, train.run, train_argv)
+    args, _ = run_cli(
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )
     per_key: dict[str, list[float]] = {u.name: [] for u in units}

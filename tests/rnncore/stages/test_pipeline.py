@@ -1,5 +1,5 @@
-"""The online scoring pipeline equals the batch NAB reference (stream.evaluation), stage by stage and end to end,
-whether events arrive one at a time or in random batches of interleaved streams."""
+"""The online scoring pipeline equals its whole-array reference (tests/pipeline_reference.py), stage by stage and
+end to end, whether events arrive one at a time or in random batches of interleaved streams."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from rnncore.stages.novelty import NoveltyError, NoveltyParams, novelty_schema, 
 from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
 from rnncore.stages.seasonality import SeasonalityParams, seasonality_schema, seasonality_step
 from stream.evaluation.nab_data import NabFile
-from stream.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores, merge_and_filter, pipeline_scores
-from stream.evaluation.seasonal import SeasonalParams, seasonal_residual, seasonal_surprise
+from tests.pipeline_reference import batch_scores, merge_and_filter, seasonal_residual, seasonal_surprise
 
 MINUTE = 60.0
 
@@ -74,7 +73,6 @@ def _columns(schema: dict, streams: int) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("batching", ["one_at_a_time", "random_batches"])
 def test_seasonality_step_equals_batch_residual_and_surprise(min_count: int, batching: str) -> None:
     files = _files((3000, 2200, 2600))
-    reference = SeasonalParams(min_count=min_count)
     online = SeasonalityParams(min_count=min_count)
     columns = _columns(seasonality_schema(), len(files))
     rng = np.random.default_rng(min_count)
@@ -91,8 +89,8 @@ def test_seasonality_step_equals_batch_residual_and_surprise(min_count: int, bat
         for (k, i), r, s in zip(part, res.tolist(), sur.tolist(), strict=True):
             residual[k][i], surprise[k][i] = r, s
     for k, f in enumerate(files):
-        np.testing.assert_array_equal(residual[k], seasonal_residual(f.seconds, f.values, reference))
-        np.testing.assert_array_equal(surprise[k], seasonal_surprise(f.seconds, f.values, reference))
+        np.testing.assert_array_equal(residual[k], seasonal_residual(f.seconds, f.values, online))
+        np.testing.assert_array_equal(surprise[k], seasonal_surprise(f.seconds, f.values, online))
         assert np.isfinite(surprise[k]).sum() > f.values.size // 2  # the slots did warm up
 
 
@@ -101,9 +99,8 @@ def test_novelty_step_equals_batch_merge_and_refractory(level_window: int) -> No
     files = _files((1500, 1200))
     rng = np.random.default_rng(level_window)
     scores = {f.name: np.where(rng.random(f.values.size) < 0.01, 1.0, rng.random(f.values.size) ** 8) for f in files}
-    settings = NabRnnSettings(level_window=level_window, refractory_events=200, ceiling_hold=50)
-    params = settings.to_pipeline().novelty
-    expected = merge_and_filter(files, scores, settings)
+    params = NoveltyParams(level_window=level_window, refractory_events=200, ceiling_hold=50)
+    expected = merge_and_filter(files, scores, params)
     columns = _columns(novelty_schema(params), len(files))
     got = [np.full(f.values.size, np.nan) for f in files]
     order = _interleaved(files, rng)
@@ -128,26 +125,37 @@ def test_novelty_params_name_the_bad_field() -> None:
         NoveltyParams(novelty_scale=0.0)
 
 
-def _nab_settings() -> NabRnnSettings:
-    scoring = replace(NabRnnSettings().scoring, warmup_events=50)
-    seasonal_scoring = replace(NabRnnSettings().seasonal_scoring, warmup_events=50)
-    return NabRnnSettings(
-        model=ModelConfig(hidden_size=8, norm_window=500),
-        scoring=scoring,
-        seasonal=SeasonalParams(min_count=5),
-        seasonal_scoring=seasonal_scoring,
-        refractory_events=300,
-        ceiling_hold=100,
+def _settings() -> tuple[ModelConfig, PipelineSettings]:
+    """A small model and the default pipeline with short warm-ups, so short series exercise every stage."""
+    defaults = PipelineSettings()
+    return ModelConfig(hidden_size=8, norm_window=500), PipelineSettings(
+        detector_scoring=replace(defaults.detector_scoring, warmup_events=50),
+        seasonality=SeasonalityParams(min_count=5),
+        seasonal_scoring=replace(defaults.seasonal_scoring, warmup_events=50),
+        novelty=NoveltyParams(refractory_events=300, ceiling_hold=100),
     )
 
 
+def _online(files: list[NabFile], weights: ModelWeights, settings: PipelineSettings) -> dict[str, np.ndarray]:
+    """Every file through one ScoringPipeline, one stream per file; a step carries each file's i-th event."""
+    pipeline = ScoringPipeline(weights, settings, max_streams=max(len(files), 1))
+    scores = {f.name: np.zeros(f.values.size) for f in files}
+    for i in range(max(f.values.size for f in files)):
+        live = [f for f in files if i < f.values.size]
+        times = np.array([f.seconds[i] for f in live])
+        result = pipeline.step([f.name for f in live], times, np.array([f.values[i] for f in live]))
+        for f, score in zip(live, result.scores.tolist(), strict=True):
+            scores[f.name][i] = score
+    return scores
+
+
 @pytest.mark.parametrize("batching", ["one_at_a_time", "random_batches"])
-def test_pipeline_equals_the_batch_nab_detector(batching: str) -> None:
+def test_pipeline_equals_the_batch_reference(batching: str) -> None:
     files = _files()
-    settings = _nab_settings()
-    weights = ModelWeights.random(settings.model, seed=3)
+    config, settings = _settings()
+    weights = ModelWeights.random(config, seed=3)
     expected = batch_scores(files, weights, settings)
-    pipeline = ScoringPipeline(weights, settings.to_pipeline(), max_streams=8)
+    pipeline = ScoringPipeline(weights, settings, max_streams=8)
     rng = np.random.default_rng(7)
     order = _interleaved(files, rng)
     got = [np.full(f.values.size, np.nan) for f in files]
@@ -167,32 +175,11 @@ def test_pipeline_equals_the_batch_nab_detector(batching: str) -> None:
     assert pipeline.n_streams == len(files)
 
 
-def test_pipeline_scores_equal_batch_scores_with_the_nab_defaults() -> None:
+def test_pipeline_scores_equal_batch_scores_with_the_default_settings() -> None:
     files = _files((4000, 3100))
-    settings = replace(NabRnnSettings(), model=ModelConfig(hidden_size=8, norm_window=3000, min_scale=0.05))
-    weights = ModelWeights.random(settings.model, seed=0)
-    expected = batch_scores(files, weights, settings)
-    got = pipeline_scores(files, weights, settings.to_pipeline())
+    weights = ModelWeights.random(ModelConfig(hidden_size=8, norm_window=3000, min_scale=0.05), seed=0)
+    expected = batch_scores(files, weights, PipelineSettings())
+    got = _online(files, weights, PipelineSettings())
     for f in files:
         np.testing.assert_allclose(got[f.name], expected[f.name], rtol=0, atol=1e-6)
-
-
-def test_nab_settings_are_the_pipeline_defaults() -> None:
-    assert NabRnnSettings().to_pipeline() == PipelineSettings()
-
-
-def test_the_bench_rnnwatch_detector_runs_the_online_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stream.evaluation.rnnwatch_nab as nab
-
-    files = _files((1500,))
-    settings = replace(_nab_settings(), train_seconds=0.0)
-    weights = ModelWeights.random(settings.model, seed=settings.seed)
-    expected = batch_scores(files, weights, settings)
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the bench must not take the batch path")
-
-    monkeypatch.setattr(nab, "batch_scores", refuse)
-    detectors, info = nab.rnnwatch_detectors(settings)
-    np.testing.assert_allclose(detectors["rnnwatch"](files)[files[0].name], expected[files[0].name], rtol=0, atol=1e-6)
-    assert info["scoring"].startswith("online ScoringPipeline, 4124 bytes")
+    assert PipelineSettings().bytes_per_stream() == 4124

@@ -160,9 +160,10 @@ def _seasonal_log(tmp_path: Path) -> tuple[Path, Path, ModelWeights, dict[str, t
     return log, model, weights, series
 
 
-def test_seasonal_pipeline_scores_equal_the_nab_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_seasonal_pipeline_scores_equal_the_batch_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rnncore.stages.pipeline import PipelineSettings
     from stream.evaluation.nab_data import NabFile
-    from stream.evaluation.rnnwatch_nab import NabRnnSettings, batch_scores
+    from tests.pipeline_reference import batch_scores
 
     log, model, weights, series = _seasonal_log(tmp_path)
     out = tmp_path / "scores.jsonl"
@@ -171,7 +172,7 @@ def test_seasonal_pipeline_scores_equal_the_nab_detector(tmp_path: Path, capsys:
     assert "through the seasonal pipeline" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     files = [NabFile(key, t.astype(np.int64).astype("datetime64[s]"), x) for key, (t, x) in series.items()]
-    expected = batch_scores(files, weights, NabRnnSettings(model=weights.config))  # the bench's reference path
+    expected = batch_scores(files, weights, PipelineSettings())  # the whole-array reference, default settings
     for key in series:
         got = [r["score"] for r in rows if r["key"] == key]
         np.testing.assert_allclose(got, expected[key], rtol=0, atol=1e-6)

@@ -12,17 +12,9 @@ import pytest
 from stream.evaluation import EvaluationError
 from stream.evaluation.baselines import persistence_error, windowed_gaussian
 from stream.evaluation.nab_data import load_profiles, load_series, load_windows
-from stream.evaluation.nab_scorer import PROFILES, scaled_sigmoid, score_corpus
-from stream.evaluation.runner import (
-    baseline_detectors,
-    evaluate,
-    file_half,
-    format_split_table,
-    format_table,
-    split_results,
-    write_final_results,
-    write_results,
-)
+from stream.evaluation.nab_scorer import PROFILES, scaled_sigmoid
+from stream.evaluation.nab_split import file_split, in_split
+from stream.evaluation.runner import baseline_detectors, evaluate, format_table, write_final_results, write_results
 from tests.reference import windowed_gaussian_reference
 
 
@@ -100,27 +92,25 @@ def test_runner_scores_baselines_and_writes_nab_layout(tmp_path: Path) -> None:
     for run in runs:
         write_results(out, run, files, windows)
     final = json.loads(write_final_results(out, runs).read_text())
-    assert set(final) == {"windowedGaussian", "persistenceError", "rangeNovelty"}
+    assert set(final) == {"windowedGaussian", "persistenceError"}
     csv_lines = (out / "windowedGaussian" / "realA" / "windowedGaussian_one.csv").read_text().splitlines()
     assert csv_lines[0] == "timestamp,value,anomaly_score,label" and len(csv_lines) == 401
     assert csv_lines[1 + 250].endswith(",1")
     assert "windowedGaussian" in format_table(runs, PROFILES)
 
 
-def test_split_scores_each_half_of_the_files_on_its_own(tmp_path: Path) -> None:
-    _write_corpus(tmp_path)
-    files = load_series(tmp_path)
-    windows = load_windows(tmp_path, files)
-    assert {file_half(name) for name in ("x", "two", "realB/seven.csv")} == {0, 1}
-    run = evaluate("windowedGaussian", baseline_detectors()["windowedGaussian"], files, windows, PROFILES)
-    halves = split_results(run, windows, PROFILES)
-    for half, results in enumerate(halves):
-        names = [f.name for f in files if file_half(f.name) == half]
-        alone = score_corpus({n: run.scores[n] for n in names}, {n: windows[n] for n in names}, PROFILES)
-        assert results["standard"].normalised == alone["standard"].normalised
-    with_window = file_half("realA/one.csv")
-    assert halves[with_window]["standard"].normalised > 0
-    assert "A standard" in format_split_table([run], windows, PROFILES)
+def test_split_is_the_parity_of_the_name_hash_and_stable() -> None:
+    names = [f"cat/f{i}.csv" for i in range(40)]
+    halves = {file_split(n) for n in names}
+    assert halves == {"tune", "report"}
+    # fixed by the name alone: SHA-1 of "realKnownCause/nyc_taxi.csv" ends in an even hex digit
+    assert file_split("realKnownCause/nyc_taxi.csv") == "tune"
+    assert file_split("realTweets/Twitter_volume_AAPL.csv") == "report"
+    tune, report = in_split(names, "tune"), in_split(names, "report")
+    assert sorted(tune + report) == sorted(names) and not set(tune) & set(report)
+    assert in_split(names, "all") == names
+    with pytest.raises(EvaluationError, match="split must be one of"):
+        in_split(names, "half")
 
 
 def test_evaluate_rejects_wrong_length_scores(tmp_path: Path) -> None:
@@ -130,14 +120,33 @@ def test_evaluate_rejects_wrong_length_scores(tmp_path: Path) -> None:
         evaluate("bad", lambda fs: {f.name: np.zeros(3) for f in fs}, files, load_windows(tmp_path, files), PROFILES)
 
 
+@pytest.mark.timeout(300)
 def test_bench_nab_command_ends_with_one_result_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stream.cli import main
 
     _write_corpus(tmp_path / "nab", n=500)
-    args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "res"), "--train-seconds", "0"]
+    args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "res"), "--train-seconds", "2"]
     assert main(args) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert re.fullmatch(r"RESULT nab_standard=\S+ nab_low_fp=\S+ nab_low_fn=\S+ seconds=\S+", lines[-1])
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert re.fullmatch(
+        r"RESULT nab_standard=\S+ nab_low_fp=\S+ nab_low_fn=\S+ "
+        r"default_standard=\S+ default_low_fp=\S+ default_low_fn=\S+ seconds=\S+",
+        lines[-1],
+    )
     assert sum(line.startswith("RESULT") for line in lines) == 1
-    assert (tmp_path / "res" / "final_results.json").exists()
+    assert "default (>= 0.99)" in out and "realA" in out  # the default-threshold rows and the category table
+    assert {line.split()[0] for line in lines if "NAB best (labels)" in line} == {"all", "tune", "report"}
+    final = json.loads((tmp_path / "res" / "final_results.json").read_text())
+    assert set(final) == {"windowedGaussian", "persistenceError", "rnnwatch"}
     assert main(["bench", "nab", "--data", str(tmp_path / "missing")]) == 2
+
+
+def test_bench_split_flag_serves_both_benchmarks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.cli import main
+
+    _write_corpus(tmp_path / "nab")  # both files hash to REPORT
+    assert main(["bench", "nab", "--data", str(tmp_path / "nab"), "--split", "tune"]) == 2
+    assert "no file of" in capsys.readouterr().err
+    assert main(["bench", "fleet", "--split", "all"]) == 2  # fleet seeds are tune or report, never pooled
+    assert "--split is tune or report" in capsys.readouterr().err

@@ -97,6 +97,22 @@ def test_threshold_is_optimised_over_the_corpus() -> None:
     assert result.normalised == pytest.approx(100.0)
 
 
+def test_a_fixed_threshold_flags_every_point_at_or_above_it() -> None:
+    """The same scores at the default threshold: the FP cluster below it is not flagged, the one at it is."""
+    windows = [(100, 119)]
+    scores = np.zeros(300)
+    scores[100] = 0.995
+    scores[200:260] = 0.5
+    below = score_corpus({"a.csv": scores}, {"a.csv": windows}, threshold=0.99)["standard"]
+    assert (below.best.tp, below.best.fp, below.best.threshold) == (1, 0, 0.995)
+    assert below.normalised == pytest.approx(100.0)
+    scores[200:260] = 0.99
+    at = score_corpus({"a.csv": scores}, {"a.csv": windows}, threshold=0.99)["standard"]
+    assert (at.best.tp, at.best.fp) == (1, 60) and at.normalised < 0  # NAB's own sweep would cut them off
+    nothing = score_corpus({"a.csv": scores}, {"a.csv": windows}, threshold=0.999)["standard"]
+    assert nothing.best.threshold == math.inf and nothing.normalised == 0.0
+
+
 def test_probationary_detections_and_windows_are_ignored() -> None:
     windows = [(2, 5), (100, 119)]  # the first window lies inside the 15 % probation of 300 rows
     scores = np.zeros(300)

@@ -1,5 +1,5 @@
 """Bidirectional (look-ahead) models are refused by every causal path with a clear message: `rnnwatch serve` at
-start, hot reload (counted as refused, the old model goes on), `rnnwatch bench nab` and the NAB runner; an
+start, hot reload (counted as refused, the old model goes on), and `rnnwatch bench nab`; an
 attention model, which is causal, is served and scores like the offline Detector."""
 
 from __future__ import annotations
@@ -49,17 +49,6 @@ def test_bench_nab_refuses_bidirectional(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["bench", "nab", "--bidirectional", "--data", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert "NAB forbids look-ahead" in err and "rnnwatch score --bidirectional" in err
-
-
-def test_the_nab_runner_refuses_a_bidirectional_model() -> None:
-    from stream.evaluation.nab_data import NabFile
-    from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
-
-    stamps = np.datetime64("2020-01-01T00:00:00", "s") + np.arange(200) * np.timedelta64(300, "s")
-    nab_file = NabFile(name="x/a.csv", timestamps=stamps, values=np.sin(np.arange(200.0)))
-    detectors, _ = rnnwatch_detectors(NabRnnSettings(model=BIDIRECTIONAL.config))
-    with pytest.raises(NonCausalModelError, match="bench nab"):
-        detectors["rnnwatch"]([nab_file])
 
 
 def _offline(weights: ModelWeights, events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:

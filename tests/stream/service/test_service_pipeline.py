@@ -1,5 +1,5 @@
 """`scoring_pipeline = "seasonal"` against the real broker: the service publishes the online ScoringPipeline's
-scores (the detector `rnnwatch bench nab` scores), and a changelog written by one pipeline is refused, with a
+scores (the NAB-tuned pipeline of issue 6), and a changelog written by one pipeline is refused, with a
 clear error, by a service configured for the other."""
 
 from __future__ import annotations
