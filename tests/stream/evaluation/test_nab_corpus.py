@@ -18,11 +18,11 @@ from stream.evaluation.runner import baseline_detectors, evaluate, format_table,
 from tests.reference import windowed_gaussian_reference
 
 
-def _write_corpus(root: Path, n: int = 400) -> None:
+def _write_corpus(root: Path, n: int = 400, spike_at: int = 250) -> None:
     rng = np.random.default_rng(0)
     stamps = np.datetime64("2020-01-01T00:00:00") + np.arange(n) * np.timedelta64(5, "m")
     labels = {}
-    for category, name, spike in (("realA", "one.csv", 250), ("artificialB", "two.csv", None)):
+    for category, name, spike in (("realA", "one.csv", spike_at), ("artificialB", "two.csv", None)):
         values = np.sin(np.arange(n) / 10) + 0.1 * rng.normal(size=n)
         windows = []
         if spike is not None:
@@ -124,7 +124,8 @@ def test_evaluate_rejects_wrong_length_scores(tmp_path: Path) -> None:
 def test_bench_nab_command_ends_with_one_result_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stream.cli import main
 
-    _write_corpus(tmp_path / "nab", n=500)
+    # 3400 rows: 510 probationary rows per file, so even a one-file half has the 100 validation steps train wants
+    _write_corpus(tmp_path / "nab", n=3400, spike_at=2500)
     args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "res"), "--train-seconds", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
