@@ -1,15 +1,15 @@
 """`rnnwatch score --logs FILE --model DIR --out FILE`: score an event log offline through the service's path.
 
-Events are ordered by time (stable, so equal times keep file order) and fed to the same ``Detector`` the
-service runs, in micro-batches of consecutive events; the Detector applies a stream's events in arrival order,
-so the scores equal feeding events one at a time, and no event sees a later one. Output: one record per event
+Events are ordered by time (stable, so equal times keep file order) and fed to the scorer the service runs
+(:func:`rnncore.scorer.build_scorer`, the one place that chooses it), in micro-batches of consecutive events; the
+scorer applies a stream's events in arrival order, so the scores equal feeding events one at a time, and no event
+sees a later one. Output: one record per event
 with key, time, score, anomaly flag (score >= threshold) and status, as JSON Lines or CSV (by suffix).
 
 ``--pipeline seasonal`` scores through :class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
 Detector: the Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal
-surprise,
-graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab`` scores,
-with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
+surprise, graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab``
+scores, with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
 
 ``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
 event's surprise comes from the events before *and after* it (``rnncore.model.bidirectional``), calibrated per
@@ -105,12 +105,10 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
 
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
-    from rnncore.detector import Detector
     from rnncore.model.artifact import load_artifact
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.model.envelope_file import load_envelope
-    from rnncore.stages.enveloped import EnvelopedDetector
-    from rnncore.stages.pipeline import ScoringPipeline
+    from rnncore.scorer import build_scorer
     from stream.data.eventlog import read_event_logs
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
@@ -156,13 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         envelope = load_envelope(args.model) if pipeline == "detector" else None
-        detector: Any = (
-            ScoringPipeline(weights, max_streams=args.max_streams)
-            if pipeline == "seasonal"
-            else Detector(weights, max_streams=args.max_streams)
-            if envelope is None
-            else EnvelopedDetector(weights, envelope, max_streams=args.max_streams)
-        )
+        detector = build_scorer(weights, envelope, pipeline=pipeline, max_streams=args.max_streams)
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
