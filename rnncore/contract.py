@@ -27,9 +27,12 @@ are two implementations of the same steps; the parity tests hold them together, 
 7   Write back the event time and count.                                       ``preprocess_tile``
 8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``
     likelihood of the surprise's recent average against its history).
-9   With a trained envelope (``EnvelopedDetector``): score = max(step 8,        ``stages/envelope.py``,
-    T² of the raw values and of windowed mean/log-variance against the         ``stages/enveloped.py``
-    stream's frozen training reference, cut at its held-out normal quantile).
+9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
+    score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
+    variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``
+    normal quantile). The reference is the stream's from training, else
+    fitted online from its own events after the warm-up (flagged events
+    skipped) and frozen; until then this step adds nothing.
 ==  ==========================================================================  ===================================
 
 Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.

@@ -5,7 +5,9 @@
 and the library all build their scorer here, so they score with the same stages and the same defaults:
 
 * ``pipeline="detector"`` (the default): the :class:`~rnncore.detector.Detector` with the per-stream envelope of
-  :mod:`rnncore.stages.enveloped` when the artifact has one (``envelope.npz``, fitted by `rnnwatch train`);
+  :mod:`rnncore.stages.enveloped`: the training reference of each stream in the artifact's ``envelope.npz``
+  (fitted by `rnnwatch train`), and for every other stream one fitted online from its own early history
+  (:mod:`rnncore.stages.selffit`);
 * ``pipeline="seasonal"``: :class:`~rnncore.stages.pipeline.ScoringPipeline`, the NAB-tuned seasonal pipeline
   around the Detector (single-value streams; kept while it is measured against the default).
 """
@@ -55,12 +57,11 @@ def build_scorer(
     max_streams: int = 1_000_000,
     idle_ttl_seconds: float | None = None,
 ) -> Detector | ScoringPipeline:
-    """The scorer for these weights: see the module docstring. ``envelope`` is ignored by ``seasonal``."""
+    """The scorer for these weights: see the module docstring. ``envelope`` (None: no stream has a training
+    reference) is ignored by ``seasonal``."""
     check_scorer(weights, envelope, pipeline)
     if pipeline == "seasonal":
         return ScoringPipeline(weights, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
-    if envelope is None:
-        return Detector(weights, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
     return EnvelopedDetector(weights, envelope, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
 
 

@@ -91,16 +91,16 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope:
     (the one place that decides what scores an event): with the ``envelope.npz`` that `rnnwatch train` writes in
     ``model_dir`` when there is one, or the ``scoring_pipeline = "seasonal"`` pipeline.
 
-    ``use_envelope``: None decides by the artifact (at start); after a hot reload the service passes what it
-    started with, because the envelope adds state columns and every partition's changelog must keep one layout
-    (True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError: the reload is refused)."""
+    The state layout no longer depends on ``envelope.npz`` (every stream without a training reference fits its
+    own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
+    started with: True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError, and the hot
+    reload is refused (the running partitions would keep the old references while new ones had none)."""
     from rnncore.model.envelope_file import load_envelope
     from rnncore.scorer import ScorerError, build_scorer, check_scorer
     from rnncore.stages.envelope import EnvelopeError
 
-    with_envelope = use_envelope is not False and envelope_in_artifact(config)
     try:
-        envelope = load_envelope(str(config.model_dir)) if with_envelope else None
+        envelope = load_envelope(str(config.model_dir)) if envelope_in_artifact(config) else None
     except EnvelopeError as error:
         raise ServiceError(str(error)) from error
     if use_envelope and envelope is None:

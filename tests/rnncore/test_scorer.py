@@ -1,5 +1,5 @@
-"""``rnncore.scorer``: the one factory picks the Detector, the enveloped Detector or the seasonal pipeline, and
-refuses inputs that do not fit together with one actionable message."""
+"""``rnncore.scorer``: the one factory picks the enveloped Detector (trained or self-fitted references) or the
+seasonal pipeline, and refuses inputs that do not fit together with one actionable message."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from rnncore import build_scorer, load_scorer
 from rnncore.contract import EventRecord
-from rnncore.detector import Detector
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import save_envelope
@@ -30,9 +29,12 @@ def _envelope(features: int = 1) -> Envelope:
 
 def test_the_factory_picks_the_scorer_by_envelope_and_pipeline() -> None:
     envelope = _envelope()
-    bare = build_scorer(WEIGHTS, max_streams=4, idle_ttl_seconds=5.0)
-    assert type(bare) is Detector and bare.max_streams == 4 and bare.idle_ttl_seconds == 5.0
-    assert isinstance(build_scorer(WEIGHTS, envelope, max_streams=4), EnvelopedDetector)
+    untrained = build_scorer(WEIGHTS, max_streams=4, idle_ttl_seconds=5.0)  # every stream fits its own envelope
+    assert isinstance(untrained, EnvelopedDetector) and not untrained.envelope.index
+    assert untrained.max_streams == 4 and untrained.idle_ttl_seconds == 5.0
+    trained = build_scorer(WEIGHTS, envelope, max_streams=4)
+    assert isinstance(trained, EnvelopedDetector) and trained.envelope is envelope
+    assert trained.table.specs == untrained.table.specs  # one state layout with or without envelope.npz
     seasonal = build_scorer(WEIGHTS, envelope, pipeline="seasonal", max_streams=4)
     assert isinstance(seasonal, ScoringPipeline)
 
@@ -49,7 +51,8 @@ def test_the_factory_refuses_what_does_not_fit_together() -> None:
 
 def test_load_scorer_reads_the_artifact_and_its_envelope(tmp_path: Path) -> None:
     save_artifact(tmp_path, WEIGHTS)
-    assert type(load_scorer(tmp_path)) is Detector
+    bare = load_scorer(tmp_path)
+    assert isinstance(bare, EnvelopedDetector) and not bare.envelope.index
     save_envelope(_envelope(), tmp_path)
     scorer = load_scorer(tmp_path, max_streams=3)
     assert isinstance(scorer, EnvelopedDetector) and scorer.max_streams == 3

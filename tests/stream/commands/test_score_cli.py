@@ -1,4 +1,4 @@
-"""`rnnwatch score`: offline scores equal the Detector fed one event at a time, in time order."""
+"""`rnnwatch score`: offline scores equal the scorer serve builds, fed one event at a time, in time order."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rnncore.detector import Detector
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
+from rnncore.scorer import build_scorer
 from stream.cli import main
 
 
@@ -35,7 +36,7 @@ def test_scores_match_one_event_at_a_time(tmp_path: Path) -> None:
     assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out), "--batch-size", "64"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows) and len(rows) == 300
-    detector = Detector(weights)
+    detector = build_scorer(weights)  # what rnnwatch score and serve build
     expected = [
         float(detector.step([e["key"]], [e["time"]], np.array(e["values"], np.float32)).scores[0]) for e in events
     ]
