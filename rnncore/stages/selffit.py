@@ -40,8 +40,8 @@ _HEAD = 5
 class SelfFitParams:
     """Lengths of the online fit and held-out phases (events after the warm-up) and the top-k kept for the cut."""
 
-    fit_events: int = 600
-    held_events: int = 300
+    fit_events: int = 900  # chosen on fleet TUNE seeds 0-3 (bench/FLEET_FINDINGS.md, new streams)
+    held_events: int = 400
     top_k: int = 8
 
     def __post_init__(self) -> None:
