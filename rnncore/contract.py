@@ -90,6 +90,8 @@ class StepResult:
 
     ``mean``/``scale`` are the forecast for the stream's next value in original units, shaped like the
     ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
+    ``contributions`` (multi-feature streams under the envelope, step 9; None otherwise): each feature's share of
+    the envelope's distance, summing to 1 per event; NaN where the stream has no frozen reference yet.
     """
 
     scores: np.ndarray  # float32 [B], in [0, 1]
@@ -97,6 +99,7 @@ class StepResult:
     mean: np.ndarray  # float32 [B] or [B, F]
     scale: np.ndarray  # float32 [B] or [B, F]
     status: np.ndarray  # int8 [B], EventStatus codes
+    contributions: np.ndarray | None = None  # float32 [B, F] for F > 1
 
     def __len__(self) -> int:
         return int(self.status.shape[0])

@@ -6,7 +6,8 @@ envelope, never updated once fitted, keeps flagging what persists (level shifts,
 fault states, broken correlation). A stream seen in training uses its reference from the artifact's
 ``envelope.npz``; every other stream fits its own from its early history (:mod:`rnncore.stages.selffit`), so every
 stream gets a notion of normal. The envelope's moments and online fits live in extra columns of the same state
-table, so eviction, snapshots and restores cover them.
+table, so eviction, snapshots and restores cover them. For a multi-feature stream each result also says which
+features drive the envelope's distance (``StepResult.contributions``, :func:`rnncore.stages.selffit.contributions`).
 """
 
 from __future__ import annotations
@@ -74,9 +75,12 @@ class EnvelopedDetector(Detector):
         refs = envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
         flagged = result.scores >= p.alarm_score  # the online fit skips what the forecaster already flags
         ratio = np.zeros(len(keys))
+        want = envelope.n_features > 1
+        contrib = np.full((len(keys), envelope.n_features if want else 0), np.nan)
         fit = self.self_fit
         envelope_step(columns[EW_COLUMN], columns[SELF_COLUMN], rows, refs, ok, flagged, x, p.window, p.warmup,
                       fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
-                      envelope.wicov, envelope.cuts, ratio)  # fmt: skip
+                      envelope.wicov, envelope.cuts, ratio, contrib, want)  # fmt: skip
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
-        return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)
+        return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status,
+                          contributions=contrib.astype(np.float32) if want else None)  # fmt: skip

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.stages.envelope import EnvelopeError, _ew_update, _ratios
+from rnncore.stages.envelope import EnvelopeError, _ew_update
 from rnncore.stages.envelope import _t2 as t2
 
-__all__ = ["SELF_COLUMN", "SelfFitParams", "envelope_step", "self_fit_schema", "self_fit_width"]
+__all__ = ["SELF_COLUMN", "SelfFitParams", "contributions", "envelope_step", "self_fit_schema", "self_fit_width"]
 
 SELF_COLUMN = "envelope_self"  # float64 [self_fit_width(F)]: the online fit, see the module docstring
 _N_FIT, _N_HELD, _CUTS = 0, 1, 2  # offsets: events fitted, events held out, (c_raw, c_win, c); 0 = not frozen
@@ -181,11 +181,59 @@ def _freeze_cuts(state: np.ndarray, by_raw: np.ndarray, by_win: np.ndarray, n: i
 
 
 @njit(cache=True, nogil=True)
+def contributions(d: np.ndarray, icov: np.ndarray, out: np.ndarray) -> None:
+    """Each of the F features' share of the T² ``d' M d`` (``M = S^-1``; ``d`` of F raw or 2F window values).
+
+    Reconstruction-based contributions (Alcala & Qin, Automatica 2009): feature j's contribution is how much the
+    distance falls when feature j alone is moved to its best value given the others, ``g_j^2 / M_jj`` with
+    ``g = M d`` (for a window term, j's two values, mean and log variance, are moved together:
+    ``u' A^-1 u`` with ``u`` and ``A`` the j-parts of ``g`` and ``M``). Chosen over the plain decomposition
+    ``d_k (M d)_k`` (which sums to T² but smears a one-sensor fault onto the sensors correlated with it: on a
+    rig of sensors driven by shared factors it blamed the wrong one) because a large fault on one feature
+    provably gives that feature the largest reconstruction-based contribution. Normalised to sum to 1
+    (uniform for ``d = 0``)."""
+    F = out.shape[0]
+    D = d.shape[0]
+    g = np.zeros(D)
+    for i in range(D):
+        for k in range(D):
+            g[i] += icov[i, k] * d[k]
+    total = 0.0
+    for j in range(F):
+        if D == F:
+            value = g[j] * g[j] / icov[j, j] if icov[j, j] > 0.0 else 0.0
+        else:
+            a, b, c = icov[j, j], icov[j, F + j], icov[F + j, F + j]
+            det = a * c - b * b
+            u, v = g[j], g[F + j]
+            value = (c * u * u - 2.0 * b * u * v + a * v * v) / det if det > 0.0 else 0.0
+        out[j] = max(value, 0.0)
+        total += out[j]
+    for j in range(F):
+        out[j] = out[j] / total if total > 0.0 else 1.0 / F
+
+
+@njit(cache=True, nogil=True)
+def _scored(draw: np.ndarray, icov: np.ndarray, dwin: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
+            contrib: np.ndarray, want: bool) -> float:  # fmt: skip
+    """``max(T²_raw / c_raw, T²_win / c_win) / c``; with ``want``, the contributions of the term that is larger."""
+    raw = t2(draw, icov) / cuts[0]
+    win = t2(dwin, wicov) / cuts[1]
+    if want:
+        if raw >= win:
+            contributions(draw, icov, contrib)
+        else:
+            contributions(dwin, wicov, contrib)
+    return max(raw, win) / cuts[2]
+
+
+@njit(cache=True, nogil=True)
 def self_fit_step(state: np.ndarray, count: float, x: np.ndarray, feat: np.ndarray, flagged: bool, warmup: int,
-                  fit_events: int, held_events: int, q: float) -> float:  # fmt: skip
+                  fit_events: int, held_events: int, q: float, contrib: np.ndarray, want: bool) -> float:  # fmt: skip
     """One event of a stream without a training reference: ``r / c`` once frozen (0 before), advancing the fit.
 
-    ``count`` is the stream's EW event count including this event, ``feat`` its window features after it."""
+    ``count`` is the stream's EW event count including this event, ``feat`` its window features after it; with
+    ``want``, a frozen stream's per-feature contributions go to ``contrib`` (:func:`contributions`)."""
     F = x.shape[0]
     W = 2 * F
     k = (state.shape[0] - _HEAD - F - F * F - W - W * W) // 4
@@ -199,9 +247,8 @@ def self_fit_step(state: np.ndarray, count: float, x: np.ndarray, feat: np.ndarr
     by_win = top[2 * k :].reshape((k, 2))
     c = state[_CUTS + 2]
     if c > 0.0:
-        raw = t2(x - mu, ic.reshape((F, F))) / state[_CUTS]
-        win = t2(feat - wmu, wic.reshape((W, W))) / state[_CUTS + 1]
-        return max(raw, win) / c
+        return _scored(x - mu, ic.reshape((F, F)), feat - wmu, wic.reshape((W, W)), state[_CUTS : _CUTS + 3],
+                       contrib, want)  # fmt: skip
     if count <= warmup or flagged:
         return 0.0
     n_fit = state[_N_FIT]
@@ -228,9 +275,10 @@ def self_fit_step(state: np.ndarray, count: float, x: np.ndarray, feat: np.ndarr
 def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray,
                   flagged: np.ndarray, x: np.ndarray, window: int, warmup: int, fit_events: int, held_events: int,
                   q: float, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
-                  out: np.ndarray) -> None:  # fmt: skip
+                  out: np.ndarray, contrib: np.ndarray, want: bool) -> None:  # fmt: skip
     """Per event in arrival order: update the stream's EW moments, write ``r / c`` against its training reference
-    (``refs >= 0``) or its own online one (:func:`self_fit_step`; 0 until frozen)."""
+    (``refs >= 0``) or its own online one (:func:`self_fit_step`; 0 until frozen); with ``want``, the per-feature
+    contributions into ``contrib`` [B, F] (left as they are, NaN, where no reference is frozen)."""
     F = x.shape[1]
     feat = np.empty(2 * F)
     for i in range(rows.shape[0]):
@@ -241,7 +289,8 @@ def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.
         _ew_update(ew[row], x[i], window, feat)
         ref = refs[i]
         if ref >= 0:
-            out[i] = _ratios(x[i], feat, ref, mu, icov, wmu, wicov, cuts) / cuts[ref, 2]
+            out[i] = _scored(x[i] - mu[ref], icov[ref], feat - wmu[ref], wicov[ref], cuts[ref], contrib[i], want)
         else:
             count = ew[row, 2 * F]
-            out[i] = self_fit_step(selfs[row], count, x[i], feat, flagged[i], warmup, fit_events, held_events, q)
+            out[i] = self_fit_step(selfs[row], count, x[i], feat, flagged[i], warmup, fit_events, held_events, q,
+                                   contrib[i], want)  # fmt: skip

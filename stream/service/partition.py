@@ -163,6 +163,7 @@ class PartitionProcessor:
                 partition=self.partition,
                 offsets=offsets,
                 only=wanted,
+                contributions=result.contributions,
             )
             if all_ok:  # the common case: no per-event branching
                 scored, touched = len(batch), batch.keys

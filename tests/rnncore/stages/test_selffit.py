@@ -29,9 +29,11 @@ def _t2(d: np.ndarray, icov: np.ndarray) -> np.ndarray:
 def _online(x: np.ndarray, flagged: np.ndarray, top_k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     feats = _features(x, 32)
     state = np.zeros(self_fit_width(x.shape[1], top_k))
+    share = np.empty(x.shape[1])
+    want = x.shape[1] > 1
     out = np.array(
         [
-            self_fit_step(state, float(t + 1), x[t], feats[t], bool(flagged[t]), WARMUP, FIT, HELD, Q)
+            self_fit_step(state, float(t + 1), x[t], feats[t], bool(flagged[t]), WARMUP, FIT, HELD, Q, share, want)
             for t in range(len(x))
         ]
     )
