@@ -165,6 +165,17 @@ def test_published_records_carry_the_scorers_contributions_for_several_features_
             assert len(record["contributions"]) == 3 and abs(sum(record["contributions"]) - 1.0) < 1e-5
 
 
+def test_the_service_exports_what_the_default_threshold_means() -> None:
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+    from rnncore.scorer import build_scorer
+
+    metrics = ServiceMetrics()
+    scorer = build_scorer(ModelWeights.random(ModelConfig(hidden_size=4), seed=1), max_streams=4)
+    PartitionProcessor(0, scorer, EventDecoder(1), _settings(), metrics)
+    assert metrics.value("rnnwatch_false_alarm_target", {"threshold": "0.99"}) == 0.005
+
+
 def test_ingest_latency_is_measured_from_the_kafka_timestamp_not_the_event_time() -> None:
     """Replayed history has event times days old; the service's own delay is from the record's Kafka timestamp."""
     import time
