@@ -192,20 +192,40 @@ def contributions(d: np.ndarray, icov: np.ndarray, out: np.ndarray) -> None:
     rig of sensors driven by shared factors it blamed the wrong one) because a large fault on one feature
     provably gives that feature the largest reconstruction-based contribution. Normalised to sum to 1
     (uniform for ``d = 0``)."""
+    _contributions_centred(d, np.zeros(d.shape[0]), icov, out)
+
+
+@njit(cache=True, nogil=True)
+def _centred_dot(row: np.ndarray, x: np.ndarray, mu: np.ndarray) -> float:
+    """``row . (x - mu)`` without a temporary array (this runs per event)."""
+    acc = 0.0
+    for k in range(x.shape[0]):
+        acc += row[k] * (x[k] - mu[k])
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def _t2_centred(x: np.ndarray, mu: np.ndarray, icov: np.ndarray) -> float:
+    """``(x - mu)' icov (x - mu)`` without a temporary array."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += (x[i] - mu[i]) * _centred_dot(icov[i], x, mu)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _contributions_centred(x: np.ndarray, mu: np.ndarray, icov: np.ndarray, out: np.ndarray) -> None:
+    """:func:`contributions` of ``d = x - mu``, without temporaries."""
     F = out.shape[0]
-    D = d.shape[0]
-    g = np.zeros(D)
-    for i in range(D):
-        for k in range(D):
-            g[i] += icov[i, k] * d[k]
     total = 0.0
     for j in range(F):
-        if D == F:
-            value = g[j] * g[j] / icov[j, j] if icov[j, j] > 0.0 else 0.0
+        u = _centred_dot(icov[j], x, mu)  # g_j, g = icov d
+        if x.shape[0] == F:
+            value = u * u / icov[j, j] if icov[j, j] > 0.0 else 0.0
         else:
+            v = _centred_dot(icov[F + j], x, mu)
             a, b, c = icov[j, j], icov[j, F + j], icov[F + j, F + j]
             det = a * c - b * b
-            u, v = g[j], g[F + j]
             value = (c * u * u - 2.0 * b * u * v + a * v * v) / det if det > 0.0 else 0.0
         out[j] = max(value, 0.0)
         total += out[j]
@@ -214,16 +234,16 @@ def contributions(d: np.ndarray, icov: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _scored(draw: np.ndarray, icov: np.ndarray, dwin: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
-            contrib: np.ndarray, want: bool) -> float:  # fmt: skip
+def _scored(x: np.ndarray, mu: np.ndarray, icov: np.ndarray, feat: np.ndarray, wmu: np.ndarray, wicov: np.ndarray,
+            cuts: np.ndarray, contrib: np.ndarray, want: bool) -> float:  # fmt: skip
     """``max(T²_raw / c_raw, T²_win / c_win) / c``; with ``want``, the contributions of the term that is larger."""
-    raw = t2(draw, icov) / cuts[0]
-    win = t2(dwin, wicov) / cuts[1]
+    raw = _t2_centred(x, mu, icov) / cuts[0]
+    win = _t2_centred(feat, wmu, wicov) / cuts[1]
     if want:
         if raw >= win:
-            contributions(draw, icov, contrib)
+            _contributions_centred(x, mu, icov, contrib)
         else:
-            contributions(dwin, wicov, contrib)
+            _contributions_centred(feat, wmu, wicov, contrib)
     return max(raw, win) / cuts[2]
 
 
@@ -247,7 +267,7 @@ def self_fit_step(state: np.ndarray, count: float, x: np.ndarray, feat: np.ndarr
     by_win = top[2 * k :].reshape((k, 2))
     c = state[_CUTS + 2]
     if c > 0.0:
-        return _scored(x - mu, ic.reshape((F, F)), feat - wmu, wic.reshape((W, W)), state[_CUTS : _CUTS + 3],
+        return _scored(x, mu, ic.reshape((F, F)), feat, wmu, wic.reshape((W, W)), state[_CUTS : _CUTS + 3],
                        contrib, want)  # fmt: skip
     if count <= warmup or flagged:
         return 0.0
@@ -289,7 +309,7 @@ def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.
         _ew_update(ew[row], x[i], window, feat)
         ref = refs[i]
         if ref >= 0:
-            out[i] = _scored(x[i] - mu[ref], icov[ref], feat - wmu[ref], wicov[ref], cuts[ref], contrib[i], want)
+            out[i] = _scored(x[i], mu[ref], icov[ref], feat, wmu[ref], wicov[ref], cuts[ref], contrib[i], want)
         else:
             count = ew[row, 2 * F]
             out[i] = self_fit_step(selfs[row], count, x[i], feat, flagged[i], warmup, fit_events, held_events, q,
