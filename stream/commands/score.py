@@ -121,6 +121,15 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
     return len(order), anomalies
 
 
+def _envelope_note(pipeline: str, envelope: Any) -> str:
+    """What the summary line says about the envelope the scores used."""
+    if pipeline != "detector":
+        return ""
+    if envelope is None:
+        return " (no training envelope: every stream fits its own online)"
+    return f" with the training envelope of {len(envelope.index)} streams (any other stream fits its own online)"
+
+
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
     from rnncore.model.artifact import load_artifact
@@ -182,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
     print(
         f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline"
-        f"{'' if envelope is None else f' with the envelope of {len(envelope.index)} trained streams'} "
+        f"{_envelope_note(pipeline, envelope)} "
         f"({summary.describe()}); "
         f"{anomalies} at or above {args.threshold}; wrote {args.out}"
     )
