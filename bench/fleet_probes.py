@@ -26,6 +26,8 @@ scorers see the same events: ``detector_alone`` (the bare Detector), ``self_fit_
 ``build_scorer`` runs for such a stream: the envelope fitted online from the stream's own history,
 ``rnncore.stages.selffit``, for each ``--fit`` candidate) and ``training_envelope`` (the same replay under the
 unit's own key, so it uses its reference from ``envelope.npz``: the upper line). All at the default threshold.
+Each scorer is run again, with fresh state, on the same rows without their faults (``FleetUnit.clean_test``): the
+real false-alarm rate on normal data that the stated 0.5 % held-out rate stands for.
 
     flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/fleet_probes.py --new-streams --split tune --seeds 4
 """
@@ -45,6 +47,8 @@ from rnncore.detector import Detector
 from rnncore.kernels import layout
 from rnncore.model.artifact import load_artifact
 from rnncore.model.envelope_file import load_envelope
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import Envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import SelfFitParams
 from stream.evaluation.fleet.generator import FleetUnit, make_fleet
@@ -152,10 +156,14 @@ def probe_seed(seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[
                 pooled.setdefault(name, Pooled(name)).add(u, s[n:], 1.0)
 
 
-def _replay(scorer: Detector, keys: list[str], units: Sequence[FleetUnit], history: int) -> np.ndarray:
-    """Scores [U, history + T_test]: each unit's last ``history`` training rows then its test rows, one event per
-    unit per batch, under ``keys``."""
-    values = np.stack([np.concatenate([u.train[u.train.shape[0] - history :], u.test]) for u in units])
+def _replay(
+    scorer: Detector, keys: list[str], units: Sequence[FleetUnit], history: int, clean: bool = False
+) -> np.ndarray:
+    """Scores [U, history + T_test]: each unit's last ``history`` training rows then its test rows (``clean``: as
+    they were before the faults), one event per unit per batch, under ``keys``."""
+    values = np.stack(
+        [np.concatenate([u.train[u.train.shape[0] - history :], u.clean_test if clean else u.test]) for u in units]
+    )
     times = np.stack([np.concatenate([u.train_times[u.train.shape[0] - history :], u.test_times]) for u in units])
     return np.stack([scorer.step(keys, times[:, t], values[:, t]).scores for t in range(values.shape[1])], axis=1)
 
@@ -166,8 +174,26 @@ def _fit_candidates(text: str) -> list[SelfFitParams]:
     return [SelfFitParams(fit_events=int(f), held_events=int(h)) for f, h in pairs]
 
 
-def new_stream_seed(seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[str, Pooled]) -> None:
-    """Train (product path), then replay every unit as a new stream through each scorer; pool the test rows."""
+def _scorers(
+    weights: ModelWeights, envelope: Envelope | None, own: list[str], renamed: list[str], fits: str
+) -> dict[str, tuple[Detector, list[str]]]:
+    """Fresh scorers for one group, each with the keys it is replayed under."""
+    n = len(own)
+    made: dict[str, tuple[Detector, list[str]]] = {
+        "detector_alone": (Detector(weights, max_streams=n), renamed),
+        "training_envelope": (EnvelopedDetector(weights, envelope, max_streams=n), own),
+    }
+    for fit in _fit_candidates(fits):
+        name = f"self_fit_{fit.fit_events}_{fit.held_events}"
+        made[name] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
+    return made
+
+
+def new_stream_seed(
+    seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[str, Pooled], clean: dict[str, list[float]]
+) -> None:
+    """Train (product path), then replay every unit as a new stream through each scorer; pool the test rows, and
+    add the flag rate of each scorer on the same rows without their faults to ``clean``."""
     units = make_fleet(seed, args.streams, args.machines, args.n_train, args.n_test)
     for width in sorted({u.test.shape[1] for u in units}):
         group = [u for u in units if u.test.shape[1] == width]
@@ -175,17 +201,14 @@ def new_stream_seed(seed: int, args: argparse.Namespace, workdir: Path, pooled: 
         weights = load_artifact(run.artifact)
         envelope = load_envelope(run.artifact)
         own, renamed = [u.name for u in group], [f"new-{u.name}" for u in group]
-        scorers: dict[str, tuple[Detector, list[str]]] = {
-            "detector_alone": (Detector(weights, max_streams=len(group)), renamed),
-            "training_envelope": (EnvelopedDetector(weights, envelope, max_streams=len(group)), own),
-        }
-        for fit in _fit_candidates(args.fit):
-            name = f"self_fit_{fit.fit_events}_{fit.held_events}"
-            scorers[name] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=len(group)), renamed)
-        for name, (scorer, keys) in scorers.items():
+        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
             scores = _replay(scorer, keys, group, args.history)
             for i, u in enumerate(group):
                 pooled.setdefault(name, Pooled(name)).add(u, scores[i, args.history :], run.threshold)
+        # fresh state: the same rows without their faults
+        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
+            flags = _replay(scorer, keys, group, args.history, clean=True)[:, args.history :] >= run.threshold
+            clean.setdefault(name, []).extend(flags.mean(axis=1).tolist())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,9 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     pooled: dict[str, Pooled] = {}
+    clean: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="rnnwatch-probe-") as tmp:
         for seed in split_seeds(args.split, args.seeds):
-            (new_stream_seed if args.new_streams else probe_seed)(seed, args, Path(tmp), pooled)
+            if args.new_streams:
+                new_stream_seed(seed, args, Path(tmp), pooled, clean)
+            else:
+                probe_seed(seed, args, Path(tmp), pooled)
     rows = [
         (name, which, p.measure(1.0 if which == "default" else None))
         for name, p in pooled.items()
@@ -215,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(split_seeds(args.split, args.seeds))
     print(f"probes: {args.split} seeds {seeds}; {cut} or label-chosen ('best'); columns {COLUMNS}")
     print(format_table(rows))
+    for name, rates in clean.items():
+        r = np.asarray(rates)
+        print(
+            f"false alarms on the test rows without their faults, {name}: {r.mean():.2%} of events "
+            f"(per unit: median {np.median(r):.2%}, worst {r.max():.1%})"
+        )
     best = max((r for r in rows if r[1] == "default"), key=lambda r: r[2]["event_f1"] + r[2]["f1"])
     print(
         f"RESULT split={args.split} leader={best[0]} event_f1={best[2]['event_f1']:.3f} "

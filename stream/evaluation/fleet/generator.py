@@ -43,7 +43,8 @@ class FleetUnit:
 
     ``train_times``/``test_times`` are event times in seconds (1 s apart, or exponential gaps of mean 1 s for
     an irregularly sampled unit); the test times continue after the train times. ``touched[i]``: the features
-    event ``i`` changed (one for every kind but ``fault_state``, which moves all of them).
+    event ``i`` changed (one for every kind but ``fault_state``, which moves all of them). ``clean_test``: the
+    test rows before the faults were injected (normal data to measure the real false-alarm rate on).
     """
 
     name: str
@@ -55,6 +56,7 @@ class FleetUnit:
     train_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     test_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     touched: list[tuple[int, ...]] = field(default_factory=list)
+    clean_test: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
 
 
 def _latent(rng: np.random.Generator, n: int, period: float) -> np.ndarray:
@@ -220,6 +222,17 @@ def make_fleet(
         touched: list[tuple[int, ...]] = []
         ev = _inject(rng, test, lab, period, touched)
         units.append(
-            FleetUnit(f"s{seed}-u{u}", x[:n_train], test, lab, ev, family, times[:n_train], times[n_train:], touched)
+            FleetUnit(
+                f"s{seed}-u{u}",
+                x[:n_train],
+                test,
+                lab,
+                ev,
+                family,
+                times[:n_train],
+                times[n_train:],
+                touched,
+                x[n_train:],
+            )
         )
     return units

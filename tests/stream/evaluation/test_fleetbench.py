@@ -66,3 +66,11 @@ def test_which_sensor_counts_flagged_rows_whose_top_share_is_a_touched_sensor() 
     assert hits == sum(
         e - s for (k, s, e), t in zip(unit.events, unit.touched, strict=True) if k != "fault_state" and 0 in t
     )
+
+
+def test_clean_test_rows_are_the_test_rows_before_their_faults() -> None:
+    for unit in make_fleet(2, streams=2, machines=1):
+        assert unit.clean_test.shape == unit.test.shape
+        normal = unit.labels == 0
+        np.testing.assert_array_equal(unit.clean_test[normal], unit.test[normal])
+        assert not np.array_equal(unit.clean_test[~normal], unit.test[~normal])
