@@ -18,6 +18,18 @@ Every candidate's default cut is the (1 - FALSE_ALARM_TARGET) quantile of its sc
 rows FIT_END..n_train (labels never used); 'best' is the label-chosen cut (an upper bound).
 
     flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/fleet_probes.py --split tune --seeds 8
+
+``--new-streams`` (issue 16: a notion of normal for every stream): the realistic case of a new sensor joining the
+fleet. After `rnnwatch train`, every unit is replayed under a renamed key, so no stream has a training reference:
+its last ``--history`` clean training rows (its own early history, never scored) and then its test rows. Three
+scorers see the same events: ``detector_alone`` (the bare Detector), ``self_fit_<fit>_<held>`` (what
+``build_scorer`` runs for such a stream: the envelope fitted online from the stream's own history,
+``rnncore.stages.selffit``, for each ``--fit`` candidate) and ``training_envelope`` (the same replay under the
+unit's own key, so it uses its reference from ``envelope.npz``: the upper line). All at the default threshold.
+Each scorer is run again, with fresh state, on the same rows without their faults (``FleetUnit.clean_test``): the
+real false-alarm rate on normal data that the stated 0.5 % held-out rate stands for.
+
+    flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/fleet_probes.py --new-streams --split tune --seeds 4
 """
 
 from __future__ import annotations
@@ -34,6 +46,11 @@ import numpy as np
 from rnncore.detector import Detector
 from rnncore.kernels import layout
 from rnncore.model.artifact import load_artifact
+from rnncore.model.envelope_file import load_envelope
+from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import Envelope
+from rnncore.stages.enveloped import EnvelopedDetector
+from rnncore.stages.selffit import SelfFitParams
 from stream.evaluation.fleet.generator import FleetUnit, make_fleet
 from stream.evaluation.fleet.product import train_and_score
 from stream.evaluation.fleet.report import COLUMNS, Pooled, format_table
@@ -139,27 +156,98 @@ def probe_seed(seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[
                 pooled.setdefault(name, Pooled(name)).add(u, s[n:], 1.0)
 
 
+def _replay(
+    scorer: Detector, keys: list[str], units: Sequence[FleetUnit], history: int, clean: bool = False
+) -> np.ndarray:
+    """Scores [U, history + T_test]: each unit's last ``history`` training rows then its test rows (``clean``: as
+    they were before the faults), one event per unit per batch, under ``keys``."""
+    values = np.stack(
+        [np.concatenate([u.train[u.train.shape[0] - history :], u.clean_test if clean else u.test]) for u in units]
+    )
+    times = np.stack([np.concatenate([u.train_times[u.train.shape[0] - history :], u.test_times]) for u in units])
+    return np.stack([scorer.step(keys, times[:, t], values[:, t]).scores for t in range(values.shape[1])], axis=1)
+
+
+def _fit_candidates(text: str) -> list[SelfFitParams]:
+    """``--fit 300:200,600:300``: fit and held-out lengths of the online envelope to compare."""
+    pairs = [part.split(":") for part in text.split(",") if part]
+    return [SelfFitParams(fit_events=int(f), held_events=int(h)) for f, h in pairs]
+
+
+def _scorers(
+    weights: ModelWeights, envelope: Envelope | None, own: list[str], renamed: list[str], fits: str
+) -> dict[str, tuple[Detector, list[str]]]:
+    """Fresh scorers for one group, each with the keys it is replayed under."""
+    n = len(own)
+    made: dict[str, tuple[Detector, list[str]]] = {
+        "detector_alone": (Detector(weights, max_streams=n), renamed),
+        "training_envelope": (EnvelopedDetector(weights, envelope, max_streams=n), own),
+    }
+    for fit in _fit_candidates(fits):
+        name = f"self_fit_{fit.fit_events}_{fit.held_events}"
+        made[name] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
+    return made
+
+
+def new_stream_seed(
+    seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[str, Pooled], clean: dict[str, list[float]]
+) -> None:
+    """Train (product path), then replay every unit as a new stream through each scorer; pool the test rows, and
+    add the flag rate of each scorer on the same rows without their faults to ``clean``."""
+    units = make_fleet(seed, args.streams, args.machines, args.n_train, args.n_test)
+    for width in sorted({u.test.shape[1] for u in units}):
+        group = [u for u in units if u.test.shape[1] == width]
+        run = train_and_score(group, workdir / f"s{seed}f{width}", args.train_seconds)
+        weights = load_artifact(run.artifact)
+        envelope = load_envelope(run.artifact)
+        own, renamed = [u.name for u in group], [f"new-{u.name}" for u in group]
+        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
+            scores = _replay(scorer, keys, group, args.history)
+            for i, u in enumerate(group):
+                pooled.setdefault(name, Pooled(name)).add(u, scores[i, args.history :], run.threshold)
+        # fresh state: the same rows without their faults
+        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
+            flags = _replay(scorer, keys, group, args.history, clean=True)[:, args.history :] >= run.threshold
+            clean.setdefault(name, []).extend(flags.mean(axis=1).tolist())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the probes on one split and print the table (default and best cut per candidate) and a RESULT line."""
     parser = argparse.ArgumentParser(description="issue 16 probes")
     add_fleet_arguments(parser)
     parser.add_argument("--train-seconds", type=float, default=None)
+    parser.add_argument("--new-streams", action="store_true", help="replay every unit as a stream unseen in training")
+    parser.add_argument("--history", type=int, default=1500, help="--new-streams: clean rows before the test rows")
+    parser.add_argument("--fit", default="600:300", help="--new-streams: online fit:held-out lengths to compare")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     pooled: dict[str, Pooled] = {}
+    clean: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="rnnwatch-probe-") as tmp:
         for seed in split_seeds(args.split, args.seeds):
-            probe_seed(seed, args, Path(tmp), pooled)
+            if args.new_streams:
+                new_stream_seed(seed, args, Path(tmp), pooled, clean)
+            else:
+                probe_seed(seed, args, Path(tmp), pooled)
     rows = [
         (name, which, p.measure(1.0 if which == "default" else None))
         for name, p in pooled.items()
         for which in ("default", "best")
     ]
-    print(
-        f"probes: {args.split} seeds {list(split_seeds(args.split, args.seeds))}; cut = held-out normal "
-        f"{1 - FALSE_ALARM_TARGET:.3f} quantile ('default') or label-chosen ('best'); columns {COLUMNS}"
+    cut = (
+        f"new streams ({args.history} clean rows of history, then the test rows); 'default' = score >= 0.99"
+        if args.new_streams
+        else f"cut = held-out normal {1 - FALSE_ALARM_TARGET:.3f} quantile ('default')"
     )
+    seeds = list(split_seeds(args.split, args.seeds))
+    print(f"probes: {args.split} seeds {seeds}; {cut} or label-chosen ('best'); columns {COLUMNS}")
     print(format_table(rows))
+    for name, rates in clean.items():
+        r = np.asarray(rates)
+        print(
+            f"false alarms on the test rows without their faults, {name}: {r.mean():.2%} of events "
+            f"(per unit: median {np.median(r):.2%}, worst {r.max():.1%})"
+        )
     best = max((r for r in rows if r[1] == "default"), key=lambda r: r[2]["event_f1"] + r[2]["f1"])
     print(
         f"RESULT split={args.split} leader={best[0]} event_f1={best[2]['event_f1']:.3f} "

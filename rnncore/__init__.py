@@ -1,8 +1,8 @@
 """rnncore: per-stream recurrent state, forecast and calibrated anomaly score, without Kafka, files or clocks.
 
-    from rnncore import Detector, ModelConfig, ModelWeights
-    detector = Detector(ModelWeights.random(ModelConfig(cell="gru", hidden_size=32)))
-    result = detector.step(["pump-1", "pump-2"], [0.0, 0.0], [3.2, 7.1])
+    from rnncore import ModelConfig, ModelWeights, build_scorer
+    scorer = build_scorer(ModelWeights.random(ModelConfig(cell="gru", hidden_size=32)))  # or load_scorer("model/")
+    result = scorer.step(["pump-1", "pump-2"], [0.0, 0.0], [3.2, 7.1])
 
 What happens to one event is written once in ``rnncore.contract``. Names are loaded on first use (PEP 562),
 so ``import rnncore.model.config`` does not compile the kernels.
@@ -26,6 +26,8 @@ _EXPORTS = {
     "load_artifact": "rnncore.model.artifact",
     "save_artifact": "rnncore.model.artifact",
     "ScoringPipeline": "rnncore.stages.pipeline",
+    "build_scorer": "rnncore.scorer",
+    "load_scorer": "rnncore.scorer",
     "RnnCoreError": "rnncore.errors",
 }
 
@@ -41,7 +43,9 @@ __all__ = [
     "ScoringPipeline",
     "StepResult",
     "StreamScorer",
+    "build_scorer",
     "load_artifact",
+    "load_scorer",
     "save_artifact",
 ]
 
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from rnncore.model.artifact import load_artifact, save_artifact
     from rnncore.model.config import ModelConfig
     from rnncore.model.weights import ModelWeights
+    from rnncore.scorer import build_scorer, load_scorer
     from rnncore.stages.pipeline import ScoringPipeline
 
 

@@ -27,9 +27,12 @@ are two implementations of the same steps; the parity tests hold them together, 
 7   Write back the event time and count.                                       ``preprocess_tile``
 8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``
     likelihood of the surprise's recent average against its history).
-9   With a trained envelope (``EnvelopedDetector``): score = max(step 8,        ``stages/envelope.py``,
-    T² of the raw values and of windowed mean/log-variance against the         ``stages/enveloped.py``
-    stream's frozen training reference, cut at its held-out normal quantile).
+9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
+    score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
+    variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``
+    normal quantile). The reference is the stream's from training, else
+    fitted online from its own events after the warm-up (flagged events
+    skipped) and frozen; until then this step adds nothing.
 ==  ==========================================================================  ===================================
 
 Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.
@@ -87,6 +90,8 @@ class StepResult:
 
     ``mean``/``scale`` are the forecast for the stream's next value in original units, shaped like the
     ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
+    ``contributions`` (multi-feature streams under the envelope, step 9; None otherwise): each feature's share of
+    the envelope's distance, summing to 1 per event; NaN where the stream has no frozen reference yet.
     """
 
     scores: np.ndarray  # float32 [B], in [0, 1]
@@ -94,6 +99,7 @@ class StepResult:
     mean: np.ndarray  # float32 [B] or [B, F]
     scale: np.ndarray  # float32 [B] or [B, F]
     status: np.ndarray  # int8 [B], EventStatus codes
+    contributions: np.ndarray | None = None  # float32 [B, F] for F > 1
 
     def __len__(self) -> int:
         return int(self.status.shape[0])

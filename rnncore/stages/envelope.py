@@ -152,6 +152,13 @@ class Envelope:
     wicov: np.ndarray  # [K, 2F, 2F]
     cuts: np.ndarray  # [K, 3]: c_raw, c_win, c
 
+    @classmethod
+    def empty(cls, n_features: int, params: EnvelopeParams | None = None) -> Envelope:
+        """An envelope with no training reference (every stream fits its own, ``rnncore.stages.selffit``)."""
+        F = n_features
+        return cls(params if params is not None else EnvelopeParams(), {}, np.zeros((0, F)), np.zeros((0, F, F)),
+                   np.zeros((0, 2 * F)), np.zeros((0, 2 * F, 2 * F)), np.zeros((0, 3)))  # fmt: skip
+
     @property
     def n_features(self) -> int:
         """Values per event (F)."""

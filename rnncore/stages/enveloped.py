@@ -2,9 +2,12 @@
 
 ``EnvelopedDetector.step`` has the Detector's contract; each accepted event's score is
 ``max(Detector score, envelope score)``: the forecaster's calibrated surprise catches onsets (spikes, bursts), the
-envelope, fitted on the training logs and never updated, keeps flagging what persists (level shifts, drift,
-frozen sensors, sustained fault states, broken correlation). The envelope's moments live in an extra column of the
-same state table, so eviction, snapshots and restores cover them.
+envelope, never updated once fitted, keeps flagging what persists (level shifts, drift, frozen sensors, sustained
+fault states, broken correlation). A stream seen in training uses its reference from the artifact's
+``envelope.npz``; every other stream fits its own from its early history (:mod:`rnncore.stages.selffit`), so every
+stream gets a notion of normal. The envelope's moments and online fits live in extra columns of the same state
+table, so eviction, snapshots and restores cover them. For a multi-feature stream each result also says which
+features drive the envelope's distance (``StepResult.contributions``, :func:`rnncore.stages.selffit.contributions`).
 """
 
 from __future__ import annotations
@@ -17,27 +20,42 @@ import numpy as np
 from rnncore.detector import Detector, DetectorError, StepResult
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
+from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, envelope_step, self_fit_schema
 from rnncore.state.table import EventStatus
 
 __all__ = ["EnvelopedDetector"]
 
 
 class EnvelopedDetector(Detector):
-    """A :class:`Detector` whose scores are lifted by the stream's frozen envelope (streams seen in training)."""
+    """A :class:`Detector` whose scores are lifted by each stream's frozen envelope (trained or self-fitted)."""
 
-    def __init__(self, weights: ModelWeights, envelope: Envelope, **kwargs: Any) -> None:
-        """``kwargs`` as for :class:`Detector` (``max_streams``, ``idle_ttl_seconds``, ``scoring``)."""
-        if envelope.n_features != weights.config.n_features:
+    def __init__(
+        self,
+        weights: ModelWeights,
+        envelope: Envelope | None = None,
+        *,
+        self_fit: SelfFitParams | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``envelope``: the training references (None: every stream fits its own); ``self_fit``: the online fit's
+        lengths; ``kwargs`` as for :class:`Detector` (``max_streams``, ``idle_ttl_seconds``, ``scoring``)."""
+        features = weights.config.n_features
+        envelope = envelope if envelope is not None else Envelope.empty(features)
+        if envelope.n_features != features:
             raise DetectorError(
                 f"the envelope was fitted on {envelope.n_features} features, the model has "
-                f"{weights.config.n_features}: retrain both with rnnwatch train"
+                f"{features}: retrain both with rnnwatch train"
             )
-        super().__init__(weights, extra_state=envelope_schema(envelope.n_features), **kwargs)
+        self.self_fit = self_fit if self_fit is not None else SelfFitParams()
+        self.self_fit.check_quantile(envelope.params.false_alarm)
+        schema = {**envelope_schema(features), **self_fit_schema(features, self.self_fit)}
+        super().__init__(weights, extra_state=schema, **kwargs)
         self.envelope = envelope
 
     def replace_envelope(self, envelope: Envelope) -> None:
-        """Score with a new envelope (a retrained artifact), keeping every stream's EW moments; the cached
-        reference indices are cleared, so each stream looks its key up in the new envelope on its next event."""
+        """Score with a new envelope (a retrained artifact), keeping every stream's EW moments and online fit; the
+        cached reference indices are cleared, so each stream looks its key up in the new envelope on its next
+        event (a self-fitted stream the new training saw switches to its trained reference)."""
         if envelope.n_features != self.envelope.n_features:
             raise DetectorError(
                 f"the new envelope has {envelope.n_features} features, the running one {self.envelope.n_features}"
@@ -50,10 +68,19 @@ class EnvelopedDetector(Detector):
         keys = keys if isinstance(keys, list) else list(keys)
         rows, status = self.assign_rows(keys, times, values)
         result = self.step_rows(rows, status, times, values)
-        x = np.asarray(values, dtype=np.float64).reshape(len(keys), self.envelope.n_features)
+        envelope, p = self.envelope, self.envelope.params
+        x = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(len(keys), envelope.n_features))
         ok = result.status == EventStatus.OK
         columns = self.table.columns
-        refs = self.envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
-        ratio = self.envelope.ratios(columns[EW_COLUMN], rows, refs, ok, x)
-        scores = np.where(ok, np.maximum(result.scores, self.envelope.scores(ratio)), 0.0).astype(np.float32)
-        return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)
+        refs = envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
+        flagged = result.scores >= p.alarm_score  # the online fit skips what the forecaster already flags
+        ratio = np.zeros(len(keys))
+        want = envelope.n_features > 1
+        contrib = np.full((len(keys), envelope.n_features if want else 0), np.nan)
+        fit = self.self_fit
+        envelope_step(columns[EW_COLUMN], columns[SELF_COLUMN], rows, refs, ok, flagged, x, p.window, p.warmup,
+                      fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
+                      envelope.wicov, envelope.cuts, ratio, contrib, want)  # fmt: skip
+        scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
+        return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status,
+                          contributions=contrib.astype(np.float32) if want else None)  # fmt: skip

@@ -1,15 +1,16 @@
 """`rnnwatch score --logs FILE --model DIR --out FILE`: score an event log offline through the service's path.
 
-Events are ordered by time (stable, so equal times keep file order) and fed to the same ``Detector`` the
-service runs, in micro-batches of consecutive events; the Detector applies a stream's events in arrival order,
-so the scores equal feeding events one at a time, and no event sees a later one. Output: one record per event
-with key, time, score, anomaly flag (score >= threshold) and status, as JSON Lines or CSV (by suffix).
+Events are ordered by time (stable, so equal times keep file order) and fed to the scorer the service runs
+(:func:`rnncore.scorer.build_scorer`, the one place that chooses it), in micro-batches of consecutive events; the
+scorer applies a stream's events in arrival order, so the scores equal feeding events one at a time, and no event
+sees a later one. Output: one record per event with key, time, score, anomaly flag (score >= threshold) and
+status, as JSON Lines or CSV (by suffix); for a multi-feature model also each feature's share of what drives the
+score (``StepResult.contributions``: a ``contributions`` list, or ``contribution_0..F-1`` CSV columns).
 
 ``--pipeline seasonal`` scores through :class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
 Detector: the Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal
-surprise,
-graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab`` scores,
-with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
+surprise, graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab``
+scores, with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
 
 ``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
 event's surprise comes from the events before *and after* it (``rnncore.model.bidirectional``), calibrated per
@@ -57,18 +58,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")  # CSV, else JSON Lines
 
 
-def _writer(path: Path, causal: bool = True) -> tuple[Any, Any]:
-    """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false)."""
+def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, Any]:
+    """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false). For a
+    multi-feature model each row also says which features drive its score: a ``contributions`` list (JSON Lines)
+    or ``contribution_0..F-1`` columns (CSV); ``emit``'s optional last argument, None before it is known."""
     handle = path.open("w", newline="")
+    shares = n_features > 1
     if path.suffix.lower() == ".csv":
         table = csv.writer(handle)
-        table.writerow(["key", "time", "score", "anomaly", "status", *([] if causal else ["causal"])])
+        contribution_columns = [f"contribution_{j}" for j in range(n_features)] if shares else []
+        table.writerow(
+            ["key", "time", "score", "anomaly", "status", *([] if causal else ["causal"]), *contribution_columns]
+        )
         marker = [] if causal else [0]
-        return handle, lambda key, t, s, a, st: table.writerow([key, repr(t), f"{s:.6g}", int(a), st, *marker])
+
+        def emit_csv(key: str, t: float, s: float, a: bool, st: str, share: list[float] | None = None) -> None:
+            cells = [] if not shares else [""] * n_features if share is None else [f"{v:.4g}" for v in share]
+            table.writerow([key, repr(t), f"{s:.6g}", int(a), st, *marker, *cells])
+
+        return handle, emit_csv
     extra = {} if causal else {"causal": False}
-    return handle, lambda key, t, s, a, st: handle.write(
-        orjson.dumps({"key": key, "time": t, "score": s, "anomaly": a, "status": st, **extra}).decode() + "\n"
-    )
+
+    def emit_json(key: str, t: float, s: float, a: bool, st: str, share: list[float] | None = None) -> None:
+        row = {"key": key, "time": t, "score": s, "anomaly": a, "status": st, **extra}
+        if shares:
+            row["contributions"] = share if share is not None else [None] * n_features
+        handle.write(orjson.dumps(row).decode() + "\n")
+
+    return handle, emit_json
 
 
 def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit: Any) -> int:
@@ -96,21 +113,29 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
         values = np.array([r.values for r in batch], dtype=np.float64)  # the Detector takes them as float32
         result = detector.step(keys, times, values)
         reasons = result.reasons()
-        for record, score, reason in zip(batch, result.scores.tolist(), reasons, strict=True):
+        shares = [None] * len(batch) if result.contributions is None else result.contributions.tolist()
+        for record, score, reason, share in zip(batch, result.scores.tolist(), reasons, shares, strict=True):
             flagged = bool(score >= threshold)
             anomalies += flagged
-            emit(record.key, record.time, score, flagged, reason)
+            emit(record.key, record.time, score, flagged, reason, share)
     return len(order), anomalies
+
+
+def _envelope_note(pipeline: str, envelope: Any) -> str:
+    """What the summary line says about the envelope the scores used."""
+    if pipeline != "detector":
+        return ""
+    if envelope is None:
+        return " (no training envelope: every stream fits its own online)"
+    return f" with the training envelope of {len(envelope.index)} streams (any other stream fits its own online)"
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the logs; returns 0, or 2 with a one-line message when inputs or model cannot be used."""
-    from rnncore.detector import Detector
     from rnncore.model.artifact import load_artifact
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.model.envelope_file import load_envelope
-    from rnncore.stages.enveloped import EnvelopedDetector
-    from rnncore.stages.pipeline import ScoringPipeline
+    from rnncore.scorer import build_scorer
     from stream.data.eventlog import read_event_logs
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
@@ -156,23 +181,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         envelope = load_envelope(args.model) if pipeline == "detector" else None
-        detector: Any = (
-            ScoringPipeline(weights, max_streams=args.max_streams)
-            if pipeline == "seasonal"
-            else Detector(weights, max_streams=args.max_streams)
-            if envelope is None
-            else EnvelopedDetector(weights, envelope, max_streams=args.max_streams)
-        )
+        detector = build_scorer(weights, envelope, pipeline=pipeline, max_streams=args.max_streams)
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    handle, emit = _writer(args.out)
+    handle, emit = _writer(args.out, n_features=weights.config.n_features)
     with handle:
         events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
     print(
         f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline"
-        f"{'' if envelope is None else f' with the envelope of {len(envelope.index)} trained streams'} "
+        f"{_envelope_note(pipeline, envelope)} "
         f"({summary.describe()}); "
         f"{anomalies} at or above {args.threshold}; wrote {args.out}"
     )

@@ -244,19 +244,27 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
     """Fit the frozen per-stream envelope (``rnncore.stages.envelope``) on the same normal records and write it before
     ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
     from rnncore.model.envelope_file import save_envelope
-    from rnncore.stages.envelope import EnvelopeError, fit_envelope
+    from rnncore.stages.envelope import EnvelopeError, EnvelopeParams, fit_envelope
+    from rnncore.stages.selffit import SelfFitParams
 
+    online = SelfFitParams()
     try:
         envelope = fit_envelope(records)
     except EnvelopeError as exc:
-        return f"envelope: none ({exc}); rnnwatch score will use the forecast score alone"
+        p = EnvelopeParams()
+        return (
+            f"envelope: none ({exc}); every stream fits its own online from its first "
+            f"{p.warmup + online.fit_events + online.held_events} events (forecast score alone until then); "
+            f"then score >= {p.alarm_score} = beyond what {p.false_alarm:.1%} of its held-out normal events reached"
+        )
     save_envelope(envelope, directory)
     metadata["envelope"] = envelope.describe()
     p = envelope.params
     return (
-        f"envelope: {len(envelope.index)} streams; default threshold {p.alarm_score} = the "
-        f"{1 - p.false_alarm:.3f} quantile of each stream's held-out normal rows (false-alarm target "
-        f"{p.false_alarm:.1%} of normal events per stream)"
+        f"envelope: {len(envelope.index)} streams; default threshold: score >= {p.alarm_score} = beyond what "
+        f"{p.false_alarm:.1%} of a stream's held-out normal rows reached (the {1 - p.false_alarm:.3f} quantile; "
+        f"on new normal data the rate is higher, bench/FLEET_FINDINGS.md); streams not in these logs fit their own "
+        f"online from their first {p.warmup + online.fit_events + online.held_events} events"
     )
 
 

@@ -91,28 +91,20 @@ def envelope_in_artifact(config: ServiceConfig) -> bool:
 
 
 def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None) -> DetectorFactory:
-    """Fresh scorer per partition, sized by ``max_streams_per_partition``: a ``rnncore.detector.Detector`` (an
-    ``rnncore.stages.enveloped.EnvelopedDetector`` when ``model_dir`` holds the ``envelope.npz`` that `rnnwatch train`
-    writes), or with ``scoring_pipeline = "seasonal"`` a ``rnncore.stages.pipeline.ScoringPipeline`` around one.
+    """Fresh scorer per partition, sized by ``max_streams_per_partition``, from :func:`rnncore.scorer.build_scorer`
+    (the one place that decides what scores an event): with the ``envelope.npz`` that `rnnwatch train` writes in
+    ``model_dir`` when there is one, or the ``scoring_pipeline = "seasonal"`` pipeline.
 
-    ``use_envelope``: None decides by the artifact (at start); after a hot reload the service passes what it
-    started with, because the envelope adds state columns and every partition's changelog must keep one layout
-    (True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError: the reload is refused)."""
-    from rnncore.detector import Detector
+    The state layout no longer depends on ``envelope.npz`` (every stream without a training reference fits its
+    own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
+    started with: True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError, and the hot
+    reload is refused (the running partitions would keep the old references while new ones had none)."""
     from rnncore.model.envelope_file import load_envelope
+    from rnncore.scorer import ScorerError, build_scorer, check_scorer
     from rnncore.stages.envelope import EnvelopeError
-    from rnncore.stages.enveloped import EnvelopedDetector
-    from rnncore.stages.pipeline import ScoringPipeline
 
-    if config.scoring_pipeline == "seasonal" and weights.config.n_features != 1:
-        raise ServiceError(
-            f"scoring_pipeline 'seasonal' scores single-value streams; this model has "
-            f"{weights.config.n_features} features: use scoring_pipeline 'detector' or a single-feature model"
-        )
-
-    with_envelope = use_envelope is not False and envelope_in_artifact(config)
     try:
-        envelope = load_envelope(str(config.model_dir)) if with_envelope else None
+        envelope = load_envelope(str(config.model_dir)) if envelope_in_artifact(config) else None
     except EnvelopeError as error:
         raise ServiceError(str(error)) from error
     if use_envelope and envelope is None:
@@ -120,19 +112,19 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope:
             f"{config.model_dir} has no envelope.npz but this service scores with one (its state layout): write "
             "the artifact with rnnwatch train, or restart the service to drop the envelope"
         )
-    if envelope is not None and envelope.n_features != weights.config.n_features:
-        raise ServiceError(
-            f"{config.model_dir}: envelope of {envelope.n_features} features beside a model of "
-            f"{weights.config.n_features}: retrain both with rnnwatch train"
-        )
+    try:
+        check_scorer(weights, envelope, config.scoring_pipeline)
+    except ScorerError as error:
+        raise ServiceError(str(error) if envelope is None else f"{config.model_dir}: {error}") from error
 
     def make() -> StreamScorer:
-        streams, ttl = config.max_streams_per_partition, config.idle_ttl_seconds
-        if config.scoring_pipeline == "seasonal":
-            return ScoringPipeline(weights, max_streams=streams, idle_ttl_seconds=ttl)
-        if envelope is not None:
-            return EnvelopedDetector(weights, envelope, max_streams=streams, idle_ttl_seconds=ttl)
-        return Detector(weights, max_streams=streams, idle_ttl_seconds=ttl)
+        return build_scorer(
+            weights,
+            envelope,
+            pipeline=config.scoring_pipeline,
+            max_streams=config.max_streams_per_partition,
+            idle_ttl_seconds=config.idle_ttl_seconds,
+        )
 
     return make
 

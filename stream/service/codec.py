@@ -16,7 +16,9 @@ Score record (Kafka key = stream key)::
     {"key", "time", "score", "anomaly", "nll", "mean", "scale", "model_version", "partition", "offset"}
 
 ``mean``/``scale`` are the forecast of the stream's next value (a number for one feature, else a list);
-``nll`` is null for a stream's first event; ``partition``/``offset`` locate the input message.
+``nll`` is null for a stream's first event; ``partition``/``offset`` locate the input message. A multi-feature
+stream's record also has ``contributions`` after ``scale``: one share per feature of what drives the score
+(summing to 1; nulls before the stream's envelope is frozen); a single-feature record has no such field.
 A dead letter is the original message bytes and key, with headers ``rnnwatch-reason`` (the reason),
 ``rnnwatch-detail`` and ``rnnwatch-source`` (``topic/partition/offset``).
 """
@@ -222,13 +224,15 @@ def encode_scores(
     partition: int,
     offsets: Sequence[int],
     only: np.ndarray | None = None,
+    contributions: np.ndarray | None = None,
 ) -> list[bytes | None]:
     """A batch's score records as JSON bytes (see the module docstring); NaN and infinity become null.
 
     Columns in, one record per event out (None where ``only`` is given and false). ``mean``/``scale`` are [n] or
-    [n, F] (lists for F > 1). For one feature the numeric columns are serialised whole by ``orjson`` and split
-    at their commas (numbers, booleans and nulls hold none), then each record is one bytes formatting of its
-    cells: 3x cheaper than a dict and an ``orjson.dumps`` per event, byte for byte the same output.
+    [n, F] (lists for F > 1); ``contributions`` [n, F] is written for F > 1 only (``StepResult.contributions``).
+    For one feature the numeric columns are serialised whole by ``orjson`` and split at their commas (numbers,
+    booleans and nulls hold none), then each record is one bytes formatting of its cells: 3x cheaper than a dict
+    and an ``orjson.dumps`` per event, byte for byte the same output.
     """
     n = len(keys)
     if n == 0:
@@ -247,6 +251,7 @@ def encode_scores(
             partition,
             offsets,
             only,
+            None if contributions is None else contributions.reshape(n, -1).tolist(),
         )
     dumps = orjson.dumps
     columns = [
@@ -297,40 +302,34 @@ def _encode_scores_per_event(
     partition: int,
     offsets: Sequence[int],
     only: np.ndarray | None,
+    contributions: list[Any] | None = None,
 ) -> list[bytes | None]:
-    """``encode_scores`` for vector forecasts: a dict and an ``orjson.dumps`` per event."""
+    """``encode_scores`` for vector forecasts: a dict and an ``orjson.dumps`` per event (``contributions`` after
+    ``scale`` when given)."""
     wanted = [True] * len(keys) if only is None else only.tolist()
     dumps = orjson.dumps
-    return [
-        dumps(
-            {
-                "key": key,
-                "time": t,
-                "score": sc,
-                "anomaly": an,
-                "nll": nl,
-                "mean": mu,
-                "scale": sg,
-                "model_version": model_version,
-                "partition": partition,
-                "offset": off,
-            }
-        )
-        if want
-        else None
-        for key, t, sc, an, nl, mu, sg, off, want in zip(
-            keys,
-            times.tolist(),
-            scores.tolist(),
-            anomalies.tolist(),
-            nll.tolist(),
-            means,
-            scales,
-            offsets,
-            wanted,
-            strict=True,
-        )
-    ]
+    shares: list[Any] = [None] * len(keys) if contributions is None else contributions
+    records: list[bytes | None] = []
+    for key, t, sc, an, nl, mu, sg, share, off, want in zip(
+        keys,
+        times.tolist(),
+        scores.tolist(),
+        anomalies.tolist(),
+        nll.tolist(),
+        means,
+        scales,
+        shares,
+        offsets,
+        wanted,
+        strict=True,
+    ):
+        if not want:
+            records.append(None)
+            continue
+        head = {"key": key, "time": t, "score": sc, "anomaly": an, "nll": nl, "mean": mu, "scale": sg}
+        tail = {"model_version": model_version, "partition": partition, "offset": off}
+        records.append(dumps(head | tail if contributions is None else head | {"contributions": share} | tail))
+    return records
 
 
 def encode_score(

@@ -98,6 +98,13 @@ class ServiceMetrics:
         self.state_bytes = Gauge(f"{PREFIX}_state_bytes", "Estimated bytes of per-stream state", registry=r)
         self.assigned_partitions = Gauge(f"{PREFIX}_assigned_partitions", "Input partitions owned", registry=r)
         self.model_info = Info(f"{PREFIX}_model", "The model in use (version, cell, sizes)", registry=r)
+        self.false_alarm_target = Gauge(
+            f"{PREFIX}_false_alarm_target",
+            "Share of a stream's held-out normal events whose envelope score reached `threshold` (the envelope's "
+            "default, rnnwatch score's and serve's default anomaly_threshold): what that threshold means",
+            ["threshold"],
+            registry=r,
+        )
         self.rebalances = Counter(f"{PREFIX}_rebalances", "Partition assignment changes", ["kind"], registry=r)
         self.checkpoint_duration = Histogram(
             f"{PREFIX}_checkpoint_seconds",

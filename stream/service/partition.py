@@ -121,6 +121,10 @@ class PartitionProcessor:
         )
         self.next_offset = self.writer.position.next_offset  # -1 until known
         self.watermark = EventTimeWatermark()  # event time idle streams are measured against (idle_ttl_seconds)
+        envelope = getattr(detector, "envelope", None)  # the enveloped Detector's (rnncore.scorer): export its meaning
+        if envelope is not None:
+            params = envelope.params
+            metrics.false_alarm_target.labels(threshold=f"{params.alarm_score:g}").set(params.false_alarm)
 
     def process(self, messages: Sequence[MessageLike]) -> BatchOutcome:
         """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped."""
@@ -163,6 +167,7 @@ class PartitionProcessor:
                 partition=self.partition,
                 offsets=offsets,
                 only=wanted,
+                contributions=result.contributions,
             )
             if all_ok:  # the common case: no per-event branching
                 scored, touched = len(batch), batch.keys

@@ -12,9 +12,10 @@ from rnncore.contract import EventRecord, EventStatus, StreamScorer
 from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.envelope import fit_envelope
+from rnncore.stages.envelope import Envelope, EnvelopeParams, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline
+from rnncore.stages.selffit import SelfFitParams
 from tests.stream.fake_detector import FakeDetector
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, n_features=1), seed=4)
@@ -31,10 +32,17 @@ def _normal_history() -> list[EventRecord]:
 
 
 ENVELOPE = fit_envelope(_normal_history())
+# no training reference: each stream fits its own, frozen after 200 of the suite's ~300 events per stream (the
+# snapshot test cuts at ~175: mid held-out phase)
+UNTRAINED = Envelope.empty(1, EnvelopeParams(warmup=50))
+SELF_FIT = SelfFitParams(fit_events=100, held_events=50)
 
 SCORERS: dict[str, Callable[[int], StreamScorer]] = {
     "detector": lambda max_streams: Detector(WEIGHTS, max_streams=max_streams),
     "enveloped": lambda max_streams: EnvelopedDetector(WEIGHTS, ENVELOPE, max_streams=max_streams),
+    "self_fitted": lambda max_streams: EnvelopedDetector(
+        WEIGHTS, UNTRAINED, self_fit=SELF_FIT, max_streams=max_streams
+    ),
     "pipeline": lambda max_streams: ScoringPipeline(WEIGHTS, max_streams=max_streams),
     "fake": lambda max_streams: FakeDetector(max_streams=max_streams),
 }

@@ -21,6 +21,7 @@ class FakeResult:
     mean: np.ndarray
     scale: np.ndarray
     status: np.ndarray
+    contributions: np.ndarray | None = None  # as StepResult: none for the fake's streams
 
 
 class FakeTable:

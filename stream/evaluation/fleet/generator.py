@@ -42,7 +42,9 @@ class FleetUnit:
     """One stream (features=1) or machine (features=8): clean train values, test values, per-event labels.
 
     ``train_times``/``test_times`` are event times in seconds (1 s apart, or exponential gaps of mean 1 s for
-    an irregularly sampled unit); the test times continue after the train times.
+    an irregularly sampled unit); the test times continue after the train times. ``touched[i]``: the features
+    event ``i`` changed (one for every kind but ``fault_state``, which moves all of them). ``clean_test``: the
+    test rows before the faults were injected (normal data to measure the real false-alarm rate on).
     """
 
     name: str
@@ -53,6 +55,8 @@ class FleetUnit:
     family: str = "latent"
     train_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     test_times: np.ndarray = field(default_factory=lambda: np.empty(0))
+    touched: list[tuple[int, ...]] = field(default_factory=list)
+    clean_test: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
 
 
 def _latent(rng: np.random.Generator, n: int, period: float) -> np.ndarray:
@@ -154,7 +158,11 @@ def _sampled(
     return dense[picked], 1.7e9 + picked / 4.0
 
 
-def _inject(rng: np.random.Generator, x: np.ndarray, lab: np.ndarray, period: float) -> list[tuple[str, int, int]]:
+def _inject(
+    rng: np.random.Generator, x: np.ndarray, lab: np.ndarray, period: float, touched: list[tuple[int, ...]]
+) -> list[tuple[str, int, int]]:
+    """Inject the faults into ``x`` (test rows) and ``lab``; returns the events, appends each one's features to
+    ``touched``."""
     n, f = x.shape
     kinds = list(KINDS if f > 1 else KINDS[:-1])
     sd = x.std(axis=0) + 1e-9
@@ -187,6 +195,7 @@ def _inject(rng: np.random.Generator, x: np.ndarray, lab: np.ndarray, period: fl
             x[s:e, j] = rng.permutation(x[s:e, j])
         lab[s:e] = CODES[str(kind)]
         events.append((str(kind), s, e))
+        touched.append(tuple(range(f)) if kind == "fault_state" else (j,))
         pos = e + int(rng.integers(150, 400))
     return events
 
@@ -210,6 +219,20 @@ def make_fleet(
         x, times = _sampled(rng, family, n, f, period, bool(rng.random() < IRREGULAR_SHARE))
         test = x[n_train:].copy()
         lab = np.zeros(n_test, dtype=np.int64)
-        ev = _inject(rng, test, lab, period)
-        units.append(FleetUnit(f"s{seed}-u{u}", x[:n_train], test, lab, ev, family, times[:n_train], times[n_train:]))
+        touched: list[tuple[int, ...]] = []
+        ev = _inject(rng, test, lab, period, touched)
+        units.append(
+            FleetUnit(
+                f"s{seed}-u{u}",
+                x[:n_train],
+                test,
+                lab,
+                ev,
+                family,
+                times[:n_train],
+                times[n_train:],
+                touched,
+                x[n_train:],
+            )
+        )
     return units

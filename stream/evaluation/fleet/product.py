@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,13 @@ __all__ = ["ProductPathError", "ProductRun", "train_and_score", "write_log"]
 
 @dataclass(frozen=True)
 class ProductRun:
-    """Scores per unit name (test rows, in order), the artifact directory and the CLI's default threshold."""
+    """Scores per unit name (test rows, in order), the artifact directory, the CLI's default threshold and, for
+    multi-feature units, the per-feature contributions the CLI wrote ([T, F], NaN where it had none)."""
 
     scores: dict[str, np.ndarray]
     artifact: Path
     threshold: float
+    contributions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
@@ -60,12 +62,16 @@ def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: fl
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )
     per_key: dict[str, list[float]] = {u.name: [] for u in units}
+    shares: dict[str, list[list[float]]] = {u.name: [] for u in units}
     with scored.open("rb") as handle:
         for line in handle:
             row = orjson.loads(line)
             per_key[row["key"]].append(float(row["score"]))
+            if "contributions" in row:
+                shares[row["key"]].append([np.nan if v is None else v for v in row["contributions"]])
     scores = {name: np.asarray(v, dtype=np.float64) for name, v in per_key.items()}
+    contributions = {name: np.asarray(v, dtype=np.float64) for name, v in shares.items() if v}
     for u in units:
         if scores[u.name].shape[0] != u.test.shape[0]:
             raise ProductPathError(f"{u.name}: scored {scores[u.name].shape[0]} of {u.test.shape[0]} test events")
-    return ProductRun(scores, artifact, float(args.threshold))
+    return ProductRun(scores, artifact, float(args.threshold), contributions)

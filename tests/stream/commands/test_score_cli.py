@@ -1,4 +1,4 @@
-"""`rnnwatch score`: offline scores equal the Detector fed one event at a time, in time order."""
+"""`rnnwatch score`: offline scores equal the scorer serve builds, fed one event at a time, in time order."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rnncore.detector import Detector
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
+from rnncore.scorer import build_scorer
 from stream.cli import main
 
 
@@ -35,7 +36,7 @@ def test_scores_match_one_event_at_a_time(tmp_path: Path) -> None:
     assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out), "--batch-size", "64"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows) and len(rows) == 300
-    detector = Detector(weights)
+    detector = build_scorer(weights)  # what rnnwatch score and serve build
     expected = [
         float(detector.step([e["key"]], [e["time"]], np.array(e["values"], np.float32)).scores[0]) for e in events
     ]
@@ -203,3 +204,27 @@ def test_an_output_format_it_cannot_write_is_refused_not_written_as_json_lines(
     out = tmp_path / "scores.parquet"
     assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 2
     assert ".parquet is not a format" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_multi_feature_model_says_which_features_drive_each_score(tmp_path: Path) -> None:
+    from rnncore.contract import EventRecord
+    from rnncore.model.envelope_file import save_envelope
+    from rnncore.stages.envelope import fit_envelope
+
+    rng = np.random.default_rng(1)
+    model = tmp_path / "wide"
+    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))
+    save_envelope(fit_envelope([EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]), model)
+    log = tmp_path / "wide.jsonl"
+    rows = [[float(v) for v in rng.normal(size=2)] for _ in range(60)]
+    rows[50][1] = 12.0  # the second feature alone is far out
+    log.write_text("".join(json.dumps({"key": "a", "time": 1e4 + i, "value": r}) + "\n" for i, r in enumerate(rows)))
+    out, table = tmp_path / "o.jsonl", tmp_path / "o.csv"
+    for path in (out, table):
+        assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(path)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(abs(sum(r["contributions"]) - 1.0) < 1e-5 for r in records)
+    assert records[50]["contributions"][1] > 0.9
+    with table.open() as handle:
+        header = next(csv.reader(handle))
+    assert header[-2:] == ["contribution_0", "contribution_1"]

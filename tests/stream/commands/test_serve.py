@@ -91,9 +91,9 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     sources = Counter((s["partition"], s["offset"]) for scores in got.values() for s in scores)
     assert len(records) == len(events) == len(sources)  # every input offset scored exactly once
     assert sorted(len(scores) for scores in got.values()) == [per_key] * n_keys
-    from rnncore.detector import Detector
+    from rnncore.scorer import build_scorer
 
-    offline = Detector(WEIGHTS, max_streams=100)
+    offline = build_scorer(WEIGHTS, max_streams=100)  # what serve builds for a model without envelope.npz
     expected: dict[str, list[list[float]]] = {}
     for key, t, v in events:
         result = offline.step([key], np.array([t]), np.array([v], dtype=np.float32))

@@ -33,3 +33,44 @@ def test_rig_sensors_share_latent_factors() -> None:
     corr = np.corrcoef(rig.train.T)
     off_diagonal = np.abs(corr[~np.eye(8, dtype=bool)])
     assert off_diagonal.max() > 0.5  # correlated sensors: broken_corr has something to break
+
+
+def test_each_event_names_the_sensors_it_touched() -> None:
+    machines = [u for seed in range(4) for u in make_fleet(seed, streams=0, machines=2)]
+    frozen = 0
+    for unit in machines:
+        assert len(unit.touched) == len(unit.events)
+        for (kind, s, e), touched in zip(unit.events, unit.touched, strict=True):
+            assert touched == (tuple(range(8)) if kind == "fault_state" else touched) and len(touched) in (1, 8)
+            if kind == "frozen":  # the named sensor is the one that flat-lines
+                flat = np.flatnonzero(np.ptp(unit.test[s:e], axis=0) == 0).tolist()
+                assert flat == list(touched)
+                frozen += 1
+    assert frozen > 0
+
+
+def test_which_sensor_counts_flagged_rows_whose_top_share_is_a_touched_sensor() -> None:
+    from stream.evaluation.fleet.runner import which_sensor
+
+    unit = make_fleet(0, streams=0, machines=1)[0]
+    scores = (unit.labels > 0).astype(float)
+    shares = np.full((unit.labels.size, 8), 0.1)
+    for (_, s, e), touched in zip(unit.events, unit.touched, strict=True):
+        shares[s:e, touched[0]] = 0.3  # the right sensor on top
+    hits, total = which_sensor(unit, scores, shares, 0.99)
+    one_sensor = sum(e - s for (k, s, e) in unit.events if k != "fault_state")
+    assert hits == total == one_sensor
+    shares[:] = 0.1
+    shares[:, 0] = 0.3  # always sensor 0: right only where the fault touched sensor 0
+    hits, _ = which_sensor(unit, scores, shares, 0.99)
+    assert hits == sum(
+        e - s for (k, s, e), t in zip(unit.events, unit.touched, strict=True) if k != "fault_state" and 0 in t
+    )
+
+
+def test_clean_test_rows_are_the_test_rows_before_their_faults() -> None:
+    for unit in make_fleet(2, streams=2, machines=1):
+        assert unit.clean_test.shape == unit.test.shape
+        normal = unit.labels == 0
+        np.testing.assert_array_equal(unit.clean_test[normal], unit.test[normal])
+        assert not np.array_equal(unit.clean_test[~normal], unit.test[~normal])

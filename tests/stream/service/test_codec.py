@@ -157,6 +157,27 @@ def test_vector_forecast_is_a_list() -> None:
     assert record["mean"] == [1.0, None] and record["scale"] == [2.0, None] and record["nll"] == 1.0
 
 
+def test_a_multi_feature_record_carries_its_contributions_after_the_forecast() -> None:
+    common: dict[str, Any] = {
+        "keys": ["a", "b"],
+        "times": np.array([1.0, 2.0]),
+        "scores": np.array([0.5, 0.995], np.float32),
+        "anomalies": np.array([False, True]),
+        "nll": np.array([1.0, 2.0], np.float32),
+        "model_version": None,
+        "partition": 0,
+        "offsets": [0, 1],
+    }
+    wide = {"mean": np.zeros((2, 3), np.float32), "scale": np.ones((2, 3), np.float32)}
+    shares = np.array([[np.nan] * 3, [0.25, 0.5, 0.25]], np.float32)
+    first, second = encode_scores(**common, **wide, contributions=shares)
+    assert second is not None and decode_score(second)["contributions"] == [0.25, 0.5, 0.25]
+    assert first is not None and decode_score(first)["contributions"] == [None, None, None]  # not frozen yet
+    assert list(decode_score(second))[7] == "contributions"  # after "scale", before "model_version"
+    narrow = {"mean": np.zeros(2, np.float32), "scale": np.ones(2, np.float32)}
+    assert encode_scores(**common, **narrow, contributions=None) == encode_scores(**common, **narrow)
+
+
 def _dict_per_event(columns: dict[str, Any], only: list[bool] | None) -> list[bytes | None]:
     """The obvious encoding the column-wise one must reproduce byte for byte: a dict and orjson.dumps per event."""
     n = len(columns["keys"])

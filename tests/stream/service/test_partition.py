@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 
 from stream.service.changelog import restore_from_records
@@ -140,6 +141,39 @@ def test_forecast_is_a_number_for_one_feature_and_a_list_for_several() -> None:
         else:
             assert len(second["mean"]) == 2 and len(second["scale"]) == 2
         assert first["nll"] is None and isinstance(second["nll"], float)
+
+
+def test_published_records_carry_the_scorers_contributions_for_several_features_only() -> None:
+    from rnncore.contract import EventRecord
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+    from rnncore.scorer import build_scorer
+    from rnncore.stages.envelope import fit_envelope
+
+    rng = np.random.default_rng(0)
+    for n_features in (1, 3):
+        weights = ModelWeights.random(ModelConfig(n_features=n_features, hidden_size=4), seed=1)
+        train = [EventRecord("a", float(t), tuple(rng.normal(size=n_features).tolist())) for t in range(600)]
+        scorer = build_scorer(weights, fit_envelope(train), max_streams=10)
+        processor = PartitionProcessor(0, scorer, EventDecoder(n_features), _settings(), ServiceMetrics())
+        value = 1.0 if n_features == 1 else [1.0, 2.0, 9.0]
+        outcome = processor.process(_messages([orjson.dumps({"key": "a", "time": 1e4, "value": value})]))
+        [record] = (decode_score(r.value or b"") for r in outcome.all_records() if r.topic == "out")
+        if n_features == 1:
+            assert "contributions" not in record
+        else:
+            assert len(record["contributions"]) == 3 and abs(sum(record["contributions"]) - 1.0) < 1e-5
+
+
+def test_the_service_exports_what_the_default_threshold_means() -> None:
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+    from rnncore.scorer import build_scorer
+
+    metrics = ServiceMetrics()
+    scorer = build_scorer(ModelWeights.random(ModelConfig(hidden_size=4), seed=1), max_streams=4)
+    PartitionProcessor(0, scorer, EventDecoder(1), _settings(), metrics)
+    assert metrics.value("rnnwatch_false_alarm_target", {"threshold": "0.99"}) == 0.005
 
 
 def test_ingest_latency_is_measured_from_the_kafka_timestamp_not_the_event_time() -> None:

@@ -78,14 +78,18 @@ def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> Non
     one = ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=0)
     with pytest.raises(ServiceError, match="retrain both"):
         detector_factory(one, ServiceConfig(model_dir=str(model_dir)))
-    assert isinstance(detector_factory(WEIGHTS, ServiceConfig(model_dir=str(model_dir)))(), EnvelopedDetector)
-    assert not isinstance(detector_factory(WEIGHTS, ServiceConfig())(), EnvelopedDetector)
+    trained = detector_factory(WEIGHTS, ServiceConfig(model_dir=str(model_dir)))()
+    assert isinstance(trained, EnvelopedDetector) and trained.envelope.index
+    untrained = detector_factory(WEIGHTS, ServiceConfig())()  # no artifact: every stream fits its own envelope
+    assert isinstance(untrained, EnvelopedDetector) and not untrained.envelope.index
 
 
-def test_factory_keeps_the_layout_it_is_told(tmp_path: Path) -> None:
+def test_factory_keeps_one_layout_and_refuses_to_drop_the_envelope_on_reload(tmp_path: Path) -> None:
     model_dir = _artifact(tmp_path / "m")
     config = ServiceConfig(model_dir=str(model_dir))
-    assert not isinstance(detector_factory(WEIGHTS, config, use_envelope=False)(), EnvelopedDetector)
+    started_without = detector_factory(WEIGHTS, config, use_envelope=False)()
+    assert isinstance(started_without, EnvelopedDetector) and started_without.envelope.index  # same layout: used
+    assert started_without.table.specs == detector_factory(WEIGHTS, ServiceConfig())().table.specs
     bare_dir = tmp_path / "bare"
     save_artifact(bare_dir, WEIGHTS)
     with pytest.raises(ValueError, match="restart the service"):
