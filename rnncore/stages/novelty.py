@@ -11,7 +11,7 @@ For each accepted event of a stream, with ``s`` the incoming score (already merg
    earlier scores decaying by ``1 - 1/K`` per event, and a saturated score (1) only if no kept score reached 1
    in the previous ``ceiling_hold`` events; else it is reported as 0.
 
-The online form of :mod:`stream.evaluation.postprocess` (``graded_novelty``, ``level_novelty``,
+The online form of the batch reference in ``tests/pipeline_reference.py`` (``graded_novelty``, ``level_novelty``,
 ``refractory``); tests hold them equal. State: :func:`novelty_schema`, ``8 * (8 + W)`` bytes per stream.
 """
 

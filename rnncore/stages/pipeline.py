@@ -12,8 +12,9 @@ rejected one by one without touching any state) and, per stream, in arrival orde
 
 Every stage's per-stream state lives in extra columns of the Detector's state table, in the same row as the
 recurrent state, so eviction, snapshots and restores cover all of it (a bare Detector's snapshot does not fit a
-pipeline and is refused by the schema check). This is the detector ``rnnwatch bench nab`` scores; its defaults are
-the ones chosen on NAB. ``StepResult.nll/mean/scale`` are the Detector's, of the residual, not of the value.
+pipeline and is refused by the schema check). This is issue 6's NAB-tuned detector (``--pipeline seasonal``);
+its defaults were chosen on NAB itself, and ``rnnwatch bench nab`` no longer scores it (it scores the default
+``detector`` path). ``StepResult.nll/mean/scale`` are the Detector's, of the residual, not of the value.
 Single-value streams only (F = 1).
 """
 
@@ -49,7 +50,7 @@ def _nab_seasonal_scoring() -> ScoringParams:
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings:
-    """Every stage's parameters; the defaults are the NAB-chosen ones (``rnnwatch bench nab``)."""
+    """Every stage's parameters; the defaults are the ones chosen on NAB (issue 6)."""
 
     detector_scoring: ScoringParams = field(default_factory=_nab_detector_scoring)
     seasonality: SeasonalityParams = field(default_factory=SeasonalityParams)

@@ -11,8 +11,8 @@ slots (so an output depends only on earlier events of its stream):
   over the warm slots, NaN when neither is warm.
 
 The same arithmetic, in the same order and in float64, as the batch reference
-:func:`stream.evaluation.seasonal.seasonal_residual` / :func:`~stream.evaluation.seasonal.seasonal_surprise`
-(tests hold them equal). State: :func:`seasonality_schema`, 3,872 bytes per stream.
+``seasonal_residual`` / ``seasonal_surprise`` in ``tests/pipeline_reference.py`` (tests hold them equal).
+State: :func:`seasonality_schema`, 3,872 bytes per stream.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ score (``StepResult.contributions``: a ``contributions`` list, or ``contribution
 
 ``--pipeline seasonal`` scores through :class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
 Detector: the Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal
-surprise, graded range novelty and a refractory filter, online and per stream (the detector ``rnnwatch bench nab``
-scores, with its NAB-chosen settings; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
+surprise, graded range novelty and a refractory filter, online and per stream (issue 6's detector, with
+settings chosen on NAB itself; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
 
 ``--bidirectional`` rescores with a bidirectional artifact (``rnnwatch train --bidirectional``) instead: each
 event's surprise comes from the events before *and after* it (``rnncore.model.bidirectional``), calibrated per
@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pipeline",
         choices=("detector", "seasonal"),
         default="detector",
-        help="scoring path: the bare Detector (default, what `rnnwatch serve` runs) or the seasonal pipeline "
-        "(seasonal residual, surprise, novelty and refractory around the Detector: what `rnnwatch bench nab` scores)",
+        help="scoring path: the Detector with its envelope (default, what `rnnwatch serve` runs) or the seasonal "
+        "pipeline "
+        "(seasonal residual, surprise, novelty and refractory around the Detector: issue 6's NAB-tuned detector)",
     )
     parser.add_argument(
         "--bidirectional",

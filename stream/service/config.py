@@ -129,8 +129,8 @@ class ServiceConfig:
     publish: PublishMode = "all"
     anomaly_threshold: float = 0.99
     # "detector": the Detector's calibrated forecast surprise; "seasonal": rnncore.stages.pipeline.ScoringPipeline
-    # (seasonal residual and surprise, range novelty, refractory: the detector `rnnwatch bench nab` scores),
-    # single-value streams
+    # (seasonal residual and surprise, range novelty, refractory: issue 6's NAB-tuned detector), single-value
+    # streams
     scoring_pipeline: ScoringPipelineName = "detector"
     max_streams_per_partition: int = 100_000
     idle_ttl_seconds: float | None = None
