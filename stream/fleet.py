@@ -55,15 +55,17 @@ async def publish_fleet(
     stop: asyncio.Event,
     truth: FleetTruth | None = None,
     on_progress: Callable[[int], None] | None = None,
+    start: int = 0,
 ) -> int:
-    """Send the fleet's events at ``rate`` events/s (round-robin over streams) until done or ``stop`` is set.
+    """Send the fleet's events from index ``start`` of every stream (the events before it are the history a model
+    was trained on) at ``rate`` events/s (round-robin over streams) until done or ``stop`` is set.
 
     Sends go out in ticks of 10 ms, each awaited as one batch, so a slow broker slows the fleet instead of
     growing an unbounded queue. Returns the number of events sent.
     """
     streams = fleet.streams
-    length = min(len(s.times) for s in streams)
-    total = length * len(streams)
+    length = min(len(s.times) for s in streams) - start
+    total = max(length, 0) * len(streams)
     tick = 0.01
     per_tick = max(1.0, rate * tick)
     sent = 0
@@ -77,7 +79,7 @@ async def publish_fleet(
         now = time.time()
         for j in range(sent, sent + n):
             stream = streams[j % len(streams)]
-            index = j // len(streams)
+            index = start + j // len(streams)
             values = tuple(float(v) for v in stream.values[index])
             key = stream.key
             futures.append(await producer.send(topic, encode_event(key, now, values), key=key.encode()))

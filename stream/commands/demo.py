@@ -10,10 +10,18 @@ import logging
 import sys
 from pathlib import Path
 
+MIN_HISTORY = 500  # EnvelopeParams.min_events() (400) plus the validation split train needs
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=100, help="sensors in the fleet (default 100)")
     parser.add_argument("--events-per-stream", type=int, default=1000, help="events each sensor sends (default 1000)")
+    parser.add_argument(
+        "--history-events",
+        type=int,
+        default=2000,
+        help="clean history per sensor before the live part, what the model trains on (default 2000)",
+    )
     parser.add_argument("--rate", type=float, default=2000.0, help="events/s the whole fleet sends (default 2000)")
     parser.add_argument("--partitions", type=int, default=4, help="input topic partitions (default 4)")
     parser.add_argument("--out", type=Path, default=Path(".cache/demo"), help="model, plot and summary go here")
@@ -22,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new demo model even if one is cached")
     parser.add_argument("--threshold", type=float, default=0.99, help="anomaly score threshold (default 0.99)")
     parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once")
-    parser.add_argument("--seed", type=int, default=1, help="fleet seed (the model trains on another fleet)")
+    parser.add_argument("--seed", type=int, default=1, help="fleet seed (the model trains on this fleet's history)")
     parser.add_argument("--verbose", action="store_true", help="show the service's own log lines")
 
 
@@ -40,9 +48,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.history_events < MIN_HISTORY:
+        print(
+            f"rnnwatch demo: --history-events {args.history_events} is too short to learn what normal is: each "
+            f"stream's envelope needs {MIN_HISTORY} (its warm-up, a fit and a held-out part); give more",
+            file=sys.stderr,
+        )
+        return 2
     settings = DemoSettings(
         streams=args.streams,
         events_per_stream=args.events_per_stream,
+        history_events=args.history_events,
         rate=args.rate,
         partitions=args.partitions,
         out_dir=args.out,

@@ -121,15 +121,18 @@ def _regime(rng: np.random.Generator, n: int) -> tuple[np.ndarray, float]:
 _GENERATORS = {"seasonal": _seasonal, "random_walk": _random_walk, "bursty": _bursty, "regime": _regime}
 
 
-def _inject(rng: np.random.Generator, x: np.ndarray, labels: np.ndarray, kind: str, noise: float) -> InjectedAnomaly:
-    """Apply one anomaly of ``kind`` to ``x`` in place at a free random position and label it."""
+def _inject(
+    rng: np.random.Generator, x: np.ndarray, labels: np.ndarray, kind: str, noise: float, earliest: int = 0
+) -> InjectedAnomaly:
+    """Apply one anomaly of ``kind`` to ``x`` in place at a free random position (from ``earliest`` on) and
+    label it."""
     n = len(x)
     duration = {"spike": 1, "level_shift": 60, "drift": 120, "frozen": 60, "noise_burst": 40}[kind]
-    duration = max(1, min(int(duration * rng.uniform(0.5, 1.5)), n // 4))
+    duration = max(1, min(int(duration * rng.uniform(0.5, 1.5)), n // 4, (n - earliest) // 4))
     # Valid starts: after the first fifth (a warm-up the detector needs), clear of other anomalies +- margin.
     margin = 10
     busy = np.concatenate([[0], np.cumsum(labels != 0)])
-    starts = np.arange(n // 5, n - duration)
+    starts = np.arange(max(n // 5, earliest), n - duration)
     lo, hi = np.maximum(starts - margin, 0), np.minimum(starts + duration + margin, n)
     free = starts[busy[hi] - busy[lo] == 0]
     if free.size == 0:
@@ -165,11 +168,13 @@ def generate_fleet(
     jitter: float = 0.0,
     start_time: float = 1_700_000_000.0,
     seed: int = 0,
+    clean_prefix: int = 0,
 ) -> SyntheticFleet:
     """Generate ``n_streams`` streams of ``n_events`` events, cycling through ``families``, fully seeded.
 
     Events are ``interval`` seconds apart, each moved by up to ``jitter * interval / 2`` (irregular sampling
-    stays in order). Every stream gets ``anomalies_per_stream`` non-overlapping anomalies on feature 0.
+    stays in order). Every stream gets ``anomalies_per_stream`` non-overlapping anomalies on feature 0, none in its
+    first ``clean_prefix`` events (a clean history to train on, as a user's normal logs).
     """
     unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(anomaly_kinds) - set(ANOMALY_KINDS))
     if unknown:
@@ -194,7 +199,7 @@ def generate_fleet(
         anomalies = []
         for _ in range(anomalies_per_stream):
             kind = str(rng.choice(list(anomaly_kinds)))
-            anomalies.append(_inject(rng, values[:, 0], labels, kind, noises[0]))
+            anomalies.append(_inject(rng, values[:, 0], labels, kind, noises[0], clean_prefix))
         offsets = rng.uniform(-0.5, 0.5, size=n_events) * jitter * interval
         times = start_time + interval * np.arange(n_events) + offsets
         streams.append(

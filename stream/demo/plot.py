@@ -63,9 +63,9 @@ def plot_streams(
             top.fill_between(
                 idx[1:], mean - 2 * scale, mean + 2 * scale, color="tab:green", alpha=0.2, label="forecast ±2σ"
             )
-        if warmup_events:
-            bottom.axvspan(0, warmup_events, color="grey", alpha=0.15)
-            bottom.annotate("warm-up: no scores yet", (2, 0.5), fontsize=7, color="dimgrey", va="center")
+        if warmup_events and idx.size:  # from the first served event (the events before it are training history)
+            bottom.axvspan(idx[0], idx[0] + warmup_events, color="grey", alpha=0.15)
+            bottom.annotate("warm-up", (idx[0] + 2, 0.5), fontsize=7, color="dimgrey", va="center")
         for anomaly in stream.anomalies:
             for ax in (top, bottom):
                 ax.axvspan(anomaly.start, anomaly.end, color="orange", alpha=0.25)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import logging
 import signal
@@ -51,6 +52,7 @@ class DemoSettings:
 
     streams: int = 100
     events_per_stream: int = 1000
+    history_events: int = 2000  # each stream's clean history before the live part: what the model trains on
     rate: float = 2000.0
     partitions: int = 4
     out_dir: Path = Path(".cache/demo")
@@ -114,19 +116,53 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_model(settings: DemoSettings) -> ModelWeights:
-    """The cached demo model in ``out_dir/model``, trained on a synthetic fleet first if absent or unreadable."""
+def demo_fleet(settings: DemoSettings) -> SyntheticFleet:
+    """The demo's fleet: per stream a clean history (``history_events``, the training logs) then the live part
+    (``events_per_stream``, sent to the service), with the injected anomalies after the live part's warm-up."""
+    history = settings.history_events
+    return generate_fleet(
+        settings.streams,
+        history + settings.events_per_stream,
+        seed=settings.seed,
+        clean_prefix=history + min(ScoringParams().warmup_events, settings.events_per_stream // 5),
+    )
+
+
+def _write_history(fleet: SyntheticFleet, history: int, path: Path) -> Path:
+    """The fleet's first ``history`` events per stream as a CSV event log (``key,time,value``), in time order."""
+    rows = sorted(
+        (float(s.times[i]), s.key, float(s.values[i, 0]))
+        for s in fleet.streams
+        for i in range(min(history, len(s.times)))
+    )
+    with path.open("w", newline="") as handle:
+        table = csv.writer(handle)
+        table.writerow(["key", "time", "value"])
+        table.writerows((key, repr(t), f"{v:.6g}") for t, key, v in rows)
+    return path
+
+
+def demo_model(settings: DemoSettings, fleet: SyntheticFleet) -> ModelWeights:
+    """The model for this fleet in ``out_dir/model``: trained by `rnnwatch train` on the streams' clean history
+    (so each stream has its envelope, as a user's sensors have theirs), reused while the fleet is the same."""
     from rnncore.model.artifact import ArtifactError, load_artifact
 
     model_dir = settings.out_dir / "model"
-    if not settings.retrain and model_dir.exists():
+    fingerprint = {"seed": settings.seed, "streams": settings.streams, "history_events": settings.history_events}
+    stamp = settings.out_dir / "model-fleet.json"
+    same_fleet = stamp.is_file() and json.loads(stamp.read_text()) == fingerprint
+    if not settings.retrain and same_fleet and model_dir.exists():
         try:
             weights = load_artifact(model_dir)
             print(f"model: reusing {model_dir} (pass --retrain to train a new one)")
             return weights
         except ArtifactError as error:
             print(f"model: cached model unusable ({error}); training a new one")
-    print(f"model: training a GRU on a synthetic fleet for up to {settings.train_minutes:g} min -> {model_dir}")
+    log = _write_history(fleet, settings.history_events, settings.out_dir / "history.csv")
+    print(
+        f"model: rnnwatch train on {settings.history_events} clean history events per stream ({log}) for up to "
+        f"{settings.train_minutes:g} min -> {model_dir}"
+    )
     from stream.cli import main as cli_main
 
     code = cli_main(
@@ -134,19 +170,19 @@ def demo_model(settings: DemoSettings) -> ModelWeights:
             "--log-level",
             "WARNING",
             "train",
-            "--synthetic",
-            "48",
-            "--synthetic-events",
-            "2000",
+            "--logs",
+            str(log),
             "--out",
             str(model_dir),
             "--max-minutes",
             str(settings.train_minutes),
             "--no-progress",
+            "--replace-incompatible",  # the demo's own model directory: a retrain may change the layout
         ]
     )
     if code != 0:
         raise DemoError(f"training the demo model failed (exit {code}); see the lines above")
+    stamp.write_text(json.dumps(fingerprint) + "\n")
     return load_artifact(model_dir)
 
 
@@ -162,7 +198,7 @@ async def _create_topics(bootstrap: str, names: dict[str, int]) -> None:
 class _LiveRun:
     """The asynchronous part: topics, service, fleet, score reader and the progress line."""
 
-    def __init__(self, settings: DemoSettings, bootstrap: str, weights: ModelWeights) -> None:
+    def __init__(self, settings: DemoSettings, bootstrap: str, weights: ModelWeights, fleet: SyntheticFleet) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.weights = weights
@@ -174,7 +210,7 @@ class _LiveRun:
             "changelog": f"rnnwatch-demo-{run}-state",
         }
         self.run_id = run
-        self.fleet: SyntheticFleet = generate_fleet(settings.streams, settings.events_per_stream, seed=settings.seed)
+        self.fleet = fleet
         self.truth = FleetTruth()
         self.book = ScoreBook()
         self.interrupted = asyncio.Event()
@@ -194,6 +230,7 @@ class _LiveRun:
             metrics_host="127.0.0.1",
             metrics_port=metrics_port,
             session_timeout_ms=6000,
+            model_dir=str(self.settings.out_dir / "model"),  # the trained envelope of every stream, and hot reload
         )
 
     async def run(self) -> float:
@@ -220,7 +257,7 @@ class _LiveRun:
 
     async def _drive(self, service: Service) -> None:
         s = self.settings
-        progress = ProgressLine(service.metrics, total=self.fleet.n_events)
+        progress = ProgressLine(service.metrics, total=s.streams * s.events_per_stream)
         service_task = asyncio.create_task(service.run())
         collector_done = asyncio.Event()
         collector = asyncio.create_task(
@@ -230,7 +267,15 @@ class _LiveRun:
         await producer.start()
         fleet_stop = asyncio.Event()
         fleet_task = asyncio.create_task(
-            publish_fleet(producer, self.topics["input"], self.fleet, rate=s.rate, stop=fleet_stop, truth=self.truth)
+            publish_fleet(
+                producer,
+                self.topics["input"],
+                self.fleet,
+                rate=s.rate,
+                stop=fleet_stop,
+                truth=self.truth,
+                start=s.history_events,
+            )
         )
         interrupted = asyncio.create_task(self.interrupted.wait())
         drain_deadline: float | None = None
@@ -318,14 +363,15 @@ def run_demo(settings: DemoSettings) -> int:
             else:
                 asyncio.run(_check_reachable(bootstrap))  # before training: a wrong address fails in seconds
             print(f"broker: {bootstrap}")
-            weights = demo_model(settings)
+            fleet = demo_fleet(settings)
+            weights = demo_model(settings, fleet)
             m = weights.config
             print(
                 f"fleet: {settings.streams} streams x {settings.events_per_stream} events at {settings.rate:g} "
                 f"events/s, injected spikes, level shifts, drift, frozen sensors and noise bursts; "
                 f"model {m.cell} H={m.hidden_size} L={m.num_layers}; Ctrl-C stops"
             )
-            live = _LiveRun(settings, bootstrap, weights)
+            live = _LiveRun(settings, bootstrap, weights, fleet)
             seconds = asyncio.run(live.run())
             report = _report(settings, live, seconds)
         except (KeyboardInterrupt, DemoInterruptedError):

@@ -105,6 +105,8 @@ def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: 
             "12",
             "--events-per-stream",
             "300",
+            "--history-events",
+            "600",
             "--rate",
             "3000",
             "--partitions",
@@ -125,6 +127,7 @@ def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sent"] == 12 * 300
     assert summary["scored"] == summary["sent"]  # every event's score was read back exactly once per key/time
+    assert (out / "history.csv").read_text().count("\n") == 1 + 12 * 600  # what the model was trained on
     assert (out / "demo.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "model" / "current" / "model.json").exists()
 
@@ -134,7 +137,8 @@ def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: 
 def test_ctrl_c_stops_the_demo_and_its_own_broker(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=1)
-    save_artifact(out / "model", weights)  # a cached model: no training in this test
+    save_artifact(out / "model", weights)  # a cached model of this fleet: no training in this test
+    (out / "model-fleet.json").write_text(json.dumps({"seed": 1, "streams": 50, "history_events": 2000}))
     process = subprocess.Popen(
         _demo("--streams", "50", "--events-per-stream", "2000", "--rate", "500", "--out", str(out)),
         cwd=REPO,
