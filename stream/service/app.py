@@ -15,7 +15,8 @@ Every ``getmany`` micro-batch is processed partition by partition and published:
 
 A failed publish stops the service with ``ServiceError`` (in-memory state may be ahead of what Kafka holds);
 a restart restores from the changelog. ``request_stop()`` (wired to SIGTERM/SIGINT by ``rnnwatch serve``)
-finishes the batch in flight and leaves the group.
+finishes the batch in flight and leaves the group within ``shutdown_timeout_seconds`` (``stream.service.shutdown``):
+what the broker has not taken by then is abandoned uncommitted.
 
 Between batches the service picks up a new model artifact in ``model_dir`` (polled every
 ``model_poll_seconds``, or at once after ``request_reload()``, wired to SIGHUP): every partition's detector
@@ -58,6 +59,7 @@ from stream.service.partition import BatchOutcome, PartitionProcessor, Partition
 from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
+from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
 from stream.service.topics import (
     PRODUCER_BATCH_BYTES,
@@ -197,12 +199,14 @@ class Service:
         self._retained: dict[int, PartitionProcessor] = {}  # revoked, reusable if nobody advanced the partition
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._shutdown = ShutdownClock(config.shutdown_timeout_seconds)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
         self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._publisher: BatchPublisher | None = None
         self._inflight: asyncio.Task[set[int]] | None = None  # its result: the partitions found fenced
+        self._fetching = False  # run() is waiting in getmany
         self._probe: asyncio.Task[None] | None = None
         self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
@@ -296,8 +300,11 @@ class Service:
         )
 
     async def stop(self) -> None:
-        """Leave the group and close every client (idempotent)."""
+        """Leave the group and close every client (idempotent), within ``shutdown_timeout_seconds`` of the stop
+        request: a client the broker keeps waiting is abandoned with a warning (see ``stream.service.shutdown``)."""
         self._stop.set()
+        self._shutdown.start()
+        quiet_abandoned_futures(asyncio.get_running_loop())
         self.health.set_ready(False, "stopping")
         if self._probe is not None:
             self._probe.cancel()
@@ -305,21 +312,23 @@ class Service:
                 await self._probe
             self._probe = None
         if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
-            self._inflight.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inflight
+            self._inflight.cancel()  # (its transaction is never committed: the partitions' next owner aborts it)
+            await asyncio.wait({self._inflight}, timeout=self._shutdown.remaining(MIN_STEP_SECONDS))
             self._inflight = None
         for name in ("_consumer", "_restorer", "_producer"):
             client = getattr(self, name)
             setattr(self, name, None)
-            if client is not None:
-                try:
-                    await client.stop()
-                except Exception:  # closing must go on for the other clients
-                    logger.exception("error while stopping %s", name.strip("_"))
+            if client is None:
+                continue
+            what = name.strip("_")
+            if not await close_within(what, client.stop(), self._shutdown.remaining(MIN_STEP_SECONDS)):
+                connections = getattr(client, "_client", None)  # what aiokafka's stop skipped after its error
+                if connections is not None:
+                    await close_within(f"{what} connections", connections.close(), MIN_STEP_SECONDS)
         if self._txn_producers is not None:
-            await self._txn_producers.close()
+            producers = self._txn_producers
             self._txn_producers = None
+            await close_within("transactional producers", producers.close(), self._shutdown.remaining(MIN_STEP_SECONDS))
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -335,7 +344,15 @@ class Service:
         logger.info("service stopped after %d batches", self.batches)
 
     def request_stop(self) -> None:
-        """Ask ``run()`` to return after the batch in flight (signal-handler safe)."""
+        """Ask ``run()`` to return after the batch in flight, and start the ``shutdown_timeout_seconds`` clock
+        (signal-handler safe)."""
+        if not self._stop.is_set():
+            logger.info(
+                "stop requested: the batch in flight is committed, then the service leaves the group "
+                "(within shutdown_timeout_seconds=%g)",
+                self.config.shutdown_timeout_seconds,
+            )
+        self._shutdown.start()
         self._stop.set()
 
     def request_reload(self) -> None:
@@ -582,29 +599,76 @@ class Service:
 
         Batches are pipelined: batch k+1 is fetched and scored while batch k is being published (its
         transaction or acknowledgements and offset commit); batch k+1 is published only after k completed.
+        Each iteration runs as a task watched by the stop request (``_await_step``): a stop ends in
+        ``shutdown_timeout_seconds`` even while aiokafka or a commit waits on an unreachable broker.
         """
         assert self._consumer is not None, "use `async with Service(...)` or call start() first"
         consumer = self._consumer
+        stopping = asyncio.ensure_future(self._stop.wait())
         try:
             while not self._stop.is_set():
-                await self._maybe_reload()
-                batches = await consumer.getmany(
-                    timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
-                )
-                self.health.heartbeat()
-                self._status.maybe_log()
-                if batches:
-                    await self._process(batches)
-                elif self._inflight is not None:
-                    async with self._lock:
-                        await self._drain()
-            async with self._lock:
-                await self._drain()
+                if not await self._await_step(asyncio.ensure_future(self._step(consumer)), stopping):
+                    break
+            await self._final_drain()
             if self._failure is not None:
                 raise self._failure
         except ServiceError as error:
             self.health.set_failed(str(error))
             raise
+        finally:
+            stopping.cancel()
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        """One iteration: a model reload if due, one ``getmany`` micro-batch, scored and handed to publishing."""
+        await self._maybe_reload()
+        self._fetching = True
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
+            )
+        finally:
+            self._fetching = False
+        self.health.heartbeat()
+        self._status.maybe_log()
+        if batches:
+            await self._process(batches)
+        elif self._inflight is not None:
+            async with self._lock:
+                await self._drain()
+
+    async def _await_step(self, step: asyncio.Future[None], stopping: asyncio.Future[Any]) -> bool:
+        """Wait for one iteration; returns False when it was cut short by a stop request. A step waiting in
+        ``getmany`` (which has no bound while the group cannot be rejoined, e.g. the coordinator unreachable) is
+        cancelled at once, nothing fetched is lost (offsets are committed only with what was processed); one
+        publishing gets until the shutdown deadline, then it is cancelled and its batch abandoned uncommitted."""
+        await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not step.done() and not self._fetching:
+            await asyncio.wait({step}, timeout=self._shutdown.remaining())
+        if step.done():
+            step.result()
+            return True
+        step.cancel()
+        await asyncio.wait({step}, timeout=MIN_STEP_SECONDS)
+        if step.done() and not step.cancelled() and step.exception() is not None:
+            logger.warning("while stopping: %s", step.exception())
+        return False
+
+    async def _final_drain(self) -> None:
+        """Commit the batch in flight before stopping, within ``shutdown_timeout_seconds`` of the stop request: one
+        the broker has not taken by then is abandoned uncommitted (Kafka never shows it; the partitions' next owner
+        scores its events again), so a stop during a broker outage ends in time."""
+        self._shutdown.start()
+        seconds = self._shutdown.remaining()
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._lock:  # a rebalance listener restoring from an unreachable broker holds it
+                    await self._drain()
+        except TimeoutError:
+            logger.warning(
+                "the batch in flight was not committed within shutdown_timeout_seconds=%g (is the broker "
+                "reachable?): abandoned uncommitted, its events are scored again by the partitions' next owner",
+                self.config.shutdown_timeout_seconds,
+            )
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._lock:
