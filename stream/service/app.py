@@ -2,7 +2,8 @@
 
 ``async with Service(config, weights) as service: await service.run()`` joins the consumer group on the input
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
-Every ``getmany`` micro-batch is processed partition by partition and published:
+Every ``getmany`` micro-batch is processed partition by partition and published by ``stream.service.checkpoint``
+(the batch in flight) while the next one is scored:
 
 * ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
   offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
@@ -48,15 +49,15 @@ from stream.data.archive import EventArchive
 from stream.errors import StreamError
 from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
+from stream.service.checkpoint import Checkpointer
 from stream.service.codec import EventDecoder
 from stream.service.config import ConfigError, ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
 from stream.service.dead_letter import DeadLetterLimitError
-from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
+from stream.service.fencing import PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
-from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
@@ -204,8 +205,7 @@ class Service:
         self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
         self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
-        self._publisher: BatchPublisher | None = None
-        self._inflight: asyncio.Task[set[int]] | None = None  # its result: the partitions found fenced
+        self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
         self._fetching = False  # run() is waiting in getmany
         self._probe: asyncio.Task[None] | None = None
         self._log_filter: logging.Filter | None = None
@@ -274,6 +274,9 @@ class Service:
             heartbeat_interval_ms=min(3000, c.session_timeout_ms // 3),
         )
         await self._consumer.start()
+        self._checkpoint = Checkpointer(
+            self.metrics, self._committed, txn=self._txn_producers, producer=self._producer, consumer=self._consumer
+        )
         self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
         self._log_filter = rate_limit_aiokafka_logs()
         probe_client = getattr(self._restorer, "_client", None)  # aiokafka's client of the restore consumer
@@ -311,10 +314,9 @@ class Service:
             with contextlib.suppress(BaseException):
                 await self._probe
             self._probe = None
-        if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
-            self._inflight.cancel()  # (its transaction is never committed: the partitions' next owner aborts it)
-            await asyncio.wait({self._inflight}, timeout=self._shutdown.remaining(MIN_STEP_SECONDS))
-            self._inflight = None
+        if self._checkpoint is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
+            await self._checkpoint.abandon(self._shutdown.remaining(MIN_STEP_SECONDS))
+            self._checkpoint = None
         for name in ("_consumer", "_restorer", "_producer"):
             client = getattr(self, name)
             setattr(self, name, None)
@@ -632,7 +634,7 @@ class Service:
         self._status.maybe_log()
         if batches:
             await self._process(batches)
-        elif self._inflight is not None:
+        elif self._checkpoint is not None and self._checkpoint.in_flight:
             async with self._lock:
                 await self._drain()
 
@@ -683,17 +685,16 @@ class Service:
                     outcomes[tp] = outcome
             await self._drain()  # the previous batch's publish must complete before this one starts
             outcomes = {tp: o for tp, o in outcomes.items() if tp.partition in self._partitions}  # none fenced
-            if outcomes:
-                self._inflight = asyncio.create_task(self._publish_and_observe(outcomes, started))
+            if outcomes and self._checkpoint is not None:
+                self._checkpoint.start(outcomes, started)
 
     async def _drain(self) -> None:
         """Wait for the batch being published and drop the partitions it found fenced; any other failure becomes
         ``ServiceError`` (call with the lock held)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
+        if self._checkpoint is None or not self._checkpoint.in_flight:
             return
         try:
-            fenced = await inflight
+            fenced = await self._checkpoint.wait()
         except Exception as error:
             raise ServiceError(
                 f"publishing a batch failed ({type(error).__name__}: {error}); "
@@ -739,17 +740,8 @@ class Service:
             return
         request()
 
-    async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> set[int]:
-        """Publish a batch, then count it and archive its events; returns the partitions found fenced (not counted)."""
-        try:
-            fenced = await self._publish(outcomes)
-        except Exception:
-            if any(outcome.changelog for outcome in outcomes.values()):
-                self.metrics.checkpoint_failures.inc()
-            raise
-        outcomes = {tp: outcome for tp, outcome in outcomes.items() if tp.partition not in fenced}
-        if not outcomes:
-            return fenced
+    def _committed(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
+        """A batch was committed (its fenced partitions left out): count it, archive its events, observe it."""
         self.batches += 1
         if self.batches == 1:  # again, now that the first batch has compiled (or loaded) the kernels; no collection
             freeze_startup_heap(collect=False)  # (a full one here costs a stall of ~40 ms)
@@ -757,40 +749,7 @@ class Service:
             for outcome in outcomes.values():
                 if outcome.events is not None:
                     self._archive.write(*outcome.events)
-        self._observe(outcomes, time.perf_counter() - started)
-        return fenced
-
-    async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> set[int]:
-        """Publish every partition's outcome; returns the partitions whose transaction was fenced (exactly-once:
-        one transaction per partition, all at once; any other failure is raised once all have ended)."""
-        if self._txn_producers is not None:
-            txn = self._txn_producers
-            results = await asyncio.gather(
-                *(
-                    txn.commit(
-                        tp, o.next_offset, [*o.dead_letters, *o.changelog], [] if o.scores is None else [o.scores]
-                    )
-                    for tp, o in outcomes.items()
-                ),
-                return_exceptions=True,
-            )
-            fenced = {r.partition for r in results if isinstance(r, PartitionFencedError)}
-            failure = next(
-                (r for r in results if isinstance(r, BaseException) and not isinstance(r, PartitionFencedError)), None
-            )
-            if failure is not None:
-                raise failure
-            return fenced
-        producer, consumer = self._producer, self._consumer
-        assert producer is not None and consumer is not None
-        offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
-        scores = [outcome.scores for outcome in outcomes.values() if outcome.scores is not None]
-        publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
-        self._publisher = publisher
-        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.dead_letters], scores)
-        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.changelog])
-        await consumer.commit(offsets)
-        return set()
+        self._observe(outcomes, seconds)
 
     def _observe(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
         m = self.metrics
