@@ -207,6 +207,7 @@ class Service:
         self._restorer: AIOKafkaConsumer | None = None
         self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
         self._fetching = False  # run() is waiting in getmany
+        self._running_step: asyncio.Task[None] | None = None  # run()'s current iteration
         self._probe: asyncio.Task[None] | None = None
         self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
@@ -354,8 +355,26 @@ class Service:
                 "(within shutdown_timeout_seconds=%g)",
                 self.config.shutdown_timeout_seconds,
             )
+        self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        """Set the stop flag and start the shutdown clock; cut the running iteration short (``_cut_step``)."""
         self._shutdown.start()
         self._stop.set()
+        self._cut_step()
+
+    def _cut_step(self) -> None:
+        """Cancel the running iteration of ``run()``: at once while it waits in ``getmany`` (which has no bound
+        while the group cannot be rejoined, e.g. its coordinator unreachable in a broker outage; nothing fetched
+        is lost, offsets are committed only with what was processed), else at the shutdown deadline, when its
+        batch is abandoned uncommitted."""
+        step = self._running_step
+        if step is None or step.done():
+            return
+        if self._fetching:
+            step.cancel()
+        else:
+            asyncio.get_running_loop().call_later(self._shutdown.remaining(), _cancel_if_running, step)
 
     def request_reload(self) -> None:
         """Check ``model_dir`` for a new artifact before the next batch (signal-handler safe; SIGHUP)."""
@@ -458,7 +477,7 @@ class Service:
                 await self._drain()  # their ids; one whose partition another replica took over is aborted (fenced)
             except ServiceError as error:  # raised again by run(): the listener's caller would only log it
                 self._failure = error
-                self._stop.set()
+                self._begin_stop()
             dropped = []
             for tp in revoked:
                 processor = self._partitions.pop(tp.partition, None)
@@ -500,7 +519,7 @@ class Service:
                 logger.error("%s", failure)
                 self.health.set_failed(str(failure))
                 self._failure = failure
-                self._stop.set()
+                self._begin_stop()
                 return
         self.metrics.rebalances.labels(kind="assigned").inc()
         self.metrics.assigned_partitions.set(len(self._partitions))
@@ -601,28 +620,35 @@ class Service:
 
         Batches are pipelined: batch k+1 is fetched and scored while batch k is being published (its
         transaction or acknowledgements and offset commit); batch k+1 is published only after k completed.
-        Each iteration runs as a task watched by the stop request (``_await_step``): a stop ends in
+        Each iteration runs as a task that a stop request can cancel (``_cut_step``): a stop ends in
         ``shutdown_timeout_seconds`` even while aiokafka or a commit waits on an unreachable broker.
         """
         assert self._consumer is not None, "use `async with Service(...)` or call start() first"
         consumer = self._consumer
-        stopping = asyncio.ensure_future(self._stop.wait())
         try:
             while not self._stop.is_set():
-                if not await self._await_step(asyncio.ensure_future(self._step(consumer)), stopping):
-                    break
+                step = self._running_step = asyncio.ensure_future(self._step(consumer))
+                try:
+                    await step
+                except asyncio.CancelledError:
+                    own = asyncio.current_task()
+                    if not step.cancelled() or (own is not None and own.cancelling()):
+                        raise  # run() itself is cancelled
+                    break  # cut short by the stop request (_cut_step)
+                finally:
+                    self._running_step = None
             await self._final_drain()
             if self._failure is not None:
                 raise self._failure
         except ServiceError as error:
             self.health.set_failed(str(error))
             raise
-        finally:
-            stopping.cancel()
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
         """One iteration: a model reload if due, one ``getmany`` micro-batch, scored and handed to publishing."""
         await self._maybe_reload()
+        if self._stop.is_set():
+            return
         self._fetching = True
         try:
             batches = await consumer.getmany(
@@ -637,23 +663,6 @@ class Service:
         elif self._checkpoint is not None and self._checkpoint.in_flight:
             async with self._lock:
                 await self._drain()
-
-    async def _await_step(self, step: asyncio.Future[None], stopping: asyncio.Future[Any]) -> bool:
-        """Wait for one iteration; returns False when it was cut short by a stop request. A step waiting in
-        ``getmany`` (which has no bound while the group cannot be rejoined, e.g. the coordinator unreachable) is
-        cancelled at once, nothing fetched is lost (offsets are committed only with what was processed); one
-        publishing gets until the shutdown deadline, then it is cancelled and its batch abandoned uncommitted."""
-        await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not step.done() and not self._fetching:
-            await asyncio.wait({step}, timeout=self._shutdown.remaining())
-        if step.done():
-            step.result()
-            return True
-        step.cancel()
-        await asyncio.wait({step}, timeout=MIN_STEP_SECONDS)
-        if step.done() and not step.cancelled() and step.exception() is not None:
-            logger.warning("while stopping: %s", step.exception())
-        return False
 
     async def _final_drain(self) -> None:
         """Commit the batch in flight before stopping, within ``shutdown_timeout_seconds`` of the stop request: one
@@ -765,3 +774,8 @@ class Service:
         detectors = [p.detector for p in self._partitions.values()]
         m.active_streams.set(sum(d.n_streams for d in detectors))
         m.state_bytes.set(sum(d.state_bytes for d in detectors))
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

@@ -60,11 +60,16 @@ class Checkpointer:
 
     async def wait(self) -> set[int]:
         """Wait for the batch in flight (none: returns at once); returns the partitions found fenced and raises
-        what failed otherwise. The batch is no longer in flight once this is called, even if it is cancelled."""
-        inflight, self._inflight = self._inflight, None
+        what failed otherwise. A caller cancelled while waiting (a stop cut short) leaves the batch in flight,
+        running, for ``abandon``: cancelling it here would wait on its transaction's abort, i.e. on the broker."""
+        inflight = self._inflight
         if inflight is None:
             return set()
-        return await inflight
+        try:
+            return await asyncio.shield(inflight)
+        finally:
+            if inflight.done() and self._inflight is inflight:
+                self._inflight = None
 
     async def abandon(self, seconds: float) -> None:
         """Cancel the batch in flight and give it ``seconds`` to end (its transaction is never committed: the
