@@ -10,7 +10,11 @@ are two implementations of the same steps; the parity tests hold them together, 
 ==  ==========================================================================  ===================================
 0   Reject an event whose time or any value is not finite: status              ``kernels/_tile.py``
     ``INVALID_VALUE``, the row is left untouched. Keys are checked before:      ``preprocess_tile``;
-    ``BAD_KEY``; a stream that finds no free row gets ``TABLE_FULL``.           ``state/table.py`` (keys)
+    ``BAD_KEY``; a stream that finds no free row gets ``TABLE_FULL``. A value   ``state/table.py`` (keys);
+    past the magnitude bound (``|v| > 1e18``, or once the stream has 10        ``detector.py``
+    events and a scale ``|v - mean| > 1e6 * max(sd, |mean| / 1000, 1)``)       (``MagnitudeBound``)
+    gets ``MAGNITUDE``: a value that would wreck the running mean and
+    variance.
 1   Time since the stream's previous event, ``dt = max(t - last_time, 0)``      ``preprocess_tile``
     (0 for a stream's first event).
 2   Surprise of the event under the stored forecast: Gaussian NLL of the        ``preprocess_tile``
@@ -66,6 +70,7 @@ class EventStatus(IntEnum):
     INVALID_VALUE = 1
     TABLE_FULL = 2
     BAD_KEY = 3
+    MAGNITUDE = 4
 
 
 _REASONS = {
@@ -73,6 +78,7 @@ _REASONS = {
     EventStatus.INVALID_VALUE: "non_finite_value",
     EventStatus.TABLE_FULL: "stream_table_full",
     EventStatus.BAD_KEY: "invalid_key",
+    EventStatus.MAGNITUDE: "magnitude",
 }
 
 

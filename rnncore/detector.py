@@ -2,13 +2,14 @@
 
 ``Detector.step(keys, times, values)`` maps keys to state rows, advances the rows with the Numba kernels,
 turns each forecast error into a score in [0, 1] and returns everything per event, with a status code for
-events it rejected (non-finite value, stream table full, bad key). Rejected events change no state and do
-not disturb the other events of the batch; only the rows of accepted events change.
+events it rejected (non-finite value, stream table full, bad key, a value past the ``MagnitudeBound``). Rejected
+events change no state and do not disturb the other events of the batch; only the rows of accepted events change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import rnncore.calibration as calibration
 from rnncore import kernels
 from rnncore.contract import EventStatus, StepResult, status_reason
 from rnncore.errors import RnnCoreError
+from rnncore.kernels.layout import COUNT, NORM
 from rnncore.model.bidirectional import ensure_causal
 from rnncore.model.weights import ModelWeights
 from rnncore.state.table import StateTable, columns_from_schema
@@ -27,6 +29,7 @@ __all__ = [
     "DetectorError",
     "EventStatus",
     "IncompatibleModelError",
+    "MagnitudeBound",
     "StepResult",
     "status_reason",
 ]
@@ -46,6 +49,39 @@ class IncompatibleModelError(DetectorError):
 
 class SchemaConflictError(DetectorError):
     """The kernel and scoring state schemas use the same column name."""
+
+
+@dataclass(frozen=True)
+class MagnitudeBound:
+    """Values that would wreck a stream's state are rejected (``EventStatus.MAGNITUDE``) before they touch it.
+
+    One value of 1e20 in a stream of N(0, 1) values moved its running mean to ~1e17 and its variance near the
+    float32 limit, which then hid every later anomaly of the stream (and survived restarts via the changelog). An
+    event is rejected when any value has ``|v| > absolute`` (its square nears float32's limit: no first event may
+    bring one), or, once the stream has ``min_count`` events and a variance above 0, ``|v - mean| > k * max(sd,
+    floor_rel * |mean|, floor_abs)`` with the stream's running mean and sd before the batch. A stream without a
+    scale yet (constant so far, e.g. an idle byte counter at 0) gets the absolute bound only; the floors let a
+    nearly constant one move (at 0 by +-1e6, at 5,000 by +-5e6). Anomalies are thousands of times smaller than
+    the bound (a spike of 50 sd scores 1.0). A rejected event teaches the stream nothing: values that stay past
+    the bound (a level moved by more than a million of its scales) are rejected for as long as they stay."""
+
+    k: float = 1e6
+    floor_rel: float = 1e-3
+    floor_abs: float = 1.0
+    absolute: float = 1e18
+    min_count: int = 10
+
+    def beyond_absolute(self, values: np.ndarray) -> np.ndarray:
+        """Per event of ``values`` [B, F]: any value with ``|v| > absolute``."""
+        return np.asarray((np.abs(values) > self.absolute).any(axis=1))
+
+    def beyond_scale(self, values: np.ndarray, norm: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Per event: the stream (running ``norm`` [B, 2, F] = mean, variance; ``count`` [B]) is past
+        ``min_count`` and a value of a feature with a variance above 0 lies more than ``k`` scales from its mean."""
+        mean, var = norm[:, 0, :], norm[:, 1, :]
+        scale = np.maximum(np.sqrt(np.maximum(var, 0)), np.maximum(self.floor_rel * np.abs(mean), self.floor_abs))
+        far = (var > 0) & (np.abs(values - mean) > self.k * scale)
+        return np.asarray((count >= self.min_count) & far.any(axis=1))
 
 
 def _state_schema(
@@ -76,13 +112,16 @@ class Detector:
         idle_ttl_seconds: float | None = None,
         scoring: calibration.ScoringParams | None = None,
         extra_state: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
+        magnitude: MagnitudeBound | None = MagnitudeBound(),  # noqa: B008 (frozen: one shared default is safe)
     ) -> None:
         """``extra_state``: more per-stream columns ``{name: (shape, dtype)}`` in the same rows (zeroed for a new
-        stream, evicted, snapshotted and restored with the rest), for a scoring stage around the Detector."""
+        stream, evicted, snapshotted and restored with the rest), for a scoring stage around the Detector.
+        ``magnitude``: the bound past which an event is rejected as ``MAGNITUDE`` (None: no bound)."""
         ensure_causal(weights.config, "the online Detector (rnnwatch serve, rnnwatch score, rnnwatch bench nab)")
         self.max_streams = max_streams
         self.idle_ttl_seconds = idle_ttl_seconds
         self.scoring = scoring if scoring is not None else calibration.ScoringParams()
+        self.magnitude = magnitude
         self._extra_state = dict(extra_state or {})
         self._weights = weights
         self._model = kernels.pack(weights)
@@ -152,14 +191,35 @@ class Detector:
     def _rows(self, keys: list[object], times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = values.shape[0]
         finite = np.isfinite(values).all(axis=1) & np.isfinite(times)
-        if finite.all():
-            return self._table.rows_for(keys)
-        # non-finite events never reach the table, so they cannot claim a row
-        status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
-        rows = np.full(B, -1, dtype=np.int64)
-        kept = np.flatnonzero(finite)
-        rows[kept], status[kept] = self._table.rows_for([keys[i] for i in kept.tolist()])
+        bound = self.magnitude
+        huge = bound.beyond_absolute(values) if bound is not None else None
+        if finite.all() and (huge is None or not huge.any()):
+            rows, status = self._table.rows_for(keys)
+        else:  # rejected events never reach the table, so they cannot claim a row
+            status = np.full(B, EventStatus.INVALID_VALUE, dtype=np.int8)
+            if huge is not None:
+                status[finite & huge] = EventStatus.MAGNITUDE
+            rows = np.full(B, -1, dtype=np.int64)
+            kept = np.flatnonzero(finite & (True if huge is None else ~huge))
+            rows[kept], status[kept] = self._table.rows_for([keys[i] for i in kept.tolist()])
+        if bound is not None:
+            self._reject_beyond_scale(bound, rows, status, values)
         return rows, status
+
+    def _reject_beyond_scale(
+        self, bound: MagnitudeBound, rows: np.ndarray, status: np.ndarray, values: np.ndarray
+    ) -> None:
+        """Mark ``MAGNITUDE`` (row -1) the accepted events too far from their stream's running mean (in place)."""
+        ok = np.flatnonzero(status == EventStatus.OK)
+        if not ok.size:
+            return
+        r = rows[ok]
+        columns = self._table.columns
+        beyond = bound.beyond_scale(values[ok], columns[NORM][r], columns[COUNT][r])
+        if beyond.any():
+            bad = ok[beyond]
+            status[bad] = EventStatus.MAGNITUDE
+            rows[bad] = -1
 
     def _scored(
         self, rows: np.ndarray, status: np.ndarray, times: np.ndarray, values: np.ndarray, flat: bool

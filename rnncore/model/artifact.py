@@ -1,11 +1,13 @@
 """Model artifacts: ``model.safetensors`` (weights) plus ``model.json`` (architecture and provenance), no torch.
 
 ``model.json`` holds the format version, the ``ModelConfig`` (``architecture``), the weights file's sha256,
-parameter shapes, the model ``version`` (given, or creation time + digest prefix), rnnwatch version,
-creation time and whatever the trainer adds (features, normalisation,
-training data summary, validation loss), and ``artifact_sha256`` over all of it (format 2, see
-``rnncore.model.artifact_schema``). ``load_artifact`` refuses a missing, corrupt, truncated, edited, mistyped or
-mismatched artifact with ``ArtifactError`` naming the file, the field and the problem, before any weight is used.
+parameter shapes, the model ``version`` (given, or creation time + digest prefix), rnnwatch version, creation
+time and whatever the trainer adds (features, normalisation, training data summary, validation loss),
+``envelope_sha256`` (the sha256 of the ``envelope.npz`` beside them, or null when the artifact has none) and
+``artifact_sha256`` over all of it (format 2, see ``rnncore.model.artifact_schema``): one checksum over weights,
+metadata and envelope. ``load_artifact`` refuses a missing, corrupt, truncated, edited, mistyped or mismatched
+artifact (a swapped or truncated envelope too) with ``ArtifactError`` naming the file, the field and the
+problem, before any weight is used.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from rnncore.model.artifact_schema import (
 from rnncore.model.config import ConfigError, ModelConfig
 from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelError, ModelWeights
+from rnncore.stages.envelope import ENVELOPE_FILE
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
+ENVELOPE_DIGEST = "envelope_sha256"
 __all__ = [
     "FORMAT_VERSION",
     "METADATA_FILE",
@@ -53,6 +57,7 @@ _RESERVED = (
     "parameters",
     "rnnwatch_version",
     "created_at",
+    ENVELOPE_DIGEST,
     ARTIFACT_CHECKSUM,
 )
 
@@ -85,7 +90,8 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
     """Write weights and metadata into ``directory`` (created if needed); returns the ``model.json`` path.
 
     Each file is written to a temporary name and renamed, weights first, so a reader never pairs new
-    metadata with old weights.
+    metadata with old weights. An ``envelope.npz`` in ``directory`` now is part of the artifact (its sha256 is
+    recorded): write it before, as `rnnwatch train` does (which also removes a stale one).
     """
     extra = dict(metadata or {})
     clash = sorted(set(extra) & set(_RESERVED))
@@ -97,6 +103,7 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
     params = {name: np.ascontiguousarray(array) for name, array in weights.params.items()}
     _write_atomically(weights_path, lambda p: save_file(params, str(p), metadata={"format": "pt"}))
     created, digest = datetime.now(UTC), _sha256(weights_path)
+    envelope_path = directory / ENVELOPE_FILE
     document = {
         "format_version": FORMAT_VERSION,
         "architecture": weights.config.to_dict(),
@@ -104,6 +111,7 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
         "weights_sha256": digest,
         "rnnwatch_version": _package_version(),
         "created_at": created.isoformat(),
+        ENVELOPE_DIGEST: _sha256(envelope_path) if envelope_path.is_file() else None,
         # The model's own version (what the service reports): the caller's, or creation time + weights digest.
         "version": str(extra.pop("version", f"{created:%Y%m%dT%H%M%SZ}-{digest[:12]}")),
         **extra,
@@ -135,8 +143,33 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     return document
 
 
+def check_envelope(directory: str | Path, document: Mapping[str, Any]) -> None:
+    """Refuse an ``envelope.npz`` that is not the one ``model.json`` records (swapped, truncated, missing, or present
+    beside an artifact written without one). An artifact written before the envelope was checksummed (no
+    ``envelope_sha256``) is not checked: write it again with `rnnwatch train` to have it checked."""
+    path = Path(directory) / ENVELOPE_FILE
+    if ENVELOPE_DIGEST not in document:
+        return
+    recorded = document[ENVELOPE_DIGEST]
+    if recorded is None:
+        if path.is_file():
+            raise ArtifactError(
+                f"{path} is not part of this artifact ({METADATA_FILE} records no envelope): remove it, or write "
+                "the artifact again with rnnwatch train"
+            )
+        return
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing, but {METADATA_FILE} records one; copy the whole artifact directory")
+    actual = _sha256(path)
+    if actual != recorded:
+        raise ArtifactError(
+            f"{path} is corrupt, truncated or from another artifact: sha256 {actual[:12]}... does not match the "
+            f"recorded {str(recorded)[:12]}...; write the artifact again with rnnwatch train"
+        )
+
+
 def load_artifact(directory: str | Path, expected: ModelConfig | None = None) -> ModelWeights:
-    """Load and verify an artifact (checksum, names, shapes, dtype, finiteness); metadata rides along.
+    """Load and verify an artifact (checksum, envelope, names, shapes, dtype, finiteness); metadata rides along.
 
     With ``expected``, also refuse an artifact whose architecture differs from it. A versioned store
     (``rnncore.model.store``) is read at its ``current`` version.
@@ -161,6 +194,7 @@ def load_artifact(directory: str | Path, expected: ModelConfig | None = None) ->
             f"{weights_path} is corrupt or truncated: sha256 {actual[:12]}... does not match the recorded "
             f"{str(document['weights_sha256'])[:12]}...; re-export the model"
         )
+    check_envelope(directory, document)
     try:
         params = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:

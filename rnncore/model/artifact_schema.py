@@ -5,9 +5,10 @@ NaN state was checkpointed), ``"dt_scale": {}`` raised a TypeError deep in the k
 refuses any such file before a single weight is used, with an ``ArtifactError`` naming the field.
 
 Format 2 adds ``artifact_sha256``: the sha256 of the canonical JSON of every other field. That document holds
-``weights_sha256`` (checked against the weights file), so this one checksum covers weights and metadata
-together; an edited ``model.json`` is refused as corrupt. Format 1 (no ``artifact_sha256``) is still read,
-with the schema check, so artifacts written before format 2 keep loading.
+``weights_sha256`` and ``envelope_sha256`` (checked against the weights and envelope files), so this one
+checksum covers weights, metadata and envelope together; an edited ``model.json`` is refused as corrupt. Format 1
+(no ``artifact_sha256``) is still read, with the schema check, so artifacts written before format 2 keep loading;
+so is a format 2 artifact written before ``envelope_sha256`` existed (its envelope is not checked).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ DOCUMENT: dict[str, Check] = {
     "version": _text,
     "rnnwatch_version": _text,
     "created_at": _timestamp,
+    "envelope_sha256": lambda v: None if v is None else _sha256(v),  # null: the artifact has no envelope
     ARTIFACT_CHECKSUM: _sha256,
 }
 _REQUIRED = ("format_version", "architecture", "weights_sha256")

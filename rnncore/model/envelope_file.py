@@ -1,10 +1,15 @@
 """The envelope's file in the model artifact (``envelope.npz`` beside the weights and ``model.json``): save and load.
 
 Kept with the artifact's other file I/O (``rnncore.model.artifact``) so that the rest of rnncore opens no file.
+``load_envelope`` checks the bytes it reads against the ``envelope_sha256`` that ``model.json`` records (when it
+records one), so a file replaced after ``load_artifact`` verified the artifact is refused too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 from pathlib import Path
 
@@ -35,11 +40,22 @@ def save_envelope(envelope: Envelope, directory: str | Path) -> Path:
 def load_envelope(directory: str | Path) -> Envelope | None:
     """The artifact's envelope (a store's at its ``current`` version), or None when it has none (an artifact from
     before issue 16)."""
-    path = resolve_model_dir(directory) / ENVELOPE_FILE
+    artifact = resolve_model_dir(directory)  # one resolution: the envelope and the model.json that records it
+    path = artifact / ENVELOPE_FILE
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise EnvelopeError(f"{path} cannot be read ({exc}); retrain with rnnwatch train") from exc
+    recorded = _recorded_digest(artifact)
+    if recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
+        raise EnvelopeError(
+            f"{path} is not the envelope model.json records (sha256 {recorded[:12]}...): corrupt, truncated or "
+            "from another artifact; write the artifact again with rnnwatch train"
+        )
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             window, false_alarm, fit_fraction, warmup, alarm_score = data["params"].tolist()
             params = EnvelopeParams(window=int(window), false_alarm=false_alarm, fit_fraction=fit_fraction,
                                     warmup=int(warmup), alarm_score=alarm_score)  # fmt: skip
@@ -47,3 +63,13 @@ def load_envelope(directory: str | Path) -> Envelope | None:
             return Envelope(params, index, data["mu"], data["icov"], data["wmu"], data["wicov"], data["cuts"])
     except (OSError, KeyError, ValueError) as exc:
         raise EnvelopeError(f"{path} cannot be read as an envelope ({exc}); retrain with rnnwatch train") from exc
+
+
+def _recorded_digest(directory: Path) -> str | None:
+    """The ``envelope_sha256`` of the directory's ``model.json``, or None when it records none or cannot be read
+    (``load_artifact`` refuses such an artifact with the reason)."""
+    try:
+        value = json.loads((directory / "model.json").read_text(encoding="utf-8")).get("envelope_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

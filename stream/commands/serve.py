@@ -2,7 +2,8 @@
 
 Settings come from --config (TOML), RNNWATCH_* env vars and the flags below (flags win); the model from
 --model-dir (an artifact directory; SIGHUP or a poll loads a new artifact there without losing state).
-Exit codes: 0 clean stop, 1 service failure, 2 bad config/model.
+Exit codes: 0 clean stop (also a SIGTERM during a broker outage: within shutdown_timeout_seconds, the batch in
+flight abandoned uncommitted), 1 service failure, 2 bad config/model.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "archive_max_bytes": (int, "roll the archive file past this size"),
     "archive_max_age_seconds": (float, "roll the archive file past this age"),
     "status_log_seconds": (float, "one INFO status line this often (0: off)"),
+    "shutdown_timeout_seconds": (float, "on SIGTERM, abandon the batch in flight and close the clients after this"),
 }
 
 

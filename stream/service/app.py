@@ -2,7 +2,8 @@
 
 ``async with Service(config, weights) as service: await service.run()`` joins the consumer group on the input
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
-Every ``getmany`` micro-batch is processed partition by partition and published:
+Every ``getmany`` micro-batch is processed partition by partition and published by ``stream.service.checkpoint``
+(the batch in flight) while the next one is scored:
 
 * ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
   offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
@@ -15,7 +16,8 @@ Every ``getmany`` micro-batch is processed partition by partition and published:
 
 A failed publish stops the service with ``ServiceError`` (in-memory state may be ahead of what Kafka holds);
 a restart restores from the changelog. ``request_stop()`` (wired to SIGTERM/SIGINT by ``rnnwatch serve``)
-finishes the batch in flight and leaves the group.
+finishes the batch in flight and leaves the group within ``shutdown_timeout_seconds`` (``stream.service.shutdown``):
+what the broker has not taken by then is abandoned uncommitted.
 
 Between batches the service picks up a new model artifact in ``model_dir`` (polled every
 ``model_poll_seconds``, or at once after ``request_reload()``, wired to SIGHUP): every partition's detector
@@ -46,17 +48,18 @@ from stream.data.archive import EventArchive
 from stream.errors import StreamError
 from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
+from stream.service.checkpoint import Checkpointer
 from stream.service.codec import EventDecoder
 from stream.service.config import ConfigError, ServiceConfig
 from stream.service.connection import KafkaConnectError, explained_connection_errors
 from stream.service.dead_letter import DeadLetterLimitError
-from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
+from stream.service.fencing import PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
-from stream.service.publisher import BatchPublisher
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
+from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
 from stream.service.topics import (
     PRODUCER_BATCH_BYTES,
@@ -193,12 +196,14 @@ class Service:
         self._retained: dict[int, PartitionProcessor] = {}  # revoked, reusable if nobody advanced the partition
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._shutdown = ShutdownClock(config.shutdown_timeout_seconds)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
         self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
-        self._publisher: BatchPublisher | None = None
-        self._inflight: asyncio.Task[set[int]] | None = None  # its result: the partitions found fenced
+        self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
+        self._fetching = False  # run() is waiting in getmany
+        self._running_step: asyncio.Task[None] | None = None  # run()'s current iteration
         self._probe: asyncio.Task[None] | None = None
         self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
@@ -266,6 +271,9 @@ class Service:
             heartbeat_interval_ms=min(3000, c.session_timeout_ms // 3),
         )
         await self._consumer.start()
+        self._checkpoint = Checkpointer(
+            self.metrics, self._committed, txn=self._txn_producers, producer=self._producer, consumer=self._consumer
+        )
         self._consumer.subscribe([c.input_topic], listener=_RebalanceListener(self))
         self._log_filter = rate_limit_aiokafka_logs()
         probe_client = getattr(self._restorer, "_client", None)  # aiokafka's client of the restore consumer
@@ -292,30 +300,34 @@ class Service:
         )
 
     async def stop(self) -> None:
-        """Leave the group and close every client (idempotent)."""
+        """Leave the group and close every client (idempotent), within ``shutdown_timeout_seconds`` of the stop
+        request: a client the broker keeps waiting is abandoned with a warning (see ``stream.service.shutdown``)."""
         self._stop.set()
+        self._shutdown.start()
+        quiet_abandoned_futures(asyncio.get_running_loop())
         self.health.set_ready(False, "stopping")
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(BaseException):
                 await self._probe
             self._probe = None
-        if self._inflight is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
-            self._inflight.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inflight
-            self._inflight = None
+        if self._checkpoint is not None:  # run() did not finish: the batch's outcome is unknown, abandon it
+            await self._checkpoint.abandon(self._shutdown.remaining(MIN_STEP_SECONDS))
+            self._checkpoint = None
         for name in ("_consumer", "_restorer", "_producer"):
             client = getattr(self, name)
             setattr(self, name, None)
-            if client is not None:
-                try:
-                    await client.stop()
-                except Exception:  # closing must go on for the other clients
-                    logger.exception("error while stopping %s", name.strip("_"))
+            if client is None:
+                continue
+            what = name.strip("_")
+            if not await close_within(what, client.stop(), self._shutdown.remaining(MIN_STEP_SECONDS)):
+                connections = getattr(client, "_client", None)  # what aiokafka's stop skipped after its error
+                if connections is not None:
+                    await close_within(f"{what} connections", connections.close(), MIN_STEP_SECONDS)
         if self._txn_producers is not None:
-            await self._txn_producers.close()
+            producers = self._txn_producers
             self._txn_producers = None
+            await close_within("transactional producers", producers.close(), self._shutdown.remaining(MIN_STEP_SECONDS))
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -331,8 +343,34 @@ class Service:
         logger.info("service stopped after %d batches", self.batches)
 
     def request_stop(self) -> None:
-        """Ask ``run()`` to return after the batch in flight (signal-handler safe)."""
+        """Ask ``run()`` to return after the batch in flight, and start the ``shutdown_timeout_seconds`` clock
+        (signal-handler safe)."""
+        if not self._stop.is_set():
+            logger.info(
+                "stop requested: the batch in flight is committed, then the service leaves the group "
+                "(within shutdown_timeout_seconds=%g)",
+                self.config.shutdown_timeout_seconds,
+            )
+        self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        """Set the stop flag and start the shutdown clock; cut the running iteration short (``_cut_step``)."""
+        self._shutdown.start()
         self._stop.set()
+        self._cut_step()
+
+    def _cut_step(self) -> None:
+        """Cancel the running iteration of ``run()``: at once while it waits in ``getmany`` (which has no bound
+        while the group cannot be rejoined, e.g. its coordinator unreachable in a broker outage; nothing fetched
+        is lost, offsets are committed only with what was processed), else at the shutdown deadline, when its
+        batch is abandoned uncommitted."""
+        step = self._running_step
+        if step is None or step.done():
+            return
+        if self._fetching:
+            step.cancel()
+        else:
+            asyncio.get_running_loop().call_later(self._shutdown.remaining(), _cancel_if_running, step)
 
     def request_reload(self) -> None:
         """Check ``model_dir`` for a new artifact before the next batch (signal-handler safe; SIGHUP)."""
@@ -435,7 +473,7 @@ class Service:
                 await self._drain()  # their ids; one whose partition another replica took over is aborted (fenced)
             except ServiceError as error:  # raised again by run(): the listener's caller would only log it
                 self._failure = error
-                self._stop.set()
+                self._begin_stop()
             dropped = []
             for tp in revoked:
                 processor = self._partitions.pop(tp.partition, None)
@@ -477,7 +515,7 @@ class Service:
                 logger.error("%s", failure)
                 self.health.set_failed(str(failure))
                 self._failure = failure
-                self._stop.set()
+                self._begin_stop()
                 return
         self.metrics.rebalances.labels(kind="assigned").inc()
         self.metrics.assigned_partitions.set(len(self._partitions))
@@ -578,29 +616,66 @@ class Service:
 
         Batches are pipelined: batch k+1 is fetched and scored while batch k is being published (its
         transaction or acknowledgements and offset commit); batch k+1 is published only after k completed.
+        Each iteration runs as a task that a stop request can cancel (``_cut_step``): a stop ends in
+        ``shutdown_timeout_seconds`` even while aiokafka or a commit waits on an unreachable broker.
         """
         assert self._consumer is not None, "use `async with Service(...)` or call start() first"
         consumer = self._consumer
         try:
             while not self._stop.is_set():
-                await self._maybe_reload()
-                batches = await consumer.getmany(
-                    timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
-                )
-                self.health.heartbeat()
-                self._status.maybe_log()
-                if batches:
-                    await self._process(batches)
-                elif self._inflight is not None:
-                    async with self._lock:
-                        await self._drain()
-            async with self._lock:
-                await self._drain()
+                step = self._running_step = asyncio.ensure_future(self._step(consumer))
+                try:
+                    await step
+                except asyncio.CancelledError:
+                    own = asyncio.current_task()
+                    if not step.cancelled() or (own is not None and own.cancelling()):
+                        raise  # run() itself is cancelled
+                    break  # cut short by the stop request (_cut_step)
+                finally:
+                    self._running_step = None
+            await self._final_drain()
             if self._failure is not None:
                 raise self._failure
         except ServiceError as error:
             self.health.set_failed(str(error))
             raise
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        """One iteration: a model reload if due, one ``getmany`` micro-batch, scored and handed to publishing."""
+        await self._maybe_reload()
+        if self._stop.is_set():
+            return
+        self._fetching = True
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=self.config.max_batch_wait_ms, max_records=self.config.max_batch_size
+            )
+        finally:
+            self._fetching = False
+        self.health.heartbeat()
+        self._status.maybe_log()
+        if batches:
+            await self._process(batches)
+        elif self._checkpoint is not None and self._checkpoint.in_flight:
+            async with self._lock:
+                await self._drain()
+
+    async def _final_drain(self) -> None:
+        """Commit the batch in flight before stopping, within ``shutdown_timeout_seconds`` of the stop request: one
+        the broker has not taken by then is abandoned uncommitted (Kafka never shows it; the partitions' next owner
+        scores its events again), so a stop during a broker outage ends in time."""
+        self._shutdown.start()
+        seconds = self._shutdown.remaining()
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._lock:  # a rebalance listener restoring from an unreachable broker holds it
+                    await self._drain()
+        except TimeoutError:
+            logger.warning(
+                "the batch in flight was not committed within shutdown_timeout_seconds=%g (is the broker "
+                "reachable?): abandoned uncommitted, its events are scored again by the partitions' next owner",
+                self.config.shutdown_timeout_seconds,
+            )
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._lock:
@@ -615,17 +690,16 @@ class Service:
                     outcomes[tp] = outcome
             await self._drain()  # the previous batch's publish must complete before this one starts
             outcomes = {tp: o for tp, o in outcomes.items() if tp.partition in self._partitions}  # none fenced
-            if outcomes:
-                self._inflight = asyncio.create_task(self._publish_and_observe(outcomes, started))
+            if outcomes and self._checkpoint is not None:
+                self._checkpoint.start(outcomes, started)
 
     async def _drain(self) -> None:
         """Wait for the batch being published and drop the partitions it found fenced; any other failure becomes
         ``ServiceError`` (call with the lock held)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
+        if self._checkpoint is None or not self._checkpoint.in_flight:
             return
         try:
-            fenced = await inflight
+            fenced = await self._checkpoint.wait()
         except Exception as error:
             raise ServiceError(
                 f"publishing a batch failed ({type(error).__name__}: {error}); "
@@ -671,17 +745,8 @@ class Service:
             return
         request()
 
-    async def _publish_and_observe(self, outcomes: dict[TopicPartition, BatchOutcome], started: float) -> set[int]:
-        """Publish a batch, then count it and archive its events; returns the partitions found fenced (not counted)."""
-        try:
-            fenced = await self._publish(outcomes)
-        except Exception:
-            if any(outcome.changelog for outcome in outcomes.values()):
-                self.metrics.checkpoint_failures.inc()
-            raise
-        outcomes = {tp: outcome for tp, outcome in outcomes.items() if tp.partition not in fenced}
-        if not outcomes:
-            return fenced
+    def _committed(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
+        """A batch was committed (its fenced partitions left out): count it, archive its events, observe it."""
         self.batches += 1
         if self.batches == 1:  # again, now that the first batch has compiled (or loaded) the kernels; no collection
             freeze_startup_heap(collect=False)  # (a full one here costs a stall of ~40 ms)
@@ -689,40 +754,7 @@ class Service:
             for outcome in outcomes.values():
                 if outcome.events is not None:
                     self._archive.write(*outcome.events)
-        self._observe(outcomes, time.perf_counter() - started)
-        return fenced
-
-    async def _publish(self, outcomes: dict[TopicPartition, BatchOutcome]) -> set[int]:
-        """Publish every partition's outcome; returns the partitions whose transaction was fenced (exactly-once:
-        one transaction per partition, all at once; any other failure is raised once all have ended)."""
-        if self._txn_producers is not None:
-            txn = self._txn_producers
-            results = await asyncio.gather(
-                *(
-                    txn.commit(
-                        tp, o.next_offset, [*o.dead_letters, *o.changelog], [] if o.scores is None else [o.scores]
-                    )
-                    for tp, o in outcomes.items()
-                ),
-                return_exceptions=True,
-            )
-            fenced = {r.partition for r in results if isinstance(r, PartitionFencedError)}
-            failure = next(
-                (r for r in results if isinstance(r, BaseException) and not isinstance(r, PartitionFencedError)), None
-            )
-            if failure is not None:
-                raise failure
-            return fenced
-        producer, consumer = self._producer, self._consumer
-        assert producer is not None and consumer is not None
-        offsets = {tp: outcome.next_offset for tp, outcome in outcomes.items()}
-        scores = [outcome.scores for outcome in outcomes.values() if outcome.scores is not None]
-        publisher = BatchPublisher(producer) if self._publisher is None else self._publisher
-        self._publisher = publisher
-        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.dead_letters], scores)
-        await publisher.send_all([r for outcome in outcomes.values() for r in outcome.changelog])
-        await consumer.commit(offsets)
-        return set()
+        self._observe(outcomes, seconds)
 
     def _observe(self, outcomes: dict[TopicPartition, BatchOutcome], seconds: float) -> None:
         m = self.metrics
@@ -738,3 +770,8 @@ class Service:
         detectors = [p.detector for p in self._partitions.values()]
         m.active_streams.set(sum(d.n_streams for d in detectors))
         m.state_bytes.set(sum(d.state_bytes for d in detectors))
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

@@ -136,6 +136,8 @@ class ServiceConfig:
     idle_ttl_seconds: float | None = None
     snapshot_every: int = 100  # delta records between full snapshots in the changelog
     restore_timeout_seconds: float = 300.0  # reading an assignment's changelog longer than this stops the service
+    # SIGTERM/SIGINT: the batch in flight and the clients' close get this long, then are abandoned (nothing committed)
+    shutdown_timeout_seconds: float = 30.0
     changelog_chunk_bytes: int = 512 * 1024
     max_message_bytes: int = 64 * 1024
     max_key_bytes: int = 256
@@ -176,7 +178,7 @@ class ServiceConfig:
         for name, choices in choice_fields:
             if getattr(self, name) not in get_args(choices):
                 raise ConfigError(f"{name} must be one of {get_args(choices)}, got {getattr(self, name)!r}")
-        for name in ("restore_timeout_seconds",):
+        for name in ("restore_timeout_seconds", "shutdown_timeout_seconds"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_batch_wait_ms < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,3 +138,88 @@ def test_metadata_must_be_plain_json_and_not_reserved(tmp_path: Path) -> None:
     save_artifact(tmp_path, weights, {"version": "v7"})
     assert read_metadata(tmp_path)["architecture"] == CONFIG.to_dict()
     assert read_metadata(tmp_path)["version"] == "v7"
+
+
+# ------------------------------------------------------------------ the envelope inside the checksum
+ENVELOPE = "envelope.npz"
+
+
+def _with_envelope(directory: Path, payload: bytes = b"envelope bytes v1") -> ModelWeights:
+    """An artifact whose directory held an envelope file when it was saved (its content is not parsed here)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ENVELOPE).write_bytes(payload)
+    weights = ModelWeights.random(CONFIG, seed=4)
+    save_artifact(directory, weights, {"version": "with-envelope"})
+    return weights
+
+
+def test_the_envelope_digest_is_recorded_inside_the_one_checksum(tmp_path: Path) -> None:
+    _with_envelope(tmp_path)
+    document = read_metadata(tmp_path)
+    assert len(document["envelope_sha256"]) == 64
+    assert document[ARTIFACT_CHECKSUM] == canonical_checksum(document)
+    assert load_artifact(tmp_path).metadata["version"] == "with-envelope"
+    save_artifact(tmp_path / "plain", ModelWeights.random(CONFIG, seed=5))
+    assert read_metadata(tmp_path / "plain")["envelope_sha256"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.write_bytes(b"envelope bytes v2"), "corrupt, truncated or from another artifact"),  # swapped
+        (lambda p: p.write_bytes(p.read_bytes()[:5]), "corrupt, truncated or from another artifact"),  # truncated
+        (lambda p: p.unlink(), "is missing, but model.json records one"),
+    ],
+    ids=["swapped", "truncated", "removed"],
+)
+def test_a_swapped_truncated_or_missing_envelope_is_refused(tmp_path: Path, change: Any, message: str) -> None:
+    _with_envelope(tmp_path)
+    change(tmp_path / ENVELOPE)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(tmp_path)
+
+
+def test_an_envelope_beside_an_artifact_written_without_one_is_refused(tmp_path: Path) -> None:
+    save_artifact(tmp_path, ModelWeights.random(CONFIG, seed=5))
+    (tmp_path / ENVELOPE).write_bytes(b"dropped in later")
+    with pytest.raises(ArtifactError, match="not part of this artifact"):
+        load_artifact(tmp_path)
+
+
+def test_an_artifact_from_before_the_envelope_digest_loads_unchecked(tmp_path: Path) -> None:
+    """Written by an earlier rnnwatch: no envelope_sha256 (and a checksum without it); its envelope is not
+    checked until the artifact is written again."""
+    weights = _with_envelope(tmp_path)
+    document = json.loads((tmp_path / METADATA_FILE).read_text())
+    del document["envelope_sha256"]
+    document[ARTIFACT_CHECKSUM] = canonical_checksum(document)
+    (tmp_path / METADATA_FILE).write_text(json.dumps(document))
+    (tmp_path / ENVELOPE).write_bytes(b"anything")
+    np.testing.assert_array_equal(load_artifact(tmp_path).params["head.weight"], weights.params["head.weight"])
+
+
+def test_removing_the_envelope_digest_from_a_new_artifact_breaks_its_checksum(tmp_path: Path) -> None:
+    _with_envelope(tmp_path)
+    document = json.loads((tmp_path / METADATA_FILE).read_text())
+    del document["envelope_sha256"]
+    (tmp_path / METADATA_FILE).write_text(json.dumps(document))
+    with pytest.raises(ArtifactError, match="corrupt or was edited"):
+        load_artifact(tmp_path)
+
+
+def test_load_envelope_refuses_a_file_replaced_after_the_artifact_was_verified(tmp_path: Path) -> None:
+    """The service reads the envelope again after load_artifact: those bytes are checked against model.json too."""
+    from rnncore.model.envelope_file import load_envelope, save_envelope
+    from rnncore.stages.envelope import EnvelopeError, fit_envelope
+    from stream.data.eventlog import EventRecord
+
+    rng = np.random.default_rng(0)
+    first = fit_envelope([EventRecord("a", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))])
+    other = fit_envelope([EventRecord("b", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))])
+    save_envelope(first, tmp_path)
+    save_artifact(tmp_path, ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=1))
+    loaded = load_envelope(tmp_path)
+    assert loaded is not None and loaded.index == first.index
+    save_envelope(other, tmp_path)  # a valid envelope, of another artifact
+    with pytest.raises(EnvelopeError, match="not the envelope model.json records"):
+        load_envelope(tmp_path)

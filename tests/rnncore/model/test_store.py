@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact, read_metadata, save_artifact
@@ -83,3 +84,21 @@ def test_a_dangling_pointer_names_the_missing_version_and_how_to_fix_it(tmp_path
     with pytest.raises(ModelStoreError, match=r"points at 'v0'.*rnnwatch model use"):
         load_artifact(store)
     assert (store / "v1" / METADATA_FILE).is_file()
+
+
+def test_a_stores_current_envelope_is_checked_against_its_own_model_json(tmp_path: Path) -> None:
+    from rnncore.model.envelope_file import load_envelope, save_envelope
+    from rnncore.stages.envelope import EnvelopeError, fit_envelope
+    from stream.data.eventlog import EventRecord
+
+    rng = np.random.default_rng(0)
+    envelope = fit_envelope([EventRecord("a", float(i), (float(v),)) for i, v in enumerate(rng.normal(size=800))])
+    store = tmp_path / "store"
+    incoming = incoming_dir(store)
+    save_envelope(envelope, incoming)
+    save_artifact(incoming, ModelWeights.random(CONFIG, seed=0), {"version": "v1"})
+    commit_version(store, incoming, "v1")
+    assert load_envelope(store) is not None
+    (store / "v1" / "envelope.npz").write_bytes((store / "v1" / "envelope.npz").read_bytes()[:-10])
+    with pytest.raises(EnvelopeError, match="not the envelope model.json records"):
+        load_envelope(store)

@@ -5,6 +5,11 @@ batch it was publishing and the records it had fetched. Per-partition transactio
 (``stream.service.fencing``): a read_committed reader must see every input offset scored exactly once, with
 the scores of the offline `rnnwatch score` path.
 
+The second half of the events is published only once the takeover is seen: the check that the other replica
+makes progress on all four partitions needs events still to come. (With one publishing run of ~10 s, a takeover
+that a loaded machine delayed past its end found only a backlog, drained in the first batch before the test read
+its baseline: "no progress after the takeover", with nothing left to score.)
+
 ``RNNWATCH_FROZEN_REPLICA_EVENTS=200000`` runs the same scenario as a measurement (not in CI): it prints one
 ``frozen-replica:`` line with the duplicates and missing offsets before asserting.
 """
@@ -50,17 +55,24 @@ def _events(n: int) -> list[tuple[str, float, float]]:
     return [(key, 1000.0 + i, float(v)) for i, (key, v) in enumerate(zip(keys, values, strict=True))]
 
 
-async def _publish_at_rate(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]], rate: float) -> None:
-    """Send the events in order at about ``rate`` events/s (chunks every 50 ms), waiting for every ack."""
+async def _publish_at_rate(
+    bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]], rate: float, hold: threading.Event
+) -> None:
+    """Send the events in order at about ``rate`` events/s (chunks every 50 ms), waiting for every ack; the second
+    half only once ``hold`` is set (the takeover was seen)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         chunk = max(1, int(rate / 20))
-        started = time.perf_counter()
-        for i in range(0, len(payloads), chunk):
-            futures = [await producer.send(topic, value=value, key=key) for key, value in payloads[i : i + chunk]]
-            await asyncio.gather(*futures)
-            await asyncio.sleep(max(0.0, started + (i + chunk) / rate - time.perf_counter()))
+        half = len(payloads) // 2
+        for n, part in enumerate((payloads[:half], payloads[half:])):
+            if n == 1:
+                await asyncio.to_thread(hold.wait, 120)
+            started = time.perf_counter()
+            for i in range(0, len(part), chunk):
+                futures = [await producer.send(topic, value=value, key=key) for key, value in part[i : i + chunk]]
+                await asyncio.gather(*futures)
+                await asyncio.sleep(max(0.0, started + (i + chunk) / rate - time.perf_counter()))
     finally:
         await producer.stop()
 
@@ -116,6 +128,7 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
     other = start_serve(args("replica-other"), log, port_b, env)
     replicas = [frozen, other]
     publisher: threading.Thread | None = None
+    takeover_seen = threading.Event()  # releases the second half of the events
     try:
         assigned = "rnnwatch_assigned_partitions"
         _wait(
@@ -127,7 +140,7 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
         )
         payloads = [(k.encode(), event(k, t, v)) for k, t, v in events]
         publisher = threading.Thread(
-            target=run_sync, args=(_publish_at_rate(kafka_bootstrap, topics["in"], payloads, RATE),)
+            target=run_sync, args=(_publish_at_rate(kafka_bootstrap, topics["in"], payloads, RATE, takeover_seen),)
         )
         publisher.start()
         _wait(
@@ -142,6 +155,7 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
         # past its session timeout: the other replica owns all 4 partitions and has scored more of them
         _wait(lambda: metric(port_b, assigned) == 4, 60, "takeover by the other replica", [other], log)
         taken_over = metric(port_b, "rnnwatch_events_consumed_total")
+        takeover_seen.set()  # at least N_EVENTS // 2 more events to come: progress cannot be missed
         _wait(
             lambda: metric(port_b, "rnnwatch_events_consumed_total") > taken_over + RATE,
             30,
@@ -172,6 +186,7 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
             if replica.poll() is None:
                 replica.send_signal(signal.SIGCONT)
                 replica.kill()
+        takeover_seen.set()
         if publisher is not None:
             publisher.join(5)
 

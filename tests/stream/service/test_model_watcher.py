@@ -117,3 +117,27 @@ def test_moving_a_stores_current_pointer_is_a_change_and_a_dangling_pointer_is_r
     use_version(store, "v2")
     loaded = watcher.load_if_changed()
     assert loaded is not None and loaded.metadata["version"] == "v2"
+
+
+def test_a_new_artifact_with_a_swapped_envelope_is_refused_before_any_swap(tmp_path: Path) -> None:
+    """The envelope is inside the artifact's checksum: a hot reload whose envelope.npz is not the one its
+    model.json records is refused by the loader, so the service never swaps (and keeps the old model)."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "envelope.npz").write_bytes(b"envelope of v1")
+    save_artifact(model_dir, OLD, {"version": "v1"})
+    watcher = ModelWatcher(model_dir, poll_seconds=0)
+    assert watcher.load_if_changed() is None
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "envelope.npz").write_bytes(b"envelope of v2")
+    save_artifact(staging, NEW, {"version": "v2"})
+    _copy(staging, model_dir, WEIGHTS_FILE)
+    (model_dir / "envelope.npz").write_bytes(b"envelope of v2, cut")  # truncated or swapped in transit
+    _copy(staging, model_dir, METADATA_FILE)
+    with pytest.raises(ArtifactError, match="envelope.npz is corrupt, truncated or from another artifact"):
+        watcher.load_if_changed()
+    _copy(staging, model_dir, "envelope.npz")  # the right one arrives: the artifact is complete
+    watcher.request()
+    loaded = watcher.load_if_changed()
+    assert loaded is not None and loaded.metadata["version"] == "v2"
