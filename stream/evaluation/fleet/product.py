@@ -8,31 +8,19 @@ what the user gets. Single-feature streams and 8-sensor machines need separate m
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
-import io
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from stream.evaluation.fleet.generator import FleetUnit
+from stream.evaluation.product_path import ProductPathError, ProductScores, train_and_score_logs
+
+__all__ = ["ProductPathError", "ProductRun", "train_and_score", "write_log"]
 
 
-class ProductPathError(RuntimeError):
-    """`rnnwatch train` or `rnnwatch score` refused the fleet's logs; the message carries the CLI's own output."""
-
-
-@dataclass(frozen=True)
-class ProductRun:
-    """Scores per unit name (test rows, in order), the artifact directory and the CLI's default threshold."""
-
-    scores: dict[str, np.ndarray]
-    artifact: Path
-    threshold: float
+ProductRun = ProductScores  # scores per unit name, artifact, default threshold
 
 
 def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
@@ -46,46 +34,17 @@ def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
     return path
 
 
-def _cli(
-    add_arguments: Callable[[argparse.ArgumentParser], None],
-    run: Callable[[argparse.Namespace], int],
-    argv: list[str],
-) -> tuple[argparse.Namespace, str]:
-    """Parse ``argv`` with a command's own parser and run it, capturing what it prints."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = run(args)
-    if code != 0:
-        raise ProductPathError(f"{argv[0]}... exited {code}: {output.getvalue().strip()[-800:]}")
-    return args, output.getvalue()
-
-
 def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: float | None = None) -> ProductRun:
     """`rnnwatch train --logs train.csv --out model` then `rnnwatch score --logs test.csv --model model`.
 
     ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default).
     """
-    from stream.commands import score, train
-
     workdir.mkdir(parents=True, exist_ok=True)
     train_log = write_log(workdir / "train.csv", units, "train")
     test_log = write_log(workdir / "test.csv", units, "test")
-    artifact, scored = workdir / "model", workdir / "scores.jsonl"
-    budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
-    _cli(train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget])
-    args, _ = _cli(
-        score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
-    )
-    per_key: dict[str, list[float]] = {u.name: [] for u in units}
-    with scored.open("rb") as handle:
-        for line in handle:
-            row = orjson.loads(line)
-            per_key[row["key"]].append(float(row["score"]))
-    scores = {name: np.asarray(v, dtype=np.float64) for name, v in per_key.items()}
+    run = train_and_score_logs(train_log, test_log, workdir, train_seconds)
+    scores = {u.name: run.scores.get(u.name, np.empty(0)) for u in units}
     for u in units:
         if scores[u.name].shape[0] != u.test.shape[0]:
             raise ProductPathError(f"{u.name}: scored {scores[u.name].shape[0]} of {u.test.shape[0]} test events")
-    return ProductRun(scores, artifact, float(args.threshold))
+    return ProductRun(scores, run.artifact, run.threshold)
