@@ -26,7 +26,7 @@ def have_matplotlib() -> bool:
 def plot_files(path: Path, files: Sequence[tuple[Scored, np.ndarray, float]], features: Sequence[str]) -> Path:
     """Write a PNG: per (scored file, its test values, its pointwise F1), the features standardised and stacked
     with labelled rows shaded orange and flagged rows marked red; below, the score over the default threshold
-    (log scale; the flag line at 1)."""
+    (the flag line at 1)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,8 +50,9 @@ def plot_files(path: Path, files: Sequence[tuple[Scored, np.ndarray, float]], fe
         top.set_title(f"{s.name}: pointwise F1 {f1:.2f} (orange = labelled, red = flagged at the default threshold)")
         top.set_yticks([])
         top.legend(loc="upper right", fontsize=6, ncol=min(9, z.shape[1] + 1))
-        bottom.semilogy(idx, np.maximum(s.score, 1e-3), lw=0.6, color="tab:purple")
+        bottom.plot(idx, s.score, lw=0.6, color="tab:purple")
         bottom.axhline(1.0, color="red", lw=0.8, ls="--")
+        bottom.set_ylim(0, max(1.05, float(s.score.max()) * 1.02))
         bottom.set_ylabel("score / thr", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
