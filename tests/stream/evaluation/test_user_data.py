@@ -68,3 +68,17 @@ def test_metrics_per_file_and_pooled() -> None:
     assert delay_seconds(np.zeros(200, dtype=bool), times, s.events) != delay_seconds(s.score >= 1, times, s.events)
     both = measure(pool([s, s]))
     assert both["events"] == 4 and both["f1"] == pytest.approx(m["f1"])
+
+
+def test_iso_times_are_sorted_and_files_without_a_normal_file_use_their_own_rows(tmp_path) -> None:
+    data, normal = tmp_path / "data", tmp_path / "normal"
+    data.mkdir(), normal.mkdir()
+    write_labelled(data / "a.csv", n=400, fault=(200, 250))
+    write_labelled(normal / "a.csv", n=300, fault=None)
+    minutes = range(9, -1, -1)  # written newest first
+    rows = [f"2026-01-01T00:{m:02d}:{s:02d}Z,{m},{s},{int(m >= 6)}" for m in minutes for s in range(0, 60, 2)]
+    (data / "b.csv").write_text("\n".join(["time,x,y,fault", *rows]) + "\n")
+    a, b = load_user_data(data, "fault", normal=normal)
+    assert a.train_source.startswith("normal file") and a.values.shape[0] == 400
+    assert b.train_source == "rows before the first label" and b.train_values.shape == (180, 2)
+    assert np.all(np.diff(b.times) == 2.0) and b.labels.all() and b.values[0].tolist() == [6.0, 0.0]
