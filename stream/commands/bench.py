@@ -5,6 +5,8 @@ per profile) and ends with exactly one machine-readable line
 ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> seconds=<s>`` for rnnwatch.
 ``fleet``: `rnnwatch train` then `rnnwatch score` (default settings) on seeded synthetic fleets beside a
 rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
+``rigs``: the same path through `rnnwatch evaluate`'s code on seeded 8-sensor pump rigs
+(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-seconds``; sizes: ``bench/rigs.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go and the training budget."""
     from stream.evaluation.fleet.runner import add_fleet_arguments
 
-    parser.add_argument("benchmark", choices=["nab", "fleet"], help="benchmark to run")
+    parser.add_argument("benchmark", choices=["nab", "fleet", "rigs"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
     parser.add_argument("--out", type=Path, default=Path("out/nab"), help="nab: results directory (NAB layout)")
     parser.add_argument(
@@ -54,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         from stream.evaluation.fleet.runner import run_fleet
 
         return run_fleet(args)
+    if args.benchmark == "rigs":
+        from stream.evaluation.rigs.runner import run_rigs_command
+
+        return run_rigs_command(args)
     from stream.evaluation.nab_data import load_profiles, load_series, load_windows
     from stream.evaluation.rnnwatch_nab import NabRnnSettings, rnnwatch_detectors
     from stream.evaluation.runner import (

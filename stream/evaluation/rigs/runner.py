@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,3 +130,21 @@ def run_rigs(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, di
         ]
     )
     return text, metrics
+
+
+def run_rigs_command(args: argparse.Namespace) -> int:
+    """`rnnwatch bench rigs`: ``--split``, ``--seeds`` and ``--train-seconds`` from the bench flags, the sizes at
+    :func:`add_rig_arguments`' defaults; prints the report; 2 with a one-line message on bad flags."""
+    defaults = argparse.ArgumentParser()
+    add_rig_arguments(defaults)
+    rig_args = defaults.parse_args(["--split", args.split, "--seeds", str(args.seeds)])
+    rig_args.train_seconds = getattr(args, "train_seconds", None)
+    try:
+        split_seeds(rig_args.split, rig_args.seeds)
+    except ValueError as error:
+        print(f"rnnwatch bench rigs: {error}")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="rnnwatch-rigs-") as tmp:
+        text, _ = run_rigs(rig_args, Path(tmp))
+    print(text)
+    return 0

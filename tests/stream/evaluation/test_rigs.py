@@ -76,3 +76,20 @@ def test_bench_rigs_prints_table_baselines_and_one_result_line(capsys) -> None:
     assert {"rigs_point_f1", "rigs_false_alarms", "rigs_event_f1", "t2_point_f1", "zscore_point_f1"} <= set(fields)
     assert 0.0 <= float(fields["rigs_false_alarms"]) <= 1.0
     assert "hotelling_t2_raw" in out and "rolling_zscore" in out and "cooling_fail" in out
+
+
+def test_rnnwatch_bench_rigs_refuses_bad_seeds_in_one_line(capsys) -> None:
+    from stream.cli import main
+
+    assert main(["bench", "rigs", "--seeds", "9"]) == 2
+    assert capsys.readouterr().out.strip() == "rnnwatch bench rigs: --seeds must be between 1 and 8, got 9"
+
+
+@pytest.mark.timeout(300)
+def test_rnnwatch_bench_rigs_runs_the_rig_benchmark(capsys) -> None:
+    from stream.cli import main
+
+    assert main(["bench", "rigs", "--seeds", "1", "--split", "report", "--train-seconds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "report seeds [100]" in out and "3 rigs per site" in out
+    assert sum(line.startswith("RESULT rigs_point_f1=") for line in out.splitlines()) == 1
