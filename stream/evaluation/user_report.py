@@ -2,7 +2,8 @@
 
 Metrics are :mod:`stream.evaluation.fleet.metrics` (never point-adjusted): pointwise F1, false-alarm rate
 (flagged normal rows / normal rows), missed rate, event-wise precision / recall / F1 over the runs of label 1,
-and the median detection delay (rows and seconds from an event's first row to its first flagged row). The
+the median detection delay (rows and seconds from an event's first row to its first flagged row) and the
+false-alarm runs per hour of normal rows (how often an operator is called for nothing). The
 label-chosen best cut is an upper bound only: a user never gets it by default.
 """
 
@@ -29,6 +30,16 @@ def delay_seconds(flag: np.ndarray, times: np.ndarray, events: Sequence[tuple[st
     return float(np.median(delays)) if delays else float("nan")
 
 
+def false_runs_per_hour(flag: np.ndarray, labels: np.ndarray, times: np.ndarray) -> float:
+    """Flagged runs that start on a normal row, per hour of normal rows (rows times the median sampling gap):
+    how often an operator would be called for nothing."""
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], flag.astype(np.int8)])) == 1)
+    false_starts = int(np.sum(labels[starts] == 0))
+    gap = float(np.median(np.diff(times))) if times.shape[0] > 1 else float("nan")
+    hours = float(np.sum(labels == 0)) * gap / 3600.0
+    return false_starts / hours if hours > 0 else float("nan")
+
+
 @dataclass(frozen=True)
 class Scored:
     """One file's test rows with the product's scores (already divided by the default threshold, so 1.0 flags)."""
@@ -50,6 +61,7 @@ def measure(s: Scored, cut: float = 1.0) -> dict[str, float]:
     flag = s.score >= cut
     out = {**pointwise(flag, s.labels), **eventwise(flag, s.events, s.labels)}
     out["delay_seconds"] = delay_seconds(flag, s.times, s.events)
+    out["false_runs_per_hour"] = false_runs_per_hour(flag, s.labels, s.times)
     best = best_threshold(s.score, s.labels) if s.labels.any() and not s.labels.all() else cut
     out["best_f1"] = pointwise(s.score >= best, s.labels)["f1"]
     out["rows"] = float(s.labels.shape[0])
@@ -82,6 +94,7 @@ COLUMNS = (
     ("event_f1", "ev_f1", "{:>7.3f}"),
     ("delay_median", "delay_rows", "{:>11.1f}"),
     ("delay_seconds", "delay_s", "{:>9.1f}"),
+    ("false_runs_per_hour", "false_runs/h", "{:>13.2f}"),
     ("best_f1", "best_cut_f1", "{:>12.3f}"),
 )
 

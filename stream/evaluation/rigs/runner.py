@@ -90,7 +90,17 @@ def split_seeds(split: str, count: int) -> tuple[int, ...]:
     return seeds[:count]
 
 
-HEAD = ("f1", "false_alarm", "missed", "event_precision", "event_recall", "event_f1", "delay_seconds", "best_f1")
+HEAD = (
+    "f1",
+    "false_alarm",
+    "missed",
+    "event_precision",
+    "event_recall",
+    "event_f1",
+    "delay_seconds",
+    "false_runs_per_hour",
+    "best_f1",
+)
 
 
 def format_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:

@@ -65,6 +65,7 @@ def test_metrics_per_file_and_pooled() -> None:
     assert m["event_recall"] == 0.5 and m["false_alarm"] == pytest.approx(1 / 140)
     assert m["missed"] == pytest.approx(45 / 60) and m["delay_median"] == 5.0 and m["delay_seconds"] == 10.0
     assert m["best_f1"] >= m["f1"]
+    assert m["false_runs_per_hour"] == pytest.approx(1 / (140 * 2.0 / 3600))  # one false run in 280 s of normal
     assert delay_seconds(np.zeros(200, dtype=bool), times, s.events) != delay_seconds(s.score >= 1, times, s.events)
     both = measure(pool([s, s]))
     assert both["events"] == 4 and both["f1"] == pytest.approx(m["f1"])
