@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0, or 2 with a one-line message when the files (or the CLI) refuse."""
     from stream.evaluation.product_path import ProductPathError
     from stream.evaluation.user_data import UserDataError, load_user_data
-    from stream.evaluation.user_eval import score_files
+    from stream.evaluation.user_eval import score_files, without_reference
     from stream.evaluation.user_plot import have_matplotlib, plot_files
     from stream.evaluation.user_report import format_rows, measure, pool
 
@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         "score` defaults; best_cut_f1 = label-chosen cut, an upper bound a user does not get"
     )
     print(format_rows([*per_file, ("pooled", pooled)]))
+    bare = without_reference(args.out / "model", [f.key for f in files])
+    if bare:
+        print(
+            f"note: {len(bare)} file(s) {bare[:5]} had too few normal rows for the trained envelope (a frozen reference"
+            " of normal behaviour): they are scored by the forecast alone; give them more normal rows"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     _write_per_file(args.out / "per_file.csv", [*per_file, ("pooled", pooled)])
     if not have_matplotlib():

@@ -28,3 +28,12 @@ def score_files(files: Sequence[EvalFile], workdir: Path, train_seconds: float |
             raise ProductPathError(f"{f.path}: rnnwatch score returned {got} scores for {f.labels.shape[0]} rows")
         out.append(scored(f.key, f.times, f.labels, score, run.threshold))
     return out
+
+
+def without_reference(artifact: Path, keys: Sequence[str]) -> list[str]:
+    """Keys the artifact's frozen envelope has no reference for (too few normal rows for it): those streams are
+    scored by the forecast alone, which the user should know when reading their numbers."""
+    from rnncore.model.envelope_file import load_envelope
+
+    envelope = load_envelope(artifact)
+    return [] if envelope is None else [k for k in keys if k not in envelope.index]

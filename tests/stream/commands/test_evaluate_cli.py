@@ -33,3 +33,15 @@ def test_evaluate_refuses_a_missing_label_column_in_one_line(tmp_path, capsys) -
     assert main(["evaluate", "--data", str(tmp_path), "--label-column", "nope", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rnnwatch evaluate: ") and "'nope'" in err and "\n" not in err
+
+
+@pytest.mark.timeout(240)
+def test_evaluate_says_which_files_had_too_few_normal_rows_for_the_envelope(tmp_path, capsys) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_labelled(data / "long.csv", seed=1)
+    write_labelled(data / "short.csv", n=400, fault=(150, 200), seed=2)  # 150 normal rows: enough to train on
+    argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
+    assert main([*argv, "--worst", "0"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "['short']" in notes[0] and "long" not in notes[0]
