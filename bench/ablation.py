@@ -18,6 +18,7 @@ No product code or flag changes. Prints one table per benchmark and one RESULT l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -115,7 +116,7 @@ def rig_ablation(seeds: tuple[int, ...], rigs: int, root: Path) -> dict[str, dic
         work = site / "work"
         for name, scores in variants(work, work / "model", work / "test.csv").items():
             for s in product:  # product scores are score / threshold (0.99, rnnwatch score's default)
-                pooled[name].append(Scored(s.name, s.times, s.labels, scores[s.name] / 0.99, s.events))
+                pooled[name].append(dataclasses.replace(s, score=scores[s.name] / 0.99))
     return {name: measure(pool(files, name)) for name, files in pooled.items()}
 
 

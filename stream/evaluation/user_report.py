@@ -30,14 +30,22 @@ def delay_seconds(flag: np.ndarray, times: np.ndarray, events: Sequence[tuple[st
     return float(np.median(delays)) if delays else float("nan")
 
 
-def false_runs_per_hour(flag: np.ndarray, labels: np.ndarray, times: np.ndarray) -> float:
-    """Flagged runs that start on a normal row, per hour of normal rows (rows times the median sampling gap):
-    how often an operator would be called for nothing."""
+def row_gaps(times: np.ndarray) -> np.ndarray:
+    """Seconds each row stands for: the gap to the next row (the last row and any non-positive gap: the median)."""
+    if times.shape[0] < 2:
+        return np.zeros(times.shape[0])
+    gaps = np.diff(times)
+    typical = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 0.0
+    gaps = np.where(gaps > 0, gaps, typical)
+    return np.append(gaps, typical)
+
+
+def false_runs_per_hour(flag: np.ndarray, labels: np.ndarray, gaps: np.ndarray) -> float:
+    """Flagged runs that start on a normal row, per hour of normal rows: how often an operator would be called
+    for nothing."""
     starts = np.flatnonzero(np.diff(np.concatenate([[0], flag.astype(np.int8)])) == 1)
-    false_starts = int(np.sum(labels[starts] == 0))
-    gap = float(np.median(np.diff(times))) if times.shape[0] > 1 else float("nan")
-    hours = float(np.sum(labels == 0)) * gap / 3600.0
-    return false_starts / hours if hours > 0 else float("nan")
+    hours = float(np.sum(gaps[labels == 0])) / 3600.0
+    return int(np.sum(labels[starts] == 0)) / hours if hours > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,13 @@ class Scored:
     labels: np.ndarray
     score: np.ndarray
     events: list[tuple[str, int, int]]
+    gaps: np.ndarray  # seconds per row (:func:`row_gaps`), so that a pool of files keeps each file's sampling
 
 
 def scored(name: str, times: np.ndarray, labels: np.ndarray, score: np.ndarray, threshold: float) -> Scored:
     """A :class:`Scored` with events from the labels and the score in units of the default threshold."""
-    return Scored(name, times, labels, np.asarray(score, dtype=np.float64) / threshold, label_events(labels))
+    score = np.asarray(score, dtype=np.float64) / threshold
+    return Scored(name, times, labels, score, label_events(labels), row_gaps(times))
 
 
 def measure(s: Scored, cut: float = 1.0) -> dict[str, float]:
@@ -61,7 +71,7 @@ def measure(s: Scored, cut: float = 1.0) -> dict[str, float]:
     flag = s.score >= cut
     out = {**pointwise(flag, s.labels), **eventwise(flag, s.events, s.labels)}
     out["delay_seconds"] = delay_seconds(flag, s.times, s.events)
-    out["false_runs_per_hour"] = false_runs_per_hour(flag, s.labels, s.times)
+    out["false_runs_per_hour"] = false_runs_per_hour(flag, s.labels, s.gaps)
     best = best_threshold(s.score, s.labels) if s.labels.any() and not s.labels.all() else cut
     out["best_f1"] = pointwise(s.score >= best, s.labels)["f1"]
     out["rows"] = float(s.labels.shape[0])
@@ -77,9 +87,8 @@ def pool(files: Sequence[Scored], name: str = "pooled") -> Scored:
         events += [(k, s + offset, e + offset) for k, s, e in f.events]
         offset += f.labels.shape[0]
     cat = np.concatenate
-    return Scored(
-        name, cat([f.times for f in files]), cat([f.labels for f in files]), cat([f.score for f in files]), events
-    )
+    times, labels, score = (cat([getattr(f, a) for f in files]) for a in ("times", "labels", "score"))
+    return Scored(name, times, labels, score, events, cat([f.gaps for f in files]))
 
 
 COLUMNS = (

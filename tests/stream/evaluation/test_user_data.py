@@ -83,3 +83,13 @@ def test_iso_times_are_sorted_and_files_without_a_normal_file_use_their_own_rows
     assert a.train_source.startswith("normal file") and a.values.shape[0] == 400
     assert b.train_source == "rows before the first label" and b.train_values.shape == (180, 2)
     assert np.all(np.diff(b.times) == 2.0) and b.labels.all() and b.values[0].tolist() == [6.0, 0.0]
+
+
+def test_false_runs_per_hour_keeps_each_files_sampling_when_pooled() -> None:
+    labels = np.zeros(100, dtype=np.int64)
+    score = np.zeros(100)
+    score[[10, 50]] = 2.0  # two false runs per file
+    fast = scored("fast", np.arange(100) * 2.0, labels, score, 1.0)  # 200 s of normal rows
+    slow = scored("slow", 1e6 + np.arange(100) * 10.0, labels, score, 1.0)  # 1000 s
+    assert measure(fast)["false_runs_per_hour"] == pytest.approx(2 / (200 / 3600))
+    assert measure(pool([fast, slow]))["false_runs_per_hour"] == pytest.approx(4 / (1200 / 3600))
