@@ -56,7 +56,7 @@ class EvalFile:
 def _column(names: list[str], wanted: str, path: Path, what: str) -> int:
     lowered = [n.strip().lower() for n in names]
     if wanted.lower() not in lowered:
-        raise UserDataError(f"{path}: no {what} column {wanted!r} in the header {names[:12]!r} (set {what} flag)")
+        raise UserDataError(f"{path}: the header {names[:12]!r} has no column {wanted!r} (name it with {what})")
     return lowered.index(wanted.lower())
 
 

@@ -31,7 +31,7 @@ def test_a_normal_file_of_the_same_name_trains_and_the_whole_file_is_tested(tmp_
 
 def test_refusals_are_one_line_and_name_the_file(tmp_path) -> None:
     path = write_labelled(tmp_path / "a.csv")
-    with pytest.raises(UserDataError, match="no --label-column column 'label'") as error:
+    with pytest.raises(UserDataError, match=r"has no column 'label' \(name it with --label-column\)") as error:
         load_user_data(tmp_path, "label")
     assert "\n" not in str(error.value) and "a.csv" in str(error.value)
     text = path.read_text().splitlines()
