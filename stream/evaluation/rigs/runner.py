@@ -103,12 +103,24 @@ HEAD = (
 )
 
 
+def row_recall(s: Scored, cut: float = 1.0) -> dict[str, float]:
+    """Share of each fault kind's rows flagged at ``cut`` (``rows_<kind>``): which faults are found only in part."""
+    flag = s.score >= cut
+    hit: dict[str, list[float]] = {}
+    for kind, start, end in s.events:
+        hit.setdefault(kind, []).append(float(flag[start:end].sum()))
+        hit.setdefault("_n_" + kind, []).append(float(end - start))
+    return {f"rows_{k}": sum(hit[k]) / sum(hit["_n_" + k]) for k in FAULTS if k in hit}
+
+
 def format_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
-    """Headline metrics per detector at its default cut, then recall per fault kind."""
+    """Headline metrics per detector at its default cut, then recall per fault kind (events, then rows)."""
     lines = [f"{'detector':<20}" + "".join(f"{c[:12]:>13}" for c in HEAD)]
     lines += [f"{n:<20}" + "".join(f"{m.get(c, float('nan')):>13.3f}" for c in HEAD) for n, m in rows]
     lines += ["", f"{'recall per fault':<20}" + "".join(f"{k[:12]:>13}" for k in FAULTS)]
     lines += [f"{n:<20}" + "".join(f"{m.get('recall_' + k, float('nan')):>13.2f}" for k in FAULTS) for n, m in rows]
+    lines += ["", f"{'rows flagged':<20}" + "".join(f"{k[:12]:>13}" for k in FAULTS)]
+    lines += [f"{n:<20}" + "".join(f"{m.get('rows_' + k, float('nan')):>13.2f}" for k in FAULTS) for n, m in rows]
     return "\n".join(lines)
 
 
@@ -121,7 +133,7 @@ def run_rigs(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, di
         rigs = make_site(seed, args.rigs, args.n_normal, args.n_test)
         for name, got in score_site(rigs, workdir / f"site{seed}", args.train_seconds).items():
             pooled[name] += got
-    metrics = {name: measure(pool(files, name)) for name, files in pooled.items()}
+    metrics = {name: measure(pool(files, name)) | row_recall(pool(files, name)) for name, files in pooled.items()}
     anomalous = int(sum(np.sum(s.labels) for s in pooled["rnnwatch"]))
     rows = sum(s.labels.shape[0] for s in pooled["rnnwatch"])
     ours, z, t2 = (metrics[n] for n in DETECTORS)

@@ -1,5 +1,6 @@
 """The rig generator (seeded, physically coupled, faults hidden inside the sensors' ranges) and its benchmark."""
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 
 from stream.evaluation.rigs.generator import FAULT_ROWS, FAULTS, SENSORS, make_rig, make_site
-from stream.evaluation.rigs.runner import write_site
+from stream.evaluation.rigs.runner import row_recall, write_site
 from stream.evaluation.user_data import load_user_data
+from stream.evaluation.user_report import scored
 
 
 def test_a_rig_is_seeded_and_labelled_by_its_fault_schedule() -> None:
@@ -75,7 +77,17 @@ def test_bench_rigs_prints_table_baselines_and_one_result_line(capsys) -> None:
     fields = dict(item.split("=") for item in result[0].split()[1:])
     assert {"rigs_point_f1", "rigs_false_alarms", "rigs_event_f1", "t2_point_f1", "zscore_point_f1"} <= set(fields)
     assert 0.0 <= float(fields["rigs_false_alarms"]) <= 1.0
-    assert "hotelling_t2_raw" in out and "rolling_zscore" in out and "cooling_fail" in out
+    assert "hotelling_t2_raw" in out and "rolling_zscore" in out and "cooling_fail" in out and "rows flagged" in out
+
+
+def test_row_recall_is_the_share_of_each_kinds_rows_flagged() -> None:
+    labels = np.zeros(100, dtype=np.int64)
+    labels[10:20] = labels[50:90] = 1
+    score = np.zeros(100)
+    score[15:20] = score[50:60] = 2.0
+    s = scored("r", np.arange(100.0), labels, score, 1.0)
+    s = dataclasses.replace(s, events=[("leak", 10, 20), ("leak", 50, 90)])
+    assert row_recall(s) == {"rows_leak": 15 / 50}
 
 
 def test_rnnwatch_bench_rigs_refuses_bad_seeds_in_one_line(capsys) -> None:
