@@ -47,6 +47,13 @@ VARIANTS = ("trained", "untrained", "network_only", "envelope_only")
 _ARTIFACT_OWN = {"format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at"}
 
 
+def score_threshold() -> float:
+    """`rnnwatch score`'s default ``--threshold``, read from its own parser."""
+    parser = argparse.ArgumentParser()
+    score.add_arguments(parser)
+    return float(parser.get_default("threshold"))
+
+
 def variant_artifact(trained: Path, out: Path, variant: str) -> Path:
     """A copy of the trained artifact for ``untrained`` (random weights) or ``network_only`` (no envelope)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -115,8 +122,8 @@ def rig_ablation(seeds: tuple[int, ...], rigs: int, root: Path) -> dict[str, dic
         product = score_site(make_site(seed, rigs), site, None)["rnnwatch"]
         work = site / "work"
         for name, scores in variants(work, work / "model", work / "test.csv").items():
-            for s in product:  # product scores are score / threshold (0.99, rnnwatch score's default)
-                pooled[name].append(dataclasses.replace(s, score=scores[s.name] / 0.99))
+            for s in product:  # product scores are score / threshold: divide the variants' the same way
+                pooled[name].append(dataclasses.replace(s, score=scores[s.name] / score_threshold()))
     return {name: measure(pool(files, name)) for name, files in pooled.items()}
 
 

@@ -31,11 +31,12 @@ def test_variants_are_the_products_parts(tmp_path) -> None:
     files = load_user_data(data, "fault")
     work = tmp_path / "work"
     product = score_files(files, work, train_seconds=3)
-    got = _bench().variants(work, work / "model", work / "test.csv")
+    bench = _bench()
+    got = bench.variants(work, work / "model", work / "test.csv")
     assert set(got) == {"trained", "untrained", "network_only", "envelope_only"}
     for s in product:
         trained, env, bare = got["trained"][s.name], got["envelope_only"][s.name], got["network_only"][s.name]
-        assert np.allclose(trained, s.score * 0.99, atol=1e-6)  # the rescored product is the product
+        assert np.allclose(trained, s.score * bench.score_threshold(), atol=1e-6)  # the rescored product is the product
         assert np.allclose(trained, np.maximum(bare, env), atol=1e-5)  # max(Detector, envelope), as documented
         assert np.all(got["untrained"][s.name] >= env - 1e-5)  # the same envelope under other weights
     trained_w, random_w = load_artifact(work / "model"), load_artifact(work / "untrained")
