@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "topics": "Create the topics `rnnwatch serve` reads and writes (changelog compacted)",
     "train": "Train a model offline by BPTT from event logs (needs the train extra: torch)",
     "score": "Score an event log offline through the same online path as the service",
+    "evaluate": "Score your own labelled CSV files the way the service would and report F1, false alarms, delay",
     "model": "List a model directory's versions, or point its `current` at one (rollback)",
     "send": "Publish events to the service's input topic, from event logs or a synthetic fleet",
     "tail": "Print the service's score records (read_committed) as JSON Lines",

@@ -7,6 +7,8 @@ under NAB's protocol and at the product's default threshold, per TUNE / REPORT h
 one line ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> default_standard=<x> ... seconds=<s>``
 (``stream.evaluation.nab_bench``).
 ``fleet``: seeded synthetic fleets beside a rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
+``rigs``: the same path through `rnnwatch evaluate`'s code on seeded 8-sensor pump rigs
+(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-seconds``; sizes: ``bench/rigs.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go, which split and the training budget."""
     from stream.evaluation.fleet.runner import add_fleet_arguments
 
-    parser.add_argument("benchmark", choices=["nab", "fleet"], help="benchmark to run")
+    parser.add_argument("benchmark", choices=["nab", "fleet", "rigs"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
     parser.add_argument("--out", type=Path, default=Path("out/nab"), help="nab: results directory (NAB layout)")
     parser.add_argument(
@@ -69,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
             return 2
         args.split = args.split or "tune"
         return run_fleet(args)
+    if args.benchmark == "rigs":
+        from stream.evaluation.rigs.runner import run_rigs_command
+
+        if args.split == "all":
+            print("rnnwatch bench rigs: --split is tune or report (seeds are never pooled)", file=sys.stderr)
+            return 2
+        args.split = args.split or "tune"
+        return run_rigs_command(args)
     if getattr(args, "bidirectional", False):
         print(
             "rnnwatch bench nab: --bidirectional is refused: NAB forbids look-ahead and a bidirectional model scores "

@@ -1,7 +1,8 @@
-"""Run a CLI command (`rnnwatch train`, `rnnwatch score`) in process through its own parser and ``run``.
+"""The product path a user runs: `rnnwatch train` on normal logs, then `rnnwatch score` on test logs.
 
-Benchmarks call this instead of re-implementing a command, so the defaults and the code they measure are
-exactly what a user gets from the command line.
+The CLI's own argument parsers and ``run`` functions are called with nothing but the paths (plus an optional
+training budget), so the defaults and the code are exactly what the user gets. Shared by the fleet benchmark,
+`rnnwatch evaluate` and the rig benchmark, so that none of them can drift from the CLI.
 """
 
 from __future__ import annotations
@@ -10,10 +11,28 @@ import argparse
 import contextlib
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from stream.errors import StreamError
 
 
-class ProductPathError(RuntimeError):
-    """A CLI command refused the benchmark's input; the message carries the command's own output."""
+class ProductPathError(StreamError, RuntimeError):
+    """`rnnwatch train` or `rnnwatch score` refused the logs; the message carries the CLI's own output."""
+
+
+@dataclass(frozen=True)
+class ProductScores:
+    """Scores per stream key (its test events in time order), the artifact directory, the default threshold and,
+    for multi-feature streams, the per-feature contributions `rnnwatch score` wrote ([T, F], NaN where none)."""
+
+    scores: dict[str, np.ndarray]
+    artifact: Path
+    threshold: float
+    contributions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_cli(
@@ -21,8 +40,7 @@ def run_cli(
     run: Callable[[argparse.Namespace], int],
     argv: list[str],
 ) -> tuple[argparse.Namespace, str]:
-    """Parse ``argv`` with a command's own parser and run it, capturing what it prints; a non-zero exit raises
-    :class:`ProductPathError` with the tail of that output."""
+    """Parse ``argv`` with a command's own parser and run it, capturing what it prints."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(argv)
@@ -32,3 +50,35 @@ def run_cli(
     if code != 0:
         raise ProductPathError(f"{argv[0]}... exited {code}: {output.getvalue().strip()[-800:]}")
     return args, output.getvalue()
+
+
+def train_and_score_logs(
+    train_log: Path, test_log: Path, workdir: Path, train_seconds: float | None = None
+) -> ProductScores:
+    """`rnnwatch train --logs TRAIN --out WORKDIR/model` then `rnnwatch score --logs TEST --model WORKDIR/model`.
+
+    ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default). Scores
+    are grouped by key in the order `rnnwatch score` writes them: time order, ties in file order.
+    """
+    from stream.commands import score, train
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    artifact, scored = workdir / "model", workdir / "scores.jsonl"
+    budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
+    run_cli(
+        train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget]
+    )
+    args, _ = run_cli(
+        score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
+    )
+    per_key: dict[str, list[float]] = {}
+    shares: dict[str, list[list[float]]] = {}
+    with scored.open("rb") as handle:
+        for line in handle:
+            row = orjson.loads(line)
+            per_key.setdefault(row["key"], []).append(float(row["score"]))
+            if "contributions" in row:
+                shares.setdefault(row["key"], []).append([np.nan if v is None else v for v in row["contributions"]])
+    scores = {key: np.asarray(v, dtype=np.float64) for key, v in per_key.items()}
+    contributions = {key: np.asarray(v, dtype=np.float64) for key, v in shares.items()}
+    return ProductScores(scores, artifact, float(args.threshold), contributions)

@@ -43,13 +43,14 @@ def best_threshold(score: np.ndarray, labels: np.ndarray, candidates: int = 200)
 
 
 def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.ndarray) -> dict[str, float]:
-    """Recall per kind, detection delay (events from onset), precision over flagged runs outside any event."""
+    """Recall per kind (any kind name), detection delay (events from onset), precision over flagged runs outside
+    any event."""
     out: dict[str, float] = {}
-    hit: dict[str, list[int]] = {k: [] for k in CODES}
+    hit: dict[str, list[int]] = {k: [] for k in CODES}  # fleet kinds first, in order; other kinds as they come
     delays = []
     for kind, s, e in events:
         idx = np.flatnonzero(flag[s:e])
-        hit[kind].append(int(idx.size > 0))
+        hit.setdefault(kind, []).append(int(idx.size > 0))
         if idx.size:
             delays.append(int(idx[0]))
     for k, v in hit.items():

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from stream.evaluation.fleet.generator import FleetUnit
-from stream.evaluation.product_path import ProductPathError, run_cli
+from stream.evaluation.product_path import ProductPathError, ProductScores, train_and_score_logs
 
 __all__ = ["ProductPathError", "ProductRun", "train_and_score", "write_log"]
 
 
-@dataclass(frozen=True)
-class ProductRun:
-    """Scores per unit name (test rows, in order), the artifact directory, the CLI's default threshold and, for
-    multi-feature units, the per-feature contributions the CLI wrote ([T, F], NaN where it had none)."""
-
-    scores: dict[str, np.ndarray]
-    artifact: Path
-    threshold: float
-    contributions: dict[str, np.ndarray] = field(default_factory=dict)
+ProductRun = ProductScores  # scores per unit name, artifact, default threshold
 
 
 def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
@@ -49,29 +39,12 @@ def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: fl
 
     ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default).
     """
-    from stream.commands import score, train
-
     workdir.mkdir(parents=True, exist_ok=True)
     train_log = write_log(workdir / "train.csv", units, "train")
     test_log = write_log(workdir / "test.csv", units, "test")
-    artifact, scored = workdir / "model", workdir / "scores.jsonl"
-    budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
-    train_argv = ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget]
-    run_cli(train.add_arguments, train.run, train_argv)
-    args, _ = run_cli(
-        score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
-    )
-    per_key: dict[str, list[float]] = {u.name: [] for u in units}
-    shares: dict[str, list[list[float]]] = {u.name: [] for u in units}
-    with scored.open("rb") as handle:
-        for line in handle:
-            row = orjson.loads(line)
-            per_key[row["key"]].append(float(row["score"]))
-            if "contributions" in row:
-                shares[row["key"]].append([np.nan if v is None else v for v in row["contributions"]])
-    scores = {name: np.asarray(v, dtype=np.float64) for name, v in per_key.items()}
-    contributions = {name: np.asarray(v, dtype=np.float64) for name, v in shares.items() if v}
+    run = train_and_score_logs(train_log, test_log, workdir, train_seconds)
+    scores = {u.name: run.scores.get(u.name, np.empty(0)) for u in units}
     for u in units:
         if scores[u.name].shape[0] != u.test.shape[0]:
             raise ProductPathError(f"{u.name}: scored {scores[u.name].shape[0]} of {u.test.shape[0]} test events")
-    return ProductRun(scores, artifact, float(args.threshold), contributions)
+    return ProductRun(scores, run.artifact, run.threshold, run.contributions)

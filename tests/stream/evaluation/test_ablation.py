@@ -1,0 +1,44 @@
+"""bench/ablation.py: the artifact variants score through `rnnwatch score` and the envelope alone is its part."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from rnncore.model.artifact import load_artifact
+from stream.evaluation.user_data import load_user_data
+from stream.evaluation.user_eval import score_files
+from tests.stream.evaluation.labelled_files import write_labelled
+
+
+def _bench() -> ModuleType:
+    path = Path(__file__).resolve().parents[3] / "bench" / "ablation.py"
+    spec = importlib.util.spec_from_file_location("bench_ablation", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(240)
+def test_variants_are_the_products_parts(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_labelled(data / "a.csv", seed=1)
+    write_labelled(data / "b.csv", fault=(1100, 1250), seed=2)
+    files = load_user_data(data, "fault")
+    work = tmp_path / "work"
+    product = score_files(files, work, train_seconds=3)
+    bench = _bench()
+    got = bench.variants(work, work / "model", work / "test.csv")
+    assert set(got) == {"trained", "untrained", "network_only", "envelope_only"}
+    for s in product:
+        trained, env, bare = got["trained"][s.name], got["envelope_only"][s.name], got["network_only"][s.name]
+        assert np.allclose(trained, s.score * bench.score_threshold(), atol=1e-6)  # the rescored product is the product
+        assert np.allclose(trained, np.maximum(bare, env), atol=1e-5)  # max(Detector, envelope), as documented
+        assert np.all(got["untrained"][s.name] >= env - 1e-5)  # the same envelope under other weights
+    trained_w, random_w = load_artifact(work / "model"), load_artifact(work / "untrained")
+    assert trained_w.config == random_w.config and random_w.metadata["version"] == "untrained-seed0"
+    assert not all(np.array_equal(trained_w.params[k], random_w.params[k]) for k in trained_w.params)

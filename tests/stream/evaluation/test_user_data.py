@@ -1,0 +1,95 @@
+"""`rnnwatch evaluate`'s input checks, train/test split and metrics on tiny generated files."""
+
+import numpy as np
+import pytest
+
+from stream.evaluation.user_data import UserDataError, load_user_data
+from stream.evaluation.user_report import delay_seconds, label_events, measure, pool, scored
+from tests.stream.evaluation.labelled_files import write_labelled
+
+
+def test_rows_before_the_first_label_train_and_the_rest_is_tested(tmp_path) -> None:
+    write_labelled(tmp_path / "pump1.csv", n=600, fault=(350, 450))
+    (f,) = load_user_data(tmp_path, "fault")
+    assert f.key == "pump1" and f.features == ("s0", "s1") and f.train_source == "rows before the first label"
+    assert f.train_values.shape == (350, 2) and f.values.shape == (250, 2)
+    assert f.labels[:100].all() and not f.labels[100:].any()
+    assert f.times[0] == f.train_times[-1] + 1
+
+
+def test_a_normal_file_of_the_same_name_trains_and_the_whole_file_is_tested(tmp_path) -> None:
+    data, normal = tmp_path / "data", tmp_path / "normal"
+    data.mkdir(), normal.mkdir()
+    write_labelled(data / "pump1.csv", n=300, fault=(10, 40))
+    write_labelled(normal / "pump1.csv", n=400, fault=None, seed=1)
+    (f,) = load_user_data(data, "fault", normal=normal)
+    assert f.train_values.shape == (400, 2) and f.values.shape == (300, 2) and f.labels.sum() == 30
+    write_labelled(normal / "other.csv", n=400, fault=None)
+    with pytest.raises(UserDataError, match="match no file"):
+        load_user_data(data, "fault", normal=normal)
+
+
+def test_refusals_are_one_line_and_name_the_file(tmp_path) -> None:
+    path = write_labelled(tmp_path / "a.csv")
+    with pytest.raises(UserDataError, match=r"has no column 'label' \(name it with --label-column\)") as error:
+        load_user_data(tmp_path, "label")
+    assert "\n" not in str(error.value) and "a.csv" in str(error.value)
+    text = path.read_text().splitlines()
+    text[5] = text[5][: text[5].rindex(",")] + ",2"
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(UserDataError, match=r"a.csv:6: .*labels must be 0 or 1"):
+        load_user_data(tmp_path, "fault")
+    write_labelled(path)
+    write_labelled(tmp_path / "b.csv", features=3)
+    with pytest.raises(UserDataError, match="same feature columns"):
+        load_user_data(tmp_path, "fault")
+
+
+def test_too_few_rows_before_the_first_label_is_refused(tmp_path) -> None:
+    write_labelled(tmp_path / "a.csv", fault=(20, 60))
+    with pytest.raises(UserDataError, match="--normal DIR"):
+        load_user_data(tmp_path, "fault")
+
+
+def test_metrics_per_file_and_pooled() -> None:
+    labels = np.zeros(200, dtype=np.int64)
+    labels[50:70] = 1
+    labels[120:160] = 1
+    assert label_events(labels) == [("anomaly", 50, 70), ("anomaly", 120, 160)]
+    score = np.zeros(200)
+    score[55:70] = 2.0  # caught 5 rows late
+    score[10] = 2.0  # one false alarm
+    times = np.arange(200) * 2.0
+    s = scored("f", times, labels, score, threshold=2.0)
+    m = measure(s)
+    assert m["event_recall"] == 0.5 and m["false_alarm"] == pytest.approx(1 / 140)
+    assert m["missed"] == pytest.approx(45 / 60) and m["delay_median"] == 5.0 and m["delay_seconds"] == 10.0
+    assert m["best_f1"] >= m["f1"]
+    assert m["false_runs_per_hour"] == pytest.approx(1 / (140 * 2.0 / 3600))  # one false run in 280 s of normal
+    assert delay_seconds(np.zeros(200, dtype=bool), times, s.events) != delay_seconds(s.score >= 1, times, s.events)
+    both = measure(pool([s, s]))
+    assert both["events"] == 4 and both["f1"] == pytest.approx(m["f1"])
+
+
+def test_iso_times_are_sorted_and_files_without_a_normal_file_use_their_own_rows(tmp_path) -> None:
+    data, normal = tmp_path / "data", tmp_path / "normal"
+    data.mkdir(), normal.mkdir()
+    write_labelled(data / "a.csv", n=400, fault=(200, 250))
+    write_labelled(normal / "a.csv", n=300, fault=None)
+    minutes = range(9, -1, -1)  # written newest first
+    rows = [f"2026-01-01T00:{m:02d}:{s:02d}Z,{m},{s},{int(m >= 6)}" for m in minutes for s in range(0, 60, 2)]
+    (data / "b.csv").write_text("\n".join(["time,x,y,fault", *rows]) + "\n")
+    a, b = load_user_data(data, "fault", normal=normal)
+    assert a.train_source.startswith("normal file") and a.values.shape[0] == 400
+    assert b.train_source == "rows before the first label" and b.train_values.shape == (180, 2)
+    assert np.all(np.diff(b.times) == 2.0) and b.labels.all() and b.values[0].tolist() == [6.0, 0.0]
+
+
+def test_false_runs_per_hour_keeps_each_files_sampling_when_pooled() -> None:
+    labels = np.zeros(100, dtype=np.int64)
+    score = np.zeros(100)
+    score[[10, 50]] = 2.0  # two false runs per file
+    fast = scored("fast", np.arange(100) * 2.0, labels, score, 1.0)  # 200 s of normal rows
+    slow = scored("slow", 1e6 + np.arange(100) * 10.0, labels, score, 1.0)  # 1000 s
+    assert measure(fast)["false_runs_per_hour"] == pytest.approx(2 / (200 / 3600))
+    assert measure(pool([fast, slow]))["false_runs_per_hour"] == pytest.approx(4 / (1200 / 3600))
