@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from rnncore.model.artifact import load_artifact, save_artifact
+from rnncore.model.artifact import RESERVED_METADATA, load_artifact, save_artifact
 from rnncore.model.envelope_file import load_envelope
+from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
 from stream.commands import score
 from stream.data.eventlog import read_event_logs
@@ -43,8 +44,6 @@ from stream.evaluation.rigs.runner import score_site, split_seeds
 from stream.evaluation.user_report import Scored, measure, pool
 
 VARIANTS = ("trained", "untrained", "network_only", "envelope_only")
-# model.json keys the artifact writes itself (rnncore.model.artifact keeps its list private)
-_ARTIFACT_OWN = {"format_version", "architecture", "weights_sha256", "parameters", "rnnwatch_version", "created_at"}
 
 
 def score_threshold() -> float:
@@ -55,17 +54,18 @@ def score_threshold() -> float:
 
 
 def variant_artifact(trained: Path, out: Path, variant: str) -> Path:
-    """A copy of the trained artifact for ``untrained`` (random weights) or ``network_only`` (no envelope)."""
+    """A copy of the trained artifact for ``untrained`` (random weights, same envelope) or ``network_only`` (the
+    trained weights, no envelope), written through ``save_artifact`` so the one checksum covers what is there."""
     out.mkdir(parents=True, exist_ok=True)
+    source = resolve_model_dir(trained)  # a store: its current version
+    weights = load_artifact(source)
+    metadata = {k: v for k, v in weights.metadata.items() if k not in set(RESERVED_METADATA) | {"version"}}
     if variant == "untrained":
-        weights = load_artifact(trained)
-        own = _ARTIFACT_OWN | {"artifact_sha256", "version"}
-        metadata = {k: v for k, v in weights.metadata.items() if k not in own}
+        shutil.copy(source / "envelope.npz", out / "envelope.npz")  # before model.json: inside its checksum
         save_artifact(out, ModelWeights.random(weights.config, seed=0), {**metadata, "version": "untrained-seed0"})
-        shutil.copy(trained / "envelope.npz", out / "envelope.npz")
     else:
-        for name in ("model.json", "model.safetensors"):
-            shutil.copy(trained / name, out / name)
+        metadata.pop("envelope", None)
+        save_artifact(out, weights, {**metadata, "version": "network-only"})
     return out
 
 

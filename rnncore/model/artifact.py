@@ -44,13 +44,14 @@ ENVELOPE_DIGEST = "envelope_sha256"
 __all__ = [
     "FORMAT_VERSION",
     "METADATA_FILE",
+    "RESERVED_METADATA",
     "WEIGHTS_FILE",
     "ArtifactError",
     "load_artifact",
     "read_metadata",
     "save_artifact",
 ]
-_RESERVED = (
+RESERVED_METADATA = (  # keys save_artifact writes itself; a caller's metadata may not set them
     "format_version",
     "architecture",
     "weights_sha256",
@@ -94,7 +95,7 @@ def save_artifact(directory: str | Path, weights: ModelWeights, metadata: Mappin
     recorded): write it before, as `rnnwatch train` does (which also removes a stale one).
     """
     extra = dict(metadata or {})
-    clash = sorted(set(extra) & set(_RESERVED))
+    clash = sorted(set(extra) & set(RESERVED_METADATA))
     if clash:
         raise ArtifactError(f"metadata keys {clash} are reserved for the artifact itself")
     directory = Path(directory)
