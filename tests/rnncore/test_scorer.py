@@ -53,7 +53,8 @@ def test_load_scorer_reads_the_artifact_and_its_envelope(tmp_path: Path) -> None
     save_artifact(tmp_path, WEIGHTS)
     bare = load_scorer(tmp_path)
     assert isinstance(bare, EnvelopedDetector) and not bare.envelope.index
-    save_envelope(_envelope(), tmp_path)
+    save_envelope(_envelope(), tmp_path)  # then model.json again: the envelope is inside the artifact's checksum
+    save_artifact(tmp_path, WEIGHTS)
     scorer = load_scorer(tmp_path, max_streams=3)
     assert isinstance(scorer, EnvelopedDetector) and scorer.max_streams == 3
     assert isinstance(load_scorer(tmp_path, pipeline="seasonal"), ScoringPipeline)

@@ -25,7 +25,7 @@ def test_evaluate_reports_per_file_and_pooled_and_plots(tmp_path, capsys) -> Non
     assert float(pooled["rows"]) == 500 + 450 and float(pooled["events"]) == 2
     assert float(pooled["event_recall"]) == 1.0  # a 10-sigma shift of one sensor is found in both files
     assert 0.0 <= float(pooled["false_alarm"]) <= 1.0 and float(pooled["best_f1"]) >= float(pooled["f1"])
-    assert (out / "worst_files.png").stat().st_size > 10_000 and (out / "model" / "model.json").exists()
+    assert (out / "worst_files.png").stat().st_size > 10_000 and (out / "model" / "current" / "model.json").exists()
 
 
 def test_evaluate_refuses_a_missing_label_column_in_one_line(tmp_path, capsys) -> None:

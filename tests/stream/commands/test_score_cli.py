@@ -213,8 +213,8 @@ def test_a_multi_feature_model_says_which_features_drive_each_score(tmp_path: Pa
 
     rng = np.random.default_rng(1)
     model = tmp_path / "wide"
-    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))
     save_envelope(fit_envelope([EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]), model)
+    save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))  # checksums it
     log = tmp_path / "wide.jsonl"
     rows = [[float(v) for v in rng.normal(size=2)] for _ in range(60)]
     rows[50][1] = 12.0  # the second feature alone is far out

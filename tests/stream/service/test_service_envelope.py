@@ -35,8 +35,8 @@ def _values(seed: int, n: int) -> np.ndarray:
 
 
 def _artifact(directory: Path) -> Path:
+    save_envelope(fit_envelope(_training_records()), directory)  # first: model.json's checksum covers it
     save_artifact(directory, WEIGHTS, {"version": "with-envelope"})
-    save_envelope(fit_envelope(_training_records()), directory)
     return directory
 
 
