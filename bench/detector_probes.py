@@ -6,10 +6,12 @@ Bench-side only (no product change). Two phases, so that post-processing candida
   (`rnnwatch train` + `rnnwatch score`, CLI defaults: :func:`stream.evaluation.user_eval.score_files`,
   :func:`stream.evaluation.fleet.product.train_and_score`); then the trained artifact's Detector is run over each
   unit's normal rows followed by its test rows (one event per unit per batch), recording ``Detector.step``'s
-  mean/scale/nll and the top-layer hidden state from the state table, three times: trained weights with the
-  running normalisation (as shipped), trained weights with the normalisation frozen per stream at the end of
-  the normal rows, seeded random weights (``ModelWeights.random(config, seed=0)``) frozen the same way. Each
-  unit's arrays and the product's own scores go to one ``.npz`` in the cache.
+  mean/scale/nll and the top-layer hidden state from the state table, four times: trained weights with the
+  running normalisation (as shipped, ``trained_run``), trained weights with the normalisation frozen per stream
+  at the end of the normal rows (``trained_frozen``), trained and seeded random weights
+  (``ModelWeights.random(config, seed=0)``) with every row normalised by the unit's fit-row mean and variance
+  (``trained_fixed``, ``untrained_fixed``; ``_tx`` / ``_ux`` in combination names). Each unit's arrays and the
+  product's own scores go to one ``.npz`` in the cache, the artifact beside them.
 * ``report``: every candidate from the cache. Each candidate is a distance from a reference fitted on a
   unit's normal rows ``WARMUP .. WARMUP + 0.7 (n - WARMUP)`` and never updated, cut at the 0.995 quantile of its
   own score on the held-out rest of the normal rows (the envelope's rule, ``rnncore.stages.envelope``; no
@@ -23,6 +25,7 @@ Bench-side only (no product change). Two phases, so that post-processing candida
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -52,14 +55,19 @@ WARMUP = 200  # the envelope's: first normal rows left out of every reference
 FIT_FRACTION = 0.7  # the envelope's: of the rest, the reference fit; then the held-out normal rows for the cut
 QUANTILE = 0.995  # the envelope's cut: 0.5 % of held-out normal rows above it
 CACHE = Path(tempfile.gettempdir()) / "rnnwatch-detector-probes"
+CHOSEN = ("product", "env8", "env4|hyst0.5")  # chosen on TUNE (bench/DETECTOR_FINDINGS.md), then run on REPORT
 AFTER = 200  # rows after a fault's end counted for the share of false alarms that linger
-PASSES = ("trained_run", "trained_frozen", "untrained_frozen")
+PASSES = ("trained_run", "trained_frozen", "trained_fixed", "untrained_fixed")
 
 
 # ---------------------------------------------------------------------------------------------- collect
-def _passes(weights: ModelWeights, values: np.ndarray, times: np.ndarray, n_normal: int, frozen: bool,
+def _passes(weights: ModelWeights, values: np.ndarray, times: np.ndarray, n_normal: int, mode: str,
             keys: Sequence[str]) -> dict[str, np.ndarray]:  # fmt: skip
-    """Hidden [U, T, H], standardised one-step residuals [U, T, F] and nll [U, T] over normal then test rows."""
+    """Hidden [U, T, H], standardised one-step residuals [U, T, F] and nll [U, T] over normal then test rows.
+
+    ``mode``: ``run`` (the running normalisation, as shipped), ``frozen`` (running over the normal rows, then held
+    at its value at the end of them), ``fixed`` (every row normalised by the mean and variance of the unit's fit
+    rows: a per-stream normalisation from the training logs, the same in reference and test)."""
     detector = Detector(weights, max_streams=len(keys))
     U, T, F = values.shape
     columns = detector.table.columns
@@ -67,12 +75,15 @@ def _passes(weights: ModelWeights, values: np.ndarray, times: np.ndarray, n_norm
     hidden = np.zeros((U, T, weights.config.hidden_size), dtype=np.float32)
     resid, nll = np.zeros((U, T, F)), np.zeros((U, T))
     mean, scale = np.zeros((U, F)), np.ones((U, F))
-    saved = None
+    fit = slice(WARMUP, WARMUP + int((n_normal - WARMUP) * FIT_FRACTION))
+    held = None
+    if mode == "fixed":
+        held = np.stack([values[:, fit].mean(axis=1), values[:, fit].var(axis=1)], axis=1).astype(np.float32)
     for t in range(T):
-        if frozen and t == n_normal:
-            saved = columns[layout.NORM][rows].copy()
-        if saved is not None:
-            columns[layout.NORM][rows] = saved
+        if mode == "frozen" and t == n_normal:
+            held = columns[layout.NORM][rows].copy()
+        if held is not None:
+            columns[layout.NORM][rows] = held
         out = detector.step(list(keys), times[:, t], values[:, t])
         resid[:, t] = (values[:, t] - mean) / scale
         mean, scale = out.mean.reshape(U, F), np.maximum(out.scale.reshape(U, F), 1e-6)
@@ -102,12 +113,10 @@ def _save_group(units: Sequence[_Unit], artifact: Path, out: Path) -> None:
     values = np.stack([np.concatenate([u.normal, u.test]) for u in units]).astype(np.float64)
     times = np.stack([np.concatenate([u.normal_times, u.test_times]) for u in units])
     keys = [u.name for u in units]
-    got = {
-        "trained_run": _passes(trained, values, times, n, False, keys),
-        "trained_frozen": _passes(trained, values, times, n, True, keys),
-        "untrained_frozen": _passes(untrained, values, times, n, True, keys),
-    }
+    got = {p: _passes(trained if p.startswith("trained") else untrained, values, times, n, p.split("_")[1], keys)
+           for p in PASSES}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(artifact, out / "models" / units[0].name, dirs_exist_ok=True)  # to re-run passes later
     for i, u in enumerate(units):
         arrays = {f"{p}_{k}": v[i] for p, d in got.items() for k, v in d.items()}
         np.savez_compressed(
@@ -193,6 +202,19 @@ def pca_t2_spe(x: np.ndarray, fit: slice, share: float = 0.95) -> tuple[np.ndarr
     p = vt[:k].T
     scores = z @ p
     return np.sum(scores**2 / var[:k], axis=1), np.sum((z - scores @ p.T) ** 2, axis=1)
+
+
+def conditional(x: np.ndarray, fit: slice) -> np.ndarray:
+    """Per feature, its standardised residual given all the others under the fit rows' Gaussian:
+    ``(S^-1 d)_j / sqrt((S^-1)_jj)`` (the leave-one-out regression residual; = z-score for F = 1)."""
+    mu, icov = _mean_icov(x[fit])
+    return np.asarray(((x - mu) @ icov) / np.sqrt(np.diag(icov)))
+
+
+def max_sq(z: np.ndarray, fit: slice) -> np.ndarray:
+    """max over features of the squared feature, each standardised on the fit rows (a 1-dof statistic)."""
+    ref = z[fit]
+    return np.asarray(np.max(((z - ref.mean(axis=0)) / (ref.std(axis=0) + 1e-9)) ** 2, axis=1))
 
 
 def boxcar(x: np.ndarray, window: int, log_of_square: bool = False) -> np.ndarray:
@@ -296,14 +318,17 @@ def base_candidates(u: Cached) -> dict[str, np.ndarray]:
             r[f"pca_spe_ew{w}"] = ratio(ewma(spe, w), u)
     for p in PASSES:
         r[f"hidden_{p}"] = ratio(t2(u.arrays[f"{p}_hidden"], fit), u)
-    for p in ("trained_run", "trained_frozen"):
+    for p in PASSES:
         res = u.arrays[f"{p}_resid"].astype(np.float64)
         r[f"resid_{p}"] = ratio(t2(res, fit), u)
         for w in (8, 32):
             r[f"resid{w}_{p}"] = ratio(t2(boxcar(res, w, log_of_square=True), fit), u)
-    r["resid8_untrained_frozen"] = ratio(
-        t2(boxcar(u.arrays["untrained_frozen_resid"].astype(np.float64), 8, True), fit), u
-    )
+    z = conditional(x, fit)
+    r["cond_max"] = ratio(max_sq(z, fit), u)
+    for w in (8, 32):
+        zw = ew_features(z, w)[:, :F]
+        r[f"cond_ew{w}_max"] = ratio(max_sq(zw, fit), u)
+        r[f"cond_ew{w}_t2"] = ratio(t2(zw, fit), u)
     dyn = t2(slow_means(x), fit)
     r["dyn_t2"], r["dyn_t2_ew8"] = ratio(dyn, u), ratio(ewma(dyn, 8), u)
     r["nll_trained_run"] = ratio(u.arrays["trained_run_nll"].astype(np.float64), u)
@@ -314,34 +339,50 @@ def base_candidates(u: Cached) -> dict[str, np.ndarray]:
 
 
 COMBOS: dict[str, tuple[str, ...]] = {
-    "env8+hidden_tf": ("env8", "hidden_trained_frozen"),
-    "env8+hidden_uf": ("env8", "hidden_untrained_frozen"),
-    "env32+hidden_tf": ("env32", "hidden_trained_frozen"),
-    "env8+resid8_tf": ("env8", "resid8_trained_frozen"),
-    "env8+resid8_uf": ("env8", "resid8_untrained_frozen"),
-    "env8+resid32_tf": ("env8", "resid32_trained_frozen"),
-    "env8+hidden_tf+resid8_tf": ("env8", "hidden_trained_frozen", "resid8_trained_frozen"),
+    "env8+hidden_tx": ("env8", "hidden_trained_fixed"),
+    "env8+hidden_ux": ("env8", "hidden_untrained_fixed"),
+    "env32+hidden_tx": ("env32", "hidden_trained_fixed"),
+    "env8+resid8_tx": ("env8", "resid8_trained_fixed"),
+    "env8+resid8_ux": ("env8", "resid8_untrained_fixed"),
+    "env8+resid32_tx": ("env8", "resid32_trained_fixed"),
+    "env8+hidden_tx+resid8_tx": ("env8", "hidden_trained_fixed", "resid8_trained_fixed"),
     "env8+pca_spe": ("env8", "pca_spe"),
-    "env4+hidden_tf": ("env4", "hidden_trained_frozen"),
-    "env16+hidden_tf": ("env16", "hidden_trained_frozen"),
+    "env4+hidden_tx": ("env4", "hidden_trained_fixed"),
+    "env16+hidden_tx": ("env16", "hidden_trained_fixed"),
     "raw+box8": ("raw_t2", "box8_t2"),
-    "raw+resid8_tf": ("raw_t2", "resid8_trained_frozen"),
-    "hidden_tf+resid8_tf": ("hidden_trained_frozen", "resid8_trained_frozen"),
+    "raw+resid8_tx": ("raw_t2", "resid8_trained_fixed"),
+    "hidden_tx+resid8_tx": ("hidden_trained_fixed", "resid8_trained_fixed"),
     "env8+spe_ew8": ("env8", "pca_spe_ew8"),
     "env8+spe_ew32": ("env8", "pca_spe_ew32"),
-    "env8+spe_ew8+hidden_tf": ("env8", "pca_spe_ew8", "hidden_trained_frozen"),
-    "env8+spe_ew8+resid8_tf": ("env8", "pca_spe_ew8", "resid8_trained_frozen"),
-    "env8+hidden_uf+resid8_uf": ("env8", "hidden_untrained_frozen", "resid8_untrained_frozen"),
+    "env8+spe_ew8+hidden_tx": ("env8", "pca_spe_ew8", "hidden_trained_fixed"),
+    "env8+spe_ew8+resid8_tx": ("env8", "pca_spe_ew8", "resid8_trained_fixed"),
+    "env8+hidden_ux+resid8_ux": ("env8", "hidden_untrained_fixed", "resid8_untrained_fixed"),
     "env8+ewmean32": ("env8", "ewmean32_t2"),
     "env8+ewmean64": ("env8", "ewmean64_t2"),
-    "env8+ewmean32+hidden_uf": ("env8", "ewmean32_t2", "hidden_untrained_frozen"),
+    "env8+ewmean32+hidden_ux": ("env8", "ewmean32_t2", "hidden_untrained_fixed"),
+    "env8+cond_ew8_max": ("env8", "cond_ew8_max"),
+    "env8+cond_ew32_max": ("env8", "cond_ew32_max"),
+    "env8+cond_ew32_t2": ("env8", "cond_ew32_t2"),
+    "env8+cond_max": ("env8", "cond_max"),
+    "env8+cond_ew32_max+hidden_tx": ("env8", "cond_ew32_max", "hidden_trained_fixed"),
+    "env8+cond_ew32_max+resid8_tx": ("env8", "cond_ew32_max", "resid8_trained_fixed"),
+    "env8+cond_ew32_max+resid8_ux": ("env8", "cond_ew32_max", "resid8_untrained_fixed"),
     "env8+dyn": ("env8", "dyn_t2"),
     "env8+dyn_ew8": ("env8", "dyn_t2_ew8"),
-    "env8+dyn_ew8+hidden_tf": ("env8", "dyn_t2_ew8", "hidden_trained_frozen"),
-    "env8+dyn_ew8+resid8_tf": ("env8", "dyn_t2_ew8", "resid8_trained_frozen"),
+    "env8+dyn_ew8+hidden_tx": ("env8", "dyn_t2_ew8", "hidden_trained_fixed"),
+    "env8+dyn_ew8+resid8_tx": ("env8", "dyn_t2_ew8", "resid8_trained_fixed"),
 }
-LOWER_CUT_ON = ("env8", "env4", "env8+hidden_tf", "env8+hidden_uf", "env8+spe_ew8", "env8+dyn_ew8")
-SMOOTH_ON = ("env8", "env8+hidden_tf", "env8+resid8_tf", "env8+spe_ew8")
+LOWER_CUT_ON = (
+    "env8+cond_ew32_max",
+    "env8+cond_ew8_max",
+    "env8",
+    "env4",
+    "env8+hidden_tx",
+    "env8+hidden_ux",
+    "env8+spe_ew8",
+    "env8+dyn_ew8",
+)
+SMOOTH_ON = ("env8", "env8+hidden_tx", "env8+resid8_tx", "env8+spe_ew8")
 POST: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "hyst0.7": lambda r: hysteresis(r, 0.7),
     "hyst0.5": lambda r: hysteresis(r, 0.5),
@@ -353,17 +394,24 @@ POST_ON = (
     "env16",
     "env8",
     "env4",
-    "env8+hidden_tf",
-    "env8+hidden_uf",
-    "env8+resid8_tf",
-    "env8+resid8_uf",
+    "env8+hidden_tx",
+    "env8+hidden_ux",
+    "env8+resid8_tx",
+    "env8+resid8_ux",
     "env8+spe_ew8",
-    "env8+spe_ew8+resid8_tf",
-    "env8+hidden_uf+resid8_uf",
+    "env8+spe_ew8+resid8_tx",
+    "env8+hidden_ux+resid8_ux",
+    "env8+cond_ew8_max",
+    "env8+cond_ew32_max",
+    "env8+cond_ew32_t2",
+    "env8+cond_max",
+    "env8+cond_ew32_max+hidden_tx",
+    "env8+cond_ew32_max+resid8_tx",
+    "env8+cond_ew32_max+resid8_ux",
     "env8+dyn",
     "env8+dyn_ew8",
-    "env8+dyn_ew8+hidden_tf",
-    "env8+dyn_ew8+resid8_tf",
+    "env8+dyn_ew8+hidden_tx",
+    "env8+dyn_ew8+resid8_tx",
 )
 
 
@@ -459,10 +507,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         text, got = report(out / bench, kinds, f"{bench} {args.split}")
         print(text + "\n")
-        for name in ("product", "env32", "env8", "env8+hidden_tf"):
-            if name in got:
-                m = got[name]
-                result.append(f"{bench}_{name}_point_f1={m['f1']:.3f} {bench}_{name}_fa={m['false_alarm']:.3f}")
+        for name in CHOSEN:
+            m = got[name]
+            result.append(
+                f"{bench}_{name}_point_f1={m['f1']:.3f} {bench}_{name}_fa={m['false_alarm']:.3f} "
+                f"{bench}_{name}_event_f1={m['event_f1']:.3f}"
+            )
     print("RESULT " + " ".join(result) + f" seconds={time.perf_counter() - start:.1f}")
     return 0
 
