@@ -454,12 +454,24 @@ def metrics(scores: list[np.ndarray], units: Sequence[Cached], kinds: Sequence[s
         after[e : e + AFTER] = True
     false = flag & (labels == 0)
     out["fa_after_share"] = float(np.sum(false & after) / max(np.sum(false), 1))
+    out["after_base"] = float(np.sum(after & (labels == 0)) / max(np.sum(labels == 0), 1))  # all normal rows
     binary = len(np.unique(score)) <= 2
     out["best_f1"] = out["f1"] if binary else pointwise(score >= best_threshold(score, labels), labels)["f1"]
     for k in kinds:
         rows = np.concatenate([np.arange(s, e) for kk, s, e in events if kk == k] or [np.empty(0, dtype=np.int64)])
         out["prec_" + k] = float(flag[rows].mean()) if rows.size else float("nan")  # pointwise recall of kind k
     return out
+
+
+def _worst_units(scores: list[np.ndarray], units: Sequence[Cached], top: int = 3) -> str:
+    """The units with the most false-alarm rows, their share of all of them, the rate without them."""
+    fa = np.array([np.sum((s >= 1.0) & (u.labels == 0)) for s, u in zip(scores, units, strict=True)])
+    normal = np.array([np.sum(u.labels == 0) for u in units])
+    worst = np.argsort(-fa)[:top]
+    rest = (fa.sum() - fa[worst].sum()) / max(normal.sum() - normal[worst].sum(), 1)
+    names = ", ".join(f"{units[i].name} {fa[i] / normal[i]:.2f}" for i in worst)
+    share = fa[worst].sum() / max(fa.sum(), 1)
+    return f"{top} units with most false alarms ({names}) carry {share:.2f} of them; rest {rest:.3f}"
 
 
 def report(folder: Path, kinds: Sequence[str], title: str) -> tuple[str, dict[str, dict[str, float]]]:
@@ -475,6 +487,10 @@ def report(folder: Path, kinds: Sequence[str], title: str) -> tuple[str, dict[st
     lines = [f"{title}: {len(units)} units, cut = held-out normal {QUANTILE} quantile; best_f1 label-chosen"]
     lines.append(f"{'candidate':<30}" + "".join(f"{c[:12]:>13}" for c in head))
     lines += [f"{n:<30}" + "".join(f"{got[n][c]:>13.3f}" for c in head) for n in order]
+    base = got["product"]["after_base"]
+    lines.append(f"normal rows within {AFTER} rows after a fault (base rate of fa_after_share): {base:.3f}")
+    for name in CHOSEN:
+        lines.append(f"{name}: " + _worst_units(per[name], units))
     lines.append("")
     lines.append(f"{'pointwise recall per kind':<30}" + "".join(f"{k[:11]:>12}" for k in kinds))
     lines += [f"{n:<30}" + "".join(f"{got[n].get('prec_' + k, float('nan')):>12.2f}" for k in kinds) for n in order]
