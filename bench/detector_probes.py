@@ -40,6 +40,7 @@ from rnncore.detector import Detector
 from rnncore.kernels import layout
 from rnncore.model.artifact import load_artifact
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 from rnncore.stages.envelope import _features as ew_features
 from stream.evaluation.fleet.generator import KINDS, make_fleet
 from stream.evaluation.fleet.metrics import best_threshold, eventwise, pointwise
@@ -55,7 +56,8 @@ WARMUP = 200  # the envelope's: first normal rows left out of every reference
 FIT_FRACTION = 0.7  # the envelope's: of the rest, the reference fit; then the held-out normal rows for the cut
 QUANTILE = 0.995  # the envelope's cut: 0.5 % of held-out normal rows above it
 CACHE = Path(tempfile.gettempdir()) / "rnnwatch-detector-probes"
-CHOSEN = ("product", "env8", "env4|hyst0.5")  # chosen on TUNE (bench/DETECTOR_FINDINGS.md), then run on REPORT
+# chosen on TUNE (bench/DETECTOR_FINDINGS.md), then run on REPORT; the last is env8 through the product code
+CHOSEN = ("product", "env8", "env4|hyst0.5", "product_envelope_w8")
 AFTER = 200  # rows after a fault's end counted for the share of false alarms that linger
 PASSES = ("trained_run", "trained_frozen", "trained_fixed", "untrained_fixed")
 
@@ -415,6 +417,27 @@ POST_ON = (
 )
 
 
+@dataclass(frozen=True)
+class _Record:
+    key: str
+    time: float
+    values: tuple[float, ...]
+
+
+def product_envelope(u: Cached, window: int) -> np.ndarray:
+    """The product's own envelope code at ``window``: ``fit_envelope`` on the unit's normal rows, then
+    ``Envelope.ratios``/``scores`` over its test rows from a fresh EW state (as `rnnwatch score` runs a new
+    stream), in units of the default threshold 0.99. This is what ``EnvelopeParams(window=...)`` would ship."""
+    x = u.arrays["values"]
+    records = [_Record(u.name, float(t), tuple(v)) for t, v in enumerate(x[: u.n].tolist())]
+    envelope = fit_envelope(records, EnvelopeParams(window=window))
+    test = np.ascontiguousarray(x[u.n :])
+    m = test.shape[0]
+    ew = np.zeros((1, 2 * x.shape[1] + 1))
+    zeros, ok = np.zeros(m, dtype=np.int64), np.ones(m, dtype=bool)
+    return np.asarray(envelope.scores(envelope.ratios(ew, zeros, zeros, ok, test)) / envelope.params.alarm_score)
+
+
 def candidates(u: Cached) -> dict[str, np.ndarray]:
     """Bases, combinations, post-processed variants and the product's own score, over the test rows only."""
     r = base_candidates(u)
@@ -435,6 +458,8 @@ def candidates(u: Cached) -> dict[str, np.ndarray]:
                 r[f"{base}|{tag}"] = fn(r[base])
     out = {k: v[u.n :] for k, v in r.items()}
     out["product"] = u.arrays["product"]
+    for w in (32, 8):
+        out[f"product_envelope_w{w}"] = product_envelope(u, w)
     return out
 
 
