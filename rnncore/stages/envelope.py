@@ -46,7 +46,7 @@ class EnvelopeError(RnnCoreError, ValueError):
 class EnvelopeParams:
     """Window of the EW moments, the held-out false-alarm target, the fit/held-out split and the warm-up."""
 
-    window: int = 32
+    window: int = 8  # 32 until 2026-12-03: chosen on the rig and fleet TUNE seeds (bench/DETECTOR_FINDINGS.md)
     false_alarm: float = 0.005
     fit_fraction: float = 0.7
     warmup: int = 200  # first training rows of each stream left out (the EW moments settling)
