@@ -92,38 +92,6 @@ def _t2(d: np.ndarray, icov: np.ndarray) -> float:
     return total
 
 
-@njit(cache=True, nogil=True)
-def _ratios(x: np.ndarray, feat: np.ndarray, ref: int, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray,
-            wicov: np.ndarray, cuts: np.ndarray, settled: bool) -> float:  # fmt: skip
-    raw = _t2(x - mu[ref], icov[ref]) / cuts[ref, 0]
-    if not settled:  # the window moments of a young stream are not what the reference was fitted on
-        return raw
-    win = _t2(feat - wmu[ref], wicov[ref]) / cuts[ref, 1]
-    return max(raw, win)
-
-
-@njit(cache=True, nogil=True)
-def _envelope_step(ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray, window: int,
-                   warmup: int, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray,
-                   cuts: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
-    """Per event in arrival order: update the stream's EW moments, write ``r / c`` (0 without a reference).
-
-    The window term counts only from the stream's ``warmup``-th event on, as in fitting (the reference was fitted
-    on rows after the warm-up): before it the EW variance of a new stream starts near 0, and every new or evicted
-    stream would be flagged for its first events; the raw term needs no settling and counts from the first."""
-    F = x.shape[1]
-    feat = np.empty(2 * F)
-    for i in range(rows.shape[0]):
-        out[i] = 0.0
-        if not ok[i]:
-            continue
-        row = ew[rows[i]]
-        _ew_update(row, x[i], window, feat)
-        if refs[i] >= 0:
-            settled = row[2 * F] > warmup
-            out[i] = _ratios(x[i], feat, refs[i], mu, icov, wmu, wicov, cuts, settled) / cuts[refs[i], 2]
-
-
 def _features(values: np.ndarray, window: int) -> np.ndarray:
     """The window features ``[m, log v]`` after each row of one stream (the online update, row by row)."""
     T, F = values.shape
@@ -181,12 +149,21 @@ class Envelope:
         return np.where(stored > 0, stored - 1, -1)
 
     def ratios(self, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """``r / c`` per event (updating the rows' EW moments in ``ew``, a [N, 2F + 1] float64 column)."""
-        out = np.zeros(rows.shape[0])
+        """``r / c`` per event against the training references (updating the rows' EW moments in ``ew``, a
+        [N, 2F + 1] float64 column); 0 for events without a reference, whose moments are left alone.
+
+        The product's own per-event loop (``rnncore.stages.selffit.envelope_step``) does the arithmetic, so this
+        offline entry point (benchmarks, probes) cannot drift from what `serve` scores."""
+        from rnncore.stages.selffit import envelope_step  # selffit imports this module
+
+        n = rows.shape[0]
+        out, contrib = np.zeros(n), np.full((n, self.n_features), np.nan)
         x = np.ascontiguousarray(x, dtype=np.float64)
-        args = (self.mu, self.icov, self.wmu, self.wicov, self.cuts)
+        scored = np.asarray(ok, dtype=np.bool_) & (refs >= 0)
         p = self.params
-        _envelope_step(ew, rows, refs, ok.astype(np.bool_), x, p.window, p.warmup, *args, out)
+        envelope_step(ew, np.zeros((1, 1)), rows, refs, scored, np.zeros(n, np.bool_), x, p.window, p.warmup, 0, 0,
+                      1.0 - p.false_alarm, self.mu, self.icov, self.wmu, self.wicov, self.cuts, out, contrib,
+                      False)  # fmt: skip
         return out
 
     def scores(self, ratio: np.ndarray) -> np.ndarray:
