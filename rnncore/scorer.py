@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
 from rnncore.errors import RnnCoreError
 from rnncore.model.weights import ModelWeights
@@ -56,13 +57,18 @@ def build_scorer(
     pipeline: str = "detector",
     max_streams: int = 1_000_000,
     idle_ttl_seconds: float | None = None,
+    warmup_events: int | None = None,
 ) -> Detector | ScoringPipeline:
     """The scorer for these weights: see the module docstring. ``envelope`` (None: no stream has a training
-    reference) is ignored by ``seasonal``."""
+    reference) is ignored by ``seasonal``; ``warmup_events`` (None: the calibration's default, 200) is how many
+    events a new stream's forecast score stays 0 (the detector pipeline)."""
     check_scorer(weights, envelope, pipeline)
     if pipeline == "seasonal":
         return ScoringPipeline(weights, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
-    return EnvelopedDetector(weights, envelope, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
+    scoring = None if warmup_events is None else ScoringParams(warmup_events=warmup_events)
+    return EnvelopedDetector(
+        weights, envelope, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds, scoring=scoring
+    )
 
 
 def load_scorer(

@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="events per Detector.step call")
     parser.add_argument("--max-streams", type=int, default=1_000_000, help="state table capacity")
     parser.add_argument(
+        "--warmup-events",
+        type=int,
+        default=200,
+        help="a new stream's forecast score is 0 for its first N events (serve's warmup_events)",
+    )
+    parser.add_argument(
         "--pipeline",
         choices=("detector", "seasonal"),
         default="detector",
@@ -182,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         envelope = load_envelope(args.model) if pipeline == "detector" else None
-        detector = build_scorer(weights, envelope, pipeline=pipeline, max_streams=args.max_streams)
+        detector = build_scorer(
+            weights, envelope, pipeline=pipeline, max_streams=args.max_streams, warmup_events=args.warmup_events
+        )
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "metrics_host": (str, "address of /metrics /healthz /readyz"),
     "metrics_port": (int, "port of /metrics /healthz /readyz (0 = any free)"),
     "idle_ttl_seconds": (float, "evict streams idle longer than this (event time) at snapshots"),
+    "warmup_events": (int, "a new stream's forecast score is 0 for its first N events (calibration warm-up)"),
     "session_timeout_ms": (int, "how long a silent replica keeps its partitions"),
     "max_message_bytes": (int, "larger input messages are dead-lettered as oversized"),
     "max_key_bytes": (int, "longer stream keys are dead-lettered as key_too_long"),

@@ -127,6 +127,7 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope:
             pipeline=config.scoring_pipeline,
             max_streams=config.max_streams_per_partition,
             idle_ttl_seconds=config.idle_ttl_seconds,
+            warmup_events=config.warmup_events,
         )
 
     return make

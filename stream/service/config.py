@@ -132,6 +132,9 @@ class ServiceConfig:
     # (seasonal residual and surprise, range novelty, refractory: issue 6's NAB-tuned detector), single-value
     # streams
     scoring_pipeline: ScoringPipelineName = "detector"
+    # a new (or evicted) stream's forecast score is 0 for this many events while its calibration learns what
+    # surprise is normal for it (rnncore.calibration.ScoringParams.warmup_events); the envelope's raw term is not
+    warmup_events: int = 200
     max_streams_per_partition: int = 100_000
     idle_ttl_seconds: float | None = None
     snapshot_every: int = 100  # delta records between full snapshots in the changelog
@@ -185,6 +188,10 @@ class ServiceConfig:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:
             raise ConfigError(f"anomaly_threshold must be in [0, 1], got {self.anomaly_threshold}")
+        if not 0 <= self.warmup_events <= 8000:
+            raise ConfigError(
+                f"warmup_events must be in [0, 8000] (the calibration's long window), got {self.warmup_events}"
+            )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
         topics = [self.input_topic, self.output_topic, self.dead_letter_topic, self.changelog_topic]

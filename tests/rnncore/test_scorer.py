@@ -58,3 +58,13 @@ def test_load_scorer_reads_the_artifact_and_its_envelope(tmp_path: Path) -> None
     scorer = load_scorer(tmp_path, max_streams=3)
     assert isinstance(scorer, EnvelopedDetector) and scorer.max_streams == 3
     assert isinstance(load_scorer(tmp_path, pipeline="seasonal"), ScoringPipeline)
+
+
+def test_the_warm_up_is_settable_and_scores_start_after_it() -> None:
+    import numpy as np
+
+    short = build_scorer(WEIGHTS, None, warmup_events=5)
+    assert short.scoring.warmup_events == 5 and build_scorer(WEIGHTS).scoring.warmup_events == 200
+    values = np.sin(np.arange(40.0) / 3.0)[:, None]
+    scores = np.concatenate([short.step(["a"], [float(t)], values[t : t + 1]).scores for t in range(40)])
+    assert np.all(scores[:5] == 0.0) and np.any(scores[5:] > 0.0)

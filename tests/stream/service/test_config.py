@@ -141,3 +141,9 @@ def test_a_service_given_an_unreadable_tls_file_stops_at_start_with_a_service_er
 
     with pytest.raises(ServiceError, match=r"ssl_cafile \S+nowhere\.pem does not exist"):
         asyncio.run(scenario())
+
+
+def test_warmup_events_is_a_setting_with_a_bound() -> None:
+    assert load_config(env={"RNNWATCH_WARMUP_EVENTS": "20"}).warmup_events == 20
+    with pytest.raises(ConfigError, match="warmup_events must be in"):
+        load_config(env={"RNNWATCH_WARMUP_EVENTS": "-1"})
