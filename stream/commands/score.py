@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(seasonal residual, surprise, novelty and refractory around the Detector: issue 6's NAB-tuned detector)",
     )
     parser.add_argument(
+        "--plot", type=Path, default=None, help="also write a PNG of the streams with the most flags (needs matplotlib)"
+    )
+    parser.add_argument("--plot-streams", type=int, default=4, help="--plot: how many streams")
+    parser.add_argument(
         "--bidirectional",
         action="store_true",
         help="non-causal offline rescoring with a bidirectional artifact (scores may use later events)",
@@ -109,8 +113,11 @@ def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit
     return anomalies
 
 
-def score_events(records: list[Any], detector: Any, threshold: float, batch_size: int, emit: Any) -> tuple[int, int]:
-    """Feed records (time-ordered) to the detector in batches; emit one output row each; returns (events, anomalies)."""
+def score_events(
+    records: list[Any], detector: Any, threshold: float, batch_size: int, emit: Any, observe: Any = None
+) -> tuple[int, int]:
+    """Feed records (time-ordered) to the detector in batches; emit one output row each; returns (events, anomalies).
+    ``observe(key, time, values, score, flagged, mean, scale)`` sees every event too (``--plot``)."""
     order = sorted(range(len(records)), key=lambda i: records[i].time)
     anomalies = 0
     for start in range(0, len(order), batch_size):
@@ -121,10 +128,14 @@ def score_events(records: list[Any], detector: Any, threshold: float, batch_size
         result = detector.step(keys, times, values)
         reasons = result.reasons()
         shares = [None] * len(batch) if result.contributions is None else result.contributions.tolist()
-        for record, score, reason, share in zip(batch, result.scores.tolist(), reasons, shares, strict=True):
+        for i, (record, score, reason, share) in enumerate(zip(batch, result.scores.tolist(), reasons, shares,
+                                                                strict=True)):  # fmt: skip
             flagged = bool(score >= threshold)
             anomalies += flagged
             emit(record.key, record.time, score, flagged, reason, share)
+            if observe is not None:
+                observe(record.key, record.time, record.values, score, flagged, float(result.mean[i, 0]),
+                        float(result.scale[i, 0]))  # fmt: skip
     return len(order), anomalies
 
 
@@ -155,6 +166,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.plot is not None:
+        from stream.evaluation.user_plot import have_matplotlib
+
+        if args.plot.suffix.lower() != ".png" or args.plot_streams < 1 or args.bidirectional:
+            print("rnnwatch score: --plot takes a .png path, --plot-streams >= 1, and no --bidirectional",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        if not have_matplotlib():
+            print("rnnwatch score: --plot needs matplotlib: pip install 'rnnwatch[demo]'", file=sys.stderr)
+            return 2
     pipeline = getattr(args, "pipeline", "detector")
     if args.bidirectional and pipeline != "detector":
         print("rnnwatch score: --bidirectional rescoring is offline and takes no --pipeline", file=sys.stderr)
@@ -196,8 +217,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     handle, emit = _writer(args.out, n_features=weights.config.n_features)
+    recorder = None
+    if args.plot is not None:
+        from stream.evaluation.score_plot import ScoreRecorder
+
+        recorder = ScoreRecorder()
     with handle:
-        events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit)
+        events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit, recorder)
+    if recorder is not None:
+        from stream.evaluation.score_plot import plot_scored
+
+        version = str(weights.metadata.get("version", "?"))
+        plot_scored(args.plot, recorder, recorder.most_flagged(args.plot_streams), args.threshold, version)
+        print(f"plot: {args.plot} ({min(args.plot_streams, len(recorder.streams))} streams with the most flags)")
     print(
         f"scored {events} events of {detector.n_streams} streams through the {pipeline} pipeline"
         f"{_envelope_note(pipeline, envelope)} "

@@ -228,3 +228,19 @@ def test_a_multi_feature_model_says_which_features_drive_each_score(tmp_path: Pa
     with table.open() as handle:
         header = next(csv.reader(handle))
     assert header[-2:] == ["contribution_0", "contribution_1"]
+
+
+def test_plot_draws_the_streams_with_the_most_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.evaluation.score_plot import ScoreRecorder
+
+    log, model, _, _ = _setup(tmp_path)
+    argv = ["score", "--logs", str(log), "--model", str(model), "--out", str(tmp_path / "s.csv")]
+    assert main([*argv, "--plot", str(tmp_path / "p.png"), "--plot-streams", "2"]) == 0
+    assert "plot: " in capsys.readouterr().out and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert main([*argv, "--plot", str(tmp_path / "p.svg")]) == 2
+    assert "--plot takes a .png path" in capsys.readouterr().err
+    recorder = ScoreRecorder()
+    for key, flags in (("a", [True, False]), ("b", [True, True]), ("c", [False, False])):
+        for i, flagged in enumerate(flags):
+            recorder(key, float(i), (0.0,), 1.0 if flagged else 0.0, flagged, 0.0, 1.0)
+    assert recorder.most_flagged(2) == ["b", "a"]
