@@ -236,7 +236,9 @@ def _check_prometheus_sees_the_service(prometheus: PrometheusServer, scored: int
     assert len(dead_letters) == 1
     assert "reason=invalid_json" in next(iter(dead_letters))
     assert prometheus.query('rnnwatch_model_info{cell="gru", hidden_size="8"}')
-    assert prometheus.query("rnnwatch_assigned_partitions") and prometheus.query("rnnwatch_active_streams > 0")
+    assert prometheus.query("rnnwatch_assigned_partitions")
+    # the gauges are set after the batch's commit, the counters before it: a scrape can fall in between
+    prometheus.wait_for("the active streams gauge", lambda: prometheus.query("rnnwatch_active_streams > 0"))
     recorded = prometheus.wait_for(
         "the dead-letter recording rule", lambda: prometheus.query("job_reason:rnnwatch_events_dead_lettered:rate5m")
     )
