@@ -1,0 +1,145 @@
+"""Shared pieces of the replica fault scenarios (frozen, partitioned): two `rnnwatch serve` replicas on 4 partitions
+under load, one of them silenced past its session timeout, then a check that a read_committed reader sees every
+input offset scored exactly once with the offline `rnnwatch score` scores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import NewTopic
+
+from rnncore.model.config import ModelConfig
+from rnncore.model.weights import ModelWeights
+from stream.cli import main
+from tests.kafka_helpers import create_topics, run_sync, unique_name
+from tests.stream.serve_processes import serve_args, tail
+from tests.stream.service_harness import event, scores_by_key
+
+RATE = 3000.0  # events/s while the replicas run (the reported fault ran at ~3k events/s)
+N_KEYS = 50
+SESSION_TIMEOUT_MS = 6000  # the broker's minimum: the silenced replica loses its partitions sooner
+WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=11)
+TOPICS = (("in", 4, None), ("out", 4, None), ("dlq", 1, None), ("log", 4, {"cleanup.policy": "compact"}))
+
+
+def make_topics(bootstrap: str) -> dict[str, str]:
+    """The scenario's input, output, dead-letter and changelog topics (keys in, out, dlq, log), uniquely named."""
+    topics = {name: unique_name(name) for name, _, _ in TOPICS}
+    new = [
+        NewTopic(topics[name], num_partitions=p, replication_factor=1, topic_configs=c or {}) for name, p, c in TOPICS
+    ]
+    run_sync(create_topics(bootstrap, new))
+    return topics
+
+
+def replica_args(bootstrap: str, topics: dict[str, str], group: str, instance: str, model_dir: Path) -> list[str]:
+    """`rnnwatch serve` flags of one exactly-once replica of the scenario."""
+    extra = ("--guarantee", "exactly_once", "--snapshot-every", "20")
+    return serve_args(bootstrap, topics, group, instance, model_dir, *extra)
+
+
+def replica_env() -> dict[str, str]:
+    """Environment of a replica: the short session timeout that makes the takeover quick."""
+    return {"RNNWATCH_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS)}
+
+
+def make_events(n: int) -> list[tuple[str, float, float]]:
+    """``n`` events (key, time, value) over N_KEYS streams, the same for every run."""
+    rng = np.random.default_rng(7)
+    keys = [f"unit-{i % N_KEYS}" for i in range(n)]
+    values = np.sin(np.arange(n) / 40.0) + 0.2 * rng.standard_normal(n)
+    return [(key, 1000.0 + i, float(v)) for i, (key, v) in enumerate(zip(keys, values, strict=True))]
+
+
+async def publish_at_rate(
+    bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]], rate: float, hold: threading.Event
+) -> None:
+    """Send the events in order at about ``rate`` events/s (chunks every 50 ms), waiting for every ack; the second
+    half only once ``hold`` is set (the takeover was seen)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        chunk = max(1, int(rate / 20))
+        half = len(payloads) // 2
+        for n, part in enumerate((payloads[:half], payloads[half:])):
+            if n == 1:
+                await asyncio.to_thread(hold.wait, 120)
+            started = time.perf_counter()
+            for i in range(0, len(part), chunk):
+                futures = [await producer.send(topic, value=value, key=key) for key, value in part[i : i + chunk]]
+                await asyncio.gather(*futures)
+                await asyncio.sleep(max(0.0, started + (i + chunk) / rate - time.perf_counter()))
+    finally:
+        await producer.stop()
+
+
+def start_publisher(
+    bootstrap: str, topic: str, events: list[tuple[str, float, float]], hold: threading.Event
+) -> threading.Thread:
+    """A started thread publishing ``events`` at RATE, the second half once ``hold`` is set."""
+    payloads = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    publisher = threading.Thread(target=run_sync, args=(publish_at_rate(bootstrap, topic, payloads, RATE, hold),))
+    publisher.start()
+    return publisher
+
+
+def wait_for(
+    condition: Callable[[], bool], seconds: float, what: str, replicas: list[subprocess.Popen[bytes]], log: Path
+) -> None:
+    """Poll ``condition`` every 50 ms; fail with the log's tail if a replica exits or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        for replica in replicas:
+            assert replica.poll() is None, (
+                f"a replica exited ({replica.returncode}) while waiting for {what}:\n" + tail(log)
+            )
+        assert time.monotonic() < deadline, f"no {what} within {seconds:.0f} s:\n" + tail(log)
+        time.sleep(0.05)
+
+
+def offline_scores(
+    events: list[tuple[str, float, float]], model: Path, scratch: Path
+) -> dict[tuple[str, float], float]:
+    """Score of every (key, time) from `rnnwatch score` over the same events."""
+    log, out = scratch / "events.jsonl", scratch / "offline.jsonl"
+    log.write_bytes(b"".join(event(k, t, v) + b"\n" for k, t, v in events))
+    assert main(["score", "--logs", str(log), "--model", str(model), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {(row["key"], row["time"]): row["score"] for row in rows}
+
+
+def assert_exactly_once(
+    label: str, records: list[Any], events: list[tuple[str, float, float]], model: Path, scratch: Path, **info: float
+) -> None:
+    """Print one ``<label>:`` line (duplicates, missing offsets, ``info``), then assert none of either and the
+    offline scores for every event."""
+    got = scores_by_key(records)
+    sources = Counter((s["partition"], s["offset"]) for scores in got.values() for s in scores)
+    duplicates = sum(n - 1 for n in sources.values())
+    missing = len(events) - len(sources)
+    offline = offline_scores(events, model, scratch)
+    published = {(key, s["time"]): s["score"] for key, scores in got.items() for s in scores}
+    keys = sorted(offline)
+    equal = published.keys() == offline.keys() and bool(
+        np.allclose([published[k] for k in keys], [offline[k] for k in keys], rtol=1e-5, atol=1e-6)
+    )
+    details = " ".join(f"{name}={value:.1f}" for name, value in info.items())
+    print(
+        f"{label}: events={len(events)} records={len(records)} duplicates={duplicates} missing={missing} "
+        f"scores_equal_offline={equal} {details}"
+    )
+    assert (duplicates, missing) == (0, 0)
+    assert sorted(len(scores) for scores in got.values()) == [len(events) // N_KEYS] * N_KEYS
+    assert published.keys() == offline.keys()
+    np.testing.assert_allclose([published[k] for k in keys], [offline[k] for k in keys], rtol=1e-5, atol=1e-6)
+    assert max(offline.values()) > 0  # past the scorer's warm-up
