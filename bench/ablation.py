@@ -33,6 +33,7 @@ from rnncore.model.artifact import RESERVED_METADATA, load_artifact, save_artifa
 from rnncore.model.envelope_file import load_envelope
 from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.selffit import training_ratios
 from stream.commands import score
 from stream.data.eventlog import read_event_logs
 from stream.evaluation.fleet.generator import KINDS, make_fleet
@@ -99,7 +100,7 @@ def envelope_only(trained: Path, test_log: Path) -> dict[str, np.ndarray]:
             out[key] = np.zeros(n)
             continue
         ew = np.zeros((1, 2 * envelope.n_features + 1))
-        ratio = envelope.ratios(ew, np.zeros(n, dtype=np.int64), np.full(n, ref), np.ones(n, dtype=bool), x)
+        ratio = training_ratios(envelope, ew, np.zeros(n, dtype=np.int64), np.full(n, ref), np.ones(n, dtype=bool), x)
         out[key] = envelope.scores(ratio)
     return out
 

@@ -42,6 +42,7 @@ from rnncore.model.artifact import load_artifact
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 from rnncore.stages.envelope import _features as ew_features
+from rnncore.stages.selffit import training_ratios
 from stream.evaluation.fleet.generator import KINDS, make_fleet
 from stream.evaluation.fleet.metrics import best_threshold, eventwise, pointwise
 from stream.evaluation.fleet.product import train_and_score
@@ -435,7 +436,9 @@ def product_envelope(u: Cached, window: int) -> np.ndarray:
     m = test.shape[0]
     ew = np.zeros((1, 2 * x.shape[1] + 1))
     zeros, ok = np.zeros(m, dtype=np.int64), np.ones(m, dtype=bool)
-    return np.asarray(envelope.scores(envelope.ratios(ew, zeros, zeros, ok, test)) / envelope.params.alarm_score)
+    return np.asarray(
+        envelope.scores(training_ratios(envelope, ew, zeros, zeros, ok, test)) / envelope.params.alarm_score
+    )
 
 
 def candidates(u: Cached) -> dict[str, np.ndarray]:

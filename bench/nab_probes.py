@@ -53,6 +53,7 @@ from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, EnvelopeError, Envelo
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.novelty import NoveltyParams, novelty_schema, novelty_step
 from rnncore.stages.pipeline import ScoringPipeline
+from rnncore.stages.selffit import training_ratios
 from rnncore.state.table import EventStatus
 from stream.data.eventlog import EventRecord
 from stream.evaluation.nab_data import NabFile, load_profiles, load_series, load_windows
@@ -106,7 +107,9 @@ class EnvelopeOnly(EnvelopedDetector):
         ok = result.status == EventStatus.OK
         columns = self.table.columns
         refs = self.envelope.row_refs(columns[REF_COLUMN], rows, ok, keys)
-        ratio = self.envelope.ratios(columns[EW_COLUMN], rows, refs, ok, np.asarray(values, np.float64).reshape(-1, 1))
+        ratio = training_ratios(
+            self.envelope, columns[EW_COLUMN], rows, refs, ok, np.asarray(values, np.float64).reshape(-1, 1)
+        )
         scores = np.where(ok, ratio if self.ratio else self.envelope.scores(ratio).astype(np.float32), 0.0)
         return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status)
 

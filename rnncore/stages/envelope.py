@@ -148,24 +148,6 @@ class Envelope:
             column[rows[new]] = stored[new]
         return np.where(stored > 0, stored - 1, -1)
 
-    def ratios(self, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """``r / c`` per event against the training references (updating the rows' EW moments in ``ew``, a
-        [N, 2F + 1] float64 column); 0 for events without a reference, whose moments are left alone.
-
-        The product's own per-event loop (``rnncore.stages.selffit.envelope_step``) does the arithmetic, so this
-        offline entry point (benchmarks, probes) cannot drift from what `serve` scores."""
-        from rnncore.stages.selffit import envelope_step  # selffit imports this module
-
-        n = rows.shape[0]
-        out, contrib = np.zeros(n), np.full((n, self.n_features), np.nan)
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        scored = np.asarray(ok, dtype=np.bool_) & (refs >= 0)
-        p = self.params
-        envelope_step(ew, np.zeros((1, 1)), rows, refs, scored, np.zeros(n, np.bool_), x, p.window, p.warmup, 0, 0,
-                      1.0 - p.false_alarm, self.mu, self.icov, self.wmu, self.wicov, self.cuts, out, contrib,
-                      False)  # fmt: skip
-        return out
-
     def scores(self, ratio: np.ndarray) -> np.ndarray:
         """Map ``r / c`` to [0, 1]: ``alarm_score`` exactly at the cut, 0 for r = 0, towards 1 beyond."""
         return np.asarray(1.0 - (1.0 - self.params.alarm_score) ** np.maximum(ratio, 0.0))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.stages.envelope import EnvelopeError, _ew_update
+from rnncore.stages.envelope import Envelope, EnvelopeError, _ew_update
 from rnncore.stages.envelope import _t2 as t2
 
 __all__ = ["SELF_COLUMN", "SelfFitParams", "contributions", "envelope_step", "self_fit_schema", "self_fit_width"]
@@ -320,3 +320,21 @@ def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.
             count = ew[row, 2 * F]
             out[i] = self_fit_step(selfs[row], count, x[i], feat, flagged[i], warmup, fit_events, held_events, q,
                                    contrib[i], want)  # fmt: skip
+
+
+def training_ratios(envelope: Envelope, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray,
+                    x: np.ndarray) -> np.ndarray:  # fmt: skip
+    """``r / c`` per event against ``envelope``'s training references, updating the rows' EW moments in ``ew`` (a
+    [N, 2F + 1] float64 column); 0 for events without a reference, whose moments are left alone.
+
+    For offline use (benchmarks, probes, tests): the product's own per-event loop (:func:`envelope_step`) does the
+    arithmetic, so it cannot drift from what `serve` scores."""
+    n = rows.shape[0]
+    out, contrib = np.zeros(n), np.full((n, envelope.n_features), np.nan)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    scored = np.asarray(ok, dtype=np.bool_) & (refs >= 0)
+    p = envelope.params
+    envelope_step(ew, np.zeros((1, 1)), rows, refs, scored, np.zeros(n, np.bool_), x, p.window, p.warmup, 0, 0,
+                  1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu, envelope.wicov, envelope.cuts, out,
+                  contrib, False)  # fmt: skip
+    return out

@@ -12,6 +12,7 @@ from rnncore.model.envelope_file import load_envelope, save_envelope
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import EnvelopeError, EnvelopeParams, _features, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
+from rnncore.stages.selffit import training_ratios
 from stream.data.eventlog import EventRecord
 
 
@@ -45,7 +46,7 @@ def test_cut_gives_the_stated_rate_on_fresh_normal_data(features: int) -> None:
     ew = det.table.columns["envelope_ew"]
     rows, _ = det.table.rows_for(["a"])
     refs = envelope.refs(["a"] * 19500)
-    ratio = envelope.ratios(ew, np.repeat(rows, 19500), refs, np.ones(19500, bool), fresh[500:])
+    ratio = training_ratios(envelope, ew, np.repeat(rows, 19500), refs, np.ones(19500, bool), fresh[500:])
     rate = float(np.mean(ratio >= 1.0))
     assert 0.0005 < rate < 0.03  # target 0.5 % per event on held-out normal rows; fresh data is not the same draw
 
@@ -54,11 +55,11 @@ def test_online_moments_equal_the_fitting_features_and_unknown_streams_score_zer
     x = _normal(2, 800, 2)
     envelope = fit_envelope(_records("a", x))
     ew = np.zeros((3, 5))
-    ratio = envelope.ratios(ew, np.zeros(800, np.int64), envelope.refs(["a"] * 800), np.ones(800, bool), x)
+    ratio = training_ratios(envelope, ew, np.zeros(800, np.int64), envelope.refs(["a"] * 800), np.ones(800, bool), x)
     feats = _features(x, envelope.params.window)
     assert np.allclose(ew[0, :2], feats[-1, :2]) and ew[0, 4] == 800
     assert ratio.max() > 0
-    none = envelope.ratios(ew, np.ones(10, np.int64), envelope.refs(["zz"] * 10), np.ones(10, bool), x[:10])
+    none = training_ratios(envelope, ew, np.ones(10, np.int64), envelope.refs(["zz"] * 10), np.ones(10, bool), x[:10])
     assert np.all(none == 0.0)
 
 
