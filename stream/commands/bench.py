@@ -63,21 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
-    if args.benchmark == "fleet":
-        from stream.evaluation.fleet.runner import run_fleet
-
+    if args.benchmark in ("fleet", "rigs"):  # seeded benchmarks: one split at a time, TUNE unless told
         if args.split == "all":
-            print("rnnwatch bench fleet: --split is tune or report (seeds are never pooled)", file=sys.stderr)
+            print(
+                f"rnnwatch bench {args.benchmark}: --split is tune or report (seeds are never pooled)", file=sys.stderr
+            )
             return 2
         args.split = args.split or "tune"
-        return run_fleet(args)
-    if args.benchmark == "rigs":
+        if args.benchmark == "fleet":
+            from stream.evaluation.fleet.runner import run_fleet
+
+            return run_fleet(args)
         from stream.evaluation.rigs.runner import run_rigs_command
 
-        if args.split == "all":
-            print("rnnwatch bench rigs: --split is tune or report (seeds are never pooled)", file=sys.stderr)
-            return 2
-        args.split = args.split or "tune"
         return run_rigs_command(args)
     if getattr(args, "bidirectional", False):
         print(

@@ -22,7 +22,7 @@ from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import create_topics, run_sync, unique_name
-from tests.stream.serve_processes import serve_args, tail
+from tests.stream.serve_processes import metric, serve_args, tail
 from tests.stream.service_harness import event, scores_by_key
 
 RATE = 3000.0  # events/s while the replicas run (the reported fault ran at ~3k events/s)
@@ -105,6 +105,41 @@ def wait_for(
             )
         assert time.monotonic() < deadline, f"no {what} within {seconds:.0f} s:\n" + tail(log)
         time.sleep(0.05)
+
+
+ASSIGNED = "rnnwatch_assigned_partitions"
+CONSUMED = "rnnwatch_events_consumed_total"
+
+
+def load_evenly_split_replicas(
+    ports: tuple[int, int],
+    bootstrap: str,
+    topic: str,
+    events: list[tuple[str, float, float]],
+    replicas: list[subprocess.Popen[bytes]],
+    log: Path,
+    what: str,
+) -> tuple[threading.Thread, threading.Event]:
+    """Wait until the two replicas own 2 partitions each, start publishing (the second half held until the returned
+    event is set), and wait until the first replica (the one to silence, ``what``) has consumed a tenth."""
+    port_a, port_b = ports
+    wait_for(lambda: metric(port_a, ASSIGNED) == 2 == metric(port_b, ASSIGNED), 90, "even split of the 4 partitions",
+             replicas, log)  # fmt: skip
+    takeover_seen = threading.Event()
+    publisher = start_publisher(bootstrap, topic, events, takeover_seen)
+    wait_for(lambda: metric(port_a, CONSUMED) >= len(events) // 10, 60, f"progress of the replica to {what}",
+             replicas, log)  # fmt: skip
+    return publisher, takeover_seen
+
+
+def await_takeover(
+    port_b: int, takeover_seen: threading.Event, watched: list[subprocess.Popen[bytes]], log: Path
+) -> None:
+    """The other replica owns all 4 partitions, then (the held second half released) consumes more than RATE."""
+    wait_for(lambda: metric(port_b, ASSIGNED) == 4, 60, "takeover by the other replica", watched, log)
+    taken_over = metric(port_b, CONSUMED)
+    takeover_seen.set()  # at least half the events are still to come: progress cannot be missed
+    wait_for(lambda: metric(port_b, CONSUMED) > taken_over + RATE, 30, "progress after the takeover", watched, log)
 
 
 def offline_scores(

@@ -4,8 +4,7 @@ to 200, aiokafka's error lines are rate-limited and scoring resumes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from aiokafka.admin import NewTopic
@@ -17,17 +16,6 @@ from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import config_for, event, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker this test may stop and resume (the session's broker is shared)."""
-    broker = LocalBroker(run_dir=tmp_path / "kafka")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _topics(bootstrap: str) -> dict[str, str]:

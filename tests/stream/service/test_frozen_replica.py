@@ -28,15 +28,17 @@ import pytest
 from rnncore.model.artifact import save_artifact
 from tests.kafka_helpers import run_sync
 from tests.stream.replica_faults import (
+    ASSIGNED,
     RATE,
     SESSION_TIMEOUT_MS,
     WEIGHTS,
     assert_exactly_once,
+    await_takeover,
+    load_evenly_split_replicas,
     make_events,
     make_topics,
     replica_args,
     replica_env,
-    start_publisher,
     wait_for,
 )
 from tests.stream.serve_processes import free_port, metric, start_serve, tail
@@ -64,37 +66,15 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
     other = start_serve(args("replica-other"), log, port_b, replica_env())
     replicas = [frozen, other]
     publisher: threading.Thread | None = None
-    takeover_seen = threading.Event()  # releases the second half of the events
+    takeover_seen: threading.Event | None = None
     try:
-        assigned = "rnnwatch_assigned_partitions"
-        wait_for(
-            lambda: metric(port_a, assigned) == 2 == metric(port_b, assigned),
-            90,
-            "even split of the 4 partitions",
-            replicas,
-            log,
-        )
-        publisher = start_publisher(kafka_bootstrap, topics["in"], events, takeover_seen)
-        wait_for(
-            lambda: metric(port_a, "rnnwatch_events_consumed_total") >= N_EVENTS // 10,
-            60,
-            "progress of the replica to freeze",
-            replicas,
-            log,
+        publisher, takeover_seen = load_evenly_split_replicas(
+            (port_a, port_b), kafka_bootstrap, topics["in"], events, replicas, log, "freeze"
         )
         frozen.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         # past its session timeout: the other replica owns all 4 partitions and has scored more of them
-        wait_for(lambda: metric(port_b, assigned) == 4, 60, "takeover by the other replica", [other], log)
-        taken_over = metric(port_b, "rnnwatch_events_consumed_total")
-        takeover_seen.set()  # at least N_EVENTS // 2 more events to come: progress cannot be missed
-        wait_for(
-            lambda: metric(port_b, "rnnwatch_events_consumed_total") > taken_over + RATE,
-            30,
-            "progress after the takeover",
-            [other],
-            log,
-        )
+        await_takeover(port_b, takeover_seen, [other], log)
         time.sleep(max(0.0, stopped_at + SESSION_TIMEOUT_MS / 1000 + 1 - time.monotonic()))  # its last heartbeat
         frozen_for = time.monotonic() - stopped_at  # came before the stop: the takeover can precede the timeout
         frozen.send_signal(signal.SIGCONT)
@@ -103,7 +83,7 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
         records = run_sync(read_all(kafka_bootstrap, topics["out"], N_EVENTS, timeout=60 + N_EVENTS / 1000, settle=3.0))
         fenced = metric(port_a, 'rnnwatch_rebalances_total{kind="fenced"}')
         wait_for(
-            lambda: metric(port_a, assigned) + metric(port_b, assigned) == 4,
+            lambda: metric(port_a, ASSIGNED) + metric(port_b, ASSIGNED) == 4,
             30,
             "one owner per partition after the resume",
             replicas,
@@ -118,7 +98,8 @@ def test_a_replica_frozen_past_its_session_timeout_duplicates_and_loses_nothing(
             if replica.poll() is None:
                 replica.send_signal(signal.SIGCONT)
                 replica.kill()
-        takeover_seen.set()
+        if takeover_seen is not None:
+            takeover_seen.set()
         if publisher is not None:
             publisher.join(5)
 

@@ -28,15 +28,17 @@ from rnncore.model.artifact import save_artifact
 from stream.local_broker import LocalBroker
 from tests.kafka_helpers import run_sync
 from tests.stream.replica_faults import (
+    ASSIGNED,
     RATE,
     SESSION_TIMEOUT_MS,
     WEIGHTS,
     assert_exactly_once,
+    await_takeover,
+    load_evenly_split_replicas,
     make_events,
     make_topics,
     replica_args,
     replica_env,
-    start_publisher,
     wait_for,
 )
 from tests.stream.serve_processes import free_port, metric, start_serve, tail
@@ -92,36 +94,14 @@ def test_a_replica_cut_off_from_the_broker_past_its_session_timeout_duplicates_a
     )
     replicas = [cut_off, other]
     publisher: threading.Thread | None = None
-    takeover_seen = threading.Event()  # releases the second half of the events
+    takeover_seen: threading.Event | None = None
     try:
-        assigned = "rnnwatch_assigned_partitions"
-        wait_for(
-            lambda: metric(port_a, assigned) == 2 == metric(port_b, assigned),
-            90,
-            "even split of the 4 partitions",
-            replicas,
-            log,
-        )
-        publisher = start_publisher(bootstrap, topics["in"], events, takeover_seen)
-        wait_for(
-            lambda: metric(port_a, "rnnwatch_events_consumed_total") >= N_EVENTS // 10,
-            60,
-            "progress of the replica to cut off",
-            replicas,
-            log,
+        publisher, takeover_seen = load_evenly_split_replicas(
+            (port_a, port_b), bootstrap, topics["in"], events, replicas, log, "cut off"
         )
         proxy.cut()
         cut_at = time.monotonic()
-        wait_for(lambda: metric(port_b, assigned) == 4, 60, "takeover by the other replica", replicas, log)
-        taken_over = metric(port_b, "rnnwatch_events_consumed_total")
-        takeover_seen.set()  # at least N_EVENTS // 2 more events to come: progress cannot be missed
-        wait_for(
-            lambda: metric(port_b, "rnnwatch_events_consumed_total") > taken_over + RATE,
-            30,
-            "progress after the takeover",
-            replicas,
-            log,
-        )
+        await_takeover(port_b, takeover_seen, replicas, log)
         time.sleep(max(0.0, cut_at + SESSION_TIMEOUT_MS / 1000 + 2 - time.monotonic()))
         cut_for = time.monotonic() - cut_at
         assert proxy.refused > 0, "the cut-off replica never tried to reconnect: the proxy did not cut it off"
@@ -130,7 +110,7 @@ def test_a_replica_cut_off_from_the_broker_past_its_session_timeout_duplicates_a
         assert not publisher.is_alive(), "the events were not all published"
         records = run_sync(read_all(bootstrap, topics["out"], N_EVENTS, timeout=60 + N_EVENTS / 1000, settle=3.0))
         wait_for(
-            lambda: metric(port_a, assigned) + metric(port_b, assigned) == 4,
+            lambda: metric(port_a, ASSIGNED) + metric(port_b, ASSIGNED) == 4,
             30,
             "one owner per partition after the reconnect",
             replicas,
@@ -145,7 +125,8 @@ def test_a_replica_cut_off_from_the_broker_past_its_session_timeout_duplicates_a
         for replica in replicas:
             if replica.poll() is None:
                 replica.kill()
-        takeover_seen.set()
+        if takeover_seen is not None:
+            takeover_seen.set()
         if publisher is not None:
             publisher.join(5)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.ma
 SHUTDOWN_TIMEOUT_S = 5.0
 N_BEFORE, N_DURING = 300, 300  # scored before the outage; published just before the broker stops
 WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=5)
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker this test may stop and resume (the session's broker is shared)."""
-    broker = LocalBroker(run_dir=tmp_path / "kafka")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _messages(start: int, n: int) -> list[tuple[bytes, bytes]]:
