@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import Any, NoReturn
 
 # Sub-command name -> module in stream.commands. Each module defines
 # `add_arguments(parser)` and `run(args) -> int`, and imports heavy packages (torch) only inside run().
@@ -25,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "demo": "Local broker + synthetic sensor fleet + service, with live progress",
 }
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each flag's default, except where there is none to show (None, off switches) or help says it."""
@@ -34,6 +37,21 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
             return text
         return super()._get_help_string(action)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage error is one line: what is wrong and where to look, not the whole usage block above it.
+
+    Sub-command parsers inherit the class (``add_subparsers`` builds them with the parent's type). No
+    abbreviations: with ``--model-dir`` and ``--security-sasl-password-file`` around, a prefix that happens to be
+    unique (``--model``, ``--security-sasl-password``) would silently mean a flag the user did not type."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists every flag)\n")
 
 
 def _version() -> str:
@@ -46,13 +64,15 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser with every available sub-command; a command whose module is absent is not offered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="rnnwatch",
         description="Streaming anomaly detection with RNNs.",
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rnnwatch {_version()}")
-    parser.add_argument("--log-level", default="INFO", help="logging level")
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="logging level", metavar="LEVEL"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         try:

@@ -61,6 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _seeded_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with a fleet or rigs run's sizes (before minutes of training), or None."""
+    from stream.evaluation.fleet.runner import split_seeds
+
+    try:
+        split_seeds(args.split, args.seeds)
+    except ValueError as error:
+        return str(error)
+    small = [f"--{n.replace('_', '-')}" for n in ("streams", "machines", "n_train", "n_test") if getattr(args, n) < 1]
+    if small or (args.train_seconds is not None and not args.train_seconds > 0):
+        return f"{', '.join(small) or '--train-seconds'} must be positive (--train-seconds > 0, sizes >= 1)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
     if args.benchmark in ("fleet", "rigs"):  # seeded benchmarks: one split at a time, TUNE unless told
@@ -70,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         args.split = args.split or "tune"
+        problem = _seeded_problem(args)
+        if problem:
+            print(f"rnnwatch bench {args.benchmark}: {problem}", file=sys.stderr)
+            return 2
         if args.benchmark == "fleet":
             from stream.evaluation.fleet.runner import run_fleet
 
@@ -82,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
             "rnnwatch bench nab: --bidirectional is refused: NAB forbids look-ahead and a bidirectional model scores "
             "each event with later events; NAB runs causal models only (rescore offline with "
             "`rnnwatch score --bidirectional`)",
+            file=sys.stderr,
+        )
+        return 2
+    if not (args.data / "data").is_dir() or not (args.data / "labels").is_dir():
+        print(
+            f"rnnwatch bench nab: {args.data} is not a NAB checkout (no data/ and labels/ in it): give --data PATH to "
+            "one (git clone https://github.com/numenta/NAB) or set RNNWATCH_NAB_DATA",
             file=sys.stderr,
         )
         return 2

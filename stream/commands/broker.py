@@ -2,7 +2,7 @@
 
 Works from a checkout and from an installed package (the scripts travel in the wheel; jars and run directories
 then live in ~/.cache/rnnwatch/kafka). Exit codes: 0 done, 1 the broker could not be fetched, started or stopped
-(one line from broker.sh saying why), or `status` found none running.
+(one line from broker.sh saying why), or `status` found none running (one line on stderr, stdout empty).
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
             broker.stop()
         else:
             address = broker.status()
-            if address is None:
-                print("not running")
+            if address is None:  # stdout stays empty, so BOOT=$(rnnwatch broker status) is empty too
+                print(
+                    f"rnnwatch broker status: no broker running in {broker.run_dir}; `rnnwatch broker start` starts "
+                    "one (with the same --run-dir)",
+                    file=sys.stderr,
+                )
                 return 1
             print(address)
     except BrokerError as error:

@@ -14,6 +14,9 @@ MIN_HISTORY = 500  # EnvelopeParams.min_events() (400) plus the validation split
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags: the fleet, its pace, the broker, training and the service's settings the demo exposes."""
+    from stream.commands.config_flags import add_setting_flag
+
     parser.add_argument("--streams", type=int, default=100, help="sensors in the fleet (default 100)")
     parser.add_argument("--events-per-stream", type=int, default=1000, help="events each sensor sends (default 1000)")
     parser.add_argument(
@@ -28,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting a local one")
     parser.add_argument("--train-minutes", type=float, default=1.0, help="training budget for the demo model")
     parser.add_argument("--retrain", action="store_true", help="train a new demo model even if one is cached")
-    parser.add_argument("--threshold", type=float, default=0.99, help="anomaly score threshold (default 0.99)")
-    parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once")
+    add_setting_flag(parser, "anomaly_threshold", "--threshold", dest="threshold")
+    add_setting_flag(parser, "guarantee")
     parser.add_argument("--seed", type=int, default=1, help="fleet seed (the model trains on this fleet's history)")
     parser.add_argument("--verbose", action="store_true", help="show the service's own log lines")
 
@@ -47,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
             "rnnwatch demo: need --streams >= 1, --events-per-stream >= 50, --rate > 0, --partitions >= 1",
             file=sys.stderr,
         )
+        return 2
+    if not 0.0 <= args.threshold <= 1.0 or not args.train_minutes > 0:
+        print("rnnwatch demo: --anomaly-threshold must be in [0, 1] and --train-minutes > 0", file=sys.stderr)
         return 2
     if args.history_events < MIN_HISTORY:
         print(

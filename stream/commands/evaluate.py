@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from stream.evaluation.user_plot import have_matplotlib, plot_files
     from stream.evaluation.user_report import format_rows, measure, pool
 
+    if args.worst < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
+        print("rnnwatch evaluate: --worst must be >= 0 (0: no PNG) and --max-minutes > 0", file=sys.stderr)
+        return 2
     try:
         files = load_user_data(args.data, args.label_column, args.time_column, args.normal)
         budget = None if args.max_minutes is None else 60 * args.max_minutes

@@ -61,10 +61,6 @@ def _use(args: argparse.Namespace) -> int:
     from rnncore.model.artifact import load_artifact
     from rnncore.model.store import ModelStoreError, current_version, use_version, version_dir
 
-    if not args.version:
-        print("rnnwatch model use: give the VERSION to make current (rnnwatch model list DIR shows them)",
-              file=sys.stderr)  # fmt: skip
-        return 2
     candidate = load_artifact(version_dir(args.model_dir, args.version)).config
     try:
         serving = load_artifact(args.model_dir).config
@@ -88,6 +84,19 @@ def _use(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """List or move the pointer; 2 with a one-line message when the store or version cannot be used."""
+    from stream.commands.model_path import model_dir_problem
+
+    if args.action == "use" and not args.version:
+        print("rnnwatch model use: give the VERSION to make current (rnnwatch model list DIR shows them)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.action == "list" and args.version:
+        print(f"rnnwatch model list: takes only the model directory, not {args.version!r}", file=sys.stderr)
+        return 2
+    problem = model_dir_problem(args.model_dir, "model directory")
+    if problem:
+        print(f"rnnwatch model {args.action}: {problem}", file=sys.stderr)
+        return 2
     try:
         return _list(args.model_dir) if args.action == "list" else _use(args)
     except (RnnCoreError, OSError) as exc:

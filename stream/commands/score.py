@@ -1,4 +1,4 @@
-"""`rnnwatch score --logs FILE --model DIR --out FILE`: score an event log offline through the service's path.
+"""`rnnwatch score --logs FILE --model-dir DIR --out FILE`: score an event log offline through the service's path.
 
 Events are ordered by time (stable, so equal times keep file order) and fed to the scorer the service runs
 (:func:`rnncore.scorer.build_scorer`, the one place that chooses it), in micro-batches of consecutive events; the
@@ -7,7 +7,8 @@ sees a later one. Output: one record per event with key, time, score, anomaly fl
 status, as JSON Lines or CSV (by suffix); for a multi-feature model also each feature's share of what drives the
 score (``StepResult.contributions``: a ``contributions`` list, or ``contribution_0..F-1`` CSV columns).
 
-``--pipeline seasonal`` scores through :class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
+``--scoring-pipeline seasonal`` (serve's ``scoring_pipeline``) scores through
+:class:`rnncore.stages.pipeline.ScoringPipeline` instead of the bare
 Detector: the Detector forecasts each stream's seasonal residual and its score is merged with the calibrated seasonal
 surprise, graded range novelty and a refractory filter, online and per stream (issue 6's detector, with
 settings chosen on NAB itself; single-value streams). The default, ``detector``, is what ``rnnwatch serve`` runs.
@@ -35,26 +36,17 @@ from stream.errors import StreamError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: inputs, model artifact, output file and the anomaly threshold."""
+    from stream.commands.config_flags import add_setting_flag
+
     parser.add_argument("--logs", nargs="+", required=True, metavar="PATH", help="JSON Lines / CSV event logs or dirs")
-    parser.add_argument("--model", required=True, type=Path, help="model artifact directory (rnnwatch train --out)")
+    model_help = "model directory (rnnwatch train --out): a versioned store, scored at its current version"
+    add_setting_flag(parser, "model_dir", "--model", dest="model", required=True, help=model_help)
     parser.add_argument("--out", required=True, type=Path, help="output file: .jsonl or .csv")
-    parser.add_argument("--threshold", type=float, default=0.99, help="score at or above which an event is anomalous")
+    add_setting_flag(parser, "anomaly_threshold", "--threshold", dest="threshold")
     parser.add_argument("--batch-size", type=int, default=1024, help="events per Detector.step call")
     parser.add_argument("--max-streams", type=int, default=1_000_000, help="state table capacity")
-    parser.add_argument(
-        "--warmup-events",
-        type=int,
-        default=200,
-        help="a new stream's forecast score is 0 for its first N events (serve's warmup_events)",
-    )
-    parser.add_argument(
-        "--pipeline",
-        choices=("detector", "seasonal"),
-        default="detector",
-        help="scoring path: the Detector with its envelope (default, what `rnnwatch serve` runs) or the seasonal "
-        "pipeline "
-        "(seasonal residual, surprise, novelty and refractory around the Detector: issue 6's NAB-tuned detector)",
-    )
+    add_setting_flag(parser, "warmup_events")
+    add_setting_flag(parser, "scoring_pipeline", "--pipeline", dest="pipeline")
     parser.add_argument(
         "--plot", type=Path, default=None, help="also write a PNG of the streams with the most flags (needs matplotlib)"
     )
@@ -154,10 +146,11 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.model.envelope_file import load_envelope
     from rnncore.scorer import build_scorer
+    from stream.commands.model_path import model_dir_problem
     from stream.data.eventlog import read_event_logs
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
-        print("rnnwatch score: --threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
+        print("rnnwatch score: --anomaly-threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
         return 2
     if args.out.suffix.lower() not in OUTPUT_SUFFIXES:
         print(
@@ -178,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
     pipeline = getattr(args, "pipeline", "detector")
     if args.bidirectional and pipeline != "detector":
-        print("rnnwatch score: --bidirectional rescoring is offline and takes no --pipeline", file=sys.stderr)
+        print("rnnwatch score: --bidirectional rescoring is offline and takes no --scoring-pipeline", file=sys.stderr)
+        return 2
+    problem = model_dir_problem(args.model, "--model-dir")
+    if problem:
+        print(f"rnnwatch score: {problem}", file=sys.stderr)
         return 2
     try:
         weights = load_artifact(args.model)

@@ -26,6 +26,8 @@ SEND_WINDOW = 2000  # sends in flight before waiting for their acks: bounded mem
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: where the events come from, where they go, and how fast."""
+    from stream.commands.config_flags import CONNECTION, add_config_flags
+
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--logs", nargs="+", metavar="PATH", help="JSON Lines / CSV event logs or directories")
     source.add_argument(
@@ -33,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--synthetic-events", type=int, default=2000, help="--synthetic: events per stream")
     parser.add_argument("--seed", type=int, default=0, help="--synthetic: generator seed")
-    parser.add_argument("--config", default=None, help="TOML config file (the one `rnnwatch serve` uses)")
-    parser.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None)
+    add_config_flags(parser, CONNECTION)  # --config, --bootstrap-servers, --security-*: serve's own
     parser.add_argument("--topic", default=None, help="topic to write (default: the service's input_topic)")
     parser.add_argument("--rate", type=float, default=0.0, help="events per second; 0 sends as fast as possible")
 
@@ -63,7 +64,11 @@ async def _send(config: ServiceConfig, topic: str, records: Sequence[EventRecord
         bootstrap_servers=config.bootstrap_servers, linger_ms=5, acks="all", **config.security.kafka_options()
     )
     async with explained_connection_errors(config):
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:  # a client that failed to start still holds connections and tasks
+            await producer.stop()
+            raise
     acked, started = 0, time.monotonic()
     try:
         pending: list[asyncio.Future[object]] = []
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from rnncore.errors import RnnCoreError
+    from stream.commands.config_flags import config_overrides
     from stream.errors import StreamError
     from stream.service.config import ConfigError, load_config
     from stream.service.connection import KafkaConnectError
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO lines would bury the records
     try:
-        config = load_config(args.config, overrides={"bootstrap_servers": args.bootstrap_servers})
+        config = load_config(args.config, overrides=config_overrides(args))
         records, source = _records(args)
     except (ConfigError, RnnCoreError, StreamError) as error:
         print(f"rnnwatch send: {error}", file=sys.stderr)

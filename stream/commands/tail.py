@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: the topic, where to start, when to stop and what to keep."""
-    parser.add_argument("--config", default=None, help="TOML config file (the one `rnnwatch serve` uses)")
-    parser.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None)
+    from stream.commands.config_flags import CONNECTION, add_config_flags
+
+    add_config_flags(parser, CONNECTION)  # --config, --bootstrap-servers, --security-*: serve's own
     parser.add_argument("--topic", default=None, help="topic to read (default: the service's output_topic)")
     parser.add_argument("--count", type=int, default=0, help="stop after this many records; 0 never")
     parser.add_argument("--idle-seconds", type=float, default=0.0, help="stop when nothing arrives this long; 0 never")
@@ -59,7 +60,11 @@ async def _tail(config: ServiceConfig, args: argparse.Namespace, topic: str) -> 
         **config.security.kafka_options(),
     )
     async with explained_connection_errors(config):
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:  # a client that failed to start still holds connections and tasks
+            await consumer.stop()
+            raise
     try:
         if topic not in await consumer.topics():  # subscribing to a missing topic logs an error 10 times a second
             raise TailError(
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the topic's records; 1 when Kafka fails or fewer than ``--count`` came, 2 on bad settings."""
     from aiokafka.errors import KafkaError
 
+    from stream.commands.config_flags import config_overrides
     from stream.service.config import ConfigError, load_config
     from stream.service.connection import KafkaConnectError
 
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO lines would bury the records
     try:
-        config = load_config(args.config, overrides={"bootstrap_servers": args.bootstrap_servers})
+        config = load_config(args.config, overrides=config_overrides(args))
     except ConfigError as error:
         print(f"rnnwatch tail: {error}", file=sys.stderr)
         return 2

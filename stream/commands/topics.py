@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stream.commands.config_flags import CONNECTION, add_config_flags
+
     parser.add_argument("action", choices=["create"])
-    parser.add_argument("--config", default=None, help="TOML config file (the one `rnnwatch serve` uses)")
-    parser.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None)
+    add_config_flags(parser, CONNECTION)  # --config, --bootstrap-servers, --security-*: serve's own
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default 4)")
     parser.add_argument(
         "--replication-factor",
@@ -41,7 +42,11 @@ async def _create(config: ServiceConfig, partitions: int, replication: int | Non
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.security.kafka_options())
     async with explained_connection_errors(config):  # a bad password or certificate: say which
-        await admin.start()
+        try:
+            await admin.start()
+        except BaseException:  # a client that failed to start still holds connections and tasks
+            await admin.close()
+            raise
     try:
         if replication is None:
             replication = min(3, len((await admin.describe_cluster()).get("brokers") or [None]))
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the service's settings, create the missing topics, print one line per topic; 1 Kafka, 2 config."""
     from aiokafka.errors import KafkaError
 
+    from stream.commands.config_flags import config_overrides
     from stream.service.config import ConfigError, load_config
     from stream.service.connection import KafkaConnectError
     from stream.service.topics import TopicError
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print("rnnwatch topics: --partitions and --replication-factor must be >= 1", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config, overrides={"bootstrap_servers": args.bootstrap_servers})
+        config = load_config(args.config, overrides=config_overrides(args))
         result = asyncio.run(_create(config, args.partitions, args.replication_factor))
     except (ConfigError, TopicError) as error:
         print(f"rnnwatch topics: {error}", file=sys.stderr)

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -27,14 +26,12 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: data source, architecture, optimisation and output."""
+    from stream.commands.config_flags import add_config_flags
+
     data = parser.add_argument_group("data")
     data.add_argument("--logs", nargs="+", metavar="PATH", help="JSON Lines / CSV event logs or directories")
     data.add_argument("--topic", help="replay this Kafka topic's retained events instead of reading files")
-    data.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("RNNWATCH_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka cluster for --topic (env RNNWATCH_BOOTSTRAP_SERVERS)",
-    )
+    add_config_flags(parser, ("bootstrap_servers",))  # serve's --config and --bootstrap-servers, for --topic
     data.add_argument("--since", help="--topic: earliest Kafka timestamp (epoch seconds or ISO-8601)")
     data.add_argument("--until", help="--topic: latest Kafka timestamp, inclusive (epoch seconds or ISO-8601)")
     data.add_argument("--from-offset", type=int, help="--topic: first offset to read, in every partition")
@@ -134,9 +131,12 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    from stream.commands.config_flags import config_overrides
     from stream.data.eventlog import EventLogError
-    from stream.data.replay import read_topic
+    from stream.data.replay import ReplayError, read_topic
     from stream.data.wire import EventRejectedError, parse_time
+    from stream.service.config import load_config
+    from stream.service.connection import held_kafka_errors
 
     try:
         bounds = {
@@ -147,7 +147,9 @@ def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         }
     except EventRejectedError as exc:
         raise EventLogError(f"--since/--until must be epoch seconds or ISO-8601 ({exc})") from None
-    records, summary = asyncio.run(read_topic(args.bootstrap_servers, args.topic, **bounds))
+    bootstrap = load_config(args.config, overrides=config_overrides(args)).bootstrap_servers
+    with held_kafka_errors(explained_by=(ReplayError,)):  # its one line says what aiokafka logged
+        records, summary = asyncio.run(read_topic(bootstrap, args.topic, **bounds))
     print(f"replayed {args.topic}: {summary.describe()}", file=sys.stderr)
     if not records:
         raise EventLogError(f"no usable events in topic {args.topic!r} for that range ({summary.describe()})")
@@ -268,11 +270,29 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
     )
 
 
+TOPIC_RANGE_FLAGS = ("since", "until", "from_offset", "to_offset")
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags before any data is read or any time spent training, or None."""
+    given = [args.logs is not None, args.synthetic is not None, args.topic is not None]
+    if sum(given) != 1:
+        return "give exactly one of --logs PATH..., --topic TOPIC or --synthetic STREAMS"
+    if args.synthetic is not None and (args.synthetic < 1 or args.synthetic_events < 2):
+        return "--synthetic needs at least 1 stream and --synthetic-events at least 2"
+    stray = [f"--{name.replace('_', '-')}" for name in TOPIC_RANGE_FLAGS if getattr(args, name) is not None]
+    if stray and args.topic is None:
+        return f"{', '.join(stray)} select(s) a range of a replayed topic: give --topic TOPIC, or leave them out"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} is a file: give a directory (a model store; created if missing)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, train, save, print the summary; 2 on unusable input, 0 on success."""
-    if sum(map(bool, (args.logs, args.synthetic, args.topic))) != 1:
-        message = "give exactly one of --logs PATH..., --topic TOPIC or --synthetic STREAMS"
-        print(f"rnnwatch train: {message}", file=sys.stderr)
+    problem = usage_problem(args)
+    if problem:
+        print(f"rnnwatch train: {problem}", file=sys.stderr)
         return 2
     from rnncore.model.artifact import save_artifact
     from rnncore.model.store import ModelStoreError, commit_version, incoming_dir

@@ -46,7 +46,10 @@ async def _topic_partitions(bootstrap_servers: str, topic: str) -> set[int]:
         await admin.start()
         (described,) = await admin.describe_topics([topic])
     except KafkaError as exc:
-        raise ReplayError(f"cannot read topic metadata from {bootstrap_servers}: {exc!r}") from exc
+        raise ReplayError(
+            f"cannot read topic metadata from {bootstrap_servers} ({exc}); check the "
+            "address (--bootstrap-servers) and that the broker is up"
+        ) from exc
     finally:
         await admin.close()
     if described.get("error_code") or not described.get("partitions"):

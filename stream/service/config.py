@@ -31,6 +31,16 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+def setting(default: Any, help: str, *, shown: str | None = None, flag: bool = True) -> Any:
+    """One setting's declaration: its default (a callable: a factory), the help its flag shows, the default as
+    ``--help`` says it when the value itself would not (``shown``), and whether it has a flag at all. The flag,
+    env var and TOML key all come from the field's name (``stream.commands.config_flags``)."""
+    metadata = {"help": help, "shown": shown, "flag": flag}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 class ConfigError(StreamError, ValueError):
     """The service configuration is invalid; the message names the field and where the value came from."""
 
@@ -63,15 +73,19 @@ class Secret:
 class SecurityConfig:
     """How to reach the brokers: TLS and/or SASL (PLAIN or SCRAM)."""
 
-    protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: Secret | None = None
-    sasl_password_file: str | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_check_hostname: bool = True
+    protocol: SecurityProtocol = setting("PLAINTEXT", "how to talk to the brokers: TLS (SSL) and/or SASL")
+    sasl_mechanism: SaslMechanism = setting("PLAIN", "SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)")
+    sasl_username: str | None = setting(None, "SASL user")
+    sasl_password: Secret | None = setting(
+        None, "never a flag (it would show in ps): RNNWATCH_SECURITY_SASL_PASSWORD or sasl_password_file", flag=False
+    )
+    sasl_password_file: str | None = setting(None, "file holding the SASL password (read at start)")
+    ssl_cafile: str | None = setting(
+        None, "CA certificate(s) the broker's certificate is checked against", shown="the system trust store"
+    )
+    ssl_certfile: str | None = setting(None, "client certificate (for listeners that require one)")
+    ssl_keyfile: str | None = setting(None, "private key of ssl_certfile")
+    ssl_check_hostname: bool = setting(True, "check that the broker's certificate names the host it was reached at")
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context for SSL and SASL_SSL: the broker's certificate verified against ``ssl_cafile`` (the
@@ -111,46 +125,57 @@ class SecurityConfig:
 class ServiceConfig:
     """Everything `rnnwatch serve` needs besides the model weights."""
 
-    bootstrap_servers: str = "localhost:9092"
-    input_topic: str = "rnnwatch-events"
-    output_topic: str = "rnnwatch-scores"
-    dead_letter_topic: str = "rnnwatch-dead-letters"
-    changelog_topic: str = "rnnwatch-state-changelog"
-    group_id: str = "rnnwatch"
-    instance_id: str = field(default_factory=socket.gethostname)  # replica name; transactional ids are per partition
-    model_dir: str | None = None
-    model_poll_seconds: float = 5.0  # how often model_dir is checked for a new artifact (0: only on SIGHUP)
-    guarantee: Guarantee = "exactly_once"
-    # where a group without committed offsets starts: "earliest" scores the retained history, "latest" only new events
-    auto_offset_reset: OffsetReset = "earliest"
-    max_batch_size: int = 16384  # events per getmany: larger batches amortise the per-transaction cost
-    max_batch_wait_ms: int = 50
-    session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
-    publish: PublishMode = "all"
-    anomaly_threshold: float = 0.99
-    # "detector": the Detector's calibrated forecast surprise; "seasonal": rnncore.stages.pipeline.ScoringPipeline
-    # (seasonal residual and surprise, range novelty, refractory: issue 6's NAB-tuned detector), single-value
-    # streams
-    scoring_pipeline: ScoringPipelineName = "detector"
-    # a new (or evicted) stream's forecast score is 0 for this many events while its calibration learns what
-    # surprise is normal for it (rnncore.calibration.ScoringParams.warmup_events); the envelope's raw term is not
-    warmup_events: int = 200
-    max_streams_per_partition: int = 100_000
-    idle_ttl_seconds: float | None = None
-    snapshot_every: int = 100  # delta records between full snapshots in the changelog
-    restore_timeout_seconds: float = 300.0  # reading an assignment's changelog longer than this stops the service
-    # SIGTERM/SIGINT: the batch in flight and the clients' close get this long, then are abandoned (nothing committed)
-    shutdown_timeout_seconds: float = 30.0
-    changelog_chunk_bytes: int = 512 * 1024
-    max_message_bytes: int = 64 * 1024
-    max_key_bytes: int = 256
-    archive_dir: str | None = None  # where consumed events are archived as rolling JSON Lines (None: off)
-    archive_max_bytes: int = 64 * 1024 * 1024
-    archive_max_age_seconds: float = 3600.0
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = 9108
-    status_log_seconds: float = 60.0  # one INFO status line this often (0: off)
-    security: SecurityConfig = field(default_factory=SecurityConfig)
+    bootstrap_servers: str = setting("localhost:9092", "Kafka bootstrap servers host:port[,host:port]")
+    input_topic: str = setting("rnnwatch-events", "topic of input events (must exist)")
+    output_topic: str = setting("rnnwatch-scores", "topic of score records")
+    dead_letter_topic: str = setting("rnnwatch-dead-letters", "topic of rejected messages")
+    changelog_topic: str = setting("rnnwatch-state-changelog", "compacted topic holding per-partition state")
+    group_id: str = setting("rnnwatch", "consumer group (part of the per-partition transactional ids)")
+    instance_id: str = setting(
+        socket.gethostname, "replica name (transactional ids are per input partition)", shown="the hostname"
+    )
+    model_dir: str | None = setting(
+        None, "model directory (rnnwatch train --out): a versioned store served at its current version, or an artifact"
+    )
+    model_poll_seconds: float = setting(5.0, "how often model_dir is checked for a new model (0: only on SIGHUP)")
+    guarantee: Guarantee = setting("exactly_once", "exactly_once: outputs, state and offsets in one transaction")
+    auto_offset_reset: OffsetReset = setting(
+        "earliest", "where a group without committed offsets starts: earliest scores the retained history"
+    )
+    max_batch_size: int = setting(16384, "max events per micro-batch (larger batches amortise a transaction)")
+    max_batch_wait_ms: int = setting(50, "longest wait for a micro-batch when nothing has arrived")
+    session_timeout_ms: int = setting(10_000, "how long a silent replica keeps its partitions (broker min 6000)")
+    publish: PublishMode = setting("all", "score records for every event, or for anomalies only")
+    anomaly_threshold: float = setting(0.99, "score at or above which an event is an anomaly")
+    scoring_pipeline: ScoringPipelineName = setting(
+        "detector",
+        "detector: the forecast surprise lifted by each stream's envelope; seasonal: plus seasonal surprise, "
+        "novelty and refractory (issue 6's NAB-tuned detector, single-value streams)",
+    )
+    warmup_events: int = setting(
+        200, "a new (or evicted) stream's forecast score is 0 for its first N events while its calibration learns"
+    )
+    max_streams_per_partition: int = setting(100_000, "state rows per input partition (then: stream_table_full)")
+    idle_ttl_seconds: float | None = setting(
+        None, "evict streams idle longer than this (event time) at snapshots", shown="never"
+    )
+    snapshot_every: int = setting(100, "changelog delta records between full snapshots")
+    restore_timeout_seconds: float = setting(300.0, "reading an assignment's changelog longer than this stops serve")
+    shutdown_timeout_seconds: float = setting(
+        30.0, "on SIGTERM/SIGINT, the batch in flight and the clients' close get this long, then are abandoned"
+    )
+    changelog_chunk_bytes: int = setting(512 * 1024, "size of one full-snapshot chunk in the changelog")
+    max_message_bytes: int = setting(64 * 1024, "larger input messages are dead-lettered as oversized")
+    max_key_bytes: int = setting(256, "longer stream keys are dead-lettered as key_too_long")
+    archive_dir: str | None = setting(
+        None, "archive consumed events here as rolling JSON Lines (for retraining)", shown="off"
+    )
+    archive_max_bytes: int = setting(64 * 1024 * 1024, "roll the archive file past this size")
+    archive_max_age_seconds: float = setting(3600.0, "roll the archive file past this age")
+    metrics_host: str = setting("0.0.0.0", "address of /metrics /healthz /readyz")
+    metrics_port: int = setting(9108, "port of /metrics /healthz /readyz (0: any free)")
+    status_log_seconds: float = setting(60.0, "one INFO status line this often (0: off)")
+    security: SecurityConfig = field(default_factory=SecurityConfig)  # its own fields: security_* flags
 
     def __post_init__(self) -> None:
         for name in (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiokafka.errors import KafkaConnectionError
 
@@ -25,14 +25,51 @@ class KafkaConnectError(StreamError):
 
 
 class _Collector(logging.Handler):
+    """Holds aiokafka's error lines while clients start (the explained failure repeats them); passes the rest on."""
+
     def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
+        super().__init__()
         self.lines: list[str] = []
+        self.held: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:
+            logging.getLogger().handle(record)  # where aiokafka's records go when nothing holds them
+            return
+        self.held.append(record)
         message = record.getMessage()
-        if record.levelno >= logging.ERROR and message not in self.lines:
+        if message not in self.lines:
             self.lines.append(message)
+
+    def log_held(self) -> None:
+        """Log the held error lines after all: the start went on, so no explanation carries them."""
+        for record in self.held:
+            logging.getLogger().handle(record)
+        self.held.clear()
+
+
+@contextlib.contextmanager
+def held_kafka_errors(
+    explained_by: tuple[type[BaseException], ...] = (KafkaConnectionError, KafkaConnectError),
+) -> Iterator[_Collector]:
+    """While inside, aiokafka's ERROR lines are collected instead of logged. They are dropped when one of
+    ``explained_by`` leaves the block (its one line explains the failure: a CLI error is then one line, not
+    aiokafka's and ours), and logged on any other exit."""
+    collector = _Collector()
+    logger = logging.getLogger("aiokafka")
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(collector)
+    explained = False
+    try:
+        yield collector
+    except explained_by:
+        explained = True
+        raise
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = propagate
+        if not explained:
+            collector.log_held()
 
 
 def describe_failure(config: ServiceConfig, causes: list[str]) -> str:
@@ -101,13 +138,10 @@ def _tls_failure(config: ServiceConfig, causes: list[str]) -> str | None:
 
 @contextlib.asynccontextmanager
 async def explained_connection_errors(config: ServiceConfig) -> AsyncIterator[None]:
-    """Turn aiokafka's bare ``KafkaConnectionError`` into a ``KafkaConnectError`` that says why."""
-    collector = _Collector()
-    logger = logging.getLogger("aiokafka")
-    logger.addHandler(collector)
-    try:
-        yield
-    except KafkaConnectionError as error:
-        raise KafkaConnectError(describe_failure(config, collector.lines)) from error
-    finally:
-        logger.removeHandler(collector)
+    """Turn aiokafka's bare ``KafkaConnectionError`` into a ``KafkaConnectError`` that says why (and carries
+    aiokafka's own error lines, which are then not logged a second time)."""
+    with held_kafka_errors() as collector:
+        try:
+            yield
+        except KafkaConnectionError as error:
+            raise KafkaConnectError(describe_failure(config, collector.lines)) from error

@@ -194,7 +194,7 @@ def test_seasonal_pipeline_refuses_multi_feature_models_and_bidirectional(
     assert main([*args, "--pipeline", "seasonal"]) == 2
     assert "single-value" in capsys.readouterr().err
     assert main([*args, "--pipeline", "seasonal", "--bidirectional"]) == 2
-    assert "--pipeline" in capsys.readouterr().err
+    assert "--scoring-pipeline" in capsys.readouterr().err
 
 
 def test_an_output_format_it_cannot_write_is_refused_not_written_as_json_lines(
