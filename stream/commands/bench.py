@@ -55,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-baselines", action="store_true", help="nab: run rnnwatch only")
     parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="nab: PNG of the worst files at the default threshold (values, forecast band, labelled windows, true "
+        "and false flags, score and threshold; needs matplotlib)",
+    )
+    parser.add_argument("--plot-files", type=int, default=4, help="nab --plot: how many files")
+    parser.add_argument(
         "--bidirectional",
         action="store_true",
         help="refused: NAB forbids look-ahead, bidirectional models are for `rnnwatch score --bidirectional` only",
@@ -78,6 +86,9 @@ def _seeded_problem(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
     if args.benchmark in ("fleet", "rigs"):  # seeded benchmarks: one split at a time, TUNE unless told
+        if args.plot is not None:
+            print(f"rnnwatch bench {args.benchmark}: --plot is for nab (fleet and rigs print tables)", file=sys.stderr)
+            return 2
         if args.split == "all":
             print(
                 f"rnnwatch bench {args.benchmark}: --split is tune or report (seeds are never pooled)", file=sys.stderr
@@ -103,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.plot is not None:
+        from stream.evaluation.user_plot import have_matplotlib
+
+        if args.plot.suffix.lower() != ".png" or args.plot_files < 1 or not have_matplotlib():
+            print("rnnwatch bench nab: --plot takes a .png path and --plot-files >= 1, and needs matplotlib "
+                  "(pip install 'rnnwatch[demo]')", file=sys.stderr)  # fmt: skip
+            return 2
     if not (args.data / "data").is_dir() or not (args.data / "labels").is_dir():
         print(
             f"rnnwatch bench nab: {args.data} is not a NAB checkout (no data/ and labels/ in it): give --data PATH to "

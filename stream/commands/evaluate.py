@@ -7,7 +7,8 @@ rows from the first label on are scored), with `rnnwatch train`'s defaults, and 
 defaults: the path `rnnwatch serve` runs. It prints per file and pooled: pointwise F1, false-alarm rate, missed
 rate, event-wise precision / recall / F1, detection delay at the default threshold, and the label-chosen best
 cut's pointwise F1 as an upper bound; it writes the model, the scores, ``per_file.csv`` and a PNG of the worst
-files (with matplotlib, the ``demo`` extra) to ``--out``.
+files (``--plot``, with matplotlib, the ``demo`` extra: ``rnnwatch score --plot``'s picture with the labelled
+rows shaded and flags told true from false) to ``--out``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 WORST_FILES = 4
 
@@ -35,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/evaluate"), help="model, scores, per_file.csv, PNG")
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget (default: train's own)")
     parser.add_argument("--worst", type=int, default=WORST_FILES, help="how many of the worst files to plot")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="PNG of the --worst files (lowest pointwise F1): values, forecast band, labelled windows, true and "
+        "false flags, score and threshold (default: OUT/worst_files.png, when matplotlib is installed)",
+    )
 
 
 def _write_per_file(path: Path, rows: list[tuple[str, dict[str, float]]]) -> None:
@@ -46,16 +55,51 @@ def _write_per_file(path: Path, rows: list[tuple[str, dict[str, float]]]) -> Non
             table.writerow([name, *(f"{m.get(k, float('nan')):.6g}" for k in keys)])
 
 
+def _plot_worst(
+    args: argparse.Namespace, results: list[Any], per_file: list[tuple[str, dict[str, float]]], pooled: dict[str, float]
+) -> Path:
+    """The --worst files through score's plot: their streams re-scored as `rnnwatch score` scored them (the plot
+    needs the forecast), the labelled rows shaded, flags told true (in a labelled row) from false."""
+    from rnncore.model.artifact import read_metadata
+    from stream.commands.config_flags import flag_for
+    from stream.evaluation.score_plot import plot_scored, rescore
+
+    order = sorted(range(len(results)), key=lambda i: (per_file[i][1]["f1"], -per_file[i][1]["missed"]))
+    picked = [results[i] for i in order[: args.worst]]
+    threshold = flag_for("anomaly_threshold").default
+    recorder = rescore(args.out / "model", [args.out / "test.csv"], [s.name for s in picked], threshold)
+    labelled = {s.name: s.labels > 0 for s in picked}
+    notes = {
+        s.name: f"point F1 {m['f1']:.2f}, false alarms {m['false_alarm']:.1%}, missed {m['missed']:.1%}, "
+        f"event F1 {m['event_f1']:.2f}"
+        for s, (_, m) in ((results[i], per_file[i]) for i in order[: args.worst])
+    }
+    version = str(read_metadata(args.out / "model").get("version", "?"))
+    title = (
+        f"rnnwatch evaluate {args.data}: the {len(picked)} file(s) with the lowest pointwise F1 at the default "
+        f"threshold {threshold:g}; pooled point F1 {pooled['f1']:.3f}, false alarms {pooled['false_alarm']:.2%}, "
+        f"event F1 {pooled['event_f1']:.3f}"
+    )
+    path = args.plot or args.out / "worst_files.png"
+    return plot_scored(path, recorder, [s.name for s in picked], threshold, version, labelled, notes, title)
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0, or 2 with a one-line message when the files (or the CLI) refuse."""
     from stream.evaluation.product_path import ProductPathError
     from stream.evaluation.user_data import UserDataError, load_user_data
     from stream.evaluation.user_eval import score_files, without_reference
-    from stream.evaluation.user_plot import have_matplotlib, plot_files
+    from stream.evaluation.user_plot import have_matplotlib
     from stream.evaluation.user_report import format_rows, measure, pool
 
     if args.worst < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
         print("rnnwatch evaluate: --worst must be >= 0 (0: no PNG) and --max-minutes > 0", file=sys.stderr)
+        return 2
+    if args.plot is not None and (args.plot.suffix.lower() != ".png" or args.worst < 1):
+        print("rnnwatch evaluate: --plot takes a .png path and --worst >= 1", file=sys.stderr)
+        return 2
+    if args.plot is not None and not have_matplotlib():
+        print("rnnwatch evaluate: --plot needs matplotlib: pip install 'rnnwatch[demo]'", file=sys.stderr)
         return 2
     try:
         files = load_user_data(args.data, args.label_column, args.time_column, args.normal)
@@ -85,10 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if not have_matplotlib():
         print("no PNG: matplotlib is not installed (pip install 'rnnwatch[demo]')")
     elif args.worst > 0:
-        order = sorted(range(len(results)), key=lambda i: (per_file[i][1]["f1"], -per_file[i][1]["missed"]))
-        picked = [(results[i], files[i].values, per_file[i][1]["f1"]) for i in order[: args.worst]]
-        png = plot_files(args.out / "worst_files.png", picked, files[0].features)
-        print(f"wrote {png} (the {len(picked)} file(s) with the lowest pointwise F1)")
+        png = _plot_worst(args, results, per_file, pooled)
+        print(f"wrote {png} (the {min(args.worst, len(results))} file(s) with the lowest pointwise F1)")
     print(
         f"pooled: point_f1={pooled['f1']:.3f} false_alarms={pooled['false_alarm']:.4f} missed={pooled['missed']:.3f} "
         f"event_f1={pooled['event_f1']:.3f} best_cut_point_f1={pooled['best_f1']:.3f}; wrote {args.out}"

@@ -72,6 +72,13 @@ def run_nab(args: argparse.Namespace) -> int:
         except ProductPathError as error:
             print(f"rnnwatch bench nab: the product path failed: {error}", file=sys.stderr)
             return 2
+        picture = None
+        if getattr(args, "plot", None) is not None:  # recorded while the model and the test log exist
+            from stream.evaluation.nab_plot import record_worst
+
+            last = product[-1]
+            picture = record_worst(files, windows, last.scores, last.artifact, Path(tmp) / "all.csv", last.threshold,
+                                   args.plot_files)  # fmt: skip
     write_final_results(args.out, runs)
     ours, threshold = runs[-1], product[-1].threshold
     n_tune = sum(file_split(f.name) == "tune" for f in files)
@@ -101,6 +108,12 @@ def run_nab(args: argparse.Namespace) -> int:
     print(format_categories(category_rows(ours.scores, windows, standard[0], threshold)))
     print(f"results written to {args.out}")
     best, fixed = ours.results, rows[1][3]
+    if picture is not None:
+        from stream.evaluation.nab_plot import draw
+
+        scores = ", ".join(f"{short(p.name).lower()} {fixed[p.name].normalised:.1f}" for p in profiles)
+        title = f"rnnwatch bench nab ({split}), default threshold {threshold:g}: NAB {scores}; worst files"
+        print(f"plot: {draw(args.plot, picture, threshold, title)} (the {len(picture.keys)} worst file(s))")
     nab = " ".join(f"nab_{short(p.name).lower()}={best[p.name].normalised:.2f}" for p in profiles)
     at_default = " ".join(f"default_{short(p.name).lower()}={fixed[p.name].normalised:.2f}" for p in profiles)
     print(f"RESULT {nab} {at_default} seconds={time.perf_counter() - start:.1f}")

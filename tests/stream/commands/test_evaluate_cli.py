@@ -26,6 +26,9 @@ def test_evaluate_reports_per_file_and_pooled_and_plots(tmp_path, capsys) -> Non
     assert float(pooled["event_recall"]) == 1.0  # a 10-sigma shift of one sensor is found in both files
     assert 0.0 <= float(pooled["false_alarm"]) <= 1.0 and float(pooled["best_f1"]) >= float(pooled["f1"])
     assert (out / "worst_files.png").stat().st_size > 10_000 and (out / "model" / "current" / "model.json").exists()
+    assert main([*argv, "--plot", str(tmp_path / "mine.png"), "--worst", "1"]) == 0
+    assert "the 1 file(s) with the lowest pointwise F1" in capsys.readouterr().out
+    assert (tmp_path / "mine.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_evaluate_refuses_a_missing_label_column_in_one_line(tmp_path, capsys) -> None:

@@ -127,8 +127,9 @@ def test_bench_nab_command_ends_with_one_result_line(tmp_path: Path, capsys: pyt
     # 3400 rows: 510 probationary rows per file, so even a one-file half has the 100 validation steps train wants
     _write_corpus(tmp_path / "nab", n=3400, spike_at=2500)
     args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "res"), "--train-seconds", "2"]
-    assert main(args) == 0
+    assert main([*args, "--plot", str(tmp_path / "worst.png"), "--plot-files", "2"]) == 0
     out = capsys.readouterr().out
+    assert "(the 2 worst file(s))" in out and (tmp_path / "worst.png").read_bytes()[:4] == b"\x89PNG"
     lines = out.strip().splitlines()
     assert re.fullmatch(
         r"RESULT nab_standard=\S+ nab_low_fp=\S+ nab_low_fn=\S+ "
