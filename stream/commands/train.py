@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-version", help="version name, also its directory (default: creation time + weights digest)"
     )
     parser.add_argument(
+        "--skip-if-trained",
+        action="store_true",
+        help="exit 0 without training when OUT already serves a model (a one-shot train step before serve: "
+        "deploy/docker/compose.yaml)",
+    )
+    parser.add_argument(
         "--replace-incompatible",
         action="store_true",
         help="move OUT/current to a model whose state layout differs (a service on that model_dir could not "
@@ -270,6 +276,16 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
     )
 
 
+def _serving(out: Path) -> str | None:
+    """What ``out`` serves now (its current version, or a plain artifact), or None when it holds no usable model."""
+    from rnncore.model.artifact import ArtifactError, read_metadata
+
+    try:
+        return f"model version {read_metadata(out).get('version', '?')}"
+    except ArtifactError:
+        return None
+
+
 TOPIC_RANGE_FLAGS = ("since", "until", "from_offset", "to_offset")
 
 
@@ -296,6 +312,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from rnncore.model.artifact import save_artifact
     from rnncore.model.store import ModelStoreError, commit_version, incoming_dir
+
+    if args.skip_if_trained and (serving := _serving(args.out)) is not None:
+        print(f"{args.out} already serves {serving}; --skip-if-trained: not training")
+        return 0
 
     try:
         from rnncore.training.bidirectional import train_bidirectional

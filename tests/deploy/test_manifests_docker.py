@@ -59,7 +59,8 @@ def test_dockerfile_is_multi_stage_with_a_builder_that_installs_the_wheel() -> N
     builder, runtime = _stages()
     assert builder[0][1].endswith("AS builder")
     build_steps = " ".join(arguments for instruction, arguments in builder if instruction == "RUN")
-    assert "pip wheel" in build_steps and "pip install -c constraints.txt /wheels/" in build_steps
+    assert "pip wheel" in build_steps and "pip install -c constraints.txt" in build_steps
+    assert 'wheel="$(echo /wheels/rnnwatch-*.whl)"' in build_steps  # the wheel just built, with RNNWATCH_EXTRAS
     assert ("COPY", "--from=builder /opt/rnnwatch /opt/rnnwatch") in runtime
 
 
@@ -127,3 +128,31 @@ def test_prometheus_scrapes_the_compose_service_on_its_metrics_port() -> None:
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     (job,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "rnnwatch"]
     assert job["static_configs"][0]["targets"] == [f"rnnwatch:{compose['environment']['RNNWATCH_METRICS_PORT']}"]
+
+
+def _mount(volume: str) -> tuple[str, str, str]:
+    """(source, target, mode) of a compose short-syntax volume whose source may be ``${VAR:-default}``."""
+    match = re.fullmatch(r"(\$\{[^}]*\}|[^:]+):([^:]+)(?::(\w+))?", volume)
+    assert match, volume
+    return match[1], match[2], match[3] or ""
+
+
+def test_compose_trains_the_model_it_serves_before_serving() -> None:
+    """The train service's command is a real `rnnwatch train` invocation (parsed by the CLI's own parser), writes
+    where serve reads, in an image with the train extra, and serve waits for it to finish."""
+    from stream.cli import build_parser
+
+    services = _compose()["services"]
+    train, serve = services["train"], services["rnnwatch"]
+    args = build_parser().parse_args(train["command"])
+    assert args.command == "train" and args.skip_if_trained and args.synthetic
+    served = load_config(env={k: str(v) for k, v in serve["environment"].items()}).model_dir
+    assert str(args.out) == served
+    (serve_mount,) = [m for m in map(_mount, serve["volumes"]) if m[1] == served]
+    (train_mount,) = [m for m in map(_mount, train["volumes"]) if m[1] == served]
+    assert serve_mount[0] == train_mount[0] == "${RNNWATCH_MODEL_DIR:-models}"
+    assert serve_mount[2] == "ro" and train_mount[2] == ""
+    assert train["build"]["args"]["RNNWATCH_EXTRAS"] == "train" and "RNNWATCH_EXTRAS" in DOCKERFILE.read_text()
+    assert train["build"]["dockerfile"] == serve["build"]["dockerfile"]
+    assert serve["depends_on"]["train"]["condition"] == "service_completed_successfully"
+    assert "models" in _compose()["volumes"]  # the default: a named volume, writable by the image's user

@@ -176,3 +176,15 @@ def test_a_validation_split_too_small_to_judge_is_refused_before_training(
     err = capsys.readouterr().err
     assert "only 80 validation step(s), fewer than --min-validation-steps 100" in err and err.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_skip_if_trained_keeps_the_model_that_is_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rnncore.model.artifact import read_metadata, save_artifact
+    from rnncore.model.config import ModelConfig
+    from rnncore.model.weights import ModelWeights
+
+    out = tmp_path / "models"
+    save_artifact(out, ModelWeights.random(ModelConfig(hidden_size=8), seed=2), {"version": "v1"})
+    assert main(["train", "--skip-if-trained", "--synthetic", "2", "--out", str(out)]) == 0
+    assert "--skip-if-trained: not training" in capsys.readouterr().out
+    assert read_metadata(out)["version"] == "v1" and not (out / "current").exists()
