@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")  # CSV, else JSON Lines
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson")  # CSV, else JSON Lines (not .json: one document, not lines)
 
 
 def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, Any]:
@@ -151,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
         print("rnnwatch score: --anomaly-threshold must be in [0, 1] and --batch-size >= 1", file=sys.stderr)
+        return 2
+    if args.out.suffix.lower() == ".json":
+        print(f"rnnwatch score: --out {args.out}: the rows are JSON Lines (one object per line), which a .json "
+              "reader takes for one broken document; name it .jsonl (or .csv)", file=sys.stderr)  # fmt: skip
         return 2
     if args.out.suffix.lower() not in OUTPUT_SUFFIXES:
         print(

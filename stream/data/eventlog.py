@@ -171,7 +171,8 @@ def read_csv(path: str | Path, summary: ReadSummary | None = None) -> Iterator[E
                 if _looks_like_a_header(first[1]):
                     raise EventLogError(
                         f"{path}: the first row {first[1][:6]!r} is neither an event nor a header naming 'key' "
-                        "and 'time' columns"
+                        "and 'time' columns: name the stream's column key and the time column time (every other "
+                        "column is a value)"
                     ) from None
             data = itertools.chain([first], rows)
         else:

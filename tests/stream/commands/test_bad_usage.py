@@ -42,6 +42,8 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("score --logs {log} --model-dir {tmp}/empty --out {tmp}/o.jsonl", 2, ("holds no model", TRAIN_ONE)),
     ("score --logs {log2} --model-dir {model} --out {tmp}/o.jsonl", 2, ("2 value(s)", "model trained on such logs")),
     ("score --logs {log} --model-dir {model} --out {tmp}/o.parquet", 2, (".parquet is not a format", "write .csv")),
+    ("score --logs {log} --model-dir {model} --out {tmp}/o.json", 2, ("JSON Lines", "name it .jsonl")),
+    ("score --logs {no_key_csv} --model-dir {model} --out {tmp}/o.csv", 2, ("naming 'key' and 'time'", "name the")),
     ("score --logs {log} --model-dir {model} --out {tmp}/o.jsonl --anomaly-threshold abc", 2, ("invalid float",)),
     ("score --logs {log} --model {tmp}/nope --out {tmp}/o.jsonl --threshold 0.5", 2, ("nope does not exist",)),
     ("score --logs {log} --model-dir {model} --out {tmp}/o.jsonl --anomaly-threshold 2", 2, ("must be in [0, 1]",)),
@@ -170,6 +172,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (tmp / "bad.toml").write_text("input_topic = [unterminated\n")
     (tmp / "unknown.toml").write_text("inptu_topic = 'x'\n")
     (tmp / "empty").mkdir()
+    (tmp / "nab.csv").write_text("timestamp,value\n2020-01-01 00:00:00,1\n")  # NAB's header: no key column
     labelled = tmp / "labelled"
     labelled.mkdir()
     (labelled / "a.csv").write_text("time,value\n0,1\n1,2\n")
@@ -178,7 +181,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         dead = f"127.0.0.1:{probe.getsockname()[1]}"
     names = {"tmp": tmp, "model": model, "log": log, "log2": log2, "labelled": labelled, "dead": dead}
     return {**{k: str(v) for k, v in names.items()}, "bad_toml": str(tmp / "bad.toml"),
-            "unknown_toml": str(tmp / "unknown.toml")}  # fmt: skip
+            "unknown_toml": str(tmp / "unknown.toml"), "no_key_csv": str(tmp / "nab.csv")}  # fmt: skip
 
 
 def _ids() -> list[str]:
