@@ -62,7 +62,8 @@ def _plot_worst(
     needs the forecast), the labelled rows shaded, flags told true (in a labelled row) from false."""
     from rnncore.model.artifact import read_metadata
     from stream.commands.config_flags import flag_for
-    from stream.evaluation.score_plot import plot_scored, rescore
+    from stream.evaluation.rescore import rescore
+    from stream.evaluation.score_plot import plot_scored
 
     order = sorted(range(len(results)), key=lambda i: (per_file[i][1]["f1"], -per_file[i][1]["missed"]))
     picked = [results[i] for i in order[: args.worst]]

@@ -1,7 +1,7 @@
 """`rnnwatch bench nab --plot`: score's picture of the NAB files the product does worst on at its default threshold.
 
 Worst = most labelled windows without a flag, then most flags outside every window. Their streams are re-scored
-from the benchmark's own test log and model (``score_plot.rescore``: the forecast band is not in score's output),
+from the benchmark's own test log and model (``stream.evaluation.rescore``: score's output has no forecast band),
 the windows shaded, flags told true (inside a window) from false, and the title carries the model version and
 the run's NAB scores at the default threshold.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from stream.evaluation.nab_data import NabFile
-from stream.evaluation.score_plot import ScoreRecorder, rescore
+from stream.evaluation.rescore import rescore
+from stream.evaluation.score_plot import ScoreRecorder
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ Per stream: its values (features standardised and stacked when there are several
 single-feature stream (mean +- 2 scale of the forecast made before each event) and the flagged events; below,
 the score with the threshold; a title with the stream, its counts and the model version. With labels (evaluate,
 NAB) the labelled windows are shaded and a flag inside one is a true flag (green), outside a false one (red).
-Labelled runs re-score their few streams through :func:`rescore` (score's own loop and defaults: a stream's
-scores depend on its events only) to get the forecast, which score's output does not hold. matplotlib comes
+Labelled runs re-score their few streams (``stream.evaluation.rescore``: score's own loop and defaults, a
+stream's scores depend on its events only) to get the forecast, which score's output does not hold. matplotlib comes
 with the ``demo`` extra.
 """
 
@@ -52,31 +52,6 @@ class ScoreRecorder:
     def most_flagged(self, count: int) -> list[str]:
         """The ``count`` streams with the most flags (then by key), the ones to look at first."""
         return sorted(self.streams, key=lambda k: (-sum(self.streams[k].flags), k))[:count]
-
-
-def rescore(model_dir: Path, logs: Sequence[Path], keys: Sequence[str], threshold: float) -> ScoreRecorder:
-    """``keys``' events in ``logs`` scored again as `rnnwatch score` scored them (its loop, its defaults, the
-    model's envelope), recorded for the plot."""
-    from rnncore.model.artifact import load_artifact
-    from rnncore.model.envelope_file import load_envelope
-    from rnncore.scorer import build_scorer
-    from stream.commands.config_flags import flag_for
-    from stream.commands.score import score_events
-    from stream.data.eventlog import read_event_logs
-
-    wanted = set(keys)
-    records, _ = read_event_logs([str(p) for p in logs])
-    records = [r for r in records if r.key in wanted]
-    scorer = build_scorer(
-        load_artifact(model_dir),
-        load_envelope(model_dir),
-        pipeline=flag_for("scoring_pipeline").default,
-        max_streams=max(1, len(wanted)),
-        warmup_events=flag_for("warmup_events").default,
-    )
-    recorder = ScoreRecorder()
-    score_events(records, scorer, threshold, 1024, lambda *row: None, recorder)
-    return recorder
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

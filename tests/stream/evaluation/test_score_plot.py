@@ -12,7 +12,8 @@ from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
-from stream.evaluation.score_plot import plot_scored, rescore
+from stream.evaluation.rescore import rescore
+from stream.evaluation.score_plot import plot_scored
 
 
 def _model_and_log(tmp_path: Path) -> tuple[Path, Path]:
