@@ -59,7 +59,9 @@ def state_dir(scripts: Path) -> Path:
 class LocalBroker:
     """A single-node KRaft broker on a free loopback port, run by broker.sh in its own run directory."""
 
-    def __init__(self, run_dir: str | Path | None = None, extra_config: str | Path | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path | None = None, extra_config: str | Path | None = None, port: int | None = None
+    ) -> None:
         scripts = deploy_dir()
         self.script = scripts / "broker.sh"
         self.state = state_dir(scripts)
@@ -68,10 +70,13 @@ class LocalBroker:
             Path(run_dir) if run_dir else Path(default_run) if default_run else self.state / ".run" / "default"
         )
         self.extra_config = Path(extra_config) if extra_config else None
+        self.port = port  # None: a free one (or $RNNWATCH_KAFKA_PORT, which broker.sh reads)
         self.bootstrap: str | None = None
 
     def _call(self, *args: str, timeout: float = 600) -> str:
         env = {**os.environ, "RNNWATCH_KAFKA_STATE_DIR": str(self.state)}
+        if self.port is not None:
+            env["RNNWATCH_KAFKA_PORT"] = str(self.port)
         result = subprocess.run(
             ["bash", str(self.script), *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
         )

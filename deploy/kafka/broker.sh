@@ -2,8 +2,9 @@
 # Local single-node Apache Kafka broker (KRaft) for development, tests and the demo.
 #
 #   deploy/kafka/broker.sh fetch                    resolve the pinned broker jars with Maven (idempotent)
-#   deploy/kafka/broker.sh start [RUN_DIR] [EXTRA]  format storage, start on a free loopback port, wait
-#                                                   until it answers; prints the bootstrap address
+#   deploy/kafka/broker.sh start [RUN_DIR] [EXTRA]  format storage, start on a free loopback port (or on
+#                                                   $RNNWATCH_KAFKA_PORT), wait until it answers; prints the
+#                                                   bootstrap address
 #   deploy/kafka/broker.sh stop  [RUN_DIR]          stop it cleanly (SIGTERM, then SIGKILL after 30 s)
 #   deploy/kafka/broker.sh status [RUN_DIR]         print the bootstrap address if it is running
 #   deploy/kafka/broker.sh resume RUN_DIR           start a stopped broker again on its port and data (no
@@ -65,6 +66,20 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The broker's port: RNNWATCH_KAFKA_PORT when given (a fixed address for scripts and notes), else a free one.
+broker_port() {
+  local want="${RNNWATCH_KAFKA_PORT:-}"
+  if [[ -z "$want" ]]; then
+    free_port
+    return 0
+  fi
+  [[ "$want" =~ ^[0-9]+$ ]] && ((want >= 1 && want <= 65535)) \
+    || die "RNNWATCH_KAFKA_PORT=$want is not a port (1..65535)"
+  python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$want" \
+    2>/dev/null || die "port $want is in use: give another RNNWATCH_KAFKA_PORT (--port), or none for a free one"
+  echo "$want"
+}
+
 cluster_id() {  # never starting with "-" (1 in 64 do): kafka-storage would take it for an option
   python3 -c 'import base64, uuid
 ids = (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for _ in iter(int, 1))
@@ -82,13 +97,14 @@ start() {
     cat "$dir/bootstrap"
     return 0
   fi
+  local port
+  port="$(broker_port)"
   fetch
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap"
   rm -f "$dir"/*_bootstrap
-  local port cport taken name p
-  port="$(free_port)"
+  local cport taken name p
   cport="$(free_port)"
   while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA_DIR@|$dir/data|g" \

@@ -22,12 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="broker run directory (default: deploy/kafka/.run/default in a checkout, "
         "~/.cache/rnnwatch/kafka/.run/default when installed; or $RNNWATCH_KAFKA_RUN_DIR)",
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="start: listen on this loopback port (default: a free one, or $RNNWATCH_KAFKA_PORT); a running "
+        "broker keeps its own",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Start (printing the bootstrap address), stop, or print the status of the broker."""
+    if args.port is not None and (args.action != "start" or not 1 <= args.port <= 65535):
+        print(f"rnnwatch broker {args.action}: --port takes 1..65535 and goes with start only", file=sys.stderr)
+        return 2
     try:
-        broker = LocalBroker(run_dir=args.run_dir)
+        broker = LocalBroker(run_dir=args.run_dir, port=args.port)
         if args.action == "start":
             print(broker.start())
         elif args.action == "stop":

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -151,6 +152,9 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("broker", 2, ("required: action", HELP)),
     ("broker bogus", 2, ("invalid choice: 'bogus'", "'start'")),
     ("broker status --run-dir {tmp}/no-broker", 1, ("no broker running", "`rnnwatch broker start`")),
+    ("broker start --port 0", 2, ("--port takes 1..65535",)),
+    ("broker status --port 9092", 2, ("goes with start only",)),
+    ("broker start --port {busy_port} --run-dir {tmp}/b", 1, ("is in use", "give another")),
     # demo
     ("demo --streams 0", 2, ("--streams >= 1",)),
     ("demo --history-events 10", 2, ("too short to learn", "give more")),
@@ -161,7 +165,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The placeholders' values: a one-feature model, one- and two-feature logs, broken configs, a dead port."""
     tmp = tmp_path_factory.mktemp("bad-usage")
     model = tmp / "model"
@@ -179,9 +183,14 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     with socket.socket() as probe:  # a port that was free a moment ago: connecting to it is refused
         probe.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    busy = socket.socket()  # held for the module: `broker start --port` on it is refused before any work
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     names = {"tmp": tmp, "model": model, "log": log, "log2": log2, "labelled": labelled, "dead": dead}
-    return {**{k: str(v) for k, v in names.items()}, "bad_toml": str(tmp / "bad.toml"),
-            "unknown_toml": str(tmp / "unknown.toml"), "no_key_csv": str(tmp / "nab.csv")}  # fmt: skip
+    names |= {"bad_toml": tmp / "bad.toml", "unknown_toml": tmp / "unknown.toml", "no_key_csv": tmp / "nab.csv"}
+    names["busy_port"] = busy.getsockname()[1]
+    with busy:
+        yield {k: str(v) for k, v in names.items()}
 
 
 def _ids() -> list[str]:
