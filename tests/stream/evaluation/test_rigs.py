@@ -94,7 +94,7 @@ def test_rnnwatch_bench_rigs_refuses_bad_seeds_in_one_line(capsys) -> None:
     from stream.cli import main
 
     assert main(["bench", "rigs", "--seeds", "9"]) == 2
-    assert capsys.readouterr().out.strip() == "rnnwatch bench rigs: --seeds must be between 1 and 8, got 9"
+    assert capsys.readouterr().err.strip() == "rnnwatch bench rigs: --seeds must be between 1 and 8, got 9"
 
 
 @pytest.mark.timeout(300)
