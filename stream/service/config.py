@@ -126,6 +126,9 @@ class ServiceConfig:
     max_batch_size: int = 16384  # events per getmany: larger batches amortise the per-transaction cost
     max_batch_wait_ms: int = 50
     session_timeout_ms: int = 10_000  # how long a dead replica keeps its partitions (broker min is 6000)
+    # exactly_once: the broker aborts a transaction open longer than this (a replica frozen or cut off past it) and
+    # fences its producer; at most the broker's transaction.max.timeout.ms (15 min by default)
+    transaction_timeout_ms: int = 60_000
     publish: PublishMode = "all"
     anomaly_threshold: float = 0.99
     # "detector": the Detector's calibrated forecast surprise; "seasonal": rnncore.stages.pipeline.ScoringPipeline
@@ -161,6 +164,7 @@ class ServiceConfig:
             "max_message_bytes",
             "max_key_bytes",
             "session_timeout_ms",
+            "transaction_timeout_ms",
             "archive_max_bytes",
         ):
             if getattr(self, name) < 1:
