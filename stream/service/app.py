@@ -803,9 +803,11 @@ class Service:
         if any(TopicPartition(self.config.input_topic, p) in self._consumer.assignment() for p in partitions):
             self._request_rejoin()  # fenced by the transaction timeout, not a new owner: let the group reassign
         logger.warning(
-            "partitions %s were taken over by another replica while this one was not heard from (frozen or "
-            "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
+            "partitions %s were fenced while this one was not heard from (frozen or cut off past session_timeout_ms: "
+            "taken over by another replica, or their transaction aborted by the broker past transaction_timeout_ms="
+            "%d): their last batch was aborted and they are dropped",
             sorted(partitions),
+            self.config.transaction_timeout_ms,
         )
 
     def _request_rejoin(self) -> None:
