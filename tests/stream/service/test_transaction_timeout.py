@@ -10,10 +10,14 @@ To keep it short the replica's ``transaction_timeout_ms`` is 5 s (default 60 s) 
 expired transactions every second (``transaction.abort.timed.out.transaction.cleanup.interval.ms``, default 10 s).
 That the broker aborted it is read from the broker: while a transaction is open, the output topic's last stable
 offset (what a read_committed consumer sees as its end) stays below its high watermark.
+
+``RNNWATCH_TRANSACTION_TIMEOUT_EVENTS=200000`` runs it as a measurement (not in CI): one ``transaction-timeout:``
+line with the duplicates and missing offsets before asserting.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -42,11 +46,11 @@ from tests.stream.replica_faults import (
 from tests.stream.serve_processes import free_port, metric, start_serve, tail
 from tests.stream.service_harness import read_all
 
-N_EVENTS = 20_000
+N_EVENTS = int(os.environ.get("RNNWATCH_TRANSACTION_TIMEOUT_EVENTS", "20000"))
 TRANSACTION_TIMEOUT_MS = 5000
 CLEANUP_INTERVAL_MS = 1000
 
-pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240 + N_EVENTS // 400)]
 
 
 @pytest.fixture
