@@ -14,7 +14,8 @@ are two implementations of the same steps; the parity tests hold them together, 
     past the magnitude bound (``|v| > 1e18``, or once the stream has 10        ``detector.py``
     events and a scale ``|v - mean| > 1e6 * max(sd, |mean| / 1000, 1)``)       (``MagnitudeBound``)
     gets ``MAGNITUDE``: a value that would wreck the running mean and
-    variance.
+    variance (sd: the largest the stream has had, so that a long constant
+    run does not shrink the bound).
 1   Time since the stream's previous event, ``dt = max(t - last_time, 0)``      ``preprocess_tile``
     (0 for a stream's first event).
 2   Surprise of the event under the stored forecast: Gaussian NLL of the        ``preprocess_tile``

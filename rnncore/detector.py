@@ -18,7 +18,7 @@ import rnncore.calibration as calibration
 from rnncore import kernels
 from rnncore.contract import EventStatus, StepResult, status_reason
 from rnncore.errors import RnnCoreError
-from rnncore.kernels.layout import COUNT, NORM
+from rnncore.kernels.layout import COUNT, NORM, PEAK_VAR
 from rnncore.model.bidirectional import ensure_causal
 from rnncore.model.weights import ModelWeights
 from rnncore.state.table import StateTable, columns_from_schema
@@ -59,11 +59,14 @@ class MagnitudeBound:
     float32 limit, which then hid every later anomaly of the stream (and survived restarts via the changelog). An
     event is rejected when any value has ``|v| > absolute`` (its square nears float32's limit: no first event may
     bring one), or, once the stream has ``min_count`` events and a variance above 0, ``|v - mean| > k * max(sd,
-    floor_rel * |mean|, floor_abs)`` with the stream's running mean and sd before the batch. A stream without a
-    scale yet (constant so far, e.g. an idle byte counter at 0) gets the absolute bound only; the floors let a
-    nearly constant one move (at 0 by +-1e6, at 5,000 by +-5e6). Anomalies are thousands of times smaller than
-    the bound (a spike of 50 sd scores 1.0). A rejected event teaches the stream nothing: values that stay past
-    the bound (a level moved by more than a million of its scales) are rejected for as long as they stay."""
+    floor_rel * |mean|, floor_abs)`` with the stream's running mean before the batch and, as sd, the largest the
+    stream has had (``PEAK_VAR``): the running variance decays during a constant run (a counter idle at 0 for
+    30k events shrank a 5e6-level stream's sd to 0.3), and the stream's own level coming back must not look like a
+    million of its scales (it was dead-lettered from then on). A stream without a scale yet (constant so far, e.g.
+    an idle byte counter at 0) gets the absolute bound only; the floors let a nearly constant one move (at 0 by
+    +-1e6, at 5,000 by +-5e6). Anomalies are thousands of times smaller than the bound (a spike of 50 sd scores
+    1.0). A rejected event teaches the stream nothing: values that stay past the bound (a level moved by more than
+    a million of the largest scale the stream has shown) are rejected for as long as they stay."""
 
     k: float = 1e6
     floor_rel: float = 1e-3
@@ -75,10 +78,15 @@ class MagnitudeBound:
         """Per event of ``values`` [B, F]: any value with ``|v| > absolute``."""
         return np.asarray((np.abs(values) > self.absolute).any(axis=1))
 
-    def beyond_scale(self, values: np.ndarray, norm: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """Per event: the stream (running ``norm`` [B, 2, F] = mean, variance; ``count`` [B]) is past
-        ``min_count`` and a value of a feature with a variance above 0 lies more than ``k`` scales from its mean."""
+    def beyond_scale(
+        self, values: np.ndarray, norm: np.ndarray, count: np.ndarray, peak_var: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per event: the stream (running ``norm`` [B, 2, F] = mean, variance; ``count`` [B]; the largest variance
+        it has had, ``peak_var`` [B, F]) is past ``min_count`` and a value of a feature with a variance above 0 lies
+        more than ``k`` scales from its mean."""
         mean, var = norm[:, 0, :], norm[:, 1, :]
+        if peak_var is not None:
+            var = np.maximum(var, peak_var)
         scale = np.maximum(np.sqrt(np.maximum(var, 0)), np.maximum(self.floor_rel * np.abs(mean), self.floor_abs))
         far = (var > 0) & (np.abs(values - mean) > self.k * scale)
         return np.asarray((count >= self.min_count) & far.any(axis=1))
@@ -215,7 +223,7 @@ class Detector:
             return
         r = rows[ok]
         columns = self._table.columns
-        beyond = bound.beyond_scale(values[ok], columns[NORM][r], columns[COUNT][r])
+        beyond = bound.beyond_scale(values[ok], columns[NORM][r], columns[COUNT][r], columns[PEAK_VAR][r])
         if beyond.any():
             bad = ok[beyond]
             status[bad] = EventStatus.MAGNITUDE
@@ -252,6 +260,7 @@ class Detector:
         out = kernels.StepOutput.empty(rows.size, values.shape[1])
         columns = self._table.columns
         kernels.advance(self._model, columns, rows, times, np.ascontiguousarray(values), out)
+        _raise_peak(columns, rows)
         calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores)
         return out
 
@@ -308,3 +317,9 @@ class Detector:
             raise IncompatibleModelError("new weights need different state columns than the running model")
         model = kernels.pack(weights)  # may raise: the old model stays in place
         self._weights, self._model = weights, model
+
+
+def _raise_peak(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
+    """Keep ``PEAK_VAR`` at the largest running variance each advanced stream has had (at batch ends)."""
+    peak = columns[PEAK_VAR]
+    peak[rows] = np.maximum(peak[rows], columns[NORM][rows, 1, :])

@@ -21,8 +21,10 @@ FORECAST = "forecast"  # float32 (2, F): pending forecast (mu, sigma) in normali
 LAST_TIME = "last_time"  # float64 (): time of the last accepted event
 COUNT = "count"  # int64 (): accepted events so far
 TILE_MARK = "tile_mark"  # uint8 (): scratch, 0 between kernel calls
+PEAK_VAR = "peak_var"  # float32 (F,): the largest running variance so far (the Detector's magnitude bound; the
+# kernels do not touch it: the Detector raises it after each step, rnncore.detector.MagnitudeBound reads it)
 
-COLUMN_NAMES: tuple[str, ...] = (RECURRENT, NORM, FORECAST, LAST_TIME, COUNT, TILE_MARK)
+COLUMN_NAMES: tuple[str, ...] = (RECURRENT, NORM, FORECAST, LAST_TIME, COUNT, TILE_MARK, PEAK_VAR)
 
 Schema = dict[str, tuple[tuple[int, ...], np.dtype]]
 
@@ -37,6 +39,7 @@ def state_schema(config: ModelConfig) -> Schema:
         LAST_TIME: ((), np.dtype(np.float64)),
         COUNT: ((), np.dtype(np.int64)),
         TILE_MARK: ((), np.dtype(np.uint8)),
+        PEAK_VAR: ((F,), np.dtype(np.float32)),
     }
     schema.update(ring_schema(config))  # attention head only: the ring of rnncore.model.attention (empty otherwise)
     return schema

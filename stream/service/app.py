@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -79,24 +80,64 @@ class ServiceError(StreamError):
     """The service cannot start or continue (missing topic, failed publish); restart it once the cause is fixed."""
 
 
-def envelope_in_artifact(config: ServiceConfig) -> bool:
-    """Whether the configured artifact carries an envelope the Detector path would use."""
-    from rnncore.model.envelope_file import ENVELOPE_FILE
+class ArtifactMovedError(ServiceError, ValueError):
+    """The weights in hand and the artifact directory read for the envelope are different versions (a store's
+    ``current`` pointer moved, or a plain directory was rewritten, between the two reads); a reload is refused and
+    retried on the next change, a start fails with this message."""
 
-    if not config.model_dir or config.scoring_pipeline != "detector":
-        return False
+
+def artifact_dir(config: ServiceConfig) -> Path | None:
+    """The artifact directory the configured ``model_dir`` means now (a store's ``current`` version resolved once),
+    or None without a model_dir or with a dangling pointer (``load_artifact`` names it)."""
+    if not config.model_dir:
+        return None
     from rnncore.model.store import ModelStoreError, resolve_model_dir
 
     try:
-        return (resolve_model_dir(str(config.model_dir)) / ENVELOPE_FILE).is_file()
+        return resolve_model_dir(str(config.model_dir))
     except ModelStoreError:
-        return False  # load_artifact names the broken pointer
+        return None
 
 
-def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None) -> DetectorFactory:
+def envelope_in_artifact(config: ServiceConfig, directory: Path | None = None) -> bool:
+    """Whether the artifact (``directory``, default the configured one) carries an envelope the Detector path uses."""
+    from rnncore.model.envelope_file import ENVELOPE_FILE
+
+    directory = directory if directory is not None else artifact_dir(config)
+    return directory is not None and config.scoring_pipeline == "detector" and (directory / ENVELOPE_FILE).is_file()
+
+
+def _check_same_version(weights: ModelWeights, directory: Path) -> None:
+    """Refuse an envelope directory whose model.json is not the one ``weights`` were loaded from (weights built in
+    memory, without a recorded checksum, are not checked)."""
+    from rnncore.model.artifact import read_metadata
+
+    key = next((k for k in ("artifact_sha256", "weights_sha256") if k in weights.metadata), None)
+    if key is None:
+        return
+    recorded = weights.metadata[key]  # the whole artifact's checksum (format 2), else the weights'
+    try:
+        there = read_metadata(directory).get(key)
+    except ArtifactError as error:
+        raise ArtifactMovedError(f"{directory} changed while its model was loaded ({error})") from error
+    if there != recorded:
+        raise ArtifactMovedError(
+            f"{directory} is no longer the artifact the weights were loaded from (its model.json records another "
+            f"{key}): the model directory changed between the two reads; a reload is tried again at its next "
+            "change, a start must be repeated"
+        )
+
+
+def detector_factory(
+    weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None, directory: Path | None = None
+) -> DetectorFactory:
     """Fresh scorer per partition, sized by ``max_streams_per_partition``, from :func:`rnncore.scorer.build_scorer`
     (the one place that decides what scores an event): with the ``envelope.npz`` that `rnnwatch train` writes in
     ``model_dir`` when there is one, or the ``scoring_pipeline = "seasonal"`` pipeline.
+
+    ``directory`` is the artifact directory ``weights`` came from (default: ``model_dir`` resolved once here); the
+    envelope is read from that same version, never from wherever a store's ``current`` points a moment later, and
+    one whose model.json records other weights raises ``ArtifactMovedError``.
 
     The state layout no longer depends on ``envelope.npz`` (every stream without a training reference fits its
     own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
@@ -106,10 +147,14 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope:
     from rnncore.scorer import ScorerError, build_scorer, check_scorer
     from rnncore.stages.envelope import EnvelopeError
 
-    try:
-        envelope = load_envelope(str(config.model_dir)) if envelope_in_artifact(config) else None
-    except EnvelopeError as error:
-        raise ServiceError(str(error)) from error
+    directory = directory if directory is not None else artifact_dir(config)
+    envelope = None
+    if directory is not None and envelope_in_artifact(config, directory):
+        _check_same_version(weights, directory)
+        try:
+            envelope = load_envelope(str(directory))
+        except EnvelopeError as error:
+            raise ServiceError(str(error)) from error
     if use_envelope and envelope is None:
         raise EnvelopeError(
             f"{config.model_dir} has no envelope.npz but this service scores with one (its state layout): write "
@@ -205,6 +250,7 @@ class Service:
         self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
         self._fetching = False  # run() is waiting in getmany
         self._running_step: asyncio.Task[None] | None = None  # run()'s current iteration
+        self._starting: asyncio.Future[None] | None = None  # start() in progress (a stop request cancels it)
         self._probe: asyncio.Task[None] | None = None
         self._log_filter: logging.Filter | None = None
         self._failure: ServiceError | None = None
@@ -222,17 +268,38 @@ class Service:
         return {"bootstrap_servers": self.config.bootstrap_servers, **self.config.security.kafka_options()}
 
     async def start(self) -> None:
-        """Check topics, start the producer (fencing a previous incarnation), then join the group."""
+        """Check topics, start the clients, then join the group.
+
+        A stop request during the start (SIGTERM while aiokafka waits on a broker that does not answer, which its
+        bootstrap and coordinator lookups do for up to ``request_timeout_ms`` or without end) cuts it short at once:
+        ``start`` then returns, ``run()`` returns at once and ``stop()`` closes what was started, all within
+        ``shutdown_timeout_seconds``. Nothing was consumed yet, so nothing is lost."""
+        if self._stop.is_set():
+            logger.info("stop requested before the start: not connecting")
+            return
+        logger.info("connecting to Kafka at %s (%s)", self.config.bootstrap_servers, self.config.security.protocol)
+        self._starting = asyncio.ensure_future(self._explained_start())
+        try:
+            await self._starting
+        except asyncio.CancelledError:
+            own = asyncio.current_task()
+            if not self._starting.cancelled() or (own is not None and own.cancelling()):
+                await self.stop()
+                raise  # start() itself is cancelled
+            logger.info("stop requested while starting: the start is abandoned (nothing was consumed)")
+        except BaseException:
+            await self.stop()
+            raise
+        finally:
+            self._starting = None
+
+    async def _explained_start(self) -> None:
         try:
             async with explained_connection_errors(self.config):
                 await self._start()
             freeze_startup_heap()  # imports, kernels and model stay out of every later full collection
         except (KafkaConnectError, ConfigError) as error:  # e.g. a TLS file that cannot be read
-            await self.stop()
             raise ServiceError(str(error)) from error
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _start(self) -> None:
         c = self.config
@@ -298,6 +365,7 @@ class Service:
             max_batch_size=PRODUCER_BATCH_BYTES,
             max_request_size=max(1 << 20, 2 * self.config.changelog_chunk_bytes),
             transactional_id=transactional_id,
+            transaction_timeout_ms=self.config.transaction_timeout_ms,
         )
 
     async def stop(self) -> None:
@@ -361,10 +429,12 @@ class Service:
         self._cut_step()
 
     def _cut_step(self) -> None:
-        """Cancel the running iteration of ``run()``: at once while it waits in ``getmany`` (which has no bound
-        while the group cannot be rejoined, e.g. its coordinator unreachable in a broker outage; nothing fetched
-        is lost, offsets are committed only with what was processed), else at the shutdown deadline, when its
-        batch is abandoned uncommitted."""
+        """Cancel a start in progress at once, and the running iteration of ``run()``: at once while it waits in
+        ``getmany`` (which has no bound while the group cannot be rejoined, e.g. its coordinator unreachable in a
+        broker outage; nothing fetched is lost, offsets are committed only with what was processed), else at the
+        shutdown deadline, when its batch is abandoned uncommitted."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         step = self._running_step
         if step is None or step.done():
             return
@@ -414,9 +484,10 @@ class Service:
                         f"{weights.config.cell} H={weights.config.hidden_size} L={weights.config.num_layers} "
                         f"F={weights.config.n_features} cannot take over the state of the model in use"
                     )
-                factory = self._reload_factory(weights)  # before any swap: a refused envelope keeps the old model
+                directory = watcher.loaded_from  # the one version the weights came from: the envelope too
+                factory = self._reload_factory(weights, directory)  # before any swap: a refused one keeps the model
                 swap_all(detectors, weights, self.weights)  # every partition or none (rolled back on a refusal)
-                self._refresh_envelopes(detectors)
+                self._refresh_envelopes(detectors, directory)
             except (IncompatibleModelError, ValueError, TypeError) as error:
                 watcher.refused()
                 self.metrics.model_reloads.labels(result="refused").inc()
@@ -433,20 +504,21 @@ class Service:
             len(detectors),
         )
 
-    def _reload_factory(self, weights: ModelWeights) -> DetectorFactory | None:
+    def _reload_factory(self, weights: ModelWeights, directory: Path | None) -> DetectorFactory | None:
         """The factory for the new weights (None when the service was given its own), keeping the envelope layout
-        the running partitions have."""
+        the running partitions have; the envelope read from ``directory``, the version the weights came from."""
         if not self._factory_from_weights:
             return None
-        return detector_factory(weights, self.config, use_envelope=self._with_envelope)
+        return detector_factory(weights, self.config, use_envelope=self._with_envelope, directory=directory)
 
-    def _refresh_envelopes(self, detectors: list[StreamScorer]) -> None:
-        """Hand the new artifact's envelope to the running enveloped partitions (their stream state is kept)."""
+    def _refresh_envelopes(self, detectors: list[StreamScorer], directory: Path | None) -> None:
+        """Hand the new artifact's envelope (from ``directory``, the version the weights came from) to the running
+        enveloped partitions (their stream state is kept)."""
         from rnncore.model.envelope_file import load_envelope
         from rnncore.stages.enveloped import EnvelopedDetector
 
         enveloped = [d for d in detectors if isinstance(d, EnvelopedDetector)]
-        envelope = load_envelope(str(self.config.model_dir)) if enveloped and self.config.model_dir else None
+        envelope = load_envelope(str(directory)) if enveloped and directory is not None else None
         for detector in enveloped:
             if envelope is not None:
                 detector.replace_envelope(envelope)
@@ -620,6 +692,8 @@ class Service:
         Each iteration runs as a task that a stop request can cancel (``_cut_step``): a stop ends in
         ``shutdown_timeout_seconds`` even while aiokafka or a commit waits on an unreachable broker.
         """
+        if self._stop.is_set() and self._consumer is None:
+            return  # stopped before or while starting (start() was cut short): nothing to run or drain
         assert self._consumer is not None, "use `async with Service(...)` or call start() first"
         consumer = self._consumer
         try:
@@ -666,6 +740,8 @@ class Service:
         the broker has not taken by then is abandoned uncommitted (Kafka never shows it; the partitions' next owner
         scores its events again), so a stop during a broker outage ends in time."""
         self._shutdown.start()
+        if self._checkpoint is None or not self._checkpoint.in_flight:
+            return  # nothing to commit: no waiting for the lock a restore from an unreachable broker may hold
         seconds = self._shutdown.remaining()
         try:
             async with asyncio.timeout(seconds):
@@ -727,9 +803,11 @@ class Service:
         if any(TopicPartition(self.config.input_topic, p) in self._consumer.assignment() for p in partitions):
             self._request_rejoin()  # fenced by the transaction timeout, not a new owner: let the group reassign
         logger.warning(
-            "partitions %s were taken over by another replica while this one was not heard from (frozen or "
-            "cut off past session_timeout_ms): their last batch was aborted and they are dropped",
+            "partitions %s were fenced while this one was not heard from (frozen or cut off past session_timeout_ms: "
+            "taken over by another replica, or their transaction aborted by the broker past transaction_timeout_ms="
+            "%d): their last batch was aborted and they are dropped",
             sorted(partitions),
+            self.config.transaction_timeout_ms,
         )
 
     def _request_rejoin(self) -> None:

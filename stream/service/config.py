@@ -145,6 +145,11 @@ class ServiceConfig:
     max_batch_size: int = setting(16384, "max events per micro-batch (larger batches amortise a transaction)")
     max_batch_wait_ms: int = setting(50, "longest wait for a micro-batch when nothing has arrived")
     session_timeout_ms: int = setting(10_000, "how long a silent replica keeps its partitions (broker min 6000)")
+    transaction_timeout_ms: int = setting(
+        60_000,
+        "exactly_once: the broker aborts a transaction open longer than this (a replica frozen or cut off past it) "
+        "and fences its producer; at most the broker's transaction.max.timeout.ms",
+    )
     publish: PublishMode = setting("all", "score records for every event, or for anomalies only")
     anomaly_threshold: float = setting(0.99, "score at or above which an event is an anomaly")
     scoring_pipeline: ScoringPipelineName = setting(
@@ -186,6 +191,7 @@ class ServiceConfig:
             "max_message_bytes",
             "max_key_bytes",
             "session_timeout_ms",
+            "transaction_timeout_ms",
             "archive_max_bytes",
         ):
             if getattr(self, name) < 1:

@@ -2,7 +2,8 @@
 
 ``save_artifact`` writes the weights first and renames ``model.json`` last, but a copy tool or an operator may
 write them in any order: the watcher looks at both files (mtime, size and inode of each), and an artifact is
-loaded, schema- and checksum-checked whole (``rnncore.artifact.load_artifact``), only when either changed. A
+loaded, schema- and checksum-checked whole (``rnncore.artifact.load_artifact``), only when either changed, from
+one resolution of a store's ``current`` pointer (``loaded_from``: the service reads the envelope there too). A
 refused artifact is not retried on every poll (a broken upload costs one log line), but it is retried as soon
 as either file changes again (``model.json`` written before its weights: refused, then loaded once the weights
 arrive) and on every explicit request (SIGHUP).
@@ -52,6 +53,7 @@ class ModelWatcher:
         self._failed = False  # whether the artifact at ``_seen`` was refused
         self._next_poll = clock() + poll_seconds
         self._requested = False
+        self.loaded_from: Path | None = None  # the artifact directory (a store's version) of the weights last returned
 
     def request(self) -> None:
         """Check at the next opportunity (SIGHUP), whatever the poll interval; a refused artifact is retried."""
@@ -78,9 +80,11 @@ class ModelWatcher:
         if current[0] is None or (current == self._seen and not retry):
             return None
         self._seen, self._failed = current, True  # until it has loaded
-        weights = load_artifact(self.model_dir)
+        directory = resolve_model_dir(self.model_dir)  # once: the envelope is read from this version too
+        weights = load_artifact(directory)
         ensure_causal(weights.config, f"rnnwatch serve (model reload from {self.model_dir})")  # an ArtifactError
         self._failed = False
+        self.loaded_from = directory
         return weights
 
 

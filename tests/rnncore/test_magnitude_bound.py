@@ -89,3 +89,38 @@ def test_multi_feature_events_are_rejected_when_any_value_is_past_the_bound() ->
         detector.step(["m"], np.array([float(i)]), rng.standard_normal((1, 3)))
     result = detector.step(["m", "m"], np.array([10.0, 11.0]), np.array([[0.0, 500.0, 0.0], [0.0, 50.0, 0.0]]))
     assert result.status.tolist() == [EventStatus.MAGNITUDE, EventStatus.OK]
+
+
+def _feed(detector: Detector, key: str, values: np.ndarray, start: float, chunk: int = 1000) -> list[int]:
+    """Step ``values`` of one stream, one second apart from ``start``, ``chunk`` events per batch; the statuses."""
+    statuses: list[int] = []
+    for i in range(0, len(values), chunk):
+        part = np.asarray(values[i : i + chunk], dtype=np.float32)
+        times = start + i + np.arange(len(part), dtype=np.float64)
+        statuses += detector.step([key] * len(part), times, part).status.tolist()
+    return statuses
+
+
+@pytest.mark.parametrize("history", [0, 1000], ids=["zeros-from-the-start", "zeros-after-its-level"])
+def test_a_long_run_of_exact_zeros_then_the_streams_level_is_scored_and_a_huge_spike_still_rejected(
+    history: int,
+) -> None:
+    """A counter idle at exactly 0 for 30k events (the issue saw ~23k), then back to its level of 5e6: the running
+    variance decayed during the run (sd ~0.3 after a history at that level), and the level coming back was
+    dead-lettered as 1e6 scales away, for good. The bound's scale is the largest the stream has had."""
+    detector = Detector(WEIGHTS, max_streams=8)
+    rng = np.random.default_rng(9)
+    level = 5e6 + 1e5 * rng.standard_normal(history + 300)
+    statuses = _feed(detector, "counter", level[:history], 0.0)
+    statuses += _feed(detector, "counter", np.zeros(30_000), float(history))
+    norm = detector.table.columns["norm"][detector.table.rows_for(["counter"])[0][0]]
+    if history:  # what locked the stream out: its running scale alone puts the level past the bound
+        assert 1e6 * max(float(np.sqrt(norm[1, 0])), 1.0) < 4e6
+    else:  # exact zeros from the first event: no scale at all, the absolute bound only
+        assert norm[1, 0] == 0.0
+    start = float(history + 30_000)
+    statuses += _feed(detector, "counter", level[history:], start, chunk=1)
+    assert EventStatus.MAGNITUDE not in statuses
+    assert set(statuses) == {EventStatus.OK}
+    spikes = _feed(detector, "counter", np.array([1e20, 1e15, 5e6]), start + 300, chunk=1)
+    assert spikes == [EventStatus.MAGNITUDE, EventStatus.MAGNITUDE, EventStatus.OK]  # the relative bound holds too

@@ -62,18 +62,26 @@ def make_events(n: int) -> list[tuple[str, float, float]]:
 
 
 async def publish_at_rate(
-    bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]], rate: float, hold: threading.Event
+    bootstrap: str,
+    topic: str,
+    payloads: list[tuple[bytes, bytes]],
+    rate: float,
+    hold: threading.Event,
+    warmed: tuple[int, threading.Event] | None = None,
 ) -> None:
     """Send the events in order at about ``rate`` events/s (chunks every 50 ms), waiting for every ack; the second
-    half only once ``hold`` is set (the takeover was seen)."""
+    half only once ``hold`` is set (the takeover was seen). With ``warmed = (n, event)``, the first ``n`` events go
+    first and the rest of the first half once ``event`` is set."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         chunk = max(1, int(rate / 20))
         half = len(payloads) // 2
-        for n, part in enumerate((payloads[:half], payloads[half:])):
-            if n == 1:
-                await asyncio.to_thread(hold.wait, 120)
+        warm, warm_done = warmed if warmed is not None else (0, None)
+        parts = [(payloads[:warm], None), (payloads[warm:half], warm_done), (payloads[half:], hold)]
+        for part, release in parts:
+            if release is not None:
+                await asyncio.to_thread(release.wait, 120)
             started = time.perf_counter()
             for i in range(0, len(part), chunk):
                 futures = [await producer.send(topic, value=value, key=key) for key, value in part[i : i + chunk]]
@@ -84,11 +92,17 @@ async def publish_at_rate(
 
 
 def start_publisher(
-    bootstrap: str, topic: str, events: list[tuple[str, float, float]], hold: threading.Event
+    bootstrap: str,
+    topic: str,
+    events: list[tuple[str, float, float]],
+    hold: threading.Event,
+    warmed: tuple[int, threading.Event] | None = None,
 ) -> threading.Thread:
-    """A started thread publishing ``events`` at RATE, the second half once ``hold`` is set."""
+    """A started thread publishing ``events`` at RATE, the second half once ``hold`` is set (see publish_at_rate)."""
     payloads = [(k.encode(), event(k, t, v)) for k, t, v in events]
-    publisher = threading.Thread(target=run_sync, args=(publish_at_rate(bootstrap, topic, payloads, RATE, hold),))
+    publisher = threading.Thread(
+        target=run_sync, args=(publish_at_rate(bootstrap, topic, payloads, RATE, hold, warmed),)
+    )
     publisher.start()
     return publisher
 
@@ -120,16 +134,48 @@ def load_evenly_split_replicas(
     log: Path,
     what: str,
 ) -> tuple[threading.Thread, threading.Event]:
-    """Wait until the two replicas own 2 partitions each, start publishing (the second half held until the returned
-    event is set), and wait until the first replica (the one to silence, ``what``) has consumed a tenth."""
+    """Wait until the two replicas own 2 partitions each, warm them up (the first 2 % of the events: each scores
+    its first batch, which loads the kernels), wait until the split has held for SETTLE_S, then publish the rest
+    of the first half (the second half held until the returned event is set), and wait until the first replica
+    (the one to silence, ``what``) has consumed a tenth.
+
+    Without the warm-up, on a loaded machine a replica stalled in its first batch past the 6 s session timeout:
+    the other took all 4 partitions and consumed the whole first half before the split came back, and the silenced
+    replica never reached its tenth (the second half waits for the takeover: the test hung until its deadline)."""
     port_a, port_b = ports
-    wait_for(lambda: metric(port_a, ASSIGNED) == 2 == metric(port_b, ASSIGNED), 90, "even split of the 4 partitions",
-             replicas, log)  # fmt: skip
-    takeover_seen = threading.Event()
-    publisher = start_publisher(bootstrap, topic, events, takeover_seen)
+    split = lambda: metric(port_a, ASSIGNED) == 2 == metric(port_b, ASSIGNED)  # noqa: E731
+    wait_for(split, 90, "even split of the 4 partitions", replicas, log)
+    takeover_seen, warmed = threading.Event(), threading.Event()
+    publisher = start_publisher(bootstrap, topic, events, takeover_seen, (len(events) // 50, warmed))
+    try:
+        wait_for(lambda: min(metric(port_a, CONSUMED), metric(port_b, CONSUMED)) > 0, 90,
+                 "the first batch of both replicas", replicas, log)  # fmt: skip
+        _wait_stable(lambda: (split(), metric(port_a, REBALANCES) + metric(port_b, REBALANCES)), replicas, log)
+    finally:
+        warmed.set()
     wait_for(lambda: metric(port_a, CONSUMED) >= len(events) // 10, 60, f"progress of the replica to {what}",
              replicas, log)  # fmt: skip
     return publisher, takeover_seen
+
+
+SETTLE_S = 3.0
+REBALANCES = "rnnwatch_rebalances_total"
+
+
+def _wait_stable(
+    observe: Callable[[], tuple[bool, float]], replicas: list[subprocess.Popen[bytes]], log: Path, seconds: float = 90
+) -> None:
+    """Poll until ``observe()`` is (True, x) with the same x for SETTLE_S (an even split and no rebalance since)."""
+    deadline = time.monotonic() + seconds
+    since, last = time.monotonic(), observe()
+    while not (last[0] and time.monotonic() - since >= SETTLE_S):
+        for replica in replicas:
+            assert replica.poll() is None, f"a replica exited ({replica.returncode}) while settling:\n" + tail(log)
+        assert time.monotonic() < deadline, f"the partition split did not settle within {seconds:.0f} s:\n" + tail(log)
+        time.sleep(0.1)
+        now = observe()
+        if now != last:
+            since, last = time.monotonic(), now
 
 
 def await_takeover(

@@ -109,8 +109,9 @@ def test_state_schema_shapes_and_dtypes(cell: CellType) -> None:
     assert schema[layout.FORECAST] == ((2, 3), np.dtype(np.float32))
     assert schema[layout.LAST_TIME] == ((), np.dtype(np.float64))
     assert schema[layout.COUNT] == ((), np.dtype(np.int64))
+    assert schema[layout.PEAK_VAR] == ((3,), np.dtype(np.float32))
     assert set(schema) == set(kernels.COLUMN_NAMES)
-    assert kernels.bytes_per_row(config) == 4 * (2 * planes * 16 + 12) + 8 + 8 + 1
+    assert kernels.bytes_per_row(config) == 4 * (2 * planes * 16 + 12 + 3) + 8 + 8 + 1
 
 
 def test_pack_places_transposed_blocks_at_aligned_offsets() -> None:

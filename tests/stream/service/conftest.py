@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.local_broker import LocalBroker
+from tests.stream.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -18,4 +19,33 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     try:
         yield broker
     finally:
+        broker.stop()
+
+
+# A PROXIED listener on its own port (@PROXIED_PORT@, filled in by broker.sh) advertised at the proxy's port.
+PROXIED_LISTENER = """
+listeners=PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,PROXIED://127.0.0.1:@PROXIED_PORT@
+advertised.listeners=PLAINTEXT://127.0.0.1:@PORT@,PROXIED://127.0.0.1:{proxy_port}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
+"""
+
+
+@pytest.fixture
+def proxied_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, TcpProxy]]:
+    """A broker of this test's own whose PROXIED listener is reached only through the returned proxy.
+
+    Kafka clients reconnect to the addresses the metadata advertises, so a client that bootstraps from
+    ``127.0.0.1:<proxy.port>`` reaches the broker only through the proxy (cut or black-holed by the test);
+    ``broker.bootstrap`` (PLAINTEXT) is the direct path for everything else."""
+    proxy = TcpProxy()
+    extra = tmp_path / "proxied.properties.in"
+    extra.write_text(PROXIED_LISTENER.format(proxy_port=proxy.port))
+    broker = LocalBroker(run_dir=tmp_path / "kafka", extra_config=extra)
+    try:
+        broker.start()
+        host, port = (tmp_path / "kafka" / "proxied_bootstrap").read_text().strip().rsplit(":", 1)
+        proxy.target = (host, int(port))
+        yield broker, proxy
+    finally:
+        proxy.close()
         broker.stop()

@@ -1,9 +1,9 @@
 """Exactly-once under a network partition: one of two `rnnwatch serve` replicas cut off from the broker past its
 session timeout, then reconnected.
 
-The replica reaches the broker only through a ``TcpProxy`` (tests/stream/tcp_proxy.py). Kafka clients reconnect
-to the addresses the metadata advertises, so this test's own broker has a second listener, PROXIED, whose
-advertised address is the proxy's port; the cut-off replica bootstraps from it, everything else uses PLAINTEXT.
+The replica reaches the broker only through a ``TcpProxy`` (tests/stream/tcp_proxy.py): this test's own broker
+has a second listener, PROXIED, advertised at the proxy's port (the ``proxied_broker`` fixture, conftest.py); the
+cut-off replica bootstraps from it, everything else uses PLAINTEXT.
 ``cut()`` resets the replica's connections and refuses new ones: it cannot heartbeat, commit or publish, and
 the other replica takes over all 4 partitions. After ``restore()`` it still holds the batch it was publishing
 and the records it had fetched; per-partition transactional ids fence it (``stream.service.fencing``), and a
@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,30 +48,6 @@ from tests.stream.tcp_proxy import TcpProxy
 N_EVENTS = int(os.environ.get("RNNWATCH_PARTITIONED_REPLICA_EVENTS", "30000"))
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150 + N_EVENTS // 400)]
-
-# A PROXIED listener on its own port (@PROXIED_PORT@, filled in by broker.sh) advertised at the proxy's port.
-PROXIED_LISTENER = """
-listeners=PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,PROXIED://127.0.0.1:@PROXIED_PORT@
-advertised.listeners=PLAINTEXT://127.0.0.1:@PORT@,PROXIED://127.0.0.1:{proxy_port}
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
-"""
-
-
-@pytest.fixture
-def proxied_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, TcpProxy]]:
-    """A broker of this test's own whose PROXIED listener is reached only through the returned proxy."""
-    proxy = TcpProxy()
-    extra = tmp_path / "proxied.properties.in"
-    extra.write_text(PROXIED_LISTENER.format(proxy_port=proxy.port))
-    broker = LocalBroker(run_dir=tmp_path / "kafka", extra_config=extra)
-    try:
-        broker.start()
-        host, port = (tmp_path / "kafka" / "proxied_bootstrap").read_text().strip().rsplit(":", 1)
-        proxy.target = (host, int(port))
-        yield broker, proxy
-    finally:
-        proxy.close()
-        broker.stop()
 
 
 def test_a_replica_cut_off_from_the_broker_past_its_session_timeout_duplicates_and_loses_nothing(
