@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from rnncore import calibration
 from rnncore.contract import EventRecord
+from rnncore.errors import TrainingError
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.bidirectional import backward_inputs, ensure_bidirectional, event_surprise
 from rnncore.model.config import ModelConfig
@@ -31,15 +32,7 @@ from rnncore.model.weights import ModelWeights
 from rnncore.training.baselines import ForecastScore, choose_ewma_alpha, score_forecasts
 from rnncore.training.dataset import Dataset
 from rnncore.training.module import gaussian_nll, make_recurrent_stack
-from rnncore.training.trainer import (
-    EvaluationReport,
-    TrainConfig,
-    TrainingError,
-    TrainResult,
-    _BestEpoch,
-    _cosine,
-    baseline_scores,
-)
+from rnncore.training.trainer import EvaluationReport, TrainConfig, TrainResult, _BestEpoch, _cosine, baseline_scores
 
 
 class BidirectionalRNN(nn.Module):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import TrainingError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.training.baselines import (
@@ -37,10 +37,6 @@ from rnncore.training.baselines import (
 from rnncore.training.dataset import Dataset
 from rnncore.training.module import AttentionState, ForecastRNN, ModelState, export_weights, gaussian_nll
 from rnncore.training.windows import Batch, Segment, assign_lanes, count_batches, iterate_batches, make_segments
-
-
-class TrainingError(RnnCoreError, ValueError):
-    """Training cannot run with these settings or data (the message says which)."""
 
 
 @dataclass(frozen=True, kw_only=True)

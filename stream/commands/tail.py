@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the topic's records; 1 when Kafka fails or fewer than ``--count`` came, 2 on bad settings."""
     from aiokafka.errors import KafkaError
 
-    from stream.service.config import ConfigError, load_config
-    from stream.service.connection import KafkaConnectError
+    from stream.errors import ConfigError, KafkaConnectError
+    from stream.service.config import load_config
 
     if args.count < 0 or args.idle_seconds < 0:
         print("rnnwatch tail: --count and --idle-seconds must be >= 0", file=sys.stderr)

@@ -40,19 +40,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient
 
 from rnncore.contract import StreamScorer
-from rnncore.detector import IncompatibleModelError
-from rnncore.model.artifact import ArtifactError
+from rnncore.errors import ArtifactError, IncompatibleModelError, SnapshotError
 from rnncore.model.weights import ModelWeights
-from rnncore.state.snapshot import SnapshotError
 from stream.data.archive import EventArchive
-from stream.errors import StreamError
+from stream.errors import ConfigError, DeadLetterLimitError, KafkaConnectError, ServiceError, TopicError
 from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
 from stream.service.checkpoint import Checkpointer
 from stream.service.codec import EventDecoder
-from stream.service.config import ConfigError, ServiceConfig
-from stream.service.connection import KafkaConnectError, explained_connection_errors
-from stream.service.dead_letter import DeadLetterLimitError
+from stream.service.config import ServiceConfig
+from stream.service.connection import explained_connection_errors
 from stream.service.fencing import PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
@@ -61,22 +58,12 @@ from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
-from stream.service.topics import (
-    PRODUCER_BATCH_BYTES,
-    TopicError,
-    check_written_topics,
-    dead_letter_limit,
-    ensure_changelog_topic,
-)
+from stream.service.topics import PRODUCER_BATCH_BYTES, check_written_topics, dead_letter_limit, ensure_changelog_topic
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
 
 DetectorFactory = Callable[[], StreamScorer]
-
-
-class ServiceError(StreamError):
-    """The service cannot start or continue (missing topic, failed publish); restart it once the cause is fixed."""
 
 
 def envelope_in_artifact(config: ServiceConfig) -> bool:
@@ -85,7 +72,8 @@ def envelope_in_artifact(config: ServiceConfig) -> bool:
 
     if not config.model_dir or config.scoring_pipeline != "detector":
         return False
-    from rnncore.model.store import ModelStoreError, resolve_model_dir
+    from rnncore.errors import ModelStoreError
+    from rnncore.model.store import resolve_model_dir
 
     try:
         return (resolve_model_dir(str(config.model_dir)) / ENVELOPE_FILE).is_file()
@@ -102,9 +90,9 @@ def detector_factory(weights: ModelWeights, config: ServiceConfig, use_envelope:
     own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
     started with: True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError, and the hot
     reload is refused (the running partitions would keep the old references while new ones had none)."""
+    from rnncore.errors import EnvelopeError, ScorerError
     from rnncore.model.envelope_file import load_envelope
-    from rnncore.scorer import ScorerError, build_scorer, check_scorer
-    from rnncore.stages.envelope import EnvelopeError
+    from rnncore.scorer import build_scorer, check_scorer
 
     try:
         envelope = load_envelope(str(config.model_dir)) if envelope_in_artifact(config) else None

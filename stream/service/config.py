@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from stream.errors import StreamError
+from stream.errors import ConfigError
 
 ENV_PREFIX = "RNNWATCH_"
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -29,10 +29,6 @@ ScoringPipelineName = Literal["detector", "seasonal"]
 OffsetReset = Literal["earliest", "latest"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
-
-class ConfigError(StreamError, ValueError):
-    """The service configuration is invalid; the message names the field and where the value came from."""
 
 
 class Secret:
