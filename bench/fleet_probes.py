@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from detector_probes import boxcar  # bench/, first on sys.path
 
 from rnncore.detector import Detector
 from rnncore.kernels import layout
@@ -74,18 +75,6 @@ def _t2(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
     cov += np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
     d = x - mu
     return np.asarray(np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d))
-
-
-def _windowed(x: np.ndarray, log_of_square: bool) -> np.ndarray:
-    """[trailing mean, log trailing mean square (or variance)] over WINDOW rows, causal (first rows: shorter)."""
-    c1 = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x]), axis=0)
-    c2 = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x * x]), axis=0)
-    hi = np.arange(1, x.shape[0] + 1)
-    lo = np.maximum(hi - WINDOW, 0)
-    n = (hi - lo)[:, None]
-    mean, square = (c1[hi] - c1[lo]) / n, (c2[hi] - c2[lo]) / n
-    spread = square if log_of_square else np.maximum(square - mean**2, 0.0)
-    return np.hstack([mean, np.log(spread + 1e-6)])
 
 
 def _passes(weights: object, units: Sequence[FleetUnit], frozen: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +113,9 @@ def candidates(unit: FleetUnit, hidden: dict[str, np.ndarray], resid: dict[str, 
     for tag, key in (("", "running"), ("_frozen", "frozen")):
         out["hidden_t2" + tag] = _t2(hidden[key][fit].astype(np.float64), hidden[key].astype(np.float64))
         out["resid_t2" + tag] = _t2(resid[key][fit], resid[key])
-    wr = _windowed(resid["frozen"], log_of_square=True)
+    wr = boxcar(resid["frozen"], WINDOW, log_of_square=True)
     out["window_resid_frozen"] = _t2(wr[fit], wr)
-    wx = _windowed(raw, log_of_square=False)
+    wx = boxcar(raw, WINDOW)
     out["window_raw"] = _t2(wx[fit], wx)
     return out
 

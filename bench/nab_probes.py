@@ -46,10 +46,11 @@ from typing import Any
 import numpy as np
 
 from rnncore.detector import Detector, StepResult
+from rnncore.errors import EnvelopeError
 from rnncore.model.artifact import load_artifact
 from rnncore.model.envelope_file import load_envelope
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, EnvelopeError, EnvelopeParams, fit_envelope
+from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, EnvelopeParams, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.novelty import NoveltyParams, novelty_schema, novelty_step
 from rnncore.stages.pipeline import ScoringPipeline

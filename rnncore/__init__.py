@@ -51,8 +51,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rnncore.contract import EventRecord, EventStatus, StepResult, StreamScorer
-    from rnncore.detector import BatchShapeError, Detector, IncompatibleModelError
-    from rnncore.errors import RnnCoreError
+    from rnncore.detector import Detector
+    from rnncore.errors import BatchShapeError, IncompatibleModelError, RnnCoreError
     from rnncore.model.artifact import load_artifact, save_artifact
     from rnncore.model.config import ModelConfig
     from rnncore.model.weights import ModelWeights

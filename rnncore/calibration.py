@@ -33,12 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ScoringError
 from rnncore.kernels._numba import jit
 
 __all__ = [
     "STATS_COLUMN",
-    "ScoringError",
     "ScoringParams",
     "calibrate",
     "score_schema",
@@ -49,10 +48,6 @@ STATS_COLUMN = "score_stats"
 
 _N, _SHORT, _MEAN_S, _VAR_S, _MEAN_A, _VAR_A, _RECENT = 0, 1, 2, 3, 4, 5, 6
 _WIDTH = 7
-
-
-class ScoringError(RnnCoreError, ValueError):
-    """Scoring parameters or arrays are inconsistent; the message names the offending field or array."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,34 +17,19 @@ import numpy as np
 import rnncore.calibration as calibration
 from rnncore import kernels
 from rnncore.contract import EventStatus, StepResult, status_reason
-from rnncore.errors import RnnCoreError
+from rnncore.errors import BatchShapeError, DetectorError, IncompatibleModelError
 from rnncore.kernels.layout import COUNT, NORM, PEAK_VAR
 from rnncore.model.bidirectional import ensure_causal
 from rnncore.model.weights import ModelWeights
 from rnncore.state.table import StateTable, columns_from_schema
 
 __all__ = [
-    "BatchShapeError",
     "Detector",
-    "DetectorError",
     "EventStatus",
-    "IncompatibleModelError",
     "MagnitudeBound",
     "StepResult",
     "status_reason",
 ]
-
-
-class DetectorError(RnnCoreError):
-    """Root of the detector's own errors."""
-
-
-class BatchShapeError(DetectorError, ValueError):
-    """keys, times and values of a batch disagree in length, or values have the wrong number of features."""
-
-
-class IncompatibleModelError(DetectorError):
-    """New weights cannot take over the current per-stream state (cell, sizes or features differ)."""
 
 
 class SchemaConflictError(DetectorError):

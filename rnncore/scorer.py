@@ -18,19 +18,15 @@ from pathlib import Path
 
 from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ScorerError
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import Envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline
 
-__all__ = ["PIPELINES", "ScorerError", "build_scorer", "check_scorer", "load_scorer"]
+__all__ = ["PIPELINES", "build_scorer", "check_scorer", "load_scorer"]
 
 PIPELINES: tuple[str, ...] = ("detector", "seasonal")
-
-
-class ScorerError(RnnCoreError, ValueError):
-    """The weights, envelope and pipeline cannot make a scorer together (unknown pipeline, widths that differ)."""
 
 
 def check_scorer(weights: ModelWeights, envelope: Envelope | None, pipeline: str = "detector") -> None:

@@ -13,12 +13,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from stream.errors import StreamError
-
-
-class BrokerError(StreamError):
-    """The local broker could not be fetched, started or stopped; the message is broker.sh's own line."""
-
+from stream.errors import BrokerError
 
 CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
 SHARE = ("share", "rnnwatch", "kafka")  # where pyproject's data-files put deploy/kafka in an installed package

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import NewTopic
 
 from stream.local_broker import LocalBroker
-from tests.kafka_helpers import create_topics, run_sync, unique_name
+from tests.kafka_helpers import MakeServiceTopics, service_topics, topic_maker, unique_name
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +55,14 @@ def kafka_bootstrap(kafka_broker: LocalBroker | None) -> str:
 
 @pytest.fixture
 def make_topic(kafka_bootstrap: str) -> Callable[..., str]:
-    """Factory: create a uniquely named topic and return its name."""
+    """Factory: create a uniquely named topic on the session's broker and return its name."""
+    return topic_maker(kafka_bootstrap)
 
-    def make(partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None) -> str:
-        name = unique_name(prefix)
-        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})
-        run_sync(create_topics(kafka_bootstrap, [topic]))
-        return name
 
-    return make
+@pytest.fixture
+def make_service_topics(make_topic: Callable[..., str]) -> MakeServiceTopics:
+    """Factory: fresh input, output, dead-letter and changelog topics of a service (``service_topics``)."""
+    return lambda partitions=1: service_topics(make_topic, partitions)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ contract says (``rnncore/contract.py``; ``tests/reference.py`` holds the slow ob
 
 from rnncore.kernels import _blas
 from rnncore.kernels._tile import STATUS_INVALID, STATUS_OK, TILE
-from rnncore.kernels.errors import KernelError, KernelInputError
+from rnncore.kernels.errors import KernelInputError
 from rnncore.kernels.layout import COLUMN_NAMES, StepOutput, bytes_per_row, state_schema
 from rnncore.kernels.packing import PackedModel, pack
 from rnncore.kernels.step import advance
@@ -19,7 +19,6 @@ __all__ = [
     "STATUS_INVALID",
     "STATUS_OK",
     "TILE",
-    "KernelError",
     "KernelInputError",
     "PackedModel",
     "StepOutput",

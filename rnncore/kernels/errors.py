@@ -1,13 +1,10 @@
-"""Errors raised by the step kernels' public wrappers."""
+"""Errors raised by the step kernels' public wrappers and the normaliser."""
 
 from __future__ import annotations
 
 from rnncore.errors import RnnCoreError
 
 
-class KernelError(RnnCoreError):
-    """Root of the kernels' own errors."""
-
-
-class KernelInputError(KernelError, ValueError):
-    """Arrays passed to a kernel have the wrong shape, dtype or layout, or a row is outside the state table."""
+class KernelInputError(RnnCoreError, ValueError):
+    """Arrays handed to a kernel or the normaliser have the wrong shape, dtype, layout or values, or a row is
+    outside the state table; the message names the array."""

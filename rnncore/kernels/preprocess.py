@@ -14,12 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from rnncore.errors import RnnCoreError
+from rnncore.kernels.errors import KernelInputError
 from rnncore.model.config import ModelConfig
-
-
-class PreprocessError(RnnCoreError, ValueError):
-    """A sequence cannot be normalised (wrong shape, empty, or non-finite times or values)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +88,13 @@ def _validated(values: np.ndarray, times: np.ndarray, config: ModelConfig) -> tu
         values = values[:, None]
     times = np.ascontiguousarray(times, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != config.n_features:
-        raise PreprocessError(f"values must be [T, {config.n_features}], got shape {values.shape}")
+        raise KernelInputError(f"values must be [T, {config.n_features}], got shape {values.shape}")
     if times.shape != (values.shape[0],):
-        raise PreprocessError(f"times must be [T] with T={values.shape[0]}, got shape {times.shape}")
+        raise KernelInputError(f"times must be [T] with T={values.shape[0]}, got shape {times.shape}")
     if values.shape[0] == 0:
-        raise PreprocessError("cannot normalise an empty sequence")
+        raise KernelInputError("cannot normalise an empty sequence")
     if not (np.all(np.isfinite(values)) and np.all(np.isfinite(times))):
-        raise PreprocessError("values and times must be finite (the online core rejects such events)")
+        raise KernelInputError("values and times must be finite (the online core rejects such events)")
     return np.ascontiguousarray(values), times
 
 

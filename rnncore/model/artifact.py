@@ -25,17 +25,17 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from rnncore.errors import ArtifactError, ConfigError, ModelError
 from rnncore.model.artifact_schema import (
     ARTIFACT_CHECKSUM,
     FORMAT_VERSION,
-    ArtifactError,
     canonical_checksum,
     check_document,
     parse_document,
 )
-from rnncore.model.config import ConfigError, ModelConfig
+from rnncore.model.config import ModelConfig
 from rnncore.model.store import resolve_model_dir
-from rnncore.model.weights import ModelError, ModelWeights
+from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import ENVELOPE_FILE
 
 WEIGHTS_FILE = "model.safetensors"
@@ -46,7 +46,6 @@ __all__ = [
     "METADATA_FILE",
     "RESERVED_METADATA",
     "WEIGHTS_FILE",
-    "ArtifactError",
     "load_artifact",
     "read_metadata",
     "save_artifact",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ArtifactError
 from rnncore.model.config import CELL_TYPES, DIRECTIONS, MAX_ATTENTION_WINDOW, ModelConfig
 
 FORMAT_VERSION = 2  # what save_artifact writes
@@ -30,10 +30,6 @@ READABLE_FORMATS = (1, 2)
 ARTIFACT_CHECKSUM = "artifact_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 256  # version strings and the like
-
-
-class ArtifactError(RnnCoreError, ValueError):
-    """A model artifact cannot be written or loaded; the message names the file and what is wrong with it."""
 
 
 Check = Callable[[Any], str | None]  # None when the value is acceptable, else what is wrong with it

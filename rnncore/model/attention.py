@@ -34,16 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ModelError
 from rnncore.model.config import ModelConfig
 
 RING_COLUMN = "attn_ring"
 NEXT_COLUMN = "attn_next"
 FILL_COLUMN = "attn_fill"
-
-
-class AttentionError(RnnCoreError, ValueError):
-    """Attention state arrays do not match the model (no attention, wrong shape or dtype)."""
 
 
 def ring_schema(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
@@ -66,7 +62,7 @@ def ring_bytes_per_stream(config: ModelConfig) -> int:
 def allocate_rings(config: ModelConfig, capacity: int) -> dict[str, np.ndarray]:
     """Zeroed ring columns for ``capacity`` stream rows (fresh streams)."""
     if not config.attention_window:
-        raise AttentionError("this model has no attention head (attention_window = 0)")
+        raise ModelError("this model has no attention head (attention_window = 0)")
     return {name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in ring_schema(config).items()}
 
 
@@ -85,7 +81,7 @@ def attend_step(
     ring, nexts, fills = columns[RING_COLUMN], columns[NEXT_COLUMN], columns[FILL_COLUMN]
     K, H = ring.shape[1], ring.shape[2]
     if h.shape != (H,):
-        raise AttentionError(f"hidden state must be [{H}], got {h.shape}")
+        raise ModelError(f"hidden state must be [{H}], got {h.shape}")
     slot = int(nexts[row])
     ring[row, slot] = h
     nexts[row] = (slot + 1) % K

@@ -18,16 +18,11 @@ import math
 
 import numpy as np
 
+from rnncore.errors import NonCausalModelError
 from rnncore.kernels.preprocess import normalise_sequence
-from rnncore.model.artifact import ArtifactError
 from rnncore.model.config import ModelConfig
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-class NonCausalModelError(ArtifactError):
-    """A bidirectional (look-ahead) model was given to a causal path: the service, the Detector or NAB (or a causal
-    model to the bidirectional scorer). An ``ArtifactError``, so a hot reload counts it as a refused artifact."""
 
 
 def ensure_causal(config: ModelConfig, where: str) -> None:

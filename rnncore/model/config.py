@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ConfigError
 
 CellType = Literal["rnn", "gru", "lstm"]
 Direction = Literal["forward", "bidirectional"]
@@ -44,10 +44,6 @@ MAX_ATTENTION_WINDOW = 256
 _OPTIONAL_DEFAULTS: dict[str, Any] = {"direction": "forward", "attention_window": 0}
 CELL_TYPES: tuple[CellType, ...] = ("rnn", "gru", "lstm")
 GATES: dict[str, int] = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-class ConfigError(RnnCoreError, ValueError):
-    """A model configuration is outside what rnncore supports; the message names the field."""
 
 
 @dataclass(frozen=True, kw_only=True)

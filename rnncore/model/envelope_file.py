@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rnncore.errors import EnvelopeError
 from rnncore.model.store import resolve_model_dir
-from rnncore.stages.envelope import ENVELOPE_FILE, Envelope, EnvelopeError, EnvelopeParams
+from rnncore.stages.envelope import ENVELOPE_FILE, Envelope, EnvelopeParams
 
 __all__ = ["ENVELOPE_FILE", "load_envelope", "save_envelope"]
 

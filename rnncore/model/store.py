@@ -16,11 +16,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnncore.model.artifact_schema import ArtifactError
+from rnncore.errors import ModelStoreError
 
 __all__ = [
     "CURRENT",
-    "ModelStoreError",
     "StoredVersion",
     "commit_version",
     "current_version",
@@ -35,10 +34,6 @@ __all__ = [
 CURRENT = "current"
 _METADATA = "model.json"  # rnncore.model.artifact.METADATA_FILE (not imported: artifact imports this module)
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class ModelStoreError(ArtifactError):
-    """A model directory's ``current`` pointer is broken, a version is missing, or a version name is unusable."""
 
 
 @dataclass(frozen=True)

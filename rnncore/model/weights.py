@@ -12,12 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ModelError
 from rnncore.model.config import ModelConfig
-
-
-class ModelError(RnnCoreError, ValueError):
-    """Weights do not match the configuration (missing, extra, mis-shaped or non-finite arrays)."""
 
 
 @dataclass(frozen=True)

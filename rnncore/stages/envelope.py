@@ -28,18 +28,14 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import EnvelopeError
 
-__all__ = ["Envelope", "EnvelopeError", "EnvelopeParams", "envelope_schema", "fit_envelope"]
+__all__ = ["Envelope", "EnvelopeParams", "envelope_schema", "fit_envelope"]
 
 ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.envelope_file)
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
 REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
 _LOG_EPS = 1e-6
-
-
-class EnvelopeError(RnnCoreError, ValueError):
-    """Envelope parameters out of range, too little normal data for a stream, or an unreadable envelope file."""
 
 
 @dataclass(frozen=True, kw_only=True)

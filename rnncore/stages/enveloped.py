@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.detector import Detector, DetectorError, StepResult
+from rnncore.detector import Detector, StepResult
+from rnncore.errors import DetectorError
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, envelope_step, self_fit_schema

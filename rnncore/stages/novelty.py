@@ -23,18 +23,14 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ConfigError
 
-__all__ = ["NoveltyError", "NoveltyParams", "novelty_schema", "novelty_step"]
+__all__ = ["NoveltyParams", "novelty_schema", "novelty_step"]
 
 SCALAR_COLUMN = "novelty_scalars"  # float64 [8], see the offsets below
 RING_COLUMN = "novelty_ring"  # float64 [W]: the last W values, event n at n % W
 _N, _HI, _LO, _LEVEL_HI, _LEVEL_LO, _RECENT, _CEILING, _SPARE = range(8)  # _CEILING: last kept 1's event + 1
 MAX_LEVEL_WINDOW = 128  # numpy sums up to 128 values in one unrolled block; longer windows split recursively
-
-
-class NoveltyError(RnnCoreError, ValueError):
-    """Novelty or refractory parameters are out of range; the message names the field."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,17 +47,17 @@ class NoveltyParams:
 
     def __post_init__(self) -> None:
         if not self.novelty_scale > 0 or not self.level_scale > 0:
-            raise NoveltyError(
+            raise ConfigError(
                 f"novelty_scale and level_scale must be > 0, got {self.novelty_scale}, {self.level_scale}"
             )
         if not 0 <= self.level_window <= MAX_LEVEL_WINDOW:
-            raise NoveltyError(
+            raise ConfigError(
                 f"level_window must be in [0, {MAX_LEVEL_WINDOW}] (0 turns it off), got {self.level_window}"
             )
         if not 0.0 <= self.novelty_floor <= 1.0:
-            raise NoveltyError(f"novelty_floor must be in [0, 1], got {self.novelty_floor}")
+            raise ConfigError(f"novelty_floor must be in [0, 1], got {self.novelty_floor}")
         if self.refractory_events < 0 or self.ceiling_hold < 0:
-            raise NoveltyError(
+            raise ConfigError(
                 f"refractory_events and ceiling_hold must be >= 0 (0 turns them off), "
                 f"got {self.refractory_events}, {self.ceiling_hold}"
             )

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from rnncore.calibration import STATS_COLUMN, ScoringParams, calibrate
-from rnncore.detector import BatchShapeError, Detector, DetectorError, IncompatibleModelError, StepResult
+from rnncore.detector import Detector, StepResult
+from rnncore.errors import BatchShapeError, DetectorError, IncompatibleModelError
 from rnncore.model.weights import ModelWeights
 from rnncore.stages import novelty, seasonality
 from rnncore.stages.novelty import NoveltyParams

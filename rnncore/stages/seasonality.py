@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import ConfigError
 
-__all__ = ["SeasonalityError", "SeasonalityParams", "seasonality_schema", "seasonality_step"]
+__all__ = ["SeasonalityParams", "seasonality_schema", "seasonality_step"]
 
 HOUR = 3600.0
 DAY_SLOTS = 24
@@ -38,10 +38,6 @@ COUNT_COLUMN = "season_count"  # int32 [SLOTS]: points per slot
 SLOT_COLUMN = "season_slots"  # float64 [SLOTS, 2]: slot mean, mean absolute deviation
 SCALAR_COLUMN = "season_scalars"  # float64 [4]: events seen, their sum, series mean, series variance
 _N, _TOTAL, _GMEAN, _GVAR = 0, 1, 2, 3
-
-
-class SeasonalityError(RnnCoreError, ValueError):
-    """Seasonal profile parameters are out of range; the message names the field."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,11 +52,11 @@ class SeasonalityParams:
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1 or not 0 < self.global_alpha <= 1:
-            raise SeasonalityError(f"alpha and global_alpha must be in (0, 1], got {self.alpha}, {self.global_alpha}")
+            raise ConfigError(f"alpha and global_alpha must be in (0, 1], got {self.alpha}, {self.global_alpha}")
         if self.min_count < 1:
-            raise SeasonalityError(f"min_count must be >= 1, got {self.min_count}")
+            raise ConfigError(f"min_count must be >= 1, got {self.min_count}")
         if not self.variance_floor > 0:
-            raise SeasonalityError(f"variance_floor must be > 0, got {self.variance_floor}")
+            raise ConfigError(f"variance_floor must be > 0, got {self.variance_floor}")
 
 
 def seasonality_schema() -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnncore.stages.envelope import Envelope, EnvelopeError, _ew_update
+from rnncore.errors import EnvelopeError
+from rnncore.stages.envelope import Envelope, _ew_update
 from rnncore.stages.envelope import _t2 as t2
 
 __all__ = ["SELF_COLUMN", "SelfFitParams", "contributions", "envelope_step", "self_fit_schema", "self_fit_width"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import SnapshotError
 
 MAGIC = b"RNWSTATE"
 FORMAT_VERSION = 1
@@ -33,10 +33,6 @@ _PREFIX = struct.Struct("<8sHHIQ")  # magic, version, reserved, header length, r
 _CRC = struct.Struct("<I")
 _KEY_LENGTH_DTYPE = np.dtype("<u2")
 MAX_KEY_BYTES = 256
-
-
-class SnapshotError(RnnCoreError, ValueError):
-    """A snapshot is corrupt, truncated, of another format version, or laid out for a different schema."""
 
 
 @dataclass(frozen=True)

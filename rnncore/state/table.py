@@ -16,35 +16,19 @@ from typing import Any
 import numpy as np
 
 from rnncore.contract import EventStatus, status_reason
-from rnncore.errors import RnnCoreError
-from rnncore.state.snapshot import MAX_KEY_BYTES, ColumnSpec, SnapshotError, decode_rows, encode_rows
+from rnncore.errors import StateError, TableFullError
+from rnncore.state.snapshot import MAX_KEY_BYTES, ColumnSpec, decode_rows, encode_rows
 
 __all__ = [
     "MAX_KEY_BYTES",
     "ColumnSpec",
     "EventStatus",
-    "SchemaError",
-    "SnapshotError",
-    "StateError",
     "StateTable",
-    "TableFullError",
     "columns_from_schema",
     "status_reason",
 ]
 
 Schema = Mapping[str, tuple[tuple[int, ...], Any]]
-
-
-class StateError(RnnCoreError):
-    """Root of the state table's errors."""
-
-
-class SchemaError(StateError, ValueError):
-    """A column schema is malformed (bad name, shape or dtype)."""
-
-
-class TableFullError(StateError):
-    """An import needs more free rows than the table has; raise max_streams or evict idle streams first."""
 
 
 def columns_from_schema(schema: Schema) -> tuple[ColumnSpec, ...]:
@@ -56,16 +40,16 @@ def columns_from_schema(schema: Schema) -> tuple[ColumnSpec, ...]:
             shape = tuple(int(d) for d in shape)
             dtype = np.dtype(dtype)
         except (TypeError, ValueError) as error:
-            raise SchemaError(f"column {name!r} must be (shape, dtype), got {entry!r}: {error}") from None
+            raise StateError(f"column {name!r} must be (shape, dtype), got {entry!r}: {error}") from None
         if not isinstance(name, str) or not name:
-            raise SchemaError(f"column names must be non-empty strings, got {name!r}")
+            raise StateError(f"column names must be non-empty strings, got {name!r}")
         if any(d < 1 for d in shape):
-            raise SchemaError(f"column {name!r} has shape {shape}; every dimension must be >= 1")
+            raise StateError(f"column {name!r} has shape {shape}; every dimension must be >= 1")
         if dtype.hasobject or dtype.kind not in "biuf":
-            raise SchemaError(f"column {name!r} has dtype {dtype}; only bool, integer and float columns are stored")
+            raise StateError(f"column {name!r} has dtype {dtype}; only bool, integer and float columns are stored")
         specs.append(ColumnSpec(name=name, shape=shape, dtype=dtype))
     if not specs:
-        raise SchemaError("a state table needs at least one column")
+        raise StateError("a state table needs at least one column")
     return tuple(specs)
 
 
@@ -88,9 +72,9 @@ class StateTable:
         self, schema: Schema, *, max_streams: int, time_column: str = "last_time", key_shards: int = 256
     ) -> None:
         if max_streams < 1:
-            raise SchemaError(f"max_streams must be >= 1, got {max_streams}")
+            raise StateError(f"max_streams must be >= 1, got {max_streams}")
         if key_shards < 1 or key_shards & (key_shards - 1):
-            raise SchemaError(f"key_shards must be a power of two, got {key_shards}")
+            raise StateError(f"key_shards must be a power of two, got {key_shards}")
         self.specs = columns_from_schema(schema)
         self.max_streams = int(max_streams)
         self.time_column = time_column

@@ -12,7 +12,6 @@ Validation scores whole streams from their first to their last event, as ``rnnwa
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 
 from rnncore import calibration
 from rnncore.contract import EventRecord
+from rnncore.errors import TrainingError
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.bidirectional import backward_inputs, ensure_bidirectional, event_surprise
 from rnncore.model.config import ModelConfig
@@ -34,11 +34,11 @@ from rnncore.training.module import gaussian_nll, make_recurrent_stack
 from rnncore.training.trainer import (
     EvaluationReport,
     TrainConfig,
-    TrainingError,
     TrainResult,
     _BestEpoch,
-    _cosine,
+    _Optimisation,
     baseline_scores,
+    fresh_module,
 )
 
 
@@ -191,29 +191,22 @@ def stream_backward_inputs(dataset: Dataset, config: ModelConfig) -> list[np.nda
 
 def train_bidirectional(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[BidirectionalRNN]:
     """Fit a fresh ``BidirectionalRNN``; Adam, clipping, cosine LR and early stopping as the causal trainer."""
-    if dataset.train_steps == 0:
-        raise TrainingError("no training steps: streams are too short for the validation split")
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
+    module = fresh_module(dataset, config, settings, BidirectionalRNN)
     rng = np.random.default_rng(settings.seed)
-    module = BidirectionalRNN(config)
-    with torch.no_grad():  # unit forecast scale at start, as the causal trainer
-        module.head.bias[config.n_features :] = 0.5413
     backward = stream_backward_inputs(dataset, config)
     train_steps = [s.train_steps for s in dataset.streams]
     windows = make_windows(train_steps, settings.segment_length, settings.warmup)
     per_epoch = -(-len(windows) // settings.batch_size)
-    optimiser = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, _cosine(per_epoch * settings.epochs, settings.final_lr_fraction)
-    )
+    optimisation = _Optimisation(module, settings, per_epoch * settings.epochs)
     alpha = choose_ewma_alpha([s.seq for s in dataset.streams], train_steps, config.min_scale)
     baselines = baseline_scores(dataset, alpha, config.min_scale)
     result = TrainResult(module, export_bidirectional(module), EvaluationReport(ForecastScore(), *baselines, alpha))
-    deadline = time.monotonic() + 60.0 * settings.max_minutes if settings.max_minutes else math.inf
-    step_budget = settings.max_event_steps or math.inf
-    best = _BestEpoch(module, settings.patience)
+    best = _BestEpoch(module, settings)
+    validate = (
+        (lambda: evaluate_bidirectional(module, dataset, backward, alpha, baselines).model.nll)
+        if dataset.validation_steps
+        else None
+    )
     for epoch in range(1, settings.epochs + 1):
         started, losses = time.perf_counter(), []
         order = rng.permutation(len(windows))
@@ -222,21 +215,11 @@ def train_bidirectional(dataset: Dataset, config: ModelConfig, settings: TrainCo
             xf, xb, lengths, y, mask = _window_batch(group, dataset, backward)
             mu, sigma = module(xf, xb, lengths)
             loss = (gaussian_nll(mu, sigma, y) * mask).sum() / mask.sum().clamp(min=1.0)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
-            optimiser.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimisation.update(loss))
             result.event_steps += int(lengths.sum())
-            if time.monotonic() > deadline or result.event_steps >= step_budget:
+            if best.out_of_budget(result):
                 break
-        result.train_seconds += time.perf_counter() - started
-        train_loss = float(np.mean(losses)) if losses else math.nan
-        watched = train_loss
-        if dataset.validation_steps:
-            watched = evaluate_bidirectional(module, dataset, backward, alpha, baselines).model.nll
-        if best.end_epoch(result, epoch, train_loss, watched, deadline, result.event_steps >= step_budget):
+        if best.end_epoch(result, epoch, started, losses, validate):
             break
     best.restore_best()
     result.weights = export_bidirectional(module)

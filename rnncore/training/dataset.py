@@ -16,13 +16,9 @@ from typing import Any
 import numpy as np
 
 from rnncore.contract import EventRecord
-from rnncore.errors import RnnCoreError
+from rnncore.errors import TrainingError
 from rnncore.kernels.preprocess import NormalisedSequence, normalise_sequence
 from rnncore.model.config import ModelConfig
-
-
-class DatasetError(RnnCoreError, ValueError):
-    """The events cannot make a training set (wrong feature count, too few events per stream)."""
 
 
 @dataclass(frozen=True)
@@ -85,20 +81,20 @@ def build_dataset(
 ) -> Dataset:
     """Group, order, normalise and split; streams with fewer than ``min_events`` events are left out (counted)."""
     if not 0.0 <= validation_fraction < 1.0:
-        raise DatasetError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        raise TrainingError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     grouped = group_by_stream(records)
     streams, too_short = [], 0
     for key in sorted(grouped):
         times, values = grouped[key]
         if values.shape[1] != config.n_features:
-            raise DatasetError(f"stream {key!r} has {values.shape[1]} values per event, model has {config.n_features}")
+            raise TrainingError(f"stream {key!r} has {values.shape[1]} values per event, model has {config.n_features}")
         if len(times) < max(min_events, 2):
             too_short += 1
             continue
         seq = normalise_sequence(values, times, config)
         streams.append(StreamData(key=key, seq=seq, train_steps=split_index(times, validation_fraction)))
     if not streams:
-        raise DatasetError(f"no stream has at least {max(min_events, 2)} events ({too_short} streams too short)")
+        raise TrainingError(f"no stream has at least {max(min_events, 2)} events ({too_short} streams too short)")
     all_times = np.concatenate([s.seq.times for s in streams])
     dataset = Dataset(streams=tuple(streams), summary={})
     dataset.summary.update(

@@ -18,13 +18,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from rnncore.errors import RnnCoreError
+from rnncore.errors import TrainingError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.training.baselines import (
@@ -37,10 +37,6 @@ from rnncore.training.baselines import (
 from rnncore.training.dataset import Dataset
 from rnncore.training.module import AttentionState, ForecastRNN, ModelState, export_weights, gaussian_nll
 from rnncore.training.windows import Batch, Segment, assign_lanes, count_batches, iterate_batches, make_segments
-
-
-class TrainingError(RnnCoreError, ValueError):
-    """Training cannot run with these settings or data (the message says which)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,9 +201,9 @@ def _planned_batches(segments: list[Segment], settings: TrainConfig) -> int:
 
 
 class _Optimisation:
-    """Module, Adam, clipping and LR schedule: one ``step`` per batch (truncated BPTT with carried state)."""
+    """Adam, gradient clipping and the cosine LR schedule over ``planned_batches``: one ``update`` per batch."""
 
-    def __init__(self, module: ForecastRNN, settings: TrainConfig, planned_batches: int) -> None:
+    def __init__(self, module: torch.nn.Module, settings: TrainConfig, planned_batches: int) -> None:
         self.module, self.settings = module, settings
         self.optimiser = torch.optim.Adam(
             module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -215,28 +211,41 @@ class _Optimisation:
         schedule = _cosine(planned_batches, settings.final_lr_fraction)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, schedule)
 
-    def step(self, batch: Batch, state: ModelState) -> tuple[float, ModelState]:
-        """Forward, masked NLL, backward, clip, update; returns the batch loss and the state to carry on."""
-        loss, state = _batch_loss(self.module, batch, state)
+    def update(self, loss: torch.Tensor) -> float:
+        """Backward, clip, one optimiser and schedule step; returns the batch loss."""
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip)
         self.optimiser.step()
         self.scheduler.step()
-        return float(loss.detach()), state
+        return float(loss.detach())
 
 
-def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[ForecastRNN]:
-    """Fit a fresh ``ForecastRNN`` to ``dataset``; returns the best epoch's model by validation NLL."""
+class _WithHead(Protocol):
+    head: torch.nn.Linear
+
+
+M = TypeVar("M", bound=_WithHead)
+
+
+def fresh_module(dataset: Dataset, config: ModelConfig, settings: TrainConfig, make: Callable[[ModelConfig], M]) -> M:
+    """The start both trainers share: refuse a dataset without training steps, seed torch (threads as set), build
+    the module and start it at unit forecast scale (softplus(0.5413) = 1)."""
     if dataset.train_steps == 0:
         raise TrainingError("no training steps: streams are too short for the validation split")
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    module = ForecastRNN(config)
-    with torch.no_grad():  # start with unit forecast scale: softplus(0.5413) = 1
+    module = make(config)
+    with torch.no_grad():
         module.head.bias[config.n_features :] = 0.5413
+    return module
+
+
+def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[ForecastRNN]:
+    """Fit a fresh ``ForecastRNN`` to ``dataset``; returns the best epoch's model by validation NLL."""
+    module = fresh_module(dataset, config, settings, ForecastRNN)
+    rng = np.random.default_rng(settings.seed)
     inputs = [s.seq.inputs for s in dataset.streams]
     targets = [s.seq.targets for s in dataset.streams]
     train_steps = [s.train_steps for s in dataset.streams]
@@ -245,9 +254,13 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
     alpha = choose_ewma_alpha([s.seq for s in dataset.streams], train_steps, config.min_scale)
     baselines = baseline_scores(dataset, alpha, config.min_scale)
     result = TrainResult(module, export_weights(module), EvaluationReport(ForecastScore(), *baselines, alpha))
-    deadline = time.monotonic() + 60.0 * settings.max_minutes if settings.max_minutes else math.inf
-    step_budget = settings.max_event_steps or math.inf
-    best = _BestEpoch(module, settings.patience)
+    best = _BestEpoch(module, settings)
+    # Without validation steps (validation_fraction 0), early stopping watches the training loss.
+    validate = (
+        (lambda: evaluate(module, dataset, alpha, settings.eval_batch_size, baselines).model.nll)
+        if dataset.validation_steps
+        else None
+    )
     for epoch in range(1, settings.epochs + 1):
         lanes = assign_lanes(segments, settings.batch_size, settings.bptt, rng)
         state = module.zero_state(len(lanes))
@@ -261,19 +274,13 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
             leave=False,
         ) as bar:
             for batch in bar:
-                loss, state = optimisation.step(batch, state)
-                losses.append(loss)
+                loss, state = _batch_loss(module, batch, state)
+                losses.append(optimisation.update(loss))
                 result.event_steps += batch.fed_steps
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-                if time.monotonic() > deadline or result.event_steps >= step_budget:
+                if best.out_of_budget(result):
                     break
-        result.train_seconds += time.perf_counter() - started
-        train_loss = float(np.mean(losses)) if losses else math.nan
-        # Without validation steps (validation_fraction 0), early stopping watches the training loss.
-        watched = train_loss
-        if dataset.validation_steps:
-            watched = evaluate(module, dataset, alpha, settings.eval_batch_size, baselines).model.nll
-        if best.end_epoch(result, epoch, train_loss, watched, deadline, result.event_steps >= step_budget):
+        if best.end_epoch(result, epoch, started, losses, validate):
             break
     best.restore_best()
     result.weights = export_weights(module)
@@ -282,23 +289,34 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
 
 
 class _BestEpoch:
-    """Early stopping: keeps the weights of the epoch with the lowest watched loss, records each epoch in the
-    result's history and says when training stops (deadline, step budget or patience spent)."""
+    """Early stopping, as both trainers do it: keeps the weights of the epoch with the lowest watched loss, records
+    each epoch in the result's history and says when training stops (deadline, step budget or patience spent)."""
 
-    def __init__(self, module: torch.nn.Module, patience: int) -> None:
-        self.module, self.patience = module, patience
+    def __init__(self, module: torch.nn.Module, settings: TrainConfig) -> None:
+        self.module, self.patience = module, settings.patience
         self.loss, self.state, self.since = math.inf, copy.deepcopy(module.state_dict()), 0
+        self.deadline = time.monotonic() + 60.0 * settings.max_minutes if settings.max_minutes else math.inf
+        self.step_budget = settings.max_event_steps or math.inf
 
-    def end_epoch(self, result: Any, epoch: int, train_loss: float, watched: float, deadline: float,
-                  budget_spent: bool) -> bool:  # fmt: skip
-        """Record the epoch; True (with ``result.stopped`` set) when training should stop."""
+    def out_of_budget(self, result: Any) -> bool:
+        """True once the deadline has passed or the result's event steps reached the budget: end the epoch now."""
+        return time.monotonic() > self.deadline or result.event_steps >= self.step_budget
+
+    def end_epoch(self, result: Any, epoch: int, started: float, losses: list[float],
+                  validate: Callable[[], float] | None) -> bool:  # fmt: skip
+        """Record the epoch begun at ``started`` (its time, mean training loss and the watched loss: ``validate()``,
+        or the training loss without validation steps); True (with ``result.stopped`` set) when training stops."""
+        result.train_seconds += time.perf_counter() - started
+        train_loss = float(np.mean(losses)) if losses else math.nan
+        watched = train_loss if validate is None else validate()
         result.history.append({"epoch": epoch, "train_nll": train_loss, "validation_nll": watched})
         if watched < self.loss:
             self.loss, self.state, self.since = watched, copy.deepcopy(self.module.state_dict()), 0
             result.best_epoch = epoch
         else:
             self.since += 1
-        stop = _stop_reason(deadline, budget_spent, self.since >= self.patience)
+        budget_spent = result.event_steps >= self.step_budget
+        stop = _stop_reason(self.deadline, budget_spent, self.since >= self.patience)
         if stop:
             result.stopped = stop
         return stop is not None

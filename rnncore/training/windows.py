@@ -18,11 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncore.errors import RnnCoreError
-
-
-class WindowError(RnnCoreError, ValueError):
-    """Window parameters are out of range (bptt, batch size, segment length, warm-up)."""
+from rnncore.errors import TrainingError
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ class Batch:
 def make_segments(train_steps: Sequence[int], segment_length: int, warmup: int) -> list[Segment]:
     """Cut every stream's first ``train_steps[i]`` steps into segments (warm-up before all but the first)."""
     if segment_length < 1 or warmup < 0:
-        raise WindowError(f"segment_length must be >= 1 and warmup >= 0, got {segment_length}, {warmup}")
+        raise TrainingError(f"segment_length must be >= 1 and warmup >= 0, got {segment_length}, {warmup}")
     segments = []
     for stream, n in enumerate(train_steps):
         for start in range(0, n, segment_length):
@@ -76,7 +72,7 @@ def assign_lanes(
 ) -> list[list[Segment]]:
     """Shuffle segments and give each to the currently shortest lane (ties: lowest lane), seeded."""
     if batch_size < 1 or bptt < 1:
-        raise WindowError(f"batch_size and bptt must be >= 1, got {batch_size}, {bptt}")
+        raise TrainingError(f"batch_size and bptt must be >= 1, got {batch_size}, {bptt}")
     lanes: list[list[Segment]] = [[] for _ in range(min(batch_size, max(1, len(segments))))]
     lengths = np.zeros(len(lanes), dtype=np.int64)
     for index in rng.permutation(len(segments)):

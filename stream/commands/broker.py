@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.local_broker import BrokerError, LocalBroker
+from stream.errors import BrokerError
+from stream.local_broker import LocalBroker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the flags, then run the demo; failures are one line on stderr."""
-    from stream.demo.runner import DemoError, DemoSettings, run_demo
-    from stream.errors import StreamError
+    from stream.demo.runner import DemoSettings, run_demo
+    from stream.errors import DemoError, StreamError
 
     if not args.verbose:  # the progress line and the report are the demo's output; the service logs on demand
         logging.getLogger().setLevel(logging.WARNING)

@@ -87,8 +87,8 @@ def _plot_worst(
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0, or 2 with a one-line message when the files (or the CLI) refuse."""
-    from stream.evaluation.product_path import ProductPathError
-    from stream.evaluation.user_data import UserDataError, load_user_data
+    from stream.errors import ProductPathError, UserDataError
+    from stream.evaluation.user_data import load_user_data
     from stream.evaluation.user_eval import score_files, without_reference
     from stream.evaluation.user_plot import have_matplotlib
     from stream.evaluation.user_report import format_rows, measure, pool

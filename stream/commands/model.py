@@ -58,8 +58,9 @@ def _list(model_dir: Path) -> int:
 
 
 def _use(args: argparse.Namespace) -> int:
+    from rnncore.errors import ModelStoreError
     from rnncore.model.artifact import load_artifact
-    from rnncore.model.store import ModelStoreError, current_version, use_version, version_dir
+    from rnncore.model.store import current_version, use_version, version_dir
 
     candidate = load_artifact(version_dir(args.model_dir, args.version)).config
     try:

@@ -96,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rnncore.errors import RnnCoreError
     from stream.commands.config_flags import config_overrides
-    from stream.errors import StreamError
-    from stream.service.config import ConfigError, load_config
-    from stream.service.connection import KafkaConnectError
+    from stream.errors import ConfigError, KafkaConnectError, StreamError
+    from stream.service.config import load_config
 
     if args.rate < 0 or (args.synthetic is not None and args.synthetic < 1):
         print("rnnwatch send: --rate must be >= 0 and --synthetic >= 1", file=sys.stderr)

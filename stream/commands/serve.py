@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.bidirectional import ensure_causal
     from stream.commands.config_flags import config_overrides
     from stream.commands.model_path import model_dir_problem
-    from stream.service.config import ConfigError, load_config
+    from stream.errors import ConfigError
+    from stream.service.config import load_config
     from stream.service.logs import configure_logging
 
     configure_logging(getattr(args, "log_level", "INFO"), json_format=args.log_format == "json")
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any, weights: Any) -> int:
-    from stream.service.app import Service, ServiceError
+    from stream.errors import ServiceError
+    from stream.service.app import Service
 
     try:
         service = Service(config, weights, serve_http=True)

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from stream.commands.config_flags import config_overrides
-    from stream.service.config import ConfigError, load_config
-    from stream.service.connection import KafkaConnectError
+    from stream.errors import ConfigError, KafkaConnectError
+    from stream.service.config import load_config
 
     if args.count < 0 or args.idle_seconds < 0:
         print("rnnwatch tail: --count and --idle-seconds must be >= 0", file=sys.stderr)

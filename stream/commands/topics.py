@@ -60,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from stream.commands.config_flags import config_overrides
-    from stream.service.config import ConfigError, load_config
-    from stream.service.connection import KafkaConnectError
-    from stream.service.topics import TopicError
+    from stream.errors import ConfigError, KafkaConnectError, TopicError
+    from stream.service.config import load_config
 
     if args.partitions < 1 or (args.replication_factor is not None and args.replication_factor < 1):
         print("rnnwatch topics: --partitions and --replication-factor must be >= 1", file=sys.stderr)

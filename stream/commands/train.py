@@ -138,9 +138,9 @@ def _finite_or_none(value: float) -> float | None:
 
 def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     from stream.commands.config_flags import config_overrides
-    from stream.data.eventlog import EventLogError
-    from stream.data.replay import ReplayError, read_topic
-    from stream.data.wire import EventRejectedError, parse_time
+    from stream.data.replay import read_topic
+    from stream.data.wire import parse_time
+    from stream.errors import EventLogError, EventRejectedError, ReplayError
     from stream.service.config import load_config
     from stream.service.connection import held_kafka_errors
 
@@ -190,7 +190,8 @@ def _layout_change(out: Path, config: ModelConfig) -> str | None:
     A service serving ``out`` refuses such a model on reload, and after a restart could not restore the
     changelog it wrote with the old one.
     """
-    from rnncore.model.artifact import ArtifactError, load_artifact
+    from rnncore.errors import ArtifactError
+    from rnncore.model.artifact import load_artifact
 
     try:
         old = load_artifact(out).config
@@ -251,8 +252,9 @@ def describe_state(config: ModelConfig) -> str:
 def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
     """Fit the frozen per-stream envelope (``rnncore.stages.envelope``) on the same normal records and write it before
     ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
+    from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import save_envelope
-    from rnncore.stages.envelope import EnvelopeError, EnvelopeParams, fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
     from rnncore.stages.selffit import SelfFitParams
 
     online = SelfFitParams()
@@ -310,8 +312,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"rnnwatch train: {problem}", file=sys.stderr)
         return 2
+    from rnncore.errors import ModelStoreError
     from rnncore.model.artifact import save_artifact
-    from rnncore.model.store import ModelStoreError, commit_version, incoming_dir
+    from rnncore.model.store import commit_version, incoming_dir
 
     if args.skip_if_trained and (serving := _serving(args.out)) is not None:
         print(f"{args.out} already serves {serving}; --skip-if-trained: not training")

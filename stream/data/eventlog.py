@@ -32,16 +32,12 @@ from typing import IO, Any
 import orjson
 
 from rnncore.contract import EventRecord
-from stream.data.wire import EventRejectedError, RejectReason, checked_value, loads, parse_event, parse_key, parse_time
-from stream.errors import StreamError
+from stream.data.wire import RejectReason, checked_value, loads, parse_event, parse_key, parse_time
+from stream.errors import EventLogError, EventRejectedError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv",)
 _MAX_EXAMPLES = 5
-
-
-class EventLogError(StreamError, ValueError):
-    """An event log cannot be used (missing file, unknown format, or no usable rows at all)."""
 
 
 @dataclass

@@ -22,14 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from stream.data.eventlog import EventRecord, ReadSummary, check_width
-from stream.data.wire import EventRejectedError, loads, parse_event
-from stream.errors import StreamError
+from stream.data.wire import loads, parse_event
+from stream.errors import EventRejectedError, ReplayError
 
 logger = logging.getLogger(__name__)
-
-
-class ReplayError(StreamError):
-    """A topic cannot be replayed (unknown topic or partition, or an empty / inverted range)."""
 
 
 def decode_message(value: bytes | None, key: bytes | None) -> EventRecord:

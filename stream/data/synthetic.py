@@ -15,15 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.data.eventlog import EventRecord
-from stream.errors import StreamError
+from stream.errors import SyntheticError
 
 FAMILIES: tuple[str, ...] = ("seasonal", "random_walk", "bursty", "regime")
 ANOMALY_KINDS: tuple[str, ...] = ("spike", "level_shift", "drift", "frozen", "noise_burst")
 ANOMALY_CODES: dict[str, int] = {kind: code for code, kind in enumerate(ANOMALY_KINDS, start=1)}
-
-
-class SyntheticError(StreamError, ValueError):
-    """Parameters of the synthetic fleet are out of range (the message names the parameter)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from rnncore.contract import EventRecord
-from stream.errors import StreamError
+from stream.errors import EventRejectedError
 
 DEFAULT_MAX_KEY_BYTES = 256  # the state snapshot format's limit (rnncore.state.snapshot.MAX_KEY_BYTES)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -44,15 +44,6 @@ class RejectReason(StrEnum):
     OVERSIZED = "oversized"
     KEY_TOO_LONG = "key_too_long"
     DECODER_ERROR = "decoder_error"  # the decoder itself failed on these bytes (a bug): dead-lettered, not raised
-
-
-class EventRejectedError(StreamError, ValueError):
-    """One event broke a wire rule; ``reason`` names the rule (a ``RejectReason`` or a reader's own counter)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = str(reason)
-        self.detail = detail
 
 
 def loads(payload: bytes | str) -> Any:

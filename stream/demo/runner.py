@@ -31,7 +31,7 @@ from stream.demo.evaluation import Evaluation, evaluate, flags_from_scores
 from stream.demo.plot import pick_streams, plot_streams
 from stream.demo.progress import ProgressLine
 from stream.demo.scores import ScoreBook, collect_scores
-from stream.errors import StreamError
+from stream.errors import DemoError
 from stream.fleet import FleetTruth, publish_fleet
 from stream.local_broker import LocalBroker
 from stream.service.app import Service
@@ -40,10 +40,6 @@ from stream.service.config import Guarantee, ServiceConfig
 logger = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 130
 DRAIN_TIMEOUT_S = 60.0  # after the fleet is done, how long to wait for the last scores
-
-
-class DemoError(StreamError):
-    """The demo cannot run (no broker, training failed, the service stopped); the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +141,8 @@ def _write_history(fleet: SyntheticFleet, history: int, path: Path) -> Path:
 def demo_model(settings: DemoSettings, fleet: SyntheticFleet) -> ModelWeights:
     """The model for this fleet in ``out_dir/model``: trained by `rnnwatch train` on the streams' clean history
     (so each stream has its envelope, as a user's sensors have theirs), reused while the fleet is the same."""
-    from rnncore.model.artifact import ArtifactError, load_artifact
+    from rnncore.errors import ArtifactError
+    from rnncore.model.artifact import load_artifact
 
     model_dir = settings.out_dir / "model"
     fingerprint = {"seed": settings.seed, "streams": settings.streams, "history_events": settings.history_events}

@@ -26,11 +26,11 @@ from stream.evaluation.nab_data import NabFile
 
 def run_nab(args: argparse.Namespace) -> int:
     """Run the benchmark on ``args.split``'s files; returns 0, or 2 with a message when the corpus cannot be read."""
+    from stream.errors import ProductPathError
     from stream.evaluation.nab_data import load_profiles, load_series, load_windows
     from stream.evaluation.nab_product import NabProductRun, train_and_score
     from stream.evaluation.nab_report import category_rows, format_categories, format_rows, short, subset_results
     from stream.evaluation.nab_split import file_split, in_split
-    from stream.evaluation.product_path import ProductPathError
     from stream.evaluation.runner import (
         CorpusDetector,
         baseline_detectors,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 from stream.evaluation.nab_scorer import PROFILES, Profile
 
 

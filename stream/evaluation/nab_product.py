@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from stream.errors import ProductPathError
 from stream.evaluation.nab_data import NabFile
 from stream.evaluation.nab_scorer import probation_length
-from stream.evaluation.product_path import ProductPathError, run_cli
+from stream.evaluation.product_path import run_cli
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 
 PROBATIONARY = -2
 """Window id of a point in the probationary period (never scored)."""

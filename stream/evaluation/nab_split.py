@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 
 Split = Literal["tune", "report", "all"]
 SPLITS: tuple[Split, ...] = ("tune", "report", "all")

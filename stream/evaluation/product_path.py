@@ -17,11 +17,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from stream.errors import StreamError
-
-
-class ProductPathError(StreamError, RuntimeError):
-    """`rnnwatch train` or `rnnwatch score` refused the logs; the message carries the CLI's own output."""
+from stream.errors import ProductPathError
 
 
 @dataclass(frozen=True)

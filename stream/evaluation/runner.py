@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 from stream.evaluation.baselines import BASELINES
 from stream.evaluation.nab_data import NabFile
 from stream.evaluation.nab_scorer import Profile, ProfileResult, score_corpus

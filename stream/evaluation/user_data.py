@@ -17,14 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.data.wire import EventRejectedError, parse_time
-from stream.errors import StreamError
+from stream.data.wire import parse_time
+from stream.errors import EventRejectedError, UserDataError
 
 MIN_TRAIN_ROWS = 100  # fewer normal rows than this cannot fit the envelope's reference and held-out cut
-
-
-class UserDataError(StreamError, ValueError):
-    """A labelled file cannot be evaluated; the message names the file and what to change."""
 
 
 @dataclass(frozen=True)

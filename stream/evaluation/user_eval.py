@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.evaluation.product_path import ProductPathError, train_and_score_logs
+from stream.errors import ProductPathError
+from stream.evaluation.product_path import train_and_score_logs
 from stream.evaluation.user_data import EvalFile, write_logs
 from stream.evaluation.user_report import Scored, scored
 

@@ -41,19 +41,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient
 
 from rnncore.contract import StreamScorer
-from rnncore.detector import IncompatibleModelError
-from rnncore.model.artifact import ArtifactError
+from rnncore.errors import ArtifactError, IncompatibleModelError, SnapshotError
 from rnncore.model.weights import ModelWeights
-from rnncore.state.snapshot import SnapshotError
 from stream.data.archive import EventArchive
-from stream.errors import StreamError
+from stream.errors import (
+    ArtifactMovedError,
+    ConfigError,
+    DeadLetterLimitError,
+    KafkaConnectError,
+    ServiceError,
+    TopicError,
+)
 from stream.service.broker_probe import BrokerProbe, rate_limit_aiokafka_logs, remove_filter
 from stream.service.changelog import restore_from_records
 from stream.service.checkpoint import Checkpointer
 from stream.service.codec import EventDecoder
-from stream.service.config import ConfigError, ServiceConfig
-from stream.service.connection import KafkaConnectError, explained_connection_errors
-from stream.service.dead_letter import DeadLetterLimitError
+from stream.service.config import ServiceConfig
+from stream.service.connection import explained_connection_errors
 from stream.service.fencing import PartitionProducers, transactional_id_for
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
@@ -62,13 +66,7 @@ from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
-from stream.service.topics import (
-    PRODUCER_BATCH_BYTES,
-    TopicError,
-    check_written_topics,
-    dead_letter_limit,
-    ensure_changelog_topic,
-)
+from stream.service.topics import PRODUCER_BATCH_BYTES, check_written_topics, dead_letter_limit, ensure_changelog_topic
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -76,22 +74,13 @@ logger = logging.getLogger(__name__)
 DetectorFactory = Callable[[], StreamScorer]
 
 
-class ServiceError(StreamError):
-    """The service cannot start or continue (missing topic, failed publish); restart it once the cause is fixed."""
-
-
-class ArtifactMovedError(ServiceError, ValueError):
-    """The weights in hand and the artifact directory read for the envelope are different versions (a store's
-    ``current`` pointer moved, or a plain directory was rewritten, between the two reads); a reload is refused and
-    retried on the next change, a start fails with this message."""
-
-
 def artifact_dir(config: ServiceConfig) -> Path | None:
     """The artifact directory the configured ``model_dir`` means now (a store's ``current`` version resolved once),
     or None without a model_dir or with a dangling pointer (``load_artifact`` names it)."""
     if not config.model_dir:
         return None
-    from rnncore.model.store import ModelStoreError, resolve_model_dir
+    from rnncore.errors import ModelStoreError
+    from rnncore.model.store import resolve_model_dir
 
     try:
         return resolve_model_dir(str(config.model_dir))
@@ -143,9 +132,9 @@ def detector_factory(
     own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
     started with: True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError, and the hot
     reload is refused (the running partitions would keep the old references while new ones had none)."""
+    from rnncore.errors import EnvelopeError, ScorerError
     from rnncore.model.envelope_file import load_envelope
-    from rnncore.scorer import ScorerError, build_scorer, check_scorer
-    from rnncore.stages.envelope import EnvelopeError
+    from rnncore.scorer import build_scorer, check_scorer
 
     directory = directory if directory is not None else artifact_dir(config)
     envelope = None

@@ -23,14 +23,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 
-from stream.errors import StreamError
+from stream.errors import ChangelogError
 
 MAGIC = b"RNWCLOG1"
 _HEADER = struct.Struct("<8sBQqII")  # magic, kind, generation, next_offset, index, count
-
-
-class ChangelogError(StreamError):
-    """A changelog record is corrupt or from another format; the message names the record key."""
 
 
 class RecordKind(IntEnum):

@@ -16,7 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.service.fencing import PartitionFencedError, PartitionProducers
+from stream.errors import PartitionFencedError
+from stream.service.fencing import PartitionProducers
 from stream.service.metrics import ServiceMetrics
 from stream.service.partition import BatchOutcome
 from stream.service.publisher import BatchPublisher

@@ -32,25 +32,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from stream.data.wire import (
-    DEFAULT_MAX_KEY_BYTES,
-    FLOAT32_MAX,
-    EventRejectedError,
-    RejectReason,
-    loads,
-    parse_event,
-)
-from stream.errors import StreamError
+from stream.data.wire import DEFAULT_MAX_KEY_BYTES, FLOAT32_MAX, RejectReason, loads, parse_event
+from stream.errors import CodecError, EventRejectedError
 
 REASON_HEADER = "rnnwatch-reason"
 DETAIL_HEADER = "rnnwatch-detail"
 SOURCE_HEADER = "rnnwatch-source"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 _NUMBER = (int, float)  # exact types: bool is not a number here
-
-
-class CodecError(StreamError, ValueError):
-    """A codec was configured with impossible limits (e.g. n_features < 1)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from stream.errors import StreamError
+from stream.errors import ConfigError
 
 ENV_PREFIX = "RNNWATCH_"
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -39,10 +39,6 @@ def setting(default: Any, help: str, *, shown: str | None = None, flag: bool = T
     if callable(default):
         return field(default_factory=default, metadata=metadata)
     return field(default=default, metadata=metadata)
-
-
-class ConfigError(StreamError, ValueError):
-    """The service configuration is invalid; the message names the field and where the value came from."""
 
 
 class Secret:

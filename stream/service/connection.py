@@ -16,12 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 
 from aiokafka.errors import KafkaConnectionError
 
-from stream.errors import StreamError
+from stream.errors import KafkaConnectError
 from stream.service.config import ServiceConfig
-
-
-class KafkaConnectError(StreamError):
-    """The service could not connect or authenticate to Kafka; the message says why and what to check."""
 
 
 class _Collector(logging.Handler):

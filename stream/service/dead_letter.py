@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream.errors import StreamError
+from stream.errors import DeadLetterLimitError
 
 TRUNCATED_HEADER = "rnnwatch-truncated"
 ORIGINAL_SIZE_HEADER = "rnnwatch-original-size"  # bytes of the original value
@@ -31,10 +31,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 MIN_DEAD_LETTER_BYTES = 4096  # room for the headers and a useful prefix of the value
 
 Headers = list[tuple[str, bytes]]
-
-
-class DeadLetterLimitError(StreamError):
-    """The dead-letter topic's size limit is too small to hold even the headers of a dead letter."""
 
 
 def record_bytes(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
-from stream.errors import StreamError
+from stream.errors import PartitionFencedError
 from stream.service.partition import OutRecord, ScoreRecords
 from stream.service.publisher import BatchPublisher
 
@@ -32,18 +32,6 @@ logger = logging.getLogger(__name__)
 
 ProducerFactory = Callable[[str], AIOKafkaProducer]
 _FENCED = (ProducerFenced, InvalidProducerEpoch)
-
-
-class PartitionFencedError(StreamError):
-    """Another replica took over the input partition (its producer fenced this one); nothing of the batch is
-    visible and this replica must drop the partition."""
-
-    def __init__(self, partition: int, transactional_id: str) -> None:
-        super().__init__(
-            f"partition {partition} was taken over by another replica: producer {transactional_id!r} "
-            "is fenced, its transaction aborted"
-        )
-        self.partition = partition
 
 
 def transactional_id_for(group_id: str, topic: str, partition: int | str) -> str:

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from rnncore.errors import ModelStoreError
 from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact
 from rnncore.model.bidirectional import ensure_causal
-from rnncore.model.store import ModelStoreError, resolve_model_dir
+from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
 
 FileSignature = tuple[int, int, int] | None

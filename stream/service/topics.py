@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from stream.errors import StreamError
+from stream.errors import TopicError
 from stream.service.config import ServiceConfig
 from stream.service.dead_letter import BATCH_OVERHEAD_BYTES, dead_letter_budget
 
@@ -22,10 +22,6 @@ logger = logging.getLogger(__name__)
 
 PRODUCER_BATCH_BYTES = 256 * 1024  # the producer's max_batch_size: the default 16 KiB gives ~80 records a request
 MAX_MESSAGE_BYTES = "max.message.bytes"
-
-
-class TopicError(StreamError):
-    """A topic the service needs is missing or set up in a way the service cannot work with."""
 
 
 async def topic_max_message_bytes(admin: AIOKafkaAdminClient, topic: str) -> int | None:

@@ -25,8 +25,8 @@ from stream.service.app import Service
 from stream.service.health import HealthState
 from stream.service.metrics import MetricsServer, ServiceMetrics
 from tests.deploy.test_grafana_dashboard import dashboard_queries
-from tests.kafka_helpers import run_sync
-from tests.stream.service_harness import config_for, event, publish
+from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service_harness import config_for, event, publish, running, wait_until
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "rnnwatch.rules.yml"
 DEADLINE_SECONDS = 30.0
@@ -186,15 +186,13 @@ def _http_status(url: str) -> int:
 @pytest.mark.kafka
 @pytest.mark.timeout(180)
 def test_prometheus_scrapes_the_running_service(
-    tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    make_group: Callable[[], str],
 ) -> None:
     """The real service scores events from the broker while Prometheus scrapes it and evaluates the rules."""
-    topics = {
-        "input": make_topic(partitions=2, prefix="in"),
-        "output": make_topic(prefix="out"),
-        "dlq": make_topic(prefix="dlq"),
-        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=2)
     good = [(f"sensor-{i % 5}".encode(), event(f"sensor-{i % 5}", 1000.0 + i, float(i % 7))) for i in range(200)]
     bad = [(b"broken", b"not json")] * 3
     port = _free_port()
@@ -207,19 +205,13 @@ def test_prometheus_scrapes_the_running_service(
     async def scenario() -> None:
         await publish(kafka_bootstrap, topics["input"], good + bad)
         # The real Detector with small random weights: the model info metric and real state sizes are exported.
-        async with Service(config, weights, serve_http=True) as service:
-            task = asyncio.create_task(service.run())
-            try:
-                async with asyncio.timeout(120):
-                    while service.metrics.value("rnnwatch_events_consumed_total") < len(good) + len(bad):
-                        assert not task.done(), "the service stopped on its own"
-                        await asyncio.sleep(0.1)
-                assert await asyncio.to_thread(_http_status, f"http://127.0.0.1:{port}/readyz") == 200
-                # Blocking Prometheus polls run in a thread so the service's event loop keeps going.
-                await asyncio.to_thread(_check_prometheus_sees_the_service, prometheus, len(good), len(bad))
-            finally:
-                service.request_stop()
-                await task
+        service = Service(config, weights, serve_http=True)
+        consumed = lambda: service.metrics.value("rnnwatch_events_consumed_total") >= len(good) + len(bad)  # noqa: E731
+        async with running(service) as task:
+            await wait_until(consumed, task, "every event consumed", timeout=120)
+            assert await asyncio.to_thread(_http_status, f"http://127.0.0.1:{port}/readyz") == 200
+            # Blocking Prometheus polls run in a thread so the service's event loop keeps going.
+            await asyncio.to_thread(_check_prometheus_sees_the_service, prometheus, len(good), len(bad))
 
     try:
         run_sync(scenario())

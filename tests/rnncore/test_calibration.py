@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.calibration import (
-    STATS_COLUMN,
-    ScoringError,
-    ScoringParams,
-    calibrate,
-    score_schema,
-)
+from rnncore.calibration import STATS_COLUMN, ScoringParams, calibrate, score_schema
+from rnncore.errors import ScoringError
 from tests.reference import calibrate_reference
 
 

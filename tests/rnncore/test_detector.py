@@ -8,18 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from rnncore.detector import (
-    BatchShapeError,
-    Detector,
-    DetectorError,
-    EventStatus,
-    IncompatibleModelError,
-    StepResult,
-    status_reason,
-)
+from rnncore.detector import Detector, EventStatus, StepResult, status_reason
+from rnncore.errors import BatchShapeError, DetectorError, IncompatibleModelError, SnapshotError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from rnncore.state.snapshot import SnapshotError
 
 CONFIGS = {
     "gru-h8-f1": ModelConfig(cell="gru", hidden_size=8, n_features=1),

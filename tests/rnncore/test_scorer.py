@@ -10,11 +10,11 @@ import pytest
 
 from rnncore import build_scorer, load_scorer
 from rnncore.contract import EventRecord
+from rnncore.errors import ScorerError
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import save_envelope
 from rnncore.model.weights import ModelWeights
-from rnncore.scorer import ScorerError
 from rnncore.stages.envelope import Envelope, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline

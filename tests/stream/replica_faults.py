@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,13 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
+from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import create_topics, run_sync, unique_name
-from tests.stream.serve_processes import metric, serve_args, tail
-from tests.stream.service_harness import event, scores_by_key
+from tests.stream.serve_processes import free_port, metric, serve_args, start_serve, tail
+from tests.stream.service_harness import event, messages_of, read_all, scores_by_key
 
 RATE = 3000.0  # events/s while the replicas run (the reported fault ran at ~3k events/s)
 N_KEYS = 50
@@ -99,7 +102,7 @@ def start_publisher(
     warmed: tuple[int, threading.Event] | None = None,
 ) -> threading.Thread:
     """A started thread publishing ``events`` at RATE, the second half once ``hold`` is set (see publish_at_rate)."""
-    payloads = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    payloads = messages_of(events)
     publisher = threading.Thread(
         target=run_sync, args=(publish_at_rate(bootstrap, topic, payloads, RATE, hold, warmed),)
     )
@@ -224,3 +227,78 @@ def assert_exactly_once(
     assert published.keys() == offline.keys()
     np.testing.assert_allclose([published[k] for k in keys], [offline[k] for k in keys], rtol=1e-5, atol=1e-6)
     assert max(offline.values()) > 0  # past the scorer's warm-up
+
+
+@dataclass
+class ReplicaPair:
+    """The scenario's two replicas of one group: ``replicas[0]`` (reaching the broker at its own bootstrap) is the
+    one a fault silences; their /metrics ports, the shared log, the events and, once loaded, the publisher."""
+
+    bootstrap: str  # where the topics live, the events are published and the scores read
+    topics: dict[str, str]
+    events: list[tuple[str, float, float]]
+    model: Path
+    log: Path
+    ports: tuple[int, int]
+    replicas: list[subprocess.Popen[bytes]]
+    publisher: threading.Thread | None = None
+    takeover_seen: threading.Event | None = None
+
+    def load(self, what: str) -> None:
+        """Publish the events once the partitions are split evenly (see ``load_evenly_split_replicas``)."""
+        self.publisher, self.takeover_seen = load_evenly_split_replicas(
+            self.ports, self.bootstrap, self.topics["in"], self.events, self.replicas, self.log, what
+        )
+
+    def await_takeover(self, watched: list[subprocess.Popen[bytes]]) -> None:
+        """The other replica owns all 4 partitions and makes progress (see ``await_takeover``)."""
+        assert self.takeover_seen is not None, "load() first"
+        await_takeover(self.ports[1], self.takeover_seen, watched, self.log)
+
+    def drain(self, what: str) -> tuple[list[Any], float]:
+        """Once the silenced replica is back: wait for the publisher, read every score record, wait for one owner
+        per partition (``what``), read the silenced replica's fenced count, then stop both (each must exit 0)."""
+        assert self.publisher is not None, "load() first"
+        n_events = len(self.events)
+        self.publisher.join(n_events / RATE + 60)
+        assert not self.publisher.is_alive(), "the events were not all published"
+        out = self.topics["out"]
+        records = run_sync(read_all(self.bootstrap, out, n_events, timeout=60 + n_events / 1000, settle=3.0))
+        port_a, port_b = self.ports
+        wait_for(lambda: metric(port_a, ASSIGNED) + metric(port_b, ASSIGNED) == 4, 30, what, self.replicas, self.log)
+        fenced = metric(port_a, 'rnnwatch_rebalances_total{kind="fenced"}')
+        for replica in self.replicas:
+            replica.send_signal(signal.SIGTERM)
+        for replica in self.replicas:
+            assert replica.wait(30) == 0, tail(self.log)
+        return records, fenced
+
+    def stop(self) -> None:
+        """Clean up however the scenario ended: resume (if frozen) and kill any replica still running, release the
+        held second half and give the publisher a moment to finish."""
+        for replica in self.replicas:
+            if replica.poll() is None:
+                replica.send_signal(signal.SIGCONT)
+                replica.kill()
+        if self.takeover_seen is not None:
+            self.takeover_seen.set()
+        if self.publisher is not None:
+            self.publisher.join(5)
+
+
+def start_replica_pair(
+    bootstrap: str, silenced_bootstrap: str, names: tuple[str, str], group: str, scratch: Path, n_events: int
+) -> ReplicaPair:
+    """Make the topics, ``n_events`` events and the model artifact, then start the replica to silence (at
+    ``silenced_bootstrap``) and the other one (at ``bootstrap``), logging to scratch/serve.log."""
+    topics = make_topics(bootstrap)
+    events = make_events(n_events)
+    model = scratch / "model"
+    save_artifact(model, WEIGHTS)
+    log = scratch / "serve.log"
+    ports = (free_port(), free_port())
+    replicas = [
+        start_serve(replica_args(address, topics, group, name, model), log, port, replica_env())
+        for address, name, port in zip((silenced_bootstrap, bootstrap), names, ports, strict=True)
+    ]
+    return ReplicaPair(bootstrap, topics, events, model, log, ports, replicas)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from rnncore.model.weights import ModelWeights
 from stream.service.app import Service
 from stream.service.codec import decode_score, header_value
 from stream.service.config import ServiceConfig
@@ -16,6 +20,22 @@ from stream.service.config import ServiceConfig
 
 def event(key: str, t: float, value: float | list[float]) -> bytes:
     return orjson.dumps({"key": key, "time": t, "value": value})
+
+
+def messages_of(events: Sequence[tuple[str, float, float | list[float]]]) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages of (key, time, value) events, keyed by the stream key."""
+    return [(k.encode(), event(k, t, v)) for k, t, v in events]
+
+
+def stream_events(n_keys: int, per_key: int, seed: int = 0) -> list[tuple[str, float, float]]:
+    """Interleaved events of several sine-like streams, one spike each."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for step in range(per_key):
+        for k in range(n_keys):
+            value = float(np.sin(step / 5 + k) + 0.1 * rng.standard_normal() + (8.0 if step == per_key // 2 else 0))
+            events.append((f"sensor-{k}", 1000.0 + step + k / 100, value))
+    return events
 
 
 async def publish(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]) -> None:
@@ -69,22 +89,35 @@ def reasons(records: list[Any]) -> list[str | None]:
     return [header_value(list(r.headers), "rnnwatch-reason") for r in records]
 
 
-async def run_service_until(
-    config: ServiceConfig, done: Callable[[Service], bool], *, timeout: float = 60.0, **service_args: Any
-) -> Service:
-    """Run a service until ``done(service)`` is true (checked every 100 ms), then stop it cleanly."""
-    async with Service(config, **service_args) as service:
+@contextlib.asynccontextmanager
+async def running(service: Service) -> AsyncIterator[asyncio.Task[None]]:
+    """Start ``service`` and its run loop; on leaving, stop it cleanly and wait for the loop (its error re-raised)."""
+    async with service:
         task = asyncio.create_task(service.run())
         try:
-            async with asyncio.timeout(timeout):
-                while not done(service):
-                    if task.done():
-                        task.result()
-                        raise AssertionError("service stopped on its own")
-                    await asyncio.sleep(0.1)
+            yield task
         finally:
             service.request_stop()
             await task
+
+
+async def wait_until(condition: Callable[[], bool], task: asyncio.Task[None], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` every 50 ms; fail if the service's run loop ``task`` ended first or ``timeout`` passed."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+                raise AssertionError(f"service stopped before {what}")
+            await asyncio.sleep(0.05)
+
+
+async def run_service_until(
+    config: ServiceConfig, done: Callable[[Service], bool], *, timeout: float = 60.0, **service_args: Any
+) -> Service:
+    """Run a service until ``done(service)`` is true, then stop it cleanly."""
+    service = Service(config, **service_args)
+    async with running(service) as task:
+        await wait_until(lambda: done(service), task, "it was done", timeout)
     return service
 
 
@@ -101,3 +134,15 @@ def config_for(bootstrap: str, topics: dict[str, str], group: str, **overrides: 
         metrics_port=0,
         **overrides,
     )
+
+
+class ServedArtifact(NamedTuple):
+    """A service set-up that serves the artifact in ``model_dir`` and polls it for new versions."""
+
+    topics: dict[str, str]
+    model_dir: Path
+    weights: ModelWeights  # as `rnnwatch serve` loads it: with its version
+    config: ServiceConfig
+
+
+ServeArtifact = Callable[..., ServedArtifact]

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stream.errors import ProductPathError
 from stream.evaluation.fleet.generator import FleetUnit
-from stream.evaluation.product_path import ProductPathError, ProductScores, train_and_score_logs
+from stream.evaluation.product_path import ProductScores, train_and_score_logs
 
-__all__ = ["ProductPathError", "ProductRun", "train_and_score", "write_log"]
+__all__ = ["ProductRun", "train_and_score", "write_log"]
 
 
 ProductRun = ProductScores  # scores per unit name, artifact, default threshold

@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from rnncore import kernels
-from rnncore.detector import Detector, IncompatibleModelError
+from rnncore.detector import Detector
+from rnncore.errors import IncompatibleModelError, NonCausalModelError, SnapshotError
 from rnncore.kernels import KernelInputError, layout
 from rnncore.kernels.layout import allocate_columns, bytes_per_row, state_schema
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.attention import FILL_COLUMN, NEXT_COLUMN, RING_COLUMN, ordered_ring, ring_bytes_per_stream
-from rnncore.model.bidirectional import NonCausalModelError
 from rnncore.model.config import CellType, ModelConfig
 from rnncore.model.weights import ModelWeights
-from rnncore.state.snapshot import SnapshotError
 from rnncore.training.module import AttentionState, from_weights
 
 pytestmark = pytest.mark.torch

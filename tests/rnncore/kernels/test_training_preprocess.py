@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnncore.kernels.preprocess import PreprocessError, normalise_sequence
+from rnncore.kernels.errors import KernelInputError
+from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.config import ModelConfig
 from tests.reference import normalise_sequence_reference
 
@@ -65,5 +66,5 @@ def test_contract_values_for_a_short_sequence() -> None:
     ids=["nan-value", "inf-time", "wrong-F", "empty", "length-mismatch"],
 )
 def test_rejects_bad_sequences(values: np.ndarray, times: np.ndarray) -> None:
-    with pytest.raises(PreprocessError):
+    with pytest.raises(KernelInputError):
         normalise_sequence(values, times, ModelConfig())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from rnncore.model.artifact import (
-    METADATA_FILE,
-    WEIGHTS_FILE,
-    ArtifactError,
-    load_artifact,
-    read_metadata,
-    save_artifact,
-)
+from rnncore.errors import ArtifactError
+from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact, read_metadata, save_artifact
 from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
@@ -46,20 +41,15 @@ def test_round_trip_keeps_weights_config_and_metadata(saved: tuple[Path, ModelWe
     assert sorted(p.name for p in directory.iterdir()) == [METADATA_FILE, WEIGHTS_FILE]
 
 
-def test_refuses_a_corrupt_weights_file(saved: tuple[Path, ModelWeights]) -> None:
-    directory, _ = saved
-    path = directory / WEIGHTS_FILE
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match="corrupt or truncated"):
-        load_artifact(directory)
+def _flip_a_byte(data: bytes) -> bytes:
+    return data[:-5] + bytes([data[-5] ^ 0xFF]) + data[-4:]
 
 
-def test_refuses_a_truncated_weights_file(saved: tuple[Path, ModelWeights]) -> None:
+@pytest.mark.parametrize("damage", [_flip_a_byte, lambda data: data[:-100]], ids=["corrupt", "truncated"])
+def test_refuses_a_damaged_weights_file(saved: tuple[Path, ModelWeights], damage: Callable[[bytes], bytes]) -> None:
     directory, _ = saved
     path = directory / WEIGHTS_FILE
-    path.write_bytes(path.read_bytes()[:-100])
+    path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(ArtifactError, match="corrupt or truncated"):
         load_artifact(directory)
 
@@ -209,8 +199,9 @@ def test_removing_the_envelope_digest_from_a_new_artifact_breaks_its_checksum(tm
 
 def test_load_envelope_refuses_a_file_replaced_after_the_artifact_was_verified(tmp_path: Path) -> None:
     """The service reads the envelope again after load_artifact: those bytes are checked against model.json too."""
+    from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import load_envelope, save_envelope
-    from rnncore.stages.envelope import EnvelopeError, fit_envelope
+    from rnncore.stages.envelope import fit_envelope
     from stream.data.eventlog import EventRecord
 
     rng = np.random.default_rng(0)

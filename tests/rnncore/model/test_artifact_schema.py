@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rnncore.model.artifact import METADATA_FILE, ArtifactError, load_artifact, save_artifact
+from rnncore.errors import ArtifactError
+from rnncore.model.artifact import METADATA_FILE, load_artifact, save_artifact
 from rnncore.model.artifact_schema import ARCHITECTURE, ARTIFACT_CHECKSUM, canonical_checksum
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights

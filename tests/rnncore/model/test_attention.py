@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnncore.errors import ConfigError
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.artifact import load_artifact, save_artifact
 from rnncore.model.attention import (
@@ -21,7 +22,7 @@ from rnncore.model.attention import (
     ordered_ring,
     ring_bytes_per_stream,
 )
-from rnncore.model.config import CellType, ConfigError, ModelConfig
+from rnncore.model.config import CellType, ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.training.module import AttentionState, from_weights
 from tests.reference import reference_forecasts

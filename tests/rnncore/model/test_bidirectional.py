@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from rnncore.errors import ConfigError, NonCausalModelError
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.artifact import load_artifact, save_artifact
-from rnncore.model.bidirectional import NonCausalModelError, backward_inputs, ensure_causal
-from rnncore.model.config import ConfigError, ModelConfig
+from rnncore.model.bidirectional import backward_inputs, ensure_causal
+from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.training.bidirectional import bidirectional_from_weights, score_records
 from stream.data.eventlog import EventRecord

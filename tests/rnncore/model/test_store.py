@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnncore.errors import ModelStoreError
 from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact, read_metadata, save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.store import (
-    ModelStoreError,
     commit_version,
     current_version,
     incoming_dir,
@@ -87,8 +87,9 @@ def test_a_dangling_pointer_names_the_missing_version_and_how_to_fix_it(tmp_path
 
 
 def test_a_stores_current_envelope_is_checked_against_its_own_model_json(tmp_path: Path) -> None:
+    from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import load_envelope, save_envelope
-    from rnncore.stages.envelope import EnvelopeError, fit_envelope
+    from rnncore.stages.envelope import fit_envelope
     from stream.data.eventlog import EventRecord
 
     rng = np.random.default_rng(0)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.detector import Detector, DetectorError
+from rnncore.detector import Detector
+from rnncore.errors import DetectorError, EnvelopeError
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import load_envelope, save_envelope
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.envelope import EnvelopeError, EnvelopeParams, _features, fit_envelope
+from rnncore.stages.envelope import EnvelopeParams, _features, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import training_ratios
 from stream.data.eventlog import EventRecord

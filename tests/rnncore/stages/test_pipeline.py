@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from rnncore.errors import ConfigError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.novelty import NoveltyError, NoveltyParams, novelty_schema, novelty_step
+from rnncore.stages.novelty import NoveltyParams, novelty_schema, novelty_step
 from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
 from rnncore.stages.seasonality import SeasonalityParams, seasonality_schema, seasonality_step
 from stream.evaluation.nab_data import NabFile
@@ -119,9 +120,9 @@ def test_novelty_step_equals_batch_merge_and_refractory(level_window: int) -> No
 
 
 def test_novelty_params_name_the_bad_field() -> None:
-    with pytest.raises(NoveltyError, match="level_window"):
+    with pytest.raises(ConfigError, match="level_window"):
         NoveltyParams(level_window=200)
-    with pytest.raises(NoveltyError, match="novelty_scale"):
+    with pytest.raises(ConfigError, match="novelty_scale"):
         NoveltyParams(novelty_scale=0.0)
 
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from rnncore.calibration import ScoringParams
-from rnncore.detector import Detector, DetectorError, IncompatibleModelError
+from rnncore.detector import Detector
+from rnncore.errors import DetectorError, IncompatibleModelError, SnapshotError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.novelty import NoveltyParams
 from rnncore.stages.pipeline import PipelineSettings, ScoringPipeline
 from rnncore.stages.seasonality import SeasonalityParams
-from rnncore.state.snapshot import SnapshotError
 from rnncore.state.table import EventStatus
 
 CONFIG = ModelConfig(hidden_size=8, norm_window=500)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnncore.errors import EnvelopeError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.scorer import build_scorer
-from rnncore.stages.envelope import EnvelopeError, _features, _mean_icov
+from rnncore.stages.envelope import _features, _mean_icov
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, self_fit_step, self_fit_width
 

@@ -7,8 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from rnncore.state.snapshot import MAGIC, SnapshotError
-from rnncore.state.table import StateTable, TableFullError
+from rnncore.errors import SnapshotError, TableFullError
+from rnncore.state.snapshot import MAGIC
+from rnncore.state.table import StateTable
 
 SCHEMA = {
     "recurrent": ((2, 3), np.float32),

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore.state.table import (
-    MAX_KEY_BYTES,
-    EventStatus,
-    SchemaError,
-    StateError,
-    StateTable,
-    status_reason,
-)
+from rnncore.errors import StateError
+from rnncore.state.table import MAX_KEY_BYTES, EventStatus, StateTable, status_reason
 
 SCHEMA = {
     "recurrent": ((1, 8), np.float32),
@@ -134,7 +128,7 @@ def test_lookup_does_not_insert() -> None:
     ids=["empty", "zero-dim", "object", "not-a-pair", "empty-name"],
 )
 def test_malformed_schemas_are_refused(schema: dict) -> None:
-    with pytest.raises(SchemaError):
+    with pytest.raises(StateError):
         StateTable(schema, max_streams=4)
 
 

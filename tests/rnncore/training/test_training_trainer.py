@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnncore.errors import TrainingError
 from rnncore.kernels.preprocess import normalise_sequence
 from rnncore.model.config import ModelConfig
 from rnncore.training.baselines import error_scale, ewma_forecast, persistence_forecast, score_forecasts
-from rnncore.training.dataset import DatasetError, build_dataset, split_index
-from rnncore.training.trainer import TrainConfig, TrainingError, train
+from rnncore.training.dataset import build_dataset, split_index
+from rnncore.training.trainer import TrainConfig, train
 from stream.data.eventlog import EventRecord
 from stream.data.synthetic import generate_fleet
 
@@ -30,7 +31,7 @@ def test_dataset_orders_events_by_time_and_drops_short_streams() -> None:
     assert [s.key for s in dataset.streams] == ["a"]
     np.testing.assert_array_equal(dataset.streams[0].seq.values[:, 0], np.arange(10.0))
     assert dataset.summary["streams_too_short"] == 1
-    with pytest.raises(DatasetError):
+    with pytest.raises(TrainingError):
         build_dataset(records, ModelConfig(n_features=2))
 
 

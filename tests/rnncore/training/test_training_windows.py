@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from rnncore.errors import TrainingError
 from rnncore.model.config import CellType, ModelConfig
 from rnncore.training.module import ForecastRNN
-from rnncore.training.windows import (
-    WindowError,
-    assign_lanes,
-    count_batches,
-    iterate_batches,
-    make_segments,
-)
+from rnncore.training.windows import assign_lanes, count_batches, iterate_batches, make_segments
 
 
 def _streams(lengths: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -69,9 +64,9 @@ def test_lanes_are_seeded_and_balanced() -> None:
 
 
 def test_rejects_bad_parameters() -> None:
-    with pytest.raises(WindowError):
+    with pytest.raises(TrainingError):
         make_segments([10], segment_length=0, warmup=0)
-    with pytest.raises(WindowError):
+    with pytest.raises(TrainingError):
         assign_lanes([], batch_size=0, bptt=4, rng=np.random.default_rng(0))
 
 

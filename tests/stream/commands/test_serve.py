@@ -19,7 +19,7 @@ from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from tests.kafka_helpers import run_sync
 from tests.stream.serve_processes import free_port, metric, serve_args, start_serve
-from tests.stream.service_harness import event, publish, read_all, scores_by_key
+from tests.stream.service_harness import messages_of, publish, read_all, scores_by_key
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="lstm", n_features=2, hidden_size=8), seed=5)
 
@@ -55,7 +55,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         for i in range(per_key)
         for k in range(n_keys)
     ]
-    run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    run_sync(publish(kafka_bootstrap, topics["in"], messages_of(events)))
     save_artifact(tmp_path / "model", WEIGHTS)
     args = serve_args(
         kafka_bootstrap, topics, make_group(), "replica-0", tmp_path / "model",
@@ -138,7 +138,7 @@ def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
             assert a.poll() is None and b.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the replicas never split the partitions:\n" + log.read_text()[-3000:]
             time.sleep(0.1)
-        run_sync(publish(kafka_bootstrap, topics["in"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+        run_sync(publish(kafka_bootstrap, topics["in"], messages_of(events)))
         while metric(port_a, "rnnwatch_events_consumed_total") < len(events) // 8:
             assert time.monotonic() < deadline, "replica a made no progress:\n" + log.read_text()[-3000:]
             time.sleep(0.02)

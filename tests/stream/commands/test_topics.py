@@ -10,8 +10,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.cli import main
-from stream.service.app import ServiceError
-from stream.service.config import ConfigError, ServiceConfig
+from stream.errors import ConfigError, ServiceError
+from stream.service.config import ServiceConfig
 from tests.kafka_helpers import run_sync, unique_name
 from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import config_for, run_service_until

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.data.eventlog import (
-    EventLogError,
-    EventRecord,
-    ReadSummary,
-    RollingEventLogWriter,
-    read_csv,
-    read_event_logs,
-    read_jsonl,
-)
+from stream.data.eventlog import EventRecord, ReadSummary, RollingEventLogWriter, read_csv, read_event_logs, read_jsonl
 from stream.data.wire import parse_time
+from stream.errors import EventLogError
 
 
 def test_jsonl_accepts_value_values_and_iso_times_and_counts_every_bad_row(tmp_path: Path) -> None:

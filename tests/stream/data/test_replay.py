@@ -10,7 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from stream.data.eventlog import EventRecord, ReadSummary, encode_record
-from stream.data.replay import ReplayError, read_topic, replay_topic
+from stream.data.replay import read_topic, replay_topic
+from stream.errors import ReplayError
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

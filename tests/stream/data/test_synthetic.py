@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.data.synthetic import ANOMALY_CODES, ANOMALY_KINDS, FAMILIES, SyntheticError, generate_fleet
+from stream.data.synthetic import ANOMALY_CODES, ANOMALY_KINDS, FAMILIES, generate_fleet
+from stream.errors import SyntheticError
 
 
 def test_same_seed_same_fleet_other_seed_other_fleet() -> None:

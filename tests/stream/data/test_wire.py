@@ -10,7 +10,8 @@ import pytest
 from rnncore.contract import EventRecord
 from stream.data.eventlog import ReadSummary, read_jsonl
 from stream.data.replay import decode_message
-from stream.data.wire import EventRejectedError, RejectReason, parse_event
+from stream.data.wire import RejectReason, parse_event
+from stream.errors import EventRejectedError
 from stream.service.codec import EventDecoder
 
 PAYLOADS = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 from stream.evaluation.baselines import persistence_error, windowed_gaussian
 from stream.evaluation.nab_data import load_profiles, load_series, load_windows
 from stream.evaluation.nab_scorer import PROFILES, scaled_sigmoid

@@ -10,10 +10,10 @@ import numpy as np
 import orjson
 import pytest
 
+from stream.errors import ProductPathError
 from stream.evaluation.nab_data import NabFile
 from stream.evaluation.nab_product import read_scores, train_and_score, write_log
 from stream.evaluation.nab_scorer import probation_length
-from stream.evaluation.product_path import ProductPathError
 
 
 def _file(name: str, n: int, seed: int) -> NabFile:

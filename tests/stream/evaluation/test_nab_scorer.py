@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stream.evaluation import EvaluationError
+from stream.errors import EvaluationError
 from stream.evaluation.nab_scorer import (
     OUTSIDE,
     PROBATIONARY,

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from stream.evaluation.user_data import UserDataError, load_user_data
+from stream.errors import UserDataError
+from stream.evaluation.user_data import load_user_data
 from stream.evaluation.user_report import delay_seconds, label_events, measure, pool, scored
 from tests.stream.evaluation.labelled_files import write_labelled
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from stream.errors import ChangelogError
 from stream.service.changelog import (
-    ChangelogError,
     ChangelogPosition,
     ChangelogRecord,
     ChangelogWriter,

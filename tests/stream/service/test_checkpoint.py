@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from stream.errors import PartitionFencedError
 from stream.service.checkpoint import Checkpointer
-from stream.service.fencing import PartitionFencedError
 from stream.service.metrics import ServiceMetrics
 from stream.service.partition import BatchOutcome, OutRecord
 from tests.kafka_helpers import run_sync

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.data.wire import EventRejectedError, RejectReason
+from stream.data.wire import RejectReason
+from stream.errors import CodecError, EventRejectedError
 from stream.service.codec import (
     REASON_HEADER,
     SOURCE_HEADER,
-    CodecError,
     EventDecoder,
     dead_letter_headers,
     decode_score,

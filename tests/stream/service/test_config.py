@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.service.config import ConfigError, Secret, ServiceConfig, load_config
+from stream.errors import ConfigError
+from stream.service.config import Secret, ServiceConfig, load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -128,7 +129,8 @@ def test_a_service_given_an_unreadable_tls_file_stops_at_start_with_a_service_er
 
     from rnncore.model.config import ModelConfig
     from rnncore.model.weights import ModelWeights
-    from stream.service.app import Service, ServiceError
+    from stream.errors import ServiceError
+    from stream.service.app import Service
     from stream.service.config import SecurityConfig
 
     security = SecurityConfig(protocol="SSL", ssl_cafile=str(tmp_path / "nowhere.pem"))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from stream.errors import DeadLetterLimitError
 from stream.service.codec import REASON_HEADER, SOURCE_HEADER, dead_letter_headers, header_value
 from stream.service.dead_letter import (
     ORIGINAL_KEY_SIZE_HEADER,
@@ -14,12 +15,11 @@ from stream.service.dead_letter import (
     ORIGINAL_PARTITION_HEADER,
     ORIGINAL_SIZE_HEADER,
     TRUNCATED_HEADER,
-    DeadLetterLimitError,
     dead_letter_budget,
     fit_dead_letter,
     record_bytes,
 )
-from tests.kafka_helpers import run_sync
+from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until
 
@@ -76,14 +76,9 @@ def test_a_limit_too_small_for_the_headers_is_refused_with_the_setting_to_raise(
 @pytest.mark.faults
 @pytest.mark.timeout(180)
 def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_next_event_scores(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = {
-        "input": make_topic(partitions=1, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=1, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=1)
     # 1,048,500 bytes: accepted by the broker (message.max.bytes 1,048,588), too large once headers are added.
     huge = b'{"key": "a", "time": 5, "value": 1, "pad": "' + b"x" * (1_048_500 - 46) + b'"}'
     assert len(huge) == 1_048_500

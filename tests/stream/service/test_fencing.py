@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.service.fencing import PartitionFencedError, PartitionProducers, transactional_id_for
+from stream.errors import PartitionFencedError
+from stream.service.fencing import PartitionProducers, transactional_id_for
 from stream.service.partition import OutRecord, ScoreRecords
 from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import read_all

@@ -12,7 +12,7 @@ from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from tests.kafka_helpers import run_sync
+from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until, scores_by_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
@@ -21,14 +21,9 @@ WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=
 
 
 def test_a_huge_value_is_dead_lettered_as_magnitude_and_the_next_event_scores(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = {
-        "input": make_topic(partitions=1, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=1, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=1)
     normal = np.random.default_rng(2).standard_normal(60)
     messages = []
     for i, value in enumerate([*normal[:40], None, *normal[40:], 30.0]):

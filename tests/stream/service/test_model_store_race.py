@@ -22,8 +22,9 @@ from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import Envelope, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from stream.data.eventlog import EventRecord
+from stream.errors import ArtifactMovedError
 from stream.service import reload
-from stream.service.app import ArtifactMovedError, Service, detector_factory
+from stream.service.app import Service, detector_factory
 from stream.service.config import ServiceConfig
 from tests.kafka_helpers import run_sync
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, ArtifactError, save_artifact
+from rnncore.errors import ArtifactError
+from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.service.reload import ModelWatcher, swap_all
@@ -97,7 +98,8 @@ def test_a_swap_refused_by_any_detector_leaves_every_detector_on_the_old_model()
 
 
 def test_moving_a_stores_current_pointer_is_a_change_and_a_dangling_pointer_is_refused(tmp_path: Path) -> None:
-    from rnncore.model.store import ModelStoreError, commit_version, incoming_dir, use_version
+    from rnncore.errors import ModelStoreError
+    from rnncore.model.store import commit_version, incoming_dir, use_version
 
     store = tmp_path / "store"
     for weights, version in ((OLD, "v1"), (NEW, "v2")):

@@ -4,24 +4,31 @@ attention model, which is causal, is served and scores like the offline Detector
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnncore.detector import Detector
-from rnncore.model.artifact import ArtifactError, load_artifact, save_artifact
-from rnncore.model.bidirectional import NonCausalModelError
+from rnncore.errors import ArtifactError, NonCausalModelError
+from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from stream.service.app import Service
 from stream.service.reload import ModelWatcher
 from tests.kafka_helpers import run_sync
-from tests.stream.service.test_service_kafka import SCORING, _published, _stream_events, _topics
-from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
+from tests.stream.service.test_service_kafka import SCORING, _published
+from tests.stream.service_harness import (
+    ServeArtifact,
+    messages_of,
+    publish,
+    read_all,
+    running,
+    scores_by_key,
+    stream_events,
+    wait_until,
+)
 
 PLAIN = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=3)
 BIDIRECTIONAL = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8, direction="bidirectional"), seed=4)
@@ -60,57 +67,31 @@ def _offline(weights: ModelWeights, events: list[tuple[str, float, float]]) -> d
     return {k: np.array(v) for k, v in out.items()}
 
 
-async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], what: str, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            if task.done():
-                task.result()
-                raise AssertionError(f"service stopped before {what}")
-            await asyncio.sleep(0.05)
-
-
 @pytest.mark.kafka
 @pytest.mark.timeout(180)
 def test_attention_model_is_served_and_reloads_to_bidirectional_or_plain_are_refused(
-    kafka_bootstrap: str,
-    make_topic: Callable[..., str],
-    make_group: Callable[[], str],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    serve_artifact: ServeArtifact, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics = _topics(make_topic, partitions=2)
-    model_dir = tmp_path / "model"
-    save_artifact(model_dir, ATTENTION, {"version": "attn"})
-    started_with = load_artifact(model_dir)
-    events = _stream_events(n_keys=5, per_key=30)
-    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.05)
+    topics, model_dir, started_with, config = serve_artifact(ATTENTION, "attn", partitions=2)
+    events = stream_events(n_keys=5, per_key=30)
 
     async def scenario() -> Service:
         make = lambda: Detector(started_with, max_streams=1000, scoring=SCORING)  # noqa: E731
         service = Service(config, started_with, make_detector=make)
         refused = lambda: service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
-        async with service:
-            task = asyncio.create_task(service.run())
-            try:
-                await publish(
-                    kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events[:70]]
-                )
-                await _wait(lambda: service.metrics.value("rnnwatch_events_scored_total") >= 70, task, "first part")
-                save_artifact(model_dir, BIDIRECTIONAL, {"version": "look-ahead"})
-                await _wait(lambda: refused() == 1, task, "the bidirectional artifact's refusal")
-                save_artifact(model_dir, PLAIN, {"version": "plain"})  # no ring: another state layout
-                await _wait(lambda: refused() == 2, task, "the plain artifact's refusal")
-                await publish(
-                    kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events[70:]]
-                )
-                await _wait(
-                    lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
-                    task,
-                    "scoring after the refusals",
-                )
-            finally:
-                service.request_stop()
-                await task
+        async with running(service) as task:
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[:70]))
+            await wait_until(lambda: service.metrics.value("rnnwatch_events_scored_total") >= 70, task, "first part")
+            save_artifact(model_dir, BIDIRECTIONAL, {"version": "look-ahead"})
+            await wait_until(lambda: refused() == 1, task, "the bidirectional artifact's refusal")
+            save_artifact(model_dir, PLAIN, {"version": "plain"})  # no ring: another state layout
+            await wait_until(lambda: refused() == 2, task, "the plain artifact's refusal")
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[70:]))
+            await wait_until(
+                lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
+                task,
+                "scoring after the refusals",
+            )
         return service
 
     service = run_sync(scenario())

@@ -3,23 +3,29 @@ and an artifact whose model.json came before its weights is taken once it is com
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, load_artifact, save_artifact
+from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, save_artifact
 from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
 from stream.service.app import Service
 from tests.kafka_helpers import run_sync
-from tests.stream.service.test_service_kafka import _stream_events, _topics
-from tests.stream.service.test_service_reload import NEW, OLD, _detector_of, _messages, _wait
-from tests.stream.service_harness import config_for, publish, read_all, scores_by_key
+from tests.stream.service.test_service_reload import NEW, OLD, _detector_of
+from tests.stream.service_harness import (
+    ServeArtifact,
+    messages_of,
+    publish,
+    read_all,
+    running,
+    scores_by_key,
+    stream_events,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -39,47 +45,35 @@ def _replace(path: Path, data: bytes) -> None:
 
 
 def test_broken_fields_are_refused_by_name_and_an_incomplete_artifact_is_taken_once_complete(
-    kafka_bootstrap: str,
-    make_topic: Callable[..., str],
-    make_group: Callable[[], str],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    serve_artifact: ServeArtifact, kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
-    model_dir, staging = tmp_path / "model", tmp_path / "staging"
-    save_artifact(model_dir, OLD, {"version": "v1"})
+    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=1)
+    staging = tmp_path / "staging"
     save_artifact(staging, NEW, {"version": "v2"})
     original_json = (model_dir / METADATA_FILE).read_bytes()
-    started_with = load_artifact(model_dir)
-    events = _stream_events(n_keys=3, per_key=20)
-    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.05)
+    events = stream_events(n_keys=3, per_key=20)
 
     async def scenario() -> Service:
         service = Service(config, started_with, make_detector=_detector_of(started_with))
         value = service.metrics.value
         refused = lambda: value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
         loaded = lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"})  # noqa: E731
-        async with service:
-            task = asyncio.create_task(service.run())
-            try:
-                await publish(kafka_bootstrap, topics["input"], _messages(events[:30]))
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= 30, task, "the first events")
-                for n, (field, bad) in enumerate((("norm_eps", None), ("dt_scale", {})), start=1):
-                    _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
-                    await _wait(lambda n=n: refused() == n, task, f"the refusal of {field}")
-                    _replace(model_dir / METADATA_FILE, original_json)  # v1 again: reloaded as it is
-                    await _wait(lambda n=n: loaded() == n, task, "the reload of v1")
-                shutil.copyfile(staging / METADATA_FILE, model_dir / ".m")  # model.json of v2 before its weights
-                os.replace(model_dir / ".m", model_dir / METADATA_FILE)
-                await _wait(lambda: refused() == 3, task, "the refusal of the incomplete artifact")
-                shutil.copyfile(staging / WEIGHTS_FILE, model_dir / ".w")
-                os.replace(model_dir / ".w", model_dir / WEIGHTS_FILE)
-                await _wait(lambda: loaded() == 3, task, "the completed artifact")
-                await publish(kafka_bootstrap, topics["input"], _messages(events[30:]))
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the rest")
-            finally:
-                service.request_stop()
-                await task
+        async with running(service) as task:
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 30, task, "the first events")
+            for n, (field, bad) in enumerate((("norm_eps", None), ("dt_scale", {})), start=1):
+                _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
+                await wait_until(lambda n=n: refused() == n, task, f"the refusal of {field}")
+                _replace(model_dir / METADATA_FILE, original_json)  # v1 again: reloaded as it is
+                await wait_until(lambda n=n: loaded() == n, task, "the reload of v1")
+            shutil.copyfile(staging / METADATA_FILE, model_dir / ".m")  # model.json of v2 before its weights
+            os.replace(model_dir / ".m", model_dir / METADATA_FILE)
+            await wait_until(lambda: refused() == 3, task, "the refusal of the incomplete artifact")
+            shutil.copyfile(staging / WEIGHTS_FILE, model_dir / ".w")
+            os.replace(model_dir / ".w", model_dir / WEIGHTS_FILE)
+            await wait_until(lambda: loaded() == 3, task, "the completed artifact")
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[30:]))
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the rest")
         return service
 
     service = run_sync(scenario())

@@ -9,12 +9,21 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from stream.service.app import Service, ServiceError
+from stream.errors import ServiceError
+from stream.service.app import Service
 from stream.service.changelog import restore_from_records
-from tests.kafka_helpers import run_sync
+from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
-from tests.stream.service.test_service_kafka import _fake_offline_scores, _stream_events, _topics
-from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+from tests.stream.service.test_service_kafka import _fake_offline_scores
+from tests.stream.service_harness import (
+    config_for,
+    messages_of,
+    publish,
+    read_all,
+    run_service_until,
+    scores_by_key,
+    stream_events,
+)
 
 STRAY = [(b"junk", b"not a state record"), (b"snap/x", b"RNWCLOG")]
 
@@ -28,11 +37,11 @@ def test_records_that_are_not_state_records_are_skipped_and_counted() -> None:
 @pytest.mark.faults
 @pytest.mark.timeout(180)
 def test_a_stray_changelog_record_is_skipped_and_the_state_still_restores(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
-    events = _stream_events(n_keys=3, per_key=20, seed=4)
-    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    topics = make_service_topics(partitions=1)
+    events = stream_events(n_keys=3, per_key=20, seed=4)
+    messages = messages_of(events)
     half = len(messages) // 2
     config = config_for(kafka_bootstrap, topics, make_group(), max_batch_size=8, snapshot_every=3)
     consumed = "rnnwatch_events_consumed_total"
@@ -62,11 +71,11 @@ def test_a_stray_changelog_record_is_skipped_and_the_state_still_restores(
 @pytest.mark.faults
 @pytest.mark.timeout(120)
 def test_a_restore_past_its_time_bound_stops_the_service_and_readiness_says_why(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
+    topics = make_service_topics(partitions=1)
     run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))
-    run_sync(publish(kafka_bootstrap, topics["input"], [(b"a", event("a", 1.0, 1.0))]))
+    run_sync(publish(kafka_bootstrap, topics["input"], messages_of([("a", 1.0, 1.0)])))
     config = config_for(kafka_bootstrap, topics, make_group(), restore_timeout_seconds=1e-4)
 
     async def scenario() -> Service:

@@ -8,15 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import NewTopic
 
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from stream.local_broker import LocalBroker, deploy_dir
-from stream.service.app import Service, ServiceError
+from stream.errors import ServiceError
+from stream.service.app import Service
 from stream.service.config import SecurityConfig, ServiceConfig, load_config
-from tests.kafka_helpers import create_topics, run_sync, unique_name
-from tests.stream.service_harness import config_for, event, publish, read_all
+from tests.kafka_helpers import run_sync, secured_broker, service_topics, topic_maker, unique_name
+from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -28,20 +27,8 @@ WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(plaintext bootstrap, SASL bootstrap) of a broker of this module's own."""
     run_dir = tmp_path_factory.mktemp("kafka-sasl")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RNNWATCH_KAFKA_SCRAM", f"SCRAM-SHA-256=[name={USER},password={PASSWORD}]")
-        broker = LocalBroker(run_dir=run_dir, extra_config=deploy_dir() / "sasl.properties.in")
-        plain = broker.start()
-    try:
+    with secured_broker(run_dir, "sasl.properties.in", USER, PASSWORD) as plain:
         yield plain, (Path(run_dir) / "sasl_bootstrap").read_text().strip()
-    finally:
-        broker.stop()
-
-
-def _topics(bootstrap: str) -> dict[str, str]:
-    names = {kind: unique_name(kind) for kind in ("input", "output", "dlq", "changelog")}
-    run_sync(create_topics(bootstrap, [NewTopic(n, num_partitions=1, replication_factor=1) for n in names.values()]))
-    return names
 
 
 def _secured(config: ServiceConfig, mechanism: str, password: str, tmp_path: Path) -> ServiceConfig:
@@ -65,25 +52,13 @@ def test_right_credentials_score_events_through_the_sasl_listener(
     sasl_broker: tuple[str, str], mechanism: str, tmp_path: Path
 ) -> None:
     plain, sasl = sasl_broker
-    topics = _topics(plain)
+    topics = service_topics(topic_maker(plain))
     events = [(b"s", event("s", 1000.0 + i, float(i % 5))) for i in range(20)]
     run_sync(publish(plain, topics["input"], events))
     config = _secured(config_for(sasl, topics, unique_name("g")), mechanism, PASSWORD, tmp_path)
 
-    async def scenario() -> Service:
-        async with Service(config, WEIGHTS) as service:
-            task = asyncio.create_task(service.run())
-            try:
-                async with asyncio.timeout(60):
-                    while service.metrics.value("rnnwatch_events_scored_total") < len(events):
-                        assert not task.done()
-                        await asyncio.sleep(0.05)
-            finally:
-                service.request_stop()
-                await task
-        return service
-
-    run_sync(scenario())
+    scored = lambda s: s.metrics.value("rnnwatch_events_scored_total") >= len(events)  # noqa: E731
+    run_sync(run_service_until(config, scored, weights=WEIGHTS))
     assert len(run_sync(read_all(plain, topics["output"], len(events)))) == len(events)
 
 
@@ -92,7 +67,7 @@ def test_wrong_credentials_fail_at_start_with_a_clear_error_that_hides_the_passw
     sasl_broker: tuple[str, str], mechanism: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     plain, sasl = sasl_broker
-    topics = _topics(plain)
+    topics = service_topics(topic_maker(plain))
     wrong = "not-the-password-42"
     config = _secured(config_for(sasl, topics, unique_name("g")), mechanism, wrong, tmp_path)
 

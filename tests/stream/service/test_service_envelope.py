@@ -3,7 +3,6 @@ broker: the service publishes the EnvelopedDetector's scores, so a sustained fau
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +16,20 @@ from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import Envelope, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from stream.data.eventlog import EventRecord
-from stream.service.app import Service, ServiceError, detector_factory
+from stream.errors import ServiceError
+from stream.service.app import Service, detector_factory
 from stream.service.config import ServiceConfig
-from tests.kafka_helpers import run_sync
-from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service_harness import (
+    config_for,
+    messages_of,
+    publish,
+    read_all,
+    run_service_until,
+    running,
+    scores_by_key,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -41,19 +50,17 @@ def _artifact(directory: Path) -> Path:
 
 
 def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+    make_service_topics: MakeServiceTopics,
+    kafka_bootstrap: str,
+    make_group: Callable[[], str],
+    tmp_path: Path,
 ) -> None:
     model_dir = _artifact(tmp_path / "model")
-    topics = {
-        "input": make_topic(partitions=2, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=2)
     test = {k: _values(10 + i, 600) for i, k in enumerate(KEYS)}
     test["rig-1"][300:] += np.array([0.0, 1.0])  # sensor 1 stuck off its correlation with sensor 0 for good
     events = [(k, 2e6 + t, test[k][t].tolist()) for t in range(600) for k in KEYS]
-    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), max_batch_size=300)
     run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(events),
                                weights=WEIGHTS))  # fmt: skip
@@ -97,46 +104,43 @@ def test_factory_keeps_one_layout_and_refuses_to_drop_the_envelope_on_reload(tmp
 
 
 def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_one_without(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+    make_service_topics: MakeServiceTopics,
+    kafka_bootstrap: str,
+    make_group: Callable[[], str],
+    tmp_path: Path,
 ) -> None:
     model_dir = _artifact(tmp_path / "model")
-    topics = {
-        "input": make_topic(partitions=1, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=1, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=1)
     shifted = _values(20, 1500) + np.array([0.0, 1.0])  # retrained on a new normal: the shift is no fault now
     refit = fit_envelope([EventRecord("rig-1", float(t), tuple(r)) for t, r in enumerate(shifted.tolist())])
     test = _values(21, 400) + np.array([0.0, 1.0])
     events = [("rig-1", 3e6 + t, test[t].tolist()) for t in range(400)]
-    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    messages = messages_of(events)
     config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
 
     async def scenario() -> None:
         service = Service(config, WEIGHTS)
-        async with service:
-            task = asyncio.create_task(service.run())
-            value = service.metrics.value
-            try:
-                await publish(kafka_bootstrap, topics["input"], messages[:200])
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= 200, task)
-                bare = tmp_path / "bare"
-                save_artifact(bare, WEIGHTS, {"version": "no-envelope"})
-                for name in ("model.json", "model.safetensors"):  # an artifact without envelope.npz: refused
-                    (model_dir / name).write_bytes((bare / name).read_bytes())
-                (model_dir / "envelope.npz").unlink()
-                service.request_reload()
-                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "refused"}) == 1, task)
-                save_envelope(refit, model_dir)
-                save_artifact(model_dir, WEIGHTS, {"version": "refit"})
-                service.request_reload()
-                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task)
-                await publish(kafka_bootstrap, topics["input"], messages[200:])
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= 400, task)
-            finally:
-                service.request_stop()
-                await task
+        value = service.metrics.value
+        async with running(service) as task:
+            await publish(kafka_bootstrap, topics["input"], messages[:200])
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 200, task, "the first 200 events")
+            bare = tmp_path / "bare"
+            save_artifact(bare, WEIGHTS, {"version": "no-envelope"})
+            for name in ("model.json", "model.safetensors"):  # an artifact without envelope.npz: refused
+                (model_dir / name).write_bytes((bare / name).read_bytes())
+            (model_dir / "envelope.npz").unlink()
+            service.request_reload()
+            await wait_until(
+                lambda: value("rnnwatch_model_reloads_total", {"result": "refused"}) == 1, task, "the refusal"
+            )
+            save_envelope(refit, model_dir)
+            save_artifact(model_dir, WEIGHTS, {"version": "refit"})
+            service.request_reload()
+            await wait_until(
+                lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "the reload"
+            )
+            await publish(kafka_bootstrap, topics["input"], messages[200:])
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 400, task, "all 400 events")
 
     run_sync(scenario())
     offline = EnvelopedDetector(WEIGHTS, fit_envelope(_training_records()), max_streams=2)
@@ -151,12 +155,3 @@ def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_o
 
 def _training_records() -> list[EventRecord]:
     return [EventRecord(k, float(t), tuple(row)) for k in KEYS for t, row in enumerate(_values(1, 1500).tolist())]
-
-
-async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            if task.done():
-                task.result()
-                raise AssertionError("service stopped early")
-            await asyncio.sleep(0.05)

@@ -15,17 +15,20 @@ from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from stream.service.app import Service, ServiceError
-from tests.kafka_helpers import run_sync
+from stream.errors import ServiceError
+from stream.service.app import Service
+from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import (
     config_for,
     event,
+    messages_of,
     publish,
     read_all,
     reasons,
     run_service_until,
     scores_by_key,
+    stream_events,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -36,26 +39,6 @@ SCORING = ScoringParams(warmup_events=5, short_window=3)  # scores are 0 during 
 
 def _detector() -> Detector:
     return Detector(WEIGHTS, max_streams=1000, scoring=SCORING)
-
-
-def _topics(make_topic: Callable[..., str], partitions: int) -> dict[str, str]:
-    return {
-        "input": make_topic(partitions=partitions, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=partitions, prefix="log", config={"cleanup.policy": "compact"}),
-    }
-
-
-def _stream_events(n_keys: int, per_key: int, seed: int = 0) -> list[tuple[str, float, float]]:
-    """Interleaved events of several sine-like streams, one spike each."""
-    rng = np.random.default_rng(seed)
-    events = []
-    for step in range(per_key):
-        for k in range(n_keys):
-            value = float(np.sin(step / 5 + k) + 0.1 * rng.standard_normal() + (8.0 if step == per_key // 2 else 0))
-            events.append((f"sensor-{k}", 1000.0 + step + k / 100, value))
-    return events
 
 
 def _offline(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
@@ -98,12 +81,16 @@ def _consumed_at_least(n: int) -> Callable[[Service], bool]:
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_scores_through_kafka_equal_offline_detector_scores(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], guarantee: str
+    make_service_topics: MakeServiceTopics,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    make_group: Callable[[], str],
+    guarantee: str,
 ) -> None:
-    topics = _topics(make_topic, partitions=3)
+    topics = make_service_topics(partitions=3)
     topics["output"] = make_topic(partitions=2, prefix="out")
-    events = _stream_events(n_keys=7, per_key=30)
-    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    events = stream_events(n_keys=7, per_key=30)
+    run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=50)
     service = run_sync(run_service_until(config, _consumed_at_least(len(events)), **_service_args("detector")))
     metric = service.metrics.value
@@ -127,12 +114,12 @@ def test_scores_through_kafka_equal_offline_detector_scores(
 
 
 def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scored(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
+    topics = make_service_topics(partitions=1)
     topics["changelog"] = topics["changelog"] + "-created-by-the-service"
-    events = _stream_events(n_keys=3, per_key=10)
-    good = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    events = stream_events(n_keys=3, per_key=10)
+    good = messages_of(events)
     poison = {
         "invalid_json": b'{"key": "p", "time": 1, ',
         "missing_field": b'{"key": "p", "value": 1}',
@@ -160,11 +147,14 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scor
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], guarantee: str
+    make_service_topics: MakeServiceTopics,
+    kafka_bootstrap: str,
+    make_group: Callable[[], str],
+    guarantee: str,
 ) -> None:
-    topics = _topics(make_topic, partitions=2)
-    events = _stream_events(n_keys=6, per_key=24, seed=1)
-    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    topics = make_service_topics(partitions=2)
+    events = stream_events(n_keys=6, per_key=24, seed=1)
+    messages = messages_of(events)
     half = len(messages) // 2
     config = config_for(
         kafka_bootstrap,
@@ -188,11 +178,11 @@ def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
 
 
 def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = _topics(make_topic, partitions=4)
-    events = _stream_events(n_keys=12, per_key=20, seed=2)
-    messages = [(k.encode(), event(k, t, v)) for k, t, v in events]
+    topics = make_service_topics(partitions=4)
+    events = stream_events(n_keys=12, per_key=20, seed=2)
+    messages = messages_of(events)
     half = len(messages) // 2
     group = make_group()
     config_a = config_for(kafka_bootstrap, topics, group, max_batch_size=16, snapshot_every=4)
@@ -244,7 +234,7 @@ def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
 
 
 def test_a_missing_input_topic_fails_at_start_with_an_actionable_error(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
     topics = {"input": f"absent-{make_group()}", "output": "o", "dlq": "d", "changelog": "c"}
     config = config_for(kafka_bootstrap, topics, make_group())

@@ -15,10 +15,11 @@ from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.pipeline import ScoringPipeline
 from stream.cli import main
-from stream.service.app import Service, ServiceError, detector_factory
-from stream.service.config import ConfigError, ServiceConfig
-from tests.kafka_helpers import run_sync
-from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until, scores_by_key
+from stream.errors import ConfigError, ServiceError
+from stream.service.app import Service, detector_factory
+from stream.service.config import ServiceConfig
+from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service_harness import config_for, messages_of, publish, read_all, run_service_until, scores_by_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -46,16 +47,11 @@ def _offline(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
 
 
 def test_the_seasonal_pipeline_is_served_and_a_changed_pipeline_is_refused_at_restore(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]
+    make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
-    topics = {
-        "input": make_topic(partitions=2, prefix="in"),
-        "output": make_topic(partitions=1, prefix="out"),
-        "dlq": make_topic(partitions=1, prefix="dlq"),
-        "changelog": make_topic(partitions=2, prefix="log", config={"cleanup.policy": "compact"}),
-    }
+    topics = make_service_topics(partitions=2)
     events = _daily_events(n_keys=4, per_key=600)
-    run_sync(publish(kafka_bootstrap, topics["input"], [(k.encode(), event(k, t, v)) for k, t, v in events]))
+    run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     group = make_group()
     config = config_for(kafka_bootstrap, topics, group, scoring_pipeline="seasonal", max_batch_size=500)
     consumed = len(events)
@@ -69,7 +65,7 @@ def test_the_seasonal_pipeline_is_served_and_a_changed_pipeline_is_refused_at_re
     assert max(float(s.max()) for s in expected.values()) > 0.5  # past warm-up: the comparison is not of zeros
 
     # The same changelog under the bare Detector: another state layout, refused with a clear error, not mixed in.
-    run_sync(publish(kafka_bootstrap, topics["input"], [(b"pump-0", event("pump-0", 1.8e9, 1.0))]))
+    run_sync(publish(kafka_bootstrap, topics["input"], messages_of([("pump-0", 1.8e9, 1.0)])))
     plain = config_for(kafka_bootstrap, topics, group, scoring_pipeline="detector")
 
     async def run_plain() -> None:

@@ -11,16 +11,26 @@ import numpy as np
 import pytest
 
 from rnncore.detector import Detector
-from rnncore.model.artifact import METADATA_FILE, load_artifact, save_artifact
+from rnncore.model.artifact import METADATA_FILE, save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.data.eventlog import read_event_logs
-from stream.errors import StreamError
-from stream.service.app import Service, ServiceError
+from stream.errors import ServiceError, StreamError
+from stream.service.app import Service
 from stream.service.publisher import BatchPublisher
-from tests.kafka_helpers import run_sync
-from tests.stream.service.test_service_kafka import SCORING, _assert_matches_offline, _stream_events, _topics
-from tests.stream.service_harness import config_for, event, publish, read_all, scores_by_key
+from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service.test_service_kafka import SCORING, _assert_matches_offline
+from tests.stream.service_harness import (
+    ServeArtifact,
+    config_for,
+    messages_of,
+    publish,
+    read_all,
+    running,
+    scores_by_key,
+    stream_events,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -33,50 +43,28 @@ def _detector_of(weights: ModelWeights) -> Callable[[], Detector]:
     return lambda: Detector(weights, max_streams=1000, scoring=SCORING)
 
 
-def _messages(events: list[tuple[str, float, float]]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode(), event(k, t, v)) for k, t, v in events]
-
-
-async def _wait(condition: Callable[[], bool], task: asyncio.Task[None], what: str, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            if task.done():
-                task.result()
-                raise AssertionError(f"service stopped before {what}")
-            await asyncio.sleep(0.05)
-
-
 def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+    serve_artifact: ServeArtifact, kafka_bootstrap: str
 ) -> None:
-    topics = _topics(make_topic, partitions=2)
-    model_dir = tmp_path / "model"
-    save_artifact(model_dir, OLD, {"version": "v1"})
-    started_with = load_artifact(model_dir)  # as `rnnwatch serve` loads it: with its version
-    events = _stream_events(n_keys=5, per_key=40)
+    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=2, poll_seconds=0.0)
+    events = stream_events(n_keys=5, per_key=40)
     first, second = events[:100], events[100:]
-    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
 
     async def scenario() -> Service:
         service = Service(config, started_with, make_detector=_detector_of(started_with))
-        async with service:
-            task = asyncio.create_task(service.run())
+        async with running(service) as task:
             value = service.metrics.value
-            try:
-                await publish(kafka_bootstrap, topics["input"], _messages(first))
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= len(first), task, "the first part")
-                (model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
-                service.request_reload()
-                await asyncio.sleep(0.3)
-                assert value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0  # model.json unchanged
-                save_artifact(model_dir, NEW, {"version": "v2"})
-                service.request_reload()
-                await _wait(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "reload")
-                await publish(kafka_bootstrap, topics["input"], _messages(second))
-                await _wait(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the second part")
-            finally:
-                service.request_stop()
-                await task
+            await publish(kafka_bootstrap, topics["input"], messages_of(first))
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(first), task, "the first part")
+            (model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
+            service.request_reload()
+            await asyncio.sleep(0.3)
+            assert value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0  # model.json unchanged
+            save_artifact(model_dir, NEW, {"version": "v2"})
+            service.request_reload()
+            await wait_until(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "reload")
+            await publish(kafka_bootstrap, topics["input"], messages_of(second))
+            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the second part")
         return service
 
     service = run_sync(scenario())
@@ -102,41 +90,28 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
 
 
 def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scoring_goes_on(
-    kafka_bootstrap: str,
-    make_topic: Callable[..., str],
-    make_group: Callable[[], str],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    serve_artifact: ServeArtifact, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
-    model_dir = tmp_path / "model"
-    save_artifact(model_dir, OLD, {"version": "v1"})
-    started_with = load_artifact(model_dir)
-    events = _stream_events(n_keys=3, per_key=20)
-    config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.05)
+    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=1)
+    events = stream_events(n_keys=3, per_key=20)
 
     async def scenario() -> Service:
         service = Service(config, started_with, make_detector=_detector_of(started_with))
         refused = lambda: service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
-        async with service:
-            task = asyncio.create_task(service.run())
-            try:
-                await publish(kafka_bootstrap, topics["input"], _messages(events[:30]))
-                (model_dir / METADATA_FILE).write_text("{ not json")
-                await _wait(lambda: refused() == 1, task, "the corrupt artifact's refusal")
-                save_artifact(model_dir, BIGGER, {"version": "v3"})
-                await _wait(lambda: refused() == 2, task, "the incompatible artifact's refusal")
-                await publish(kafka_bootstrap, topics["input"], _messages(events[30:]))
-                await _wait(
-                    lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
-                    task,
-                    "scoring after the refusals",
-                )
-                await asyncio.sleep(0.3)
-                assert refused() == 2  # a refused version is not retried on every poll
-            finally:
-                service.request_stop()
-                await task
+        async with running(service) as task:
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
+            (model_dir / METADATA_FILE).write_text("{ not json")
+            await wait_until(lambda: refused() == 1, task, "the corrupt artifact's refusal")
+            save_artifact(model_dir, BIGGER, {"version": "v3"})
+            await wait_until(lambda: refused() == 2, task, "the incompatible artifact's refusal")
+            await publish(kafka_bootstrap, topics["input"], messages_of(events[30:]))
+            await wait_until(
+                lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
+                task,
+                "scoring after the refusals",
+            )
+            await asyncio.sleep(0.3)
+            assert refused() == 2  # a refused version is not retried on every poll
         return service
 
     service = run_sync(scenario())
@@ -149,26 +124,24 @@ def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scorin
 
 
 def test_scored_events_are_archived_for_retraining(
-    kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
+    make_service_topics: MakeServiceTopics,
+    kafka_bootstrap: str,
+    make_group: Callable[[], str],
+    tmp_path: Path,
 ) -> None:
-    topics = _topics(make_topic, partitions=2)
-    events = _stream_events(n_keys=4, per_key=25)
+    topics = make_service_topics(partitions=2)
+    events = stream_events(n_keys=4, per_key=25)
     bad = [(b"x", b"not json")]
     archive = tmp_path / "archive"
     config = config_for(kafka_bootstrap, topics, make_group(), archive_dir=str(archive), archive_max_bytes=2000)
 
     async def scenario() -> Service:
         service = Service(config, OLD, make_detector=_detector_of(OLD))
-        async with service:
-            task = asyncio.create_task(service.run())
-            try:
-                await publish(kafka_bootstrap, topics["input"], _messages(events) + bad)
-                await _wait(
-                    lambda: service.metrics.value("rnnwatch_events_archived_total") >= len(events), task, "archiving"
-                )
-            finally:
-                service.request_stop()
-                await task
+        async with running(service) as task:
+            await publish(kafka_bootstrap, topics["input"], messages_of(events) + bad)
+            await wait_until(
+                lambda: service.metrics.value("rnnwatch_events_archived_total") >= len(events), task, "archiving"
+            )
         return service
 
     service = run_sync(scenario())
@@ -183,13 +156,13 @@ def test_scored_events_are_archived_for_retraining(
 
 
 def test_a_failed_changelog_write_is_counted_and_stops_the_service(
+    make_service_topics: MakeServiceTopics,
     kafka_bootstrap: str,
-    make_topic: Callable[..., str],
     make_group: Callable[[], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topics = _topics(make_topic, partitions=1)
-    events = _stream_events(n_keys=2, per_key=10)
+    topics = make_service_topics(partitions=1)
+    events = stream_events(n_keys=2, per_key=10)
     original = BatchPublisher.send_all
 
     async def failing_send_all(self: BatchPublisher, records: Any, scores: Any = ()) -> None:
@@ -203,7 +176,7 @@ def test_a_failed_changelog_write_is_counted_and_stops_the_service(
     async def scenario() -> Service:
         service = Service(config, OLD, make_detector=_detector_of(OLD))
         async with service:
-            await publish(kafka_bootstrap, topics["input"], _messages(events))
+            await publish(kafka_bootstrap, topics["input"], messages_of(events))
             with pytest.raises(ServiceError, match="changelog partition is unavailable"):
                 async with asyncio.timeout(60):
                     await service.run()

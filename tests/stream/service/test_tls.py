@@ -10,17 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import NewTopic
 
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.cli import main
-from stream.local_broker import LocalBroker, deploy_dir
-from stream.service.app import Service, ServiceError
+from stream.errors import ServiceError
+from stream.service.app import Service
 from stream.service.config import ServiceConfig, load_config
-from tests.kafka_helpers import create_topics, run_sync, unique_name
-from tests.stream.service_harness import config_for, event, publish, read_all
+from tests.kafka_helpers import run_sync, secured_broker, service_topics, topic_maker, unique_name
+from tests.stream.service_harness import config_for, event, publish, read_all, run_service_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -40,21 +39,9 @@ class TlsBroker:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     """A broker of this module's own with every TLS listener of ssl.properties.in."""
     run_dir = tmp_path_factory.mktemp("kafka-tls")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RNNWATCH_KAFKA_SCRAM", f"SCRAM-SHA-256=[name={USER},password={PASSWORD}]")
-        broker = LocalBroker(run_dir=run_dir, extra_config=deploy_dir() / "ssl.properties.in")
-        plain = broker.start()
-    try:
+    with secured_broker(run_dir, "ssl.properties.in", USER, PASSWORD) as plain:
         listeners = {name: (run_dir / f"{name}_bootstrap").read_text().strip() for name in LISTENERS}
         yield TlsBroker(plain, listeners, run_dir / "tls")
-    finally:
-        broker.stop()
-
-
-def _topics(bootstrap: str) -> dict[str, str]:
-    names = {kind: unique_name(kind) for kind in ("input", "output", "dlq", "changelog")}
-    run_sync(create_topics(bootstrap, [NewTopic(n, num_partitions=1, replication_factor=1) for n in names.values()]))
-    return names
 
 
 def _secured(config: ServiceConfig, env: dict[str, str]) -> ServiceConfig:
@@ -91,26 +78,15 @@ def _env(
     ids=["ssl", "sasl_ssl-plain", "sasl_ssl-scram", "client-certificate", "no-host-name-check"],
 )
 def test_the_service_scores_events_over_tls(tls_broker: TlsBroker, listener: str, mechanism: str | None) -> None:
-    topics = _topics(tls_broker.plaintext)
+    topics = service_topics(topic_maker(tls_broker.plaintext))
     events = [(b"s", event("s", 1000.0 + i, float(i % 5))) for i in range(20)]
     run_sync(publish(tls_broker.plaintext, topics["input"], events))
     config = config_for(tls_broker.listeners[listener], topics, unique_name("g"))
     config = _secured(config, _env(tls_broker, listener, mechanism=mechanism or "PLAIN"))
     assert config.security.protocol == ("SASL_SSL" if listener == "sasl_ssl" else "SSL")
 
-    async def scenario() -> None:
-        async with Service(config, WEIGHTS) as service:
-            task = asyncio.create_task(service.run())
-            try:
-                async with asyncio.timeout(60):
-                    while service.metrics.value("rnnwatch_events_scored_total") < len(events):
-                        assert not task.done()
-                        await asyncio.sleep(0.05)
-            finally:
-                service.request_stop()
-                await task
-
-    run_sync(scenario())
+    scored = lambda s: s.metrics.value("rnnwatch_events_scored_total") >= len(events)  # noqa: E731
+    run_sync(run_service_until(config, scored, weights=WEIGHTS))
     assert len(run_sync(read_all(tls_broker.plaintext, topics["output"], len(events)))) == len(events)
 
 
@@ -127,7 +103,7 @@ def test_the_service_scores_events_over_tls(tls_broker: TlsBroker, listener: str
 def test_a_certificate_problem_fails_at_start_with_one_line_naming_the_cause(
     tls_broker: TlsBroker, listener: str, cafile: str, expected: str
 ) -> None:
-    topics = _topics(tls_broker.plaintext)
+    topics = service_topics(topic_maker(tls_broker.plaintext))
     bootstrap = tls_broker.listeners[listener]
     env = _env(tls_broker, "ssl", cafile)
     config = _secured(config_for(bootstrap, topics, unique_name("g")), env)
@@ -181,7 +157,7 @@ def test_serve_stops_at_start_with_one_line_for_an_expired_certificate(
 
 
 def test_a_wrong_password_over_sasl_ssl_is_a_sasl_error_not_a_tls_one(tls_broker: TlsBroker) -> None:
-    topics = _topics(tls_broker.plaintext)
+    topics = service_topics(topic_maker(tls_broker.plaintext))
     wrong = "not-the-password-42"
     env = _env(tls_broker, "sasl_ssl", mechanism="SCRAM-SHA-256", password=wrong)
     config = _secured(config_for(tls_broker.listeners["sasl_ssl"], topics, unique_name("g")), env)
