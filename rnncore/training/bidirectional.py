@@ -193,6 +193,8 @@ def train_bidirectional(dataset: Dataset, config: ModelConfig, settings: TrainCo
     """Fit a fresh ``BidirectionalRNN``; Adam, clipping, cosine LR and early stopping as the causal trainer."""
     if dataset.train_steps == 0:
         raise TrainingError("no training steps: streams are too short for the validation split")
+    if settings.dropout > 0:
+        raise TrainingError("dropout is implemented for the causal model only: train the bidirectional one without")
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)

@@ -176,3 +176,11 @@ def test_a_validation_split_too_small_to_judge_is_refused_before_training(
     err = capsys.readouterr().err
     assert "only 80 validation step(s), fewer than --min-validation-steps 100" in err and err.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_train_dropout_flag_reaches_the_trainer_and_needs_stacked_layers(tmp_path: Path) -> None:
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--no-progress", "--warmup", "8", *FAST]
+    assert main([*argv, "--layers", "2", "--dropout", "0.3", "--out", str(tmp_path / "m")]) == 0
+    settings = json.loads((tmp_path / "m" / "current" / "model.json").read_text())["training"]["settings"]
+    assert settings["dropout"] == 0.3
+    assert main([*argv, "--dropout", "0.3", "--out", str(tmp_path / "one-layer")]) == 2  # nothing between layers
