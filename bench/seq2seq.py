@@ -73,7 +73,7 @@ class Chosen:
     reduction: str
 
 
-CHOSEN = Chosen(Seq2SeqConfig(window=32), "both")
+CHOSEN = Chosen(Seq2SeqConfig(window=16), "both")  # fleet TUNE (BENCHMARKS.md); rigs W=16 not run
 
 
 def groups(units: Sequence[Cached]) -> dict[str, list[Cached]]:
@@ -200,12 +200,13 @@ def report(split: str, tags: Sequence[str], only: str | None) -> str:
         if only not in (None, bench):
             continue
         units = load_cache(CACHE / split / bench)
+        have = [t for t in tags if (OUT / split / t / bench).is_dir()]
         per: dict[str, list[np.ndarray]] = {}
         for u in units:
             base = baselines(u)
             for name in BASELINES:
                 per.setdefault(name, []).append(base[name][-u.labels.shape[0] :])
-            for tag in tags:
+            for tag in have:
                 got = dict(np.load(OUT / split / tag / bench / f"{u.name}.npz"))
                 for name, s in candidates(u, base, got).items():
                     per.setdefault(f"{tag}:{name}", []).append(s)
@@ -220,7 +221,7 @@ def report(split: str, tags: Sequence[str], only: str | None) -> str:
             lines.append(f"{n:<40}" + "".join(f"{m[c]:>13.3f}" for c in head) + f"   {rec[low]:.2f} {low}")
             result.append(f"{bench}_{n}_point_f1={m['f1']:.3f} {bench}_{n}_fa={m['false_alarm']:.3f} "
                           f"{bench}_{n}_event_f1={m['event_f1']:.3f}")  # fmt: skip
-        for tag in tags:
+        for tag in have:
             mse = [float(np.load(OUT / split / tag / bench / f"{u.name}.npz")["validation_mse"]) for u in units]
             lines.append(f"{tag}: held-out reconstruction mse (free-running, normalised units) {np.mean(mse):.4f}")
     return "\n".join(lines) + "\nRESULT " + " ".join(result)
