@@ -8,9 +8,15 @@ run once; its artifact is then varied on the bench side only and scored again by
   envelope;
 * ``network_only``: the trained weights without ``envelope.npz`` (`rnnwatch score` then runs the bare Detector);
 * ``envelope_only``: the artifact's envelope alone, computed with its public API (``Envelope.ratios`` /
-  ``Envelope.scores`` over each stream's test rows, the same update the scoring path runs), no network.
+  ``Envelope.scores`` over each stream's test rows, the same update the scoring path runs), no network;
+* ``trained_l2`` / ``trained_l2_dropout``: `rnnwatch train --layers 2` without and with ``--dropout`` (between the
+  stacked layers, training only), each scored by the same `rnnwatch score`;
+* ``seq2seq``: the window encoder-decoder of ``bench/seq2seq.py`` (``rnncore.training.seq2seq``; one model per
+  site / fleet width, normal rows only, its own held-out cut) alone, and ``seq2seq|product``: the max of its ratio
+  and the product's score over its threshold (each at its own default cut; not recut: the product scores the
+  test rows only).
 
-No product code or flag changes. Prints one table per benchmark and one RESULT line.
+No product code or default changes. Prints one table per benchmark and one RESULT line.
 
     nice -n 10 flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/ablation.py [--split report] [--seeds 4]
 """
@@ -28,13 +34,15 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from seq2seq import CHOSEN as SEQ2SEQ_CHOSEN
+from seq2seq import fit_score
 
 from rnncore.model.artifact import RESERVED_METADATA, load_artifact, save_artifact
 from rnncore.model.envelope_file import load_envelope
 from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.selffit import training_ratios
-from stream.commands import score
+from stream.commands import score, train
 from stream.data.eventlog import read_event_logs
 from stream.evaluation.fleet.generator import KINDS, make_fleet
 from stream.evaluation.fleet.product import train_and_score
@@ -44,7 +52,17 @@ from stream.evaluation.rigs.generator import FAULTS, make_site
 from stream.evaluation.rigs.runner import score_site, split_seeds
 from stream.evaluation.user_report import Scored, measure, pool
 
-VARIANTS = ("trained", "untrained", "network_only", "envelope_only")
+VARIANTS = (
+    "trained",
+    "untrained",
+    "network_only",
+    "envelope_only",
+    "trained_l2",
+    "trained_l2_dropout",
+    "seq2seq",
+    "seq2seq|product",
+)
+DROPOUT = 0.2  # the ablation's dropout (a common value; not tuned: dropout is off by default)
 
 
 def score_threshold() -> float:
@@ -105,13 +123,33 @@ def envelope_only(trained: Path, test_log: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def variants(workdir: Path, artifact: Path, test_log: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Scores per variant (the trained one is rescored too, so all four come from the same calls)."""
+def retrained(workdir: Path, train_log: Path, flags: list[str]) -> Path:
+    """`rnnwatch train` (its own parser and run) on the same log with extra ``flags``; the new artifact."""
+    out = workdir / "model"
+    run_cli(train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(out), "--no-progress", *flags])
+    return out
+
+
+def variants(workdir: Path, artifact: Path, train_log: Path, test_log: Path,
+             units: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """Scores per variant (the trained one is rescored too, so all come from the same calls); ``units``: name ->
+    (normal rows, test rows) for the seq2seq detector. Every score is in units of the default threshold."""
+    cut = score_threshold()
     got = {"trained": score_with(artifact, test_log, workdir)}
     for name in ("untrained", "network_only"):
         alt = variant_artifact(artifact, workdir / name, name)
         got[name] = score_with(alt, test_log, workdir / name)
     got["envelope_only"] = envelope_only(artifact, test_log)
+    stacked = {"trained_l2": ["--layers", "2"], "trained_l2_dropout": ["--layers", "2", "--dropout", str(DROPOUT)]}
+    for name, flags in stacked.items():
+        got[name] = score_with(retrained(workdir / name, train_log, flags), test_log, workdir / name)
+    got = {name: {k: v / cut for k, v in scores.items()} for name, scores in got.items()}
+    names = sorted(units)
+    ratios, _ = fit_score([units[n][0] for n in names], [units[n][1] for n in names], SEQ2SEQ_CHOSEN.config,
+                          (SEQ2SEQ_CHOSEN.reduction,))  # fmt: skip
+    how = SEQ2SEQ_CHOSEN.reduction
+    got["seq2seq"] = {n: r[how][units[n][0].shape[0] :] for n, r in zip(names, ratios, strict=True)}
+    got["seq2seq|product"] = {n: np.maximum(got["seq2seq"][n], got["trained"][n]) for n in names}
     return got
 
 
@@ -120,11 +158,13 @@ def rig_ablation(seeds: tuple[int, ...], rigs: int, root: Path) -> dict[str, dic
     pooled: dict[str, list[Scored]] = {v: [] for v in VARIANTS}
     for seed in seeds:
         site = root / f"site{seed}"
-        product = score_site(make_site(seed, rigs), site, None)["rnnwatch"]
+        rigs_ = make_site(seed, rigs)
+        product = score_site(rigs_, site, None)["rnnwatch"]
         work = site / "work"
-        for name, scores in variants(work, work / "model", work / "test.csv").items():
-            for s in product:  # product scores are score / threshold: divide the variants' the same way
-                pooled[name].append(dataclasses.replace(s, score=scores[s.name] / score_threshold()))
+        rows = {r.name: (r.normal, r.test) for r in rigs_}
+        for name, scores in variants(work, work / "model", work / "train.csv", work / "test.csv", rows).items():
+            for s in product:  # product scores are score / threshold: the variants' are too
+                pooled[name].append(dataclasses.replace(s, score=scores[s.name]))
     return {name: measure(pool(files, name)) for name, files in pooled.items()}
 
 
@@ -137,21 +177,22 @@ def fleet_ablation(seeds: tuple[int, ...], root: Path) -> dict[str, dict[str, fl
             group = [u for u in units if u.test.shape[1] == width]
             work = root / f"seed{seed}" / f"f{width}"
             run = train_and_score(group, work)
-            for name, scores in variants(work, run.artifact, work / "test.csv").items():
+            rows = {u.name: (u.train, u.test) for u in group}
+            for name, scores in variants(work, run.artifact, work / "train.csv", work / "test.csv", rows).items():
                 for u in group:
-                    pooled[name].add(u, scores[u.name], run.threshold)
+                    pooled[name].add(u, scores[u.name], 1.0)  # scores are in units of the threshold
     return {name: p.measure(1.0) | {"best_f1": p.measure()["f1"]} for name, p in pooled.items()}
 
 
 def table(title: str, metrics: dict[str, dict[str, float]], kinds: tuple[str, ...]) -> str:
     """One row per variant: headline metrics and the lowest recall over the benchmark's kinds."""
     cols = ("f1", "false_alarm", "missed", "event_f1", "best_f1")
-    lines = [title, f"{'variant':<16}" + "".join(f"{c:>13}" for c in cols) + f"{'min kind recall':>28}"]
+    lines = [title, f"{'variant':<20}" + "".join(f"{c:>13}" for c in cols) + f"{'min kind recall':>28}"]
     for name, m in metrics.items():
         recalls = {k: m["recall_" + k] for k in kinds if "recall_" + k in m}
         worst = min(recalls, key=recalls.__getitem__) if recalls else "-"
         low = f"{recalls.get(worst, float('nan')):.2f} ({worst})"
-        lines.append(f"{name:<16}" + "".join(f"{m[c]:>13.3f}" for c in cols) + f"{low:>28}")
+        lines.append(f"{name:<20}" + "".join(f"{m[c]:>13.3f}" for c in cols) + f"{low:>28}")
     return "\n".join(lines)
 
 

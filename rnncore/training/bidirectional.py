@@ -191,6 +191,8 @@ def stream_backward_inputs(dataset: Dataset, config: ModelConfig) -> list[np.nda
 
 def train_bidirectional(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[BidirectionalRNN]:
     """Fit a fresh ``BidirectionalRNN``; Adam, clipping, cosine LR and early stopping as the causal trainer."""
+    if settings.dropout > 0:
+        raise TrainingError("dropout is implemented for the causal model only: train the bidirectional one without")
     module = fresh_module(dataset, config, settings, BidirectionalRNN)
     rng = np.random.default_rng(settings.seed)
     backward = stream_backward_inputs(dataset, config)

@@ -59,23 +59,31 @@ class RingAttention(nn.Module):
         return context, extended[:, -K:], torch.clamp(fill + T, max=K)
 
 
-def make_recurrent_stack(config: ModelConfig) -> nn.RNN | nn.GRU | nn.LSTM:
-    """``torch.nn.RNN(tanh)/GRU/LSTM(batch_first=True)`` with the config's sizes (parameter names as in the config)."""
+def make_recurrent_stack(config: ModelConfig, dropout: float = 0.0) -> nn.RNN | nn.GRU | nn.LSTM:
+    """``torch.nn.RNN(tanh)/GRU/LSTM(batch_first=True)`` with the config's sizes (parameter names as in the config).
+
+    ``dropout`` acts on each layer's output before the next layer (torch's ``dropout``: never on the recurrent
+    connections nor after the top layer) and only in training mode, so the exported weights run unchanged online.
+    """
     I, H, L = config.input_size, config.hidden_size, config.num_layers
+    p = dropout if L > 1 else 0.0  # one layer: nothing between layers (torch would warn)
     if config.cell == "lstm":
-        return nn.LSTM(I, H, L, batch_first=True)
+        return nn.LSTM(I, H, L, batch_first=True, dropout=p)
     if config.cell == "gru":
-        return nn.GRU(I, H, L, batch_first=True)
-    return nn.RNN(I, H, L, nonlinearity="tanh", batch_first=True)
+        return nn.GRU(I, H, L, batch_first=True, dropout=p)
+    return nn.RNN(I, H, L, nonlinearity="tanh", batch_first=True, dropout=p)
 
 
 class ForecastRNN(nn.Module):
-    """Recurrent stack plus Gaussian forecast head: inputs [B, T, I] -> (mu, sigma) [B, T, F] in normalised units."""
+    """Recurrent stack plus Gaussian forecast head: inputs [B, T, I] -> (mu, sigma) [B, T, F] in normalised units.
 
-    def __init__(self, config: ModelConfig) -> None:
+    ``dropout``: between stacked layers in training only (:func:`make_recurrent_stack`); eval mode is the online model.
+    """
+
+    def __init__(self, config: ModelConfig, dropout: float = 0.0) -> None:
         super().__init__()
         self.config = config
-        self.rnn = make_recurrent_stack(config)
+        self.rnn = make_recurrent_stack(config, dropout)
         self.attention = RingAttention(config.hidden_size) if config.attention_window else None
         self.head = nn.Linear(config.head_input_size, 2 * config.n_features)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.0
+    dropout: float = 0.0  # between stacked layers, training only (never on the recurrent connections)
     grad_clip: float = 1.0
     patience: int = 4
     max_minutes: float | None = None
@@ -65,6 +66,8 @@ class TrainConfig:
             raise TrainingError("need bptt >= 1, batch_size >= 1, epochs >= 1 and segment_length >= bptt")
         if not (self.learning_rate > 0 and self.grad_clip > 0 and 0 < self.final_lr_fraction <= 1):
             raise TrainingError("learning_rate and grad_clip must be > 0, final_lr_fraction in (0, 1]")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TrainingError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -130,7 +133,10 @@ def _batch_loss(module: ForecastRNN, batch: Batch, state: ModelState) -> tuple[t
 
 @torch.no_grad()
 def predict(module: ForecastRNN, dataset: Dataset, batch_size: int = 256, chunk: int = 2048) -> list[np.ndarray]:
-    """Forecasts of every stream run from its first event: per stream an array [T, 2, F] of (mu, sigma)."""
+    """Forecasts of every stream run from its first event: per stream an array [T, 2, F] of (mu, sigma).
+
+    Runs in eval mode (no dropout: the online model) and puts the module back in the mode it was in."""
+    was_training = module.training
     module.eval()
     outputs: list[np.ndarray] = []
     F = module.config.n_features
@@ -147,7 +153,7 @@ def predict(module: ForecastRNN, dataset: Dataset, batch_size: int = 256, chunk:
             result[:, lo : lo + chunk, 0] = mu.numpy()
             result[:, lo : lo + chunk, 1] = sigma.numpy()
         outputs.extend(result[b, : len(stream.seq)] for b, stream in enumerate(group))
-    module.train()
+    module.train(was_training)
     return outputs
 
 
@@ -243,8 +249,10 @@ def fresh_module(dataset: Dataset, config: ModelConfig, settings: TrainConfig, m
 
 
 def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> TrainResult[ForecastRNN]:
-    """Fit a fresh ``ForecastRNN`` to ``dataset``; returns the best epoch's model by validation NLL."""
-    module = fresh_module(dataset, config, settings, ForecastRNN)
+    """Fit a fresh ``ForecastRNN`` to ``dataset``; returns the best epoch's model by validation NLL, in eval mode."""
+    if settings.dropout > 0 and config.num_layers < 2:
+        raise TrainingError(f"dropout {settings.dropout} acts between stacked layers: give --layers 2 or more")
+    module = fresh_module(dataset, config, settings, lambda c: ForecastRNN(c, settings.dropout))
     rng = np.random.default_rng(settings.seed)
     inputs = [s.seq.inputs for s in dataset.streams]
     targets = [s.seq.targets for s in dataset.streams]
@@ -283,6 +291,7 @@ def train(dataset: Dataset, config: ModelConfig, settings: TrainConfig) -> Train
         if best.end_epoch(result, epoch, started, losses, validate):
             break
     best.restore_best()
+    module.eval()  # what is returned is the online model: dropout off
     result.weights = export_weights(module)
     result.report = evaluate(module, dataset, alpha, settings.eval_batch_size, baselines)
     return result

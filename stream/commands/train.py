@@ -100,6 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--epochs", type=int, default=20, help="passes over the training data at most")
     opt.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine decay to 5%%")
     opt.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm")
+    opt.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout between stacked layers (--layers >= 2), training only"
+    )
     opt.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
     opt.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and --synthetic data")
     opt.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
@@ -366,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             learning_rate=args.lr,
             grad_clip=args.grad_clip,
+            dropout=args.dropout,
             patience=args.patience,
             max_minutes=args.max_minutes,
             max_event_steps=args.max_event_steps,

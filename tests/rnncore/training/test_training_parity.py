@@ -197,3 +197,26 @@ def test_trained_weights_give_the_same_surprise_and_scores_as_the_torch_model() 
         np.testing.assert_allclose(pairs[:, 0], surprise, rtol=1e-6, atol=TOLERANCE, equal_nan=True, err_msg=key)
         np.testing.assert_allclose(pairs[:, 1], scores, rtol=0, atol=TOLERANCE, err_msg=key)
     assert max(float(s.max()) for _, s in expected.values()) > 0.05  # past warm-up: not a comparison of zeros
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_weights_trained_with_dropout_forecast_the_same_and_dropout_is_off_in_eval(engine: Engine) -> None:
+    """Dropout between stacked layers changes training only: the returned module is in eval mode, two eval passes
+    agree exactly (two train-mode passes do not), and the exported weights keep kernel/torch parity."""
+    config = ModelConfig(cell="gru", hidden_size=16, num_layers=2, norm_window=100)
+    dataset = build_dataset(generate_fleet(4, 300, seed=8).records(), config)
+    settings = TrainConfig(epochs=2, batch_size=8, bptt=16, segment_length=64, threads=1, progress=False, dropout=0.5)
+    result = train(dataset, config, settings)
+    assert not result.module.training
+    x = torch.from_numpy(dataset.streams[0].seq.inputs)[None]
+    with torch.no_grad():
+        first, again = result.module(x)[0], result.module(x)[0]
+        torch.testing.assert_close(first, again, rtol=0, atol=0)
+        result.module.train()
+        assert not torch.equal(result.module(x)[0], result.module(x)[0])  # dropout acts in training mode
+        result.module.eval()
+    fresh = generate_fleet(2, 200, seed=99).streams
+    held_out = [(s.values.astype(np.float32).astype(np.float64), s.times) for s in fresh]
+    expected = _torch_forecasts(result.weights, held_out)
+    assert _max_error(engine(result.weights, held_out, True), expected) <= TOLERANCE
+    np.testing.assert_allclose(expected[0][0], _torch_forecasts(export_weights(result.module), held_out)[0][0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,11 @@ def test_training_needs_training_steps() -> None:
     dataset = build_dataset(records, ModelConfig(hidden_size=4), validation_fraction=0.9, min_events=2)
     with pytest.raises(TrainingError):
         train(dataset, ModelConfig(hidden_size=4), TINY)
+
+
+def test_dropout_is_checked_and_needs_stacked_layers() -> None:
+    with pytest.raises(TrainingError, match="dropout"):
+        TrainConfig(dropout=1.0)
+    dataset = build_dataset(generate_fleet(2, 200, seed=3).records(), ModelConfig(hidden_size=4))
+    with pytest.raises(TrainingError, match="--layers 2"):
+        train(dataset, ModelConfig(hidden_size=4), dataclasses.replace(TINY, dropout=0.2))

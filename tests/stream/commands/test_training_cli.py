@@ -188,3 +188,11 @@ def test_skip_if_trained_keeps_the_model_that_is_there(tmp_path: Path, capsys: p
     assert main(["train", "--skip-if-trained", "--synthetic", "2", "--out", str(out)]) == 0
     assert "--skip-if-trained: not training" in capsys.readouterr().out
     assert read_metadata(out)["version"] == "v1" and not (out / "current").exists()
+
+
+def test_train_dropout_flag_reaches_the_trainer_and_needs_stacked_layers(tmp_path: Path) -> None:
+    argv = ["train", "--synthetic", "2", "--synthetic-events", "200", "--no-progress", "--warmup", "8", *FAST]
+    assert main([*argv, "--layers", "2", "--dropout", "0.3", "--out", str(tmp_path / "m")]) == 0
+    settings = json.loads((tmp_path / "m" / "current" / "model.json").read_text())["training"]["settings"]
+    assert settings["dropout"] == 0.3
+    assert main([*argv, "--dropout", "0.3", "--out", str(tmp_path / "one-layer")]) == 2  # nothing between layers
