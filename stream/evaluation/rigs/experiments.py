@@ -9,10 +9,12 @@ generator reuses the rig's physics and faults (:func:`_simulate`, :func:`_physic
 * one **anomaly-free recording** (``n_free`` rows) that visits two operating points of the middle of the range;
 * ``experiments`` **files** of 1,000-1,300 rows, each at its own constant operating point drawn over the whole
   range (most are not among the anomaly-free recording's), started warm but not at thermal equilibrium (oil and
-  bearing temperature 3-15 % of their rise below it, so they climb slowly through the file: normal drift);
+  bearing temperature 2-8 % of their rise below it, so they climb slowly through the file: normal drift);
   350-450 normal rows, then one fault of the seven rig kinds, 250-550 rows, which runs to the end of the file in
   a quarter of them (each kind once per testbed before any repeats). Sensor faults (stuck, drift) are sized by
-  the file's own normal head, so a drift stays near the sensor's normal range.
+  the file's own normal head, so a drift stays near the sensor's normal range. Slow wanders (tank pressure,
+  ambient) are a quarter of the rigs' and sensor noise four times theirs: a short file is one steady run on a
+  bench with noisy sensors, so its normal head is representative of its normal rows (as in SKAB-like files).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ EXPERIMENT_FAULT_ROWS = (250, 550)
 FREE_ROWS = 3000
 DT = 1.0
 FREE_KEY = "anomaly-free"
+WANDER = 0.25  # the slow tank and ambient wanders, relative to the rigs' (a short file is one stable run)
+NOISE = 4.0  # sensor noise relative to the rigs' (a test bench's cheap sensors; the rigs' is 2-8 % of a range)
 
 
 @dataclass
@@ -99,8 +103,9 @@ def make_testbed(seed: int, experiments: int = 8, n_free: int = FREE_ROWS) -> Te
     free_levels = (float(fixed.uniform(0.5, 0.8)), float(fixed.uniform(0.5, 0.8)))
     u_free = _free_setpoint(rng, n_free, free_levels)
     temps = _equilibrium(rng, pump, free_levels[0], t0 - n_free)
-    free_true = _simulate(rng, pump, u_free, DT, t0 - n_free, _healthy(n_free), temps)
+    free_true = _simulate(rng, pump, u_free, DT, t0 - n_free, _healthy(n_free), temps, WANDER)
     gain, offset, noise = _read(fixed, free_true)
+    noise = noise * NOISE
     free = free_true * gain + offset + rng.normal(0, 1, free_true.shape) * noise
     kinds = [*rng.permutation(FAULTS).tolist(), *rng.choice(FAULTS, size=max(0, experiments - len(FAULTS))).tolist()]
     out = []
@@ -108,14 +113,14 @@ def make_testbed(seed: int, experiments: int = 8, n_free: int = FREE_ROWS) -> Te
         start = t0 + 7200.0 * (k + 1)
         n = int(rng.integers(EXPERIMENT_ROWS[0], EXPERIMENT_ROWS[1] + 1))
         level = float(rng.uniform(0.3, 1.0))
-        u = np.clip(level + 0.005 * _ou(rng, n, DT, 300.0), 0.2, 1.05)
+        u = np.clip(level + 0.002 * _ou(rng, n, DT, 300.0), 0.2, 1.05)
         events = _one_fault(rng, str(kinds[k]), n)
         faults = _physical_faults(rng, n, events, u)
         amb = pump.amb_mean + 5 * np.sin(2 * np.pi * start / 86400 + pump.amb_phase)
         oil, bear = _equilibrium(rng, pump, level, start)
-        cold = float(rng.uniform(0.03, 0.15))
+        cold = float(rng.uniform(0.02, 0.08))
         temps0 = (oil - cold * (oil - amb), bear - cold * (bear - amb))
-        true = _simulate(rng, pump, u, DT, start, faults, temps0)
+        true = _simulate(rng, pump, u, DT, start, faults, temps0, WANDER)
         values = true * gain + offset + rng.normal(0, 1, true.shape) * noise
         head = events[0][1]
         _sensor_faults(rng, values, events, values[:head].std(axis=0))

@@ -170,16 +170,19 @@ def _simulate(
     t0: float,
     faults: _Faults,
     temps0: tuple[float, float] | None = None,
+    wander: float = 1.0,
 ) -> np.ndarray:
     """True physical quantities (n, 8) in engineering units, before sensor gains and noise; ``temps0``: the oil
-    and bearing temperatures at the first row (None: ambient + 20 u and 5 more, what the rig recordings start at)."""
+    and bearing temperatures at the first row (None: ambient + 20 u and 5 more, what the rig recordings start at);
+    ``wander`` scales the slow tank-pressure and ambient wanders (1: the rigs' day-long recordings)."""
     n = u.shape[0]
     a, b, h0, c0, q_bep = pump.a, pump.b, pump.h0, pump.c0, pump.q_bep
     k_heat, k_fric = pump.k_heat, pump.k_fric
     a_valve, a_speed, a_oil, a_bear = (_lag(dt, tau) for tau in pump.tau)
-    tank = 1.5 + 0.08 * _ou(rng, n, dt, 3600.0)  # bar: the tank level wanders over about an hour
+    tank = 1.5 + wander * 0.08 * _ou(rng, n, dt, 3600.0)  # bar: the tank level wanders over about an hour
     t = t0 + np.arange(n) * dt
-    ambient = pump.amb_mean + 5 * np.sin(2 * np.pi * t / 86400 + pump.amb_phase) + 0.5 * _ou(rng, n, dt, 1800.0)
+    daily = pump.amb_mean + 5 * np.sin(2 * np.pi * t / 86400 + pump.amb_phase)
+    ambient = daily + wander * 0.5 * _ou(rng, n, dt, 1800.0)
     out = np.zeros((n, 8))
     v, w = u[0], 0.55 + 0.45 * u[0]
     oil = ambient[0] + 20 * u[0] if temps0 is None else temps0[0]
