@@ -61,7 +61,7 @@ class ScoringParams:
 
     short_window: int = 10
     long_window: int = 2000
-    warmup_events: int = 30  # 200 until 2026-12-03: a short experiment's forecast score was silent for most of it
+    warmup_events: int = 200
     min_var: float = 1e-4
     max_surprise: float = 50.0
     outlier_sigmas: float = 4.0

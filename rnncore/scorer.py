@@ -60,7 +60,7 @@ def build_scorer(
     warmup_events: int | None = None,
 ) -> Detector | ScoringPipeline:
     """The scorer for these weights: see the module docstring. ``envelope`` (None: no stream has a training
-    reference) is ignored by ``seasonal``; ``warmup_events`` (None: the calibration's default, 30) is how many
+    reference) is ignored by ``seasonal``; ``warmup_events`` (None: the calibration's default, 200) is how many
     events a new stream's forecast score stays 0 (the detector pipeline)."""
     check_scorer(weights, envelope, pipeline)
     if pipeline == "seasonal":

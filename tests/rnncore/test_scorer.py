@@ -64,7 +64,7 @@ def test_the_warm_up_is_settable_and_scores_start_after_it() -> None:
     import numpy as np
 
     short = build_scorer(WEIGHTS, None, warmup_events=5)
-    assert short.scoring.warmup_events == 5 and build_scorer(WEIGHTS).scoring.warmup_events == 30
+    assert short.scoring.warmup_events == 5 and build_scorer(WEIGHTS).scoring.warmup_events == 200
     values = np.sin(np.arange(40.0) / 3.0)[:, None]
     scores = np.concatenate([short.step(["a"], [float(t)], values[t : t + 1]).scores for t in range(40)])
     assert np.all(scores[:5] == 0.0) and np.any(scores[5:] > 0.0)
