@@ -45,7 +45,7 @@ class EnvelopeParams:
     window: int = 8  # 32 until 2026-12-03: chosen on the rig and fleet TUNE seeds (bench/DETECTOR_FINDINGS.md)
     false_alarm: float = 0.005
     fit_fraction: float = 0.7
-    warmup: int = 200  # first training rows of each stream left out (the EW moments settling)
+    warmup: int = 32  # first rows of each stream left out (the EW moments settling; 4 windows); 200 until 2026-12-03
     alarm_score: float = 0.99
 
     def __post_init__(self) -> None:
@@ -59,8 +59,9 @@ class EnvelopeParams:
             raise EnvelopeError(f"alarm_score must be in (0, 1), got {self.alarm_score}")
 
     def min_events(self) -> int:
-        """Fewest training rows a stream needs for a reference (warm-up + fit + held-out)."""
-        return self.warmup + 200
+        """Fewest training rows a stream needs for a reference (warm-up + fit + held-out): 132, so that a short
+        experiment's normal head (a few hundred rows) gets one."""
+        return self.warmup + 100
 
 
 @njit(cache=True, nogil=True)

@@ -41,8 +41,8 @@ _HEAD = 5
 class SelfFitParams:
     """Lengths of the online fit and held-out phases (events after the warm-up) and the top-k kept for the cut."""
 
-    fit_events: int = 900  # chosen on fleet TUNE seeds 0-3 (bench/FLEET_FINDINGS.md, new streams)
-    held_events: int = 400
+    fit_events: int = 200  # 900 until 2026-12-03; short enough for a short experiment's normal head (BENCHMARKS.md)
+    held_events: int = 100  # 400 until 2026-12-03
     top_k: int = 8
 
     def __post_init__(self) -> None:

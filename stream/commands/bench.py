@@ -9,6 +9,9 @@ one line ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> default_standar
 ``fleet``: seeded synthetic fleets beside a rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
 ``rigs``: the same path through `rnnwatch evaluate`'s code on seeded 8-sensor pump rigs
 (``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-seconds``; sizes: ``bench/rigs.py``).
+``experiments``: short experiment files (1,000-1,300 rows, one sustained fault each) on seeded pump testbeds, scored
+as `rnnwatch evaluate` does and after training on an anomaly-free recording only
+(``stream.evaluation.rigs.experiment_runner``; the same flags; sizes: ``bench/experiments.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go, which split and the training budget."""
     from stream.evaluation.fleet.runner import add_fleet_arguments
 
-    parser.add_argument("benchmark", choices=["nab", "fleet", "rigs"], help="benchmark to run")
+    parser.add_argument("benchmark", choices=["nab", "fleet", "rigs", "experiments"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
     parser.add_argument("--out", type=Path, default=Path("out/nab"), help="nab: results directory (NAB layout)")
     parser.add_argument(
@@ -85,9 +88,12 @@ def _seeded_problem(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
-    if args.benchmark in ("fleet", "rigs"):  # seeded benchmarks: one split at a time, TUNE unless told
+    if args.benchmark in ("fleet", "rigs", "experiments"):  # seeded benchmarks: one split at a time, TUNE unless told
         if args.plot is not None:
-            print(f"rnnwatch bench {args.benchmark}: --plot is for nab (fleet and rigs print tables)", file=sys.stderr)
+            print(
+                f"rnnwatch bench {args.benchmark}: --plot is for nab (fleet, rigs and experiments print tables)",
+                file=sys.stderr,
+            )
             return 2
         if args.split == "all":
             print(
@@ -103,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
             from stream.evaluation.fleet.runner import run_fleet
 
             return run_fleet(args)
+        if args.benchmark == "experiments":
+            from stream.evaluation.rigs.experiment_runner import run_experiments_command
+
+            return run_experiments_command(args)
         from stream.evaluation.rigs.runner import run_rigs_command
 
         return run_rigs_command(args)

@@ -163,20 +163,30 @@ def _pump(rng: np.random.Generator) -> _Pump:
 
 
 def _simulate(
-    rng: np.random.Generator, pump: _Pump, u: np.ndarray, dt: float, t0: float, faults: _Faults
+    rng: np.random.Generator,
+    pump: _Pump,
+    u: np.ndarray,
+    dt: float,
+    t0: float,
+    faults: _Faults,
+    temps0: tuple[float, float] | None = None,
+    wander: float = 1.0,
 ) -> np.ndarray:
-    """True physical quantities (n, 8) in engineering units, before sensor gains and noise."""
+    """True physical quantities (n, 8) in engineering units, before sensor gains and noise; ``temps0``: the oil
+    and bearing temperatures at the first row (None: ambient + 20 u and 5 more, what the rig recordings start at);
+    ``wander`` scales the slow tank-pressure and ambient wanders (1: the rigs' day-long recordings)."""
     n = u.shape[0]
     a, b, h0, c0, q_bep = pump.a, pump.b, pump.h0, pump.c0, pump.q_bep
     k_heat, k_fric = pump.k_heat, pump.k_fric
     a_valve, a_speed, a_oil, a_bear = (_lag(dt, tau) for tau in pump.tau)
-    tank = 1.5 + 0.08 * _ou(rng, n, dt, 3600.0)  # bar: the tank level wanders over about an hour
+    tank = 1.5 + wander * 0.08 * _ou(rng, n, dt, 3600.0)  # bar: the tank level wanders over about an hour
     t = t0 + np.arange(n) * dt
-    ambient = pump.amb_mean + 5 * np.sin(2 * np.pi * t / 86400 + pump.amb_phase) + 0.5 * _ou(rng, n, dt, 1800.0)
+    daily = pump.amb_mean + 5 * np.sin(2 * np.pi * t / 86400 + pump.amb_phase)
+    ambient = daily + wander * 0.5 * _ou(rng, n, dt, 1800.0)
     out = np.zeros((n, 8))
     v, w = u[0], 0.55 + 0.45 * u[0]
-    oil = ambient[0] + 20 * u[0]
-    bear = oil + 5
+    oil = ambient[0] + 20 * u[0] if temps0 is None else temps0[0]
+    bear = oil + 5 if temps0 is None else temps0[1]
     turbulence = np.asarray(rng.normal(0.0, 1.0, size=n))
     for i in range(n):
         if not faults.valve_stuck[i]:

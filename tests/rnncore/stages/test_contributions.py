@@ -11,7 +11,7 @@ from rnncore.contract import EventRecord
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.scorer import build_scorer
-from rnncore.stages.envelope import fit_envelope
+from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 from rnncore.stages.selffit import contributions
 
 F = 8
@@ -60,7 +60,7 @@ def test_no_contributions_for_one_feature_and_nan_before_a_self_fitted_reference
     one = build_scorer(ModelWeights.random(ModelConfig(hidden_size=8), seed=0))
     assert one.step(["a"], [0.0], [1.0]).contributions is None
     scorer = build_scorer(ModelWeights.random(ModelConfig(n_features=F, hidden_size=8), seed=0))  # no training refs
-    frozen_at = 200 + scorer.self_fit.fit_events + scorer.self_fit.held_events  # if nothing was flagged
+    frozen_at = EnvelopeParams().warmup + scorer.self_fit.fit_events + scorer.self_fit.held_events  # none flagged
     x = _rig(2, frozen_at + 200)
     _, shares = _scores(scorer, "new", x, 0.0)
     assert np.isnan(shares[:frozen_at]).all()

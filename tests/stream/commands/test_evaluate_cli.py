@@ -43,7 +43,7 @@ def test_evaluate_says_which_files_had_too_few_normal_rows_for_the_envelope(tmp_
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     write_labelled(data / "long.csv", seed=1)
-    write_labelled(data / "short.csv", n=400, fault=(150, 200), seed=2)  # 150 normal rows: enough to train on
+    write_labelled(data / "short.csv", n=400, fault=(110, 160), seed=2)  # 110 normal rows: trains, no reference (132)
     argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
     assert main([*argv, "--worst", "0"]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]

@@ -31,14 +31,14 @@ def test_train_records_the_envelope_and_never_keeps_a_stale_one(
     assert main(["train", "--synthetic", "3", "--synthetic-events", "1200", "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     assert "envelope: 3 streams; default threshold: score >= 0.99 = beyond what 0.5% of a stream's held-out" in printed
-    assert "streams not in these logs fit their own online from their first 1500 events" in printed
+    assert "streams not in these logs fit their own online from their first 332 events" in printed
     current = out / "current"
     described = json.loads((current / "model.json").read_text())["envelope"]
     assert described["false_alarm_target_per_event"] == 0.005 and described["streams"] == 3
     assert (current / "envelope.npz").is_file() and not (current / "envelope.npz.tmp").exists()
     first = current.resolve()
     # retrained into the same store on streams too short for an envelope: the new version has none
-    assert main(["train", "--synthetic", "3", "--synthetic-events", "300", "--out", str(out), *SMALL]) == 0
+    assert main(["train", "--synthetic", "3", "--synthetic-events", "125", "--out", str(out), *SMALL]) == 0
     assert "envelope: none" in (printed := capsys.readouterr().out) and "every stream fits its own online" in printed
     assert current.resolve() != first and (first / "envelope.npz").is_file()  # the old version is kept whole
     assert not (current / "envelope.npz").exists()

@@ -52,7 +52,7 @@ def test_train_and_score_runs_the_cli_with_its_defaults(tmp_path: Path) -> None:
     files = [_file("a/one.csv", 4000, 0), _file("a/two.csv", 1500, 1)]
     run = train_and_score(files, tmp_path, train_seconds=3)
     assert run.threshold == 0.99  # `rnnwatch score`'s own default, read from its parser
-    assert "envelope: 1 streams" in run.train_output  # only the 4000-row file has 600 probationary rows
+    assert "envelope: 2 streams" in run.train_output  # 600 and 225 probationary rows, both >= 132
     assert "scored 5500 events of 2 streams" in run.score_output
     for f in files:
         s = run.scores[f.name]
