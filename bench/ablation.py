@@ -130,10 +130,14 @@ def retrained(workdir: Path, train_log: Path, flags: list[str]) -> Path:
     return out
 
 
-def variants(workdir: Path, artifact: Path, train_log: Path, test_log: Path,
-             units: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
-    """Scores per variant (the trained one is rescored too, so all come from the same calls); ``units``: name ->
-    (normal rows, test rows) for the seq2seq detector. Every score is in units of the default threshold."""
+Units = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def variants(workdir: Path, artifact: Path, test_log: Path, train_log: Path | None = None,
+             units: Units | None = None) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """Scores per variant (the trained one is rescored too, so all come from the same calls); ``train_log`` adds
+    the stacked retrains, ``units`` (name -> (normal rows, test rows)) the seq2seq detector. Every score is in
+    units of the default threshold."""
     cut = score_threshold()
     got = {"trained": score_with(artifact, test_log, workdir)}
     for name in ("untrained", "network_only"):
@@ -141,9 +145,11 @@ def variants(workdir: Path, artifact: Path, train_log: Path, test_log: Path,
         got[name] = score_with(alt, test_log, workdir / name)
     got["envelope_only"] = envelope_only(artifact, test_log)
     stacked = {"trained_l2": ["--layers", "2"], "trained_l2_dropout": ["--layers", "2", "--dropout", str(DROPOUT)]}
-    for name, flags in stacked.items():
+    for name, flags in stacked.items() if train_log is not None else ():
         got[name] = score_with(retrained(workdir / name, train_log, flags), test_log, workdir / name)
     got = {name: {k: v / cut for k, v in scores.items()} for name, scores in got.items()}
+    if units is None:
+        return got
     names = sorted(units)
     ratios, _ = fit_score([units[n][0] for n in names], [units[n][1] for n in names], SEQ2SEQ_CHOSEN.config,
                           (SEQ2SEQ_CHOSEN.reduction,))  # fmt: skip
@@ -162,7 +168,7 @@ def rig_ablation(seeds: tuple[int, ...], rigs: int, root: Path) -> dict[str, dic
         product = score_site(rigs_, site, None)["rnnwatch"]
         work = site / "work"
         rows = {r.name: (r.normal, r.test) for r in rigs_}
-        for name, scores in variants(work, work / "model", work / "train.csv", work / "test.csv", rows).items():
+        for name, scores in variants(work, work / "model", work / "test.csv", work / "train.csv", rows).items():
             for s in product:  # product scores are score / threshold: the variants' are too
                 pooled[name].append(dataclasses.replace(s, score=scores[s.name]))
     return {name: measure(pool(files, name)) for name, files in pooled.items()}
@@ -178,7 +184,7 @@ def fleet_ablation(seeds: tuple[int, ...], root: Path) -> dict[str, dict[str, fl
             work = root / f"seed{seed}" / f"f{width}"
             run = train_and_score(group, work)
             rows = {u.name: (u.train, u.test) for u in group}
-            for name, scores in variants(work, run.artifact, work / "train.csv", work / "test.csv", rows).items():
+            for name, scores in variants(work, run.artifact, work / "test.csv", work / "train.csv", rows).items():
                 for u in group:
                     pooled[name].add(u, scores[u.name], 1.0)  # scores are in units of the threshold
     return {name: p.measure(1.0) | {"best_f1": p.measure()["f1"]} for name, p in pooled.items()}

@@ -79,4 +79,4 @@ def test_rnnwatch_bench_experiments_refuses_bad_seeds_in_one_line(capsys) -> Non
     from stream.cli import main
 
     assert main(["bench", "experiments", "--seeds", "9"]) == 2
-    assert capsys.readouterr().out.strip() == "rnnwatch bench experiments: --seeds must be between 1 and 8, got 9"
+    assert capsys.readouterr().err.strip() == "rnnwatch bench experiments: --seeds must be between 1 and 8, got 9"
