@@ -98,6 +98,10 @@ class StepResult:
     ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
     ``contributions`` (multi-feature streams under the envelope, step 9; None otherwise): each feature's share of
     the envelope's distance, summing to 1 per event; NaN where the stream has no frozen reference yet.
+    ``rarity``: ``-log10`` of each event's tail probability ``1 - score``, computed in float64 from the log of
+    the tail, so it keeps growing where the float32 score has reached 1: ``score >= t`` exactly when ``rarity
+    >= -log10(1 - t)`` (threshold 0.99: rarity 2), and alarms above the threshold keep their order (0 where
+    the score is 0; None from a scorer that does not compute it: :meth:`rarities` derives it from ``scores``).
     """
 
     scores: np.ndarray  # float32 [B], in [0, 1]
@@ -106,9 +110,18 @@ class StepResult:
     scale: np.ndarray  # float32 [B] or [B, F]
     status: np.ndarray  # int8 [B], EventStatus codes
     contributions: np.ndarray | None = None  # float32 [B, F] for F > 1
+    rarity: np.ndarray | None = None  # float64 [B]: -log10(1 - score) before float32 rounding, unbounded
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
+
+    def rarities(self) -> np.ndarray:
+        """``-log10(1 - score)`` per event, float64: ``rarity`` where the scorer computes it (unbounded: alarms keep
+        their order where the float32 score is 1), else from ``scores`` (a score of 1 gives the float32 limit)."""
+        if self.rarity is not None:
+            return self.rarity
+        tail = np.maximum(1.0 - self.scores.astype(np.float64), np.finfo(np.float32).epsneg / 2)
+        return np.asarray(-np.log10(tail))
 
     @property
     def accepted(self) -> np.ndarray:

@@ -152,6 +152,10 @@ class Envelope:
         """Map ``r / c`` to [0, 1]: ``alarm_score`` exactly at the cut, 0 for r = 0, towards 1 beyond."""
         return np.asarray(1.0 - (1.0 - self.params.alarm_score) ** np.maximum(ratio, 0.0))
 
+    def rarity(self, ratio: np.ndarray) -> np.ndarray:
+        """``-log10(1 - score)`` of :meth:`scores`, unbounded: ``(r / c) * -log10(1 - alarm_score)`` (2 at the cut)."""
+        return np.asarray(np.maximum(ratio, 0.0) * -np.log10(1.0 - self.params.alarm_score))
+
     def describe(self) -> dict[str, Any]:
         """What the artifact's ``model.json`` records about the envelope (and `rnnwatch train` prints)."""
         p = self.params

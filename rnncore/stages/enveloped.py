@@ -82,5 +82,6 @@ class EnvelopedDetector(Detector):
                       fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
                       envelope.wicov, envelope.cuts, ratio, contrib, want)  # fmt: skip
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
+        rarity = np.where(ok, np.maximum(result.rarities(), envelope.rarity(ratio)), 0.0)
         return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status,
-                          contributions=contrib.astype(np.float32) if want else None)  # fmt: skip
+                          contributions=contrib.astype(np.float32) if want else None, rarity=rarity)  # fmt: skip

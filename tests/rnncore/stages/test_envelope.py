@@ -132,3 +132,22 @@ def test_a_stream_without_a_reference_gets_the_detector_score_exactly() -> None:
     ours = _run(EnvelopedDetector(weights, envelope, max_streams=2), "stranger", x, 0.0)
     bare = _run(Detector(weights, max_streams=2), "stranger", x, 0.0)
     assert np.array_equal(ours, bare)
+
+
+def test_the_rarity_orders_level_shifts_whose_scores_all_read_one() -> None:
+    train = _normal(3, 3000, 1)
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    envelope = fit_envelope([r for k in range(4) for r in _records(f"m{k}", train)])
+    detector = EnvelopedDetector(weights, envelope, max_streams=4)
+    test = _normal(4, 600, 1)
+    rarity, scores = [], []
+    for k, shift in enumerate((0.0, 20.0, 40.0, 80.0)):  # one stream per shift size, the same last 100 events
+        x = test.copy()
+        x[500:] += shift * train.std()
+        result = [detector.step([f"m{k}"] * 100, 1e6 + s + np.arange(100), x[s : s + 100]) for s in range(0, 600, 100)]
+        rarity.append(result[-1].rarities()[50])
+        scores.append(result[-1].scores[50])
+        both = [r.rarities() for r in result], [r.scores for r in result]
+        np.testing.assert_array_equal(np.concatenate(both[0]) >= 2.0, np.concatenate(both[1]) >= 0.99)
+    assert scores[1] == scores[2] == scores[3] == 1.0  # float32 saturates: the score cannot rank them
+    assert rarity[0] < 2.0 < rarity[1] < rarity[2] < rarity[3]
