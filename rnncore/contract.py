@@ -34,9 +34,12 @@ are two implementations of the same steps; the parity tests hold them together, 
 9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
     score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
     variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``
-    normal quantile). The reference is the stream's from training, else
-    fitted online from its own events after the warm-up (flagged events
-    skipped) and frozen; until then this step adds nothing.
+    normal quantile). The reference is the stream's from training (at
+    least ``min_history`` rows), else fitted online from its own events
+    after the warm-up (flagged events skipped) and frozen; until then this
+    step adds nothing. Rarity = max of both steps' ``-log10(1 - score)``,
+    above the threshold discounted by the stream's recent alarm count; an
+    alarm lasting ~``refit_window`` events drops the reference (refit).
 ==  ==========================================================================  ===================================
 
 Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.

@@ -35,6 +35,7 @@ __all__ = ["Envelope", "EnvelopeError", "EnvelopeParams", "envelope_schema", "fi
 ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.envelope_file)
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
 REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
+ALARM_COLUMN = "envelope_alarm"  # float64 [2]: EW share of events the reference flags (refit), EW alarm count (rank)
 _LOG_EPS = 1e-6
 
 
@@ -51,6 +52,11 @@ class EnvelopeParams:
     fit_fraction: float = 0.7
     warmup: int = 200  # first training rows of each stream left out (the EW moments settling)
     alarm_score: float = 0.99
+    # fewest training rows for a stream's training reference (fit time only, not in envelope.npz): a shorter
+    # history has not seen the stream's slow normal variation, and its frozen reference floods later (NAB: <= 750
+    # rows, 26.7 % of normal rows flagged); such a stream fits its own online instead. Chosen on NAB TUNE; the
+    # fleet (3,000 rows per unit) and rigs (6,000) keep theirs
+    min_history: int = 1500
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -61,10 +67,12 @@ class EnvelopeParams:
             raise EnvelopeError(f"fit_fraction must be in [0.1, 0.95], got {self.fit_fraction}")
         if not 0.0 < self.alarm_score < 1.0:
             raise EnvelopeError(f"alarm_score must be in (0, 1), got {self.alarm_score}")
+        if self.min_history < 0:
+            raise EnvelopeError(f"min_history must be >= 0, got {self.min_history}")
 
     def min_events(self) -> int:
-        """Fewest training rows a stream needs for a reference (warm-up + fit + held-out)."""
-        return self.warmup + 200
+        """Fewest training rows a stream needs for a reference: warm-up + fit + held-out, and ``min_history``."""
+        return max(self.warmup + 200, self.min_history)
 
 
 @njit(cache=True, nogil=True)
@@ -172,7 +180,11 @@ class Envelope:
 
 def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     """The per-stream column the online envelope needs beside the Detector's."""
-    return {EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)), REF_COLUMN: ((), np.dtype(np.int64))}
+    return {
+        EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)),
+        REF_COLUMN: ((), np.dtype(np.int64)),
+        ALARM_COLUMN: ((2,), np.dtype(np.float64)),
+    }
 
 
 def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -> Envelope:

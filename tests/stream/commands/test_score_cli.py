@@ -215,11 +215,12 @@ def test_an_output_format_it_cannot_write_is_refused_not_written_as_json_lines(
 def test_a_multi_feature_model_says_which_features_drive_each_score(tmp_path: Path) -> None:
     from rnncore.contract import EventRecord
     from rnncore.model.envelope_file import save_envelope
-    from rnncore.stages.envelope import fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 
     rng = np.random.default_rng(1)
     model = tmp_path / "wide"
-    save_envelope(fit_envelope([EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]), model)
+    records = [EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]
+    save_envelope(fit_envelope(records, EnvelopeParams(min_history=0)), model)
     save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))  # checksums it
     log = tmp_path / "wide.jsonl"
     rows = [[float(v) for v in rng.normal(size=2)] for _ in range(60)]

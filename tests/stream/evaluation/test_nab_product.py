@@ -52,10 +52,13 @@ def test_train_and_score_runs_the_cli_with_its_defaults(tmp_path: Path) -> None:
     files = [_file("a/one.csv", 4000, 0), _file("a/two.csv", 1500, 1)]
     run = train_and_score(files, tmp_path, train_seconds=3)
     assert run.threshold == 0.99  # `rnnwatch score`'s own default, read from its parser
-    assert "envelope: 1 streams" in run.train_output  # only the 4000-row file has 600 probationary rows
+    assert "envelope: none" in run.train_output  # <= 750 probationary rows: below the minimum history
+    assert "fits its own online" in run.train_output
     assert "scored 5500 events of 2 streams" in run.score_output
     for f in files:
         s = run.scores[f.name]
         assert s.shape == f.values.shape and np.all((s >= 0) & (s <= 1)) and s.std() > 0
     spike = int(0.8 * 4000)
     assert run.scores["a/one.csv"][spike] >= 0.99  # the injected spike is flagged at the default threshold
+    for f in files:  # the rarity is -log10(1 - score), ranks what reads 1, and flags where the score flags
+        assert ((run.rarity[f.name] >= run.rarity_threshold) == (run.flags[f.name] > 0)).mean() > 0.999
