@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")  # CSV, else JSON Lines
 
 
+def _cut(rarity: float) -> float:
+    """The rarity cut down to 4 decimals, as the score record writes it (1.99997 stays below the threshold's 2)."""
+    return math.floor(rarity * 1e4) / 1e4 if abs(rarity) < 1e12 else rarity
+
+
 def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, Any]:
     """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false). For a
     multi-feature model each row also says which features drive its score: a ``contributions`` list (JSON Lines)
@@ -96,14 +102,14 @@ def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, 
         def emit_csv(key: str, t: float, s: float, rarity: float, a: bool, st: str,
                      share: list[float] | None = None) -> None:  # fmt: skip
             cells = [] if not shares else [""] * n_features if share is None else [f"{v:.4g}" for v in share]
-            table.writerow([key, repr(t), f"{s:.6g}", f"{rarity:.4f}", int(a), st, *marker, *cells])
+            table.writerow([key, repr(t), f"{s:.6g}", f"{_cut(rarity):.4f}", int(a), st, *marker, *cells])
 
         return handle, emit_csv
     extra = {} if causal else {"causal": False}
 
     def emit_json(key: str, t: float, s: float, rarity: float, a: bool, st: str,
                   share: list[float] | None = None) -> None:  # fmt: skip
-        row = {"key": key, "time": t, "score": s, "rarity": round(rarity, 4), "anomaly": a, "status": st, **extra}
+        row = {"key": key, "time": t, "score": s, "rarity": _cut(rarity), "anomaly": a, "status": st, **extra}
         if shares:
             row["contributions"] = share if share is not None else [None] * n_features
         handle.write(orjson.dumps(row).decode() + "\n")

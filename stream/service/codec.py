@@ -15,9 +15,9 @@ Score record (Kafka key = stream key)::
 
     {"key", "time", "score", "rarity", "anomaly", "nll", "mean", "scale", "model_version", "partition", "offset"}
 
-``rarity`` is ``-log10(1 - score)`` computed before the score's float32 rounding (``StepResult.rarity``):
-unbounded, so alarms above the threshold keep their order where ``score`` reads 1; ``score >= 0.99`` exactly
-when ``rarity >= 2``.
+``rarity`` is ``-log10(1 - score)`` computed before the score's float32 rounding (``StepResult.rarity``), cut
+down to 4 decimals: unbounded, so alarms above the threshold keep their order where ``score`` reads 1;
+``score >= 0.99`` when ``rarity >= 2`` (up to the score's float32 rounding).
 ``mean``/``scale`` are the forecast of the stream's next value (a number for one feature, else a list);
 ``nll`` is null for a stream's first event; ``partition``/``offset`` locate the input message. A multi-feature
 stream's record also has ``contributions`` after ``scale``: one share per feature of what drives the score
@@ -379,10 +379,11 @@ def encode_score(
 
 
 def _rounded(rarity: np.ndarray) -> list[float]:
-    """The rarity to 4 decimals (enough to order alarms; fewer bytes), values beyond 1e12 as they are."""
+    """The rarity cut down to 4 decimals (enough to order alarms; fewer bytes; down, so a rarity just below the
+    threshold's, e.g. 1.99997, is not written as 2), values beyond 1e12 as they are."""
     with np.errstate(invalid="ignore"):
         small = np.abs(rarity) < 1e12
-    return np.where(small, np.round(np.where(small, rarity, 0.0), 4), rarity).tolist()
+    return np.where(small, np.floor(np.where(small, rarity, 0.0) * 1e4) / 1e4, rarity).tolist()
 
 
 def _rarity_of(scores: np.ndarray) -> np.ndarray:

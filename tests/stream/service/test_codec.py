@@ -129,7 +129,7 @@ def test_score_record_round_trips_and_turns_nan_into_null() -> None:
         "key": "s",
         "time": 5.0,
         "score": 0.75,
-        "rarity": 0.6021,  # -log10(1 - 0.75), from the score when the scorer gave none
+        "rarity": 0.602,  # -log10(1 - 0.75) = 0.60206, cut down to 4 decimals, from the score
         "anomaly": True,
         "nll": None,
         "mean": 1.5,
@@ -154,8 +154,10 @@ def test_the_rarity_keeps_the_order_of_alarms_whose_score_reads_one() -> None:
         "offsets": [0, 1, 2],
     }
     records = encode_scores(**common, rarity=np.array([2.0, 9.123456, 31.5]))
+    below = encode_scores(**common, rarity=np.array([1.99997, 0.0, 0.0]))[0]
+    assert below is not None and decode_score(below)["rarity"] == 1.9999  # not rounded up to the threshold's 2
     rarity = [decode_score(r)["rarity"] for r in records if r is not None]
-    assert rarity == [2.0, 9.1235, 31.5]  # 4 decimals; the scores alone tie at 1
+    assert rarity == [2.0, 9.1234, 31.5]  # cut down to 4 decimals; the scores alone tie at 1
     assert list(decode_score(records[0] or b"{}"))[:4] == ["key", "time", "score", "rarity"]
 
 
@@ -214,7 +216,7 @@ def _dict_per_event(columns: dict[str, Any], only: list[bool] | None) -> list[by
                     "key": columns["keys"][i],
                     "time": float(columns["times"][i]),
                     "score": float(columns["scores"][i]),
-                    "rarity": float(r if not abs(r) < 1e12 else np.round(r, 4)),
+                    "rarity": float(r if not abs(r) < 1e12 else np.floor(r * 1e4) / 1e4),
                     "anomaly": bool(columns["anomalies"][i]),
                     "nll": float(columns["nll"][i]),
                     "mean": float(mean[i, 0]) if mean.shape[1] == 1 else mean[i].tolist(),
