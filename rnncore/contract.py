@@ -55,7 +55,15 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["EventRecord", "EventStatus", "StateTableLike", "StepResult", "StreamScorer", "status_reason"]
+__all__ = [
+    "EventRecord",
+    "EventStatus",
+    "StateTableLike",
+    "StepResult",
+    "StreamScorer",
+    "rarity_of",
+    "status_reason",
+]
 
 
 class EventRecord(NamedTuple):
@@ -121,10 +129,7 @@ class StepResult:
     def rarities(self) -> np.ndarray:
         """``-log10(1 - score)`` per event, float64: ``rarity`` where the scorer computes it (unbounded: alarms keep
         their order where the float32 score is 1), else from ``scores`` (a score of 1 gives the float32 limit)."""
-        if self.rarity is not None:
-            return self.rarity
-        tail = np.maximum(1.0 - self.scores.astype(np.float64), np.finfo(np.float32).epsneg / 2)
-        return np.asarray(-np.log10(tail))
+        return self.rarity if self.rarity is not None else rarity_of(self.scores)
 
     @property
     def accepted(self) -> np.ndarray:
@@ -134,6 +139,15 @@ class StepResult:
     def reasons(self) -> list[str]:
         """Reason string per event ("ok", "non_finite_value", ...), e.g. for dead-letter records."""
         return [status_reason(code) for code in self.status.tolist()]
+
+
+def rarity_of(scores: np.ndarray) -> np.ndarray:
+    """``-log10(1 - score)`` of float32 scores in [0, 1], float64 (a score of 1 gives the float32 limit, 7.2).
+
+    A scorer lifts its own float64 rarity to at least this (``np.maximum``), so that ``score >= t`` exactly when
+    ``rarity >= -log10(1 - t)`` also where the float32 rounding moved a score across the threshold."""
+    tail = np.maximum(1.0 - np.asarray(scores, dtype=np.float64), np.finfo(np.float32).epsneg / 2)
+    return np.asarray(-np.log10(tail))
 
 
 class StateTableLike(Protocol):

@@ -16,7 +16,7 @@ import numpy as np
 
 import rnncore.calibration as calibration
 from rnncore import kernels
-from rnncore.contract import EventStatus, StepResult, status_reason
+from rnncore.contract import EventStatus, StepResult, rarity_of, status_reason
 from rnncore.errors import RnnCoreError
 from rnncore.kernels.layout import COUNT, NORM
 from rnncore.model.bidirectional import ensure_causal
@@ -245,6 +245,7 @@ class Detector:
             status[accepted] = np.maximum(status[accepted], out.status.astype(np.int8))
         if flat:
             mean, scale = mean[:, 0], scale[:, 0]
+        rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding
         return StepResult(scores=scores, nll=nll, mean=mean, scale=scale, status=status, rarity=rarity)
 
     def _advance(

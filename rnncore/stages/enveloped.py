@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from rnncore.contract import rarity_of
 from rnncore.detector import Detector, DetectorError, StepResult
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import ALARM_COLUMN, EW_COLUMN, REF_COLUMN, Envelope, EnvelopeError, envelope_schema
@@ -136,6 +137,7 @@ class EnvelopedDetector(Detector):
                       a.refit_level)  # fmt: skip
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
         rarity = np.where(ok, np.maximum(result.rarities(), envelope.rarity(ratio)), 0.0)
+        rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding
         if a.rank_events > 0:
             at = float(-np.log10(1.0 - p.alarm_score))
             _ranked(rarity, rows, ok, columns[ALARM_COLUMN], at, a.rank_events, 1.0 - 1.0 / a.rank_window)

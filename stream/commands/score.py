@@ -119,11 +119,11 @@ def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, 
 
 def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit: Any) -> int:
     """Rescore all records with a bidirectional model and emit rows in time order; returns the anomaly count."""
+    from rnncore.contract import rarity_of
     from rnncore.training.bidirectional import score_records
 
     result = score_records(weights, records)
-    rarity = np.maximum(1.0 - np.asarray(result.scores, dtype=np.float64), np.finfo(np.float32).epsneg / 2)
-    rarity = -np.log10(rarity)
+    rarity = rarity_of(result.scores)
     anomalies = 0
     for i in sorted(range(len(records)), key=lambda i: records[i].time):
         score = float(result.scores[i])

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from rnncore.contract import rarity_of
 from stream.data.wire import (
     DEFAULT_MAX_KEY_BYTES,
     FLOAT32_MAX,
@@ -243,7 +244,7 @@ def encode_scores(
     if n == 0:
         return []
     if rarity is None:
-        rarity = _rarity_of(np.asarray(scores))
+        rarity = rarity_of(np.asarray(scores))
     column_mean, column_scale = mean.reshape(n, -1), scale.reshape(n, -1)
     if column_mean.shape[1] != 1 or column_scale.shape[1] != 1:
         return _encode_scores_per_event(
@@ -384,12 +385,6 @@ def _rounded(rarity: np.ndarray) -> list[float]:
     with np.errstate(invalid="ignore"):
         small = np.abs(rarity) < 1e12
     return np.where(small, np.floor(np.where(small, rarity, 0.0) * 1e4) / 1e4, rarity).tolist()
-
-
-def _rarity_of(scores: np.ndarray) -> np.ndarray:
-    """``-log10(1 - score)`` of scores in [0, 1] (records built without a scorer's own rarity)."""
-    tail = np.maximum(1.0 - scores.astype(np.float64), np.finfo(np.float32).epsneg / 2)
-    return np.asarray(-np.log10(tail))
 
 
 def _per_event(column: np.ndarray, n: int) -> list[Any]:
