@@ -12,8 +12,8 @@ from tests.stream.evaluation.labelled_files import write_labelled
 def test_evaluate_reports_per_file_and_pooled_and_plots(tmp_path, capsys) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
-    write_labelled(data / "pump1.csv", fault=(1000, 1100), seed=1)
-    write_labelled(data / "pump2.csv", fault=(1050, 1200), seed=2)
+    write_labelled(data / "pump1.csv", n=2600, fault=(2100, 2200), seed=1)  # >= 1,500 normal rows: a reference
+    write_labelled(data / "pump2.csv", n=2600, fault=(2150, 2300), seed=2)
     argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -39,7 +39,7 @@ def test_evaluate_refuses_a_missing_label_column_in_one_line(tmp_path, capsys) -
 def test_evaluate_says_which_files_had_too_few_normal_rows_for_the_envelope(tmp_path, capsys) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
-    write_labelled(data / "long.csv", seed=1)
+    write_labelled(data / "long.csv", n=2600, fault=(2100, 2200), seed=1)
     write_labelled(data / "short.csv", n=400, fault=(150, 200), seed=2)  # 150 normal rows: enough to train on
     argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
     assert main([*argv, "--worst", "0"]) == 0
