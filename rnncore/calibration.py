@@ -11,7 +11,10 @@ For every accepted event with a finite surprise ``s`` (the forecast's Gaussian N
    sustained changes): ``tail = 0.5 * erfc(z / sqrt(2))``;
 4. score = ``log(tail + tail_floor) / log(tail_floor)`` of the smaller tail, clipped to [0, 1] (Numenta's
    log-likelihood; with the default floor 1e-10: tail 1e-10 -> 1, tail 0.5 -> 0.03);
-   0 while the stream has seen fewer than ``warmup_events`` surprises;
+   0 while the stream has seen fewer than ``warmup_events`` surprises; beside it the event's *rarity*
+   ``-log10(1 - score)`` computed from the log of the tail (:func:`log_upper_tail`) in float64, so it keeps
+   growing where the float32 score has reached 1 (tail below ~1e-16): ``score >= t`` exactly when
+   ``rarity >= -log10(1 - t)`` (0.99: 2), and alarms above the threshold keep their order;
 5. long-run statistics, for x in (s, a): ``alpha = 1 / min(n + 1, long_window)``;
    ``d = x - mean`` winsorised to ``+-outlier_sigmas * sqrt(var + min_var)`` once warm, so anomalies barely
    widen the distribution they are judged against; ``mean += alpha*d``; ``var = (1 - alpha)*(var + alpha*d^2)``;
@@ -101,12 +104,38 @@ def _tail_score(x: float, mean: float, var: float, min_var: float, tail_floor: f
     return min(max(score, 0.0), 1.0)
 
 
+def log_upper_tail(z: float) -> float:
+    """``log(0.5 * erfc(z / sqrt(2)))``, the log of the standard normal's upper tail, finite for every finite z
+    (``erfc`` underflows to 0 beyond z ~ 38; from z = 30 on the asymptotic series, relative error below 1e-12)."""
+    if z < 30.0:
+        return math.log(0.5 * math.erfc(z / math.sqrt(2.0)))
+    inv = 1.0 / (z * z)
+    series = 1.0 - inv + 3.0 * inv * inv - 15.0 * inv * inv * inv
+    return -0.5 * z * z - math.log(z) - 0.5 * math.log(2.0 * math.pi) + math.log(series)
+
+
+def _tail_rarity(x: float, mean: float, var: float, min_var: float, tail_floor: float) -> float:
+    """``-log10(1 - score)`` of :func:`_tail_score`, unbounded: with ``u = log(tail / floor)``,
+    ``1 - score = log1p(e^u) / -log(floor)`` exactly."""
+    z = (x - mean) / math.sqrt(var + min_var)
+    u = log_upper_tail(z) - math.log(tail_floor)
+    if u > 30.0:
+        log_softplus = math.log(u + math.log1p(math.exp(-u)))
+    elif u < -30.0:
+        log_softplus = u  # log1p(e^u) = e^u to double precision
+    else:
+        log_softplus = math.log(math.log1p(math.exp(u)))
+    return max((math.log(-math.log(tail_floor)) - log_softplus) / math.log(10.0), 0.0)
+
+
 def _winsorised(d: float, var: float, min_var: float, limit_sigmas: float) -> float:
     bound = limit_sigmas * math.sqrt(var + min_var)
     return min(max(d, -bound), bound)
 
 
 _tail_score_jit = jit(_tail_score)
+log_upper_tail = jit(log_upper_tail)
+_tail_rarity_jit = jit(_tail_rarity)
 _winsorised_jit = jit(_winsorised)
 
 
@@ -125,9 +154,11 @@ def _calibrate(
     outlier_sigmas: float,
     tail_floor: float,
     refractory_events: int,
+    out_rarity: np.ndarray,
 ) -> None:
     for i in range(rows.shape[0]):
         s = float(nll[i])
+        out_rarity[i] = 0.0
         if status[i] != 0 or not np.isfinite(s):  # NaN: no forecast yet; +-inf: no usable surprise
             out_scores[i] = 0.0
             continue
@@ -142,12 +173,17 @@ def _calibrate(
             point = _tail_score_jit(s, mean_s, var_s, min_var, tail_floor)
             sustained = _tail_score_jit(a, mean_a, var_a, min_var, tail_floor)
             raw = max(point, sustained)
+            rarity = max(_tail_rarity_jit(s, mean_s, var_s, min_var, tail_floor),
+                         _tail_rarity_jit(a, mean_a, var_a, min_var, tail_floor))  # fmt: skip
             if refractory_events > 0:
                 recent = float(stats[r, _RECENT])
-                out_scores[i] = raw if raw > recent else 0.0
+                kept = raw > recent
+                out_scores[i] = raw if kept else 0.0
+                out_rarity[i] = rarity if kept else 0.0
                 stats[r, _RECENT] = max(recent * (1.0 - 1.0 / refractory_events), raw)
             else:
                 out_scores[i] = raw
+                out_rarity[i] = rarity
         else:
             out_scores[i] = 0.0
         limit = outlier_sigmas if warm else np.inf
@@ -196,11 +232,17 @@ def calibrate(
     nll: np.ndarray,
     status: np.ndarray,
     out_scores: np.ndarray,
+    out_rarity: np.ndarray | None = None,
 ) -> None:
-    """Score a batch in arrival order into ``out_scores`` and advance each stream's calibration state in place."""
+    """Score a batch in arrival order into ``out_scores`` (and each score's unbounded rarity into ``out_rarity``,
+    float64 [B], when given) and advance each stream's calibration state in place."""
     stats = _check_batch(columns, rows, nll, status, out_scores)
+    if out_rarity is None:
+        out_rarity = np.empty(rows.shape[0])
+    elif out_rarity.dtype != np.float64 or out_rarity.shape != rows.shape:
+        raise ScoringError(f"out_rarity must be float64 {rows.shape}, got {out_rarity.dtype} {out_rarity.shape}")
     _calibrate(
         stats, rows, nll, status, out_scores, params.short_window, params.long_window,
         params.warmup_events, params.min_var, params.max_surprise, params.outlier_sigmas, params.tail_floor,
-        params.refractory_events,
+        params.refractory_events, out_rarity,
     )  # fmt: skip

@@ -35,9 +35,12 @@ are two implementations of the same steps; the parity tests hold them together, 
 9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
     score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
     variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``
-    normal quantile). The reference is the stream's from training, else
-    fitted online from its own events after the warm-up (flagged events
-    skipped) and frozen; until then this step adds nothing.
+    normal quantile). The reference is the stream's from training (at
+    least ``min_history`` rows), else fitted online from its own events
+    after the warm-up (flagged events skipped) and frozen; until then this
+    step adds nothing. Rarity = max of both steps' ``-log10(1 - score)``,
+    above the threshold discounted by the stream's recent alarm count; an
+    alarm lasting ~``refit_window`` events drops the reference (refit).
 ==  ==========================================================================  ===================================
 
 Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.
@@ -53,7 +56,15 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["EventRecord", "EventStatus", "StateTableLike", "StepResult", "StreamScorer", "status_reason"]
+__all__ = [
+    "EventRecord",
+    "EventStatus",
+    "StateTableLike",
+    "StepResult",
+    "StreamScorer",
+    "rarity_of",
+    "status_reason",
+]
 
 
 class EventRecord(NamedTuple):
@@ -99,6 +110,10 @@ class StepResult:
     ``values`` passed in ([B] or [B, F]); ``nll`` is NaN for a stream's first event (no forecast yet).
     ``contributions`` (multi-feature streams under the envelope, step 9; None otherwise): each feature's share of
     the envelope's distance, summing to 1 per event; NaN where the stream has no frozen reference yet.
+    ``rarity``: ``-log10`` of each event's tail probability ``1 - score``, computed in float64 from the log of
+    the tail, so it keeps growing where the float32 score has reached 1: ``score >= t`` exactly when ``rarity
+    >= -log10(1 - t)`` (threshold 0.99: rarity 2), and alarms above the threshold keep their order (0 where
+    the score is 0; None from a scorer that does not compute it: :meth:`rarities` derives it from ``scores``).
     """
 
     scores: np.ndarray  # float32 [B], in [0, 1]
@@ -107,9 +122,15 @@ class StepResult:
     scale: np.ndarray  # float32 [B] or [B, F]
     status: np.ndarray  # int8 [B], EventStatus codes
     contributions: np.ndarray | None = None  # float32 [B, F] for F > 1
+    rarity: np.ndarray | None = None  # float64 [B]: -log10(1 - score) before float32 rounding, unbounded
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
+
+    def rarities(self) -> np.ndarray:
+        """``-log10(1 - score)`` per event, float64: ``rarity`` where the scorer computes it (unbounded: alarms keep
+        their order where the float32 score is 1), else from ``scores`` (a score of 1 gives the float32 limit)."""
+        return self.rarity if self.rarity is not None else rarity_of(self.scores)
 
     @property
     def accepted(self) -> np.ndarray:
@@ -119,6 +140,15 @@ class StepResult:
     def reasons(self) -> list[str]:
         """Reason string per event ("ok", "non_finite_value", ...), e.g. for dead-letter records."""
         return [status_reason(code) for code in self.status.tolist()]
+
+
+def rarity_of(scores: np.ndarray) -> np.ndarray:
+    """``-log10(1 - score)`` of float32 scores in [0, 1], float64 (a score of 1 gives the float32 limit, 7.2).
+
+    A scorer lifts its own float64 rarity to at least this (``np.maximum``), so that ``score >= t`` exactly when
+    ``rarity >= -log10(1 - t)`` also where the float32 rounding moved a score across the threshold."""
+    tail = np.maximum(1.0 - np.asarray(scores, dtype=np.float64), np.finfo(np.float32).epsneg / 2)
+    return np.asarray(-np.log10(tail))
 
 
 class StateTableLike(Protocol):

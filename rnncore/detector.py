@@ -16,7 +16,7 @@ import numpy as np
 
 import rnncore.calibration as calibration
 from rnncore import kernels
-from rnncore.contract import EventStatus, StepResult, status_reason
+from rnncore.contract import EventStatus, StepResult, rarity_of, status_reason
 from rnncore.errors import BatchShapeError, DetectorError, IncompatibleModelError
 from rnncore.kernels.layout import COUNT, NORM, PEAK_VAR
 from rnncore.model.bidirectional import ensure_causal
@@ -223,30 +223,32 @@ class Detector:
         nll = np.full(B, np.nan, dtype=np.float32)
         mean = np.full((B, F), np.nan, dtype=np.float32)
         scale = np.full((B, F), np.nan, dtype=np.float32)
+        rarity = np.zeros(B)
         if accepted.size == B and B:
-            out = self._advance(rows, times, values, scores)
+            out = self._advance(rows, times, values, scores, rarity)
             nll[:], mean[:], scale[:] = out.nll, out.mean.reshape(B, F), out.scale.reshape(B, F)
             status = np.maximum(status, out.status.astype(np.int8))
         elif accepted.size:
-            sub_scores = np.zeros(accepted.size, dtype=np.float32)
-            out = self._advance(rows[accepted], times[accepted], values[accepted], sub_scores)
-            scores[accepted] = sub_scores
+            sub_scores, sub_rarity = np.zeros(accepted.size, dtype=np.float32), np.zeros(accepted.size)
+            out = self._advance(rows[accepted], times[accepted], values[accepted], sub_scores, sub_rarity)
+            scores[accepted], rarity[accepted] = sub_scores, sub_rarity
             nll[accepted] = out.nll
             mean[accepted] = out.mean.reshape(accepted.size, F)
             scale[accepted] = out.scale.reshape(accepted.size, F)
             status[accepted] = np.maximum(status[accepted], out.status.astype(np.int8))
         if flat:
             mean, scale = mean[:, 0], scale[:, 0]
-        return StepResult(scores=scores, nll=nll, mean=mean, scale=scale, status=status)
+        rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding
+        return StepResult(scores=scores, nll=nll, mean=mean, scale=scale, status=status, rarity=rarity)
 
     def _advance(
-        self, rows: np.ndarray, times: np.ndarray, values: np.ndarray, scores: np.ndarray
+        self, rows: np.ndarray, times: np.ndarray, values: np.ndarray, scores: np.ndarray, rarity: np.ndarray
     ) -> kernels.StepOutput:
         out = kernels.StepOutput.empty(rows.size, values.shape[1])
         columns = self._table.columns
         kernels.advance(self._model, columns, rows, times, np.ascontiguousarray(values), out)
         _raise_peak(columns, rows)
-        calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores)
+        calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores, rarity)
         return out
 
     def _validated(self, keys: Sequence[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:

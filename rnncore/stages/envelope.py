@@ -35,6 +35,7 @@ __all__ = ["Envelope", "EnvelopeParams", "envelope_schema", "fit_envelope"]
 ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.envelope_file)
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
 REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
+ALARM_COLUMN = "envelope_alarm"  # float64 [2]: EW share of events the reference flags (refit), EW alarm count (rank)
 _LOG_EPS = 1e-6
 
 
@@ -47,6 +48,11 @@ class EnvelopeParams:
     fit_fraction: float = 0.7
     warmup: int = 32  # first rows of each stream left out (the EW moments settling; 4 windows); 200 until 2026-12-03
     alarm_score: float = 0.99
+    # fewest training rows for a stream's training reference beyond warm-up + 100 (fit time only, not in
+    # envelope.npz). 1500 won on NAB TUNE (a 750-row history has not seen a drifting stream's slow variation, and
+    # its frozen reference floods) but leaves a short experiment's 350-450-row normal head without a reference,
+    # which loses the multivariate short-file benchmark (BENCHMARKS.md "Short experiments"); 0 by default
+    min_history: int = 0
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -57,11 +63,13 @@ class EnvelopeParams:
             raise EnvelopeError(f"fit_fraction must be in [0.1, 0.95], got {self.fit_fraction}")
         if not 0.0 < self.alarm_score < 1.0:
             raise EnvelopeError(f"alarm_score must be in (0, 1), got {self.alarm_score}")
+        if self.min_history < 0:
+            raise EnvelopeError(f"min_history must be >= 0, got {self.min_history}")
 
     def min_events(self) -> int:
         """Fewest training rows a stream needs for a reference (warm-up + fit + held-out): 132, so that a short
-        experiment's normal head (a few hundred rows) gets one."""
-        return self.warmup + 100
+        experiment's normal head (a few hundred rows) gets one; ``min_history`` can ask for more."""
+        return max(self.warmup + 100, self.min_history)
 
 
 @njit(cache=True, nogil=True)
@@ -149,6 +157,10 @@ class Envelope:
         """Map ``r / c`` to [0, 1]: ``alarm_score`` exactly at the cut, 0 for r = 0, towards 1 beyond."""
         return np.asarray(1.0 - (1.0 - self.params.alarm_score) ** np.maximum(ratio, 0.0))
 
+    def rarity(self, ratio: np.ndarray) -> np.ndarray:
+        """``-log10(1 - score)`` of :meth:`scores`, unbounded: ``(r / c) * -log10(1 - alarm_score)`` (2 at the cut)."""
+        return np.asarray(np.maximum(ratio, 0.0) * -np.log10(1.0 - self.params.alarm_score))
+
     def describe(self) -> dict[str, Any]:
         """What the artifact's ``model.json`` records about the envelope (and `rnnwatch train` prints)."""
         p = self.params
@@ -165,7 +177,11 @@ class Envelope:
 
 def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     """The per-stream column the online envelope needs beside the Detector's."""
-    return {EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)), REF_COLUMN: ((), np.dtype(np.int64))}
+    return {
+        EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)),
+        REF_COLUMN: ((), np.dtype(np.int64)),
+        ALARM_COLUMN: ((2,), np.dtype(np.float64)),
+    }
 
 
 def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -> Envelope:

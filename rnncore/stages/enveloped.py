@@ -8,23 +8,71 @@ fault states, broken correlation). A stream seen in training uses its reference 
 stream gets a notion of normal. The envelope's moments and online fits live in extra columns of the same state
 table, so eviction, snapshots and restores cover them. For a multi-feature stream each result also says which
 features drive the envelope's distance (``StepResult.contributions``, :func:`rnncore.stages.selffit.contributions`).
+
+Each result's ``rarity`` (``-log10(1 - score)``, unbounded) ranks the alarms; above the threshold it is discounted
+by the stream's count of recent alarms (:class:`AlarmParams`), so a fresh onset ranks above the 500th event of
+a lasting state while both stay flagged. A reference whose alarm lasts far longer than any fault can be
+dropped and refitted (:class:`AlarmParams` ``refit_window``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
+from rnncore.contract import rarity_of
 from rnncore.detector import Detector, StepResult
 from rnncore.errors import DetectorError
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.envelope import EW_COLUMN, REF_COLUMN, Envelope, envelope_schema
+from rnncore.stages.envelope import ALARM_COLUMN, EW_COLUMN, REF_COLUMN, Envelope, EnvelopeError, envelope_schema
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, envelope_step, self_fit_schema
 from rnncore.state.table import EventStatus
 
-__all__ = ["EnvelopedDetector"]
+__all__ = ["AlarmParams", "EnvelopedDetector"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmParams:
+    """What a lasting alarm does: a refit of the stream's reference and a rank that favours fresh onsets.
+
+    ``refit_window`` (0: off) and ``refit_level``: once the EW share (over ~``refit_window`` events) of a
+    stream's events its frozen reference flags reaches ``refit_level``, the reference is dropped and the stream
+    fits a new one from its next events. ``rank_events`` (0: off) and ``rank_window``: above the threshold the
+    rarity is ``2 + (rarity - 2) / (1 + n / rank_events)`` with ``n`` the EW count (over ~``rank_window``
+    events) of the stream's earlier alarms: a lasting state stays at or above the threshold, and a fresh onset
+    ranks above it."""
+
+    refit_window: int = 4000
+    refit_level: float = 0.5
+    rank_events: float = 1.0
+    rank_window: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.refit_window < 0 or not 0.0 < self.refit_level <= 1.0:
+            raise EnvelopeError(
+                f"refit_window must be >= 0 and refit_level in (0, 1], got {self.refit_window}, {self.refit_level}"
+            )
+        if self.rank_events < 0 or self.rank_window < 1:
+            raise EnvelopeError(f"rank_events must be >= 0, rank_window >= 1: {self.rank_events}, {self.rank_window}")
+
+
+@njit(cache=True, nogil=True)
+def _ranked(rarity: np.ndarray, rows: np.ndarray, ok: np.ndarray, alarm: np.ndarray, threshold: float,
+            per: float, decay: float) -> None:  # fmt: skip
+    """Discount each rarity above ``threshold`` by the stream's EW count of earlier alarms (in place, in order)."""
+    for i in range(rows.shape[0]):
+        if not ok[i]:
+            continue
+        row = rows[i]
+        n = alarm[row, 1]
+        hit = rarity[i] >= threshold
+        if hit:
+            rarity[i] = threshold + (rarity[i] - threshold) / (1.0 + n / per)
+        alarm[row, 1] = decay * n + (1.0 if hit else 0.0)
 
 
 class EnvelopedDetector(Detector):
@@ -36,10 +84,13 @@ class EnvelopedDetector(Detector):
         envelope: Envelope | None = None,
         *,
         self_fit: SelfFitParams | None = None,
+        alarm: AlarmParams | None = None,
         **kwargs: Any,
     ) -> None:
         """``envelope``: the training references (None: every stream fits its own); ``self_fit``: the online fit's
-        lengths; ``kwargs`` as for :class:`Detector` (``max_streams``, ``idle_ttl_seconds``, ``scoring``)."""
+        lengths; ``alarm``: refit and rank of lasting alarms; ``kwargs`` as for :class:`Detector`
+        (``max_streams``, ``idle_ttl_seconds``, ``scoring``)."""
+        self.alarm = alarm if alarm is not None else AlarmParams()
         features = weights.config.n_features
         envelope = envelope if envelope is not None else Envelope.empty(features)
         if envelope.n_features != features:
@@ -78,10 +129,18 @@ class EnvelopedDetector(Detector):
         ratio = np.zeros(len(keys))
         want = envelope.n_features > 1
         contrib = np.full((len(keys), envelope.n_features if want else 0), np.nan)
-        fit = self.self_fit
+        fit, a = self.self_fit, self.alarm
+        refit_decay = 1.0 - 1.0 / a.refit_window if a.refit_window > 0 else 0.0
+        share = columns[ALARM_COLUMN][:, 0]  # a view: the refit's EW share of flagged events, written in place
         envelope_step(columns[EW_COLUMN], columns[SELF_COLUMN], rows, refs, ok, flagged, x, p.window, p.warmup,
                       fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
-                      envelope.wicov, envelope.cuts, ratio, contrib, want)  # fmt: skip
+                      envelope.wicov, envelope.cuts, ratio, contrib, want, columns[REF_COLUMN], share, refit_decay,
+                      a.refit_level)  # fmt: skip
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
+        rarity = np.where(ok, np.maximum(result.rarities(), envelope.rarity(ratio)), 0.0)
+        rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding
+        if a.rank_events > 0:
+            at = float(-np.log10(1.0 - p.alarm_score))
+            _ranked(rarity, rows, ok, columns[ALARM_COLUMN], at, a.rank_events, 1.0 - 1.0 / a.rank_window)
         return StepResult(scores=scores, nll=result.nll, mean=result.mean, scale=result.scale, status=result.status,
-                          contributions=contrib.astype(np.float32) if want else None)  # fmt: skip
+                          contributions=contrib.astype(np.float32) if want else None, rarity=rarity)  # fmt: skip

@@ -300,10 +300,16 @@ def self_fit_step(state: np.ndarray, count: float, x: np.ndarray, feat: np.ndarr
 def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray,
                   flagged: np.ndarray, x: np.ndarray, window: int, warmup: int, fit_events: int, held_events: int,
                   q: float, mu: np.ndarray, icov: np.ndarray, wmu: np.ndarray, wicov: np.ndarray, cuts: np.ndarray,
-                  out: np.ndarray, contrib: np.ndarray, want: bool) -> None:  # fmt: skip
+                  out: np.ndarray, contrib: np.ndarray, want: bool, refcol: np.ndarray, alarm: np.ndarray,
+                  refit_decay: float, refit_level: float) -> None:  # fmt: skip
     """Per event in arrival order: update the stream's EW moments, write ``r / c`` against its training reference
     (``refs >= 0``) or its own online one (:func:`self_fit_step`; 0 until frozen); with ``want``, the per-feature
-    contributions into ``contrib`` [B, F] (left as they are, NaN, where no reference is frozen)."""
+    contributions into ``contrib`` [B, F] (left as they are, NaN, where no reference is frozen).
+
+    Refit after an alarm that lasts (``refit_decay`` > 0): ``alarm[row]`` is the EW share (weight ``1 -
+    refit_decay``) of the stream's events the frozen reference flags (``r / c >= 1``); once it reaches
+    ``refit_level`` the stream drops its reference (``refcol[row] = -1``, its online fit cleared) and fits a new
+    one from its next events, as a new stream does (:func:`self_fit_step`)."""
     F = x.shape[1]
     feat = np.empty(2 * F)
     for i in range(rows.shape[0]):
@@ -312,7 +318,8 @@ def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.
             continue
         row = rows[i]
         _ew_update(ew[row], x[i], window, feat)
-        ref = refs[i]
+        ref = refs[i] if refcol[row] >= 0 else -1  # -1: dropped by a refit earlier in this batch
+        frozen = ref >= 0 or selfs[row, _CUTS + 2] > 0.0
         if ref >= 0:
             settled = ew[row, 2 * F] > warmup
             out[i] = _scored(x[i], mu[ref], icov[ref], feat, wmu[ref], wicov[ref], cuts[ref], contrib[i], want,
@@ -321,6 +328,13 @@ def envelope_step(ew: np.ndarray, selfs: np.ndarray, rows: np.ndarray, refs: np.
             count = ew[row, 2 * F]
             out[i] = self_fit_step(selfs[row], count, x[i], feat, flagged[i], warmup, fit_events, held_events, q,
                                    contrib[i], want)  # fmt: skip
+        if refit_decay > 0.0 and frozen:
+            level = refit_decay * alarm[row] + (1.0 - refit_decay) * (1.0 if out[i] >= 1.0 else 0.0)
+            alarm[row] = level
+            if level >= refit_level:
+                refcol[row] = -1
+                selfs[row, :] = 0.0
+                alarm[row] = 0.0
 
 
 def training_ratios(envelope: Envelope, ew: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.ndarray,
@@ -335,7 +349,8 @@ def training_ratios(envelope: Envelope, ew: np.ndarray, rows: np.ndarray, refs: 
     x = np.ascontiguousarray(x, dtype=np.float64)
     scored = np.asarray(ok, dtype=np.bool_) & (refs >= 0)
     p = envelope.params
-    envelope_step(ew, np.zeros((1, 1)), rows, refs, scored, np.zeros(n, np.bool_), x, p.window, p.warmup, 0, 0,
-                  1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu, envelope.wicov, envelope.cuts, out,
-                  contrib, False)  # fmt: skip
+    unused = np.zeros(ew.shape[0], dtype=np.int64)
+    envelope_step(ew, np.zeros((ew.shape[0], _HEAD)), rows, refs, scored, np.zeros(n, np.bool_), x, p.window,
+                  p.warmup, 0, 0, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu, envelope.wicov,
+                  envelope.cuts, out, contrib, False, unused, np.zeros(ew.shape[0]), 0.0, 1.0)  # fmt: skip
     return out

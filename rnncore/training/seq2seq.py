@@ -20,11 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnncore.errors import RnnCoreError
-
-
-class Seq2SeqError(RnnCoreError, ValueError):
-    """Encoder-decoder settings or data are out of range (window, sizes, too few windows)."""
+from rnncore.errors import TrainingError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,12 +43,12 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         if self.window < 2 or self.hidden_size < 1 or self.n_features < 1 or not 1 <= self.num_layers <= 4:
-            raise Seq2SeqError("need window >= 2, hidden_size >= 1, n_features >= 1 and 1 <= num_layers <= 4")
+            raise TrainingError("need window >= 2, hidden_size >= 1, n_features >= 1 and 1 <= num_layers <= 4")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.free_fraction <= 1.0):
-            raise Seq2SeqError(f"dropout must be in [0, 1) and free_fraction in [0, 1], got {self.dropout}, "
+            raise TrainingError(f"dropout must be in [0, 1) and free_fraction in [0, 1], got {self.dropout}, "
                                f"{self.free_fraction}")  # fmt: skip
         if self.epochs < 1 or self.batch_size < 1 or self.stride < 1:
-            raise Seq2SeqError("epochs, batch_size and stride must be >= 1")
+            raise TrainingError("epochs, batch_size and stride must be >= 1")
 
 
 class Stack(nn.Module):
@@ -108,7 +104,7 @@ class WindowAutoencoder(nn.Module):
 def windows(x: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
     """Every window of ``window`` consecutive rows of ``x`` [T, F] starting every ``stride`` rows: [N, W, F]."""
     if x.shape[0] < window:
-        raise Seq2SeqError(f"{x.shape[0]} rows are fewer than one window of {window}")
+        raise TrainingError(f"{x.shape[0]} rows are fewer than one window of {window}")
     view = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # [T - W + 1, F, W]
     return np.ascontiguousarray(np.transpose(view[::stride], (0, 2, 1)), dtype=np.float32)
 

@@ -3,8 +3,9 @@
 Events are ordered by time (stable, so equal times keep file order) and fed to the scorer the service runs
 (:func:`rnncore.scorer.build_scorer`, the one place that chooses it), in micro-batches of consecutive events; the
 scorer applies a stream's events in arrival order, so the scores equal feeding events one at a time, and no event
-sees a later one. Output: one record per event with key, time, score, anomaly flag (score >= threshold) and
-status, as JSON Lines or CSV (by suffix); for a multi-feature model also each feature's share of what drives the
+sees a later one. Output: one record per event with key, time, score, rarity (``-log10(1 - score)``, unbounded:
+it orders alarms where the score reads 1; ``StepResult.rarity``), anomaly flag (score >= threshold) and status,
+as JSON Lines or CSV (by suffix); for a multi-feature model also each feature's share of what drives the
 score (``StepResult.contributions``: a ``contributions`` list, or ``contribution_0..F-1`` CSV columns).
 
 ``--scoring-pipeline seasonal`` (serve's ``scoring_pipeline``) scores through
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson")  # CSV, else JSON Lines (not .json: one document, not lines)
 
 
+def _cut(rarity: float) -> float:
+    """The rarity cut down to 4 decimals, as the score record writes it (1.99997 stays below the threshold's 2)."""
+    return math.floor(rarity * 1e4) / 1e4 if abs(rarity) < 1e12 else rarity
+
+
 def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, Any]:
     """Open ``path`` and return (handle, emit); non-causal output gets an extra ``causal`` column (false). For a
     multi-feature model each row also says which features drive its score: a ``contributions`` list (JSON Lines)
@@ -71,19 +78,30 @@ def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, 
         table = csv.writer(handle)
         contribution_columns = [f"contribution_{j}" for j in range(n_features)] if shares else []
         table.writerow(
-            ["key", "time", "score", "anomaly", "status", *([] if causal else ["causal"]), *contribution_columns]
+            [
+                "key",
+                "time",
+                "score",
+                "rarity",
+                "anomaly",
+                "status",
+                *([] if causal else ["causal"]),
+                *contribution_columns,
+            ]  # fmt: skip
         )
         marker = [] if causal else [0]
 
-        def emit_csv(key: str, t: float, s: float, a: bool, st: str, share: list[float] | None = None) -> None:
+        def emit_csv(key: str, t: float, s: float, rarity: float, a: bool, st: str,
+                     share: list[float] | None = None) -> None:  # fmt: skip
             cells = [] if not shares else [""] * n_features if share is None else [f"{v:.4g}" for v in share]
-            table.writerow([key, repr(t), f"{s:.6g}", int(a), st, *marker, *cells])
+            table.writerow([key, repr(t), f"{s:.6g}", f"{_cut(rarity):.4f}", int(a), st, *marker, *cells])
 
         return handle, emit_csv
     extra = {} if causal else {"causal": False}
 
-    def emit_json(key: str, t: float, s: float, a: bool, st: str, share: list[float] | None = None) -> None:
-        row = {"key": key, "time": t, "score": s, "anomaly": a, "status": st, **extra}
+    def emit_json(key: str, t: float, s: float, rarity: float, a: bool, st: str,
+                  share: list[float] | None = None) -> None:  # fmt: skip
+        row = {"key": key, "time": t, "score": s, "rarity": _cut(rarity), "anomaly": a, "status": st, **extra}
         if shares:
             row["contributions"] = share if share is not None else [None] * n_features
         handle.write(orjson.dumps(row).decode() + "\n")
@@ -93,15 +111,17 @@ def _writer(path: Path, causal: bool = True, n_features: int = 1) -> tuple[Any, 
 
 def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit: Any) -> int:
     """Rescore all records with a bidirectional model and emit rows in time order; returns the anomaly count."""
+    from rnncore.contract import rarity_of
     from rnncore.training.bidirectional import score_records
 
     result = score_records(weights, records)
+    rarity = rarity_of(result.scores)
     anomalies = 0
     for i in sorted(range(len(records)), key=lambda i: records[i].time):
         score = float(result.scores[i])
         flagged = bool(score >= threshold)
         anomalies += flagged
-        emit(records[i].key, records[i].time, score, flagged, "ok")
+        emit(records[i].key, records[i].time, score, float(rarity[i]), flagged, "ok")
     return anomalies
 
 
@@ -120,11 +140,12 @@ def score_events(
         result = detector.step(keys, times, values)
         reasons = result.reasons()
         shares = [None] * len(batch) if result.contributions is None else result.contributions.tolist()
+        rarity = result.rarities().tolist()
         for i, (record, score, reason, share) in enumerate(zip(batch, result.scores.tolist(), reasons, shares,
                                                                 strict=True)):  # fmt: skip
             flagged = bool(score >= threshold)
             anomalies += flagged
-            emit(record.key, record.time, score, flagged, reason, share)
+            emit(record.key, record.time, score, rarity[i], flagged, reason, share)
             if observe is not None:
                 observe(record.key, record.time, record.values, score, flagged, float(result.mean[i, 0]),
                         float(result.scale[i, 0]))  # fmt: skip

@@ -276,8 +276,9 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
     return (
         f"envelope: {len(envelope.index)} streams; default threshold: score >= {p.alarm_score} = beyond what "
         f"{p.false_alarm:.1%} of a stream's held-out normal rows reached (the {1 - p.false_alarm:.3f} quantile; "
-        f"on new normal data the rate is higher, bench/FLEET_FINDINGS.md); streams not in these logs fit their own "
-        f"online from their first {p.warmup + online.fit_events + online.held_events} events"
+        f"on new normal data the rate is higher, bench/FLEET_FINDINGS.md); streams not in these logs or with fewer "
+        f"than {p.min_events()} rows in them fit their own online from their first "
+        f"{p.warmup + online.fit_events + online.held_events} events"
     )
 
 

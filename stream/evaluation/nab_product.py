@@ -26,13 +26,22 @@ from stream.evaluation.product_path import run_cli
 
 @dataclass(frozen=True)
 class NabProductRun:
-    """Scores per file (file row order), the CLI's default threshold, the artifact and what the commands printed."""
+    """What `rnnwatch score` wrote per file (file row order): ``rarity`` (``-log10(1 - score)``, unbounded: what
+    NAB's threshold sweep ranks), ``scores`` and the ``anomaly`` flags; the CLI's default threshold on the score
+    and the same on the rarity; the artifact and what the commands printed."""
 
+    rarity: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]
+    flags: dict[str, np.ndarray]
     artifact: Path
     threshold: float
     train_output: str
     score_output: str
+
+    @property
+    def rarity_threshold(self) -> float:
+        """The rarity at the score threshold: ``score >= threshold`` exactly when ``rarity >= this`` (0.99: 2)."""
+        return float(-np.log10(1.0 - self.threshold))
 
 
 def write_log(path: Path, files: Sequence[NabFile], probation_only: bool) -> int:
@@ -50,8 +59,9 @@ def write_log(path: Path, files: Sequence[NabFile], probation_only: bool) -> int
     return rows
 
 
-def read_scores(path: Path, files: Sequence[NabFile]) -> dict[str, np.ndarray]:
-    """`rnnwatch score`'s JSON Lines output back in each file's row order.
+def read_scores(path: Path, files: Sequence[NabFile], field: str = "score") -> dict[str, np.ndarray]:
+    """One field of `rnnwatch score`'s JSON Lines output (``score``, ``rarity``, ``anomaly``) back in each file's
+    row order, as float64.
 
     The command scores events in time order (a stable sort, so equal times keep file order); a few NAB files
     step back in time, so a key's k-th output row is the file's row at the k-th place of that stable sort."""
@@ -59,7 +69,7 @@ def read_scores(path: Path, files: Sequence[NabFile]) -> dict[str, np.ndarray]:
     with path.open("rb") as handle:
         for line in handle:
             row = orjson.loads(line)
-            per_key[row["key"]].append(float(row["score"]))
+            per_key[row["key"]].append(float(row[field]))
     scores = {}
     for f in files:
         emitted = np.asarray(per_key[f.name], dtype=np.float64)
@@ -89,4 +99,5 @@ def train_and_score(files: Sequence[NabFile], workdir: Path, train_seconds: floa
     args, scored_text = run_cli(
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )
-    return NabProductRun(read_scores(scored, files), artifact, float(args.threshold), trained, scored_text)
+    rarity, scores, flags = (read_scores(scored, files, name) for name in ("rarity", "score", "anomaly"))
+    return NabProductRun(rarity, scores, flags, artifact, float(args.threshold), trained, scored_text)

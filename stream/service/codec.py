@@ -13,8 +13,11 @@ Events the detector rejects are dead-lettered under its own reasons (``stream_ta
 
 Score record (Kafka key = stream key)::
 
-    {"key", "time", "score", "anomaly", "nll", "mean", "scale", "model_version", "partition", "offset"}
+    {"key", "time", "score", "rarity", "anomaly", "nll", "mean", "scale", "model_version", "partition", "offset"}
 
+``rarity`` is ``-log10(1 - score)`` computed before the score's float32 rounding (``StepResult.rarity``), cut
+down to 4 decimals: unbounded, so alarms above the threshold keep their order where ``score`` reads 1;
+``score >= 0.99`` when ``rarity >= 2`` (up to the score's float32 rounding).
 ``mean``/``scale`` are the forecast of the stream's next value (a number for one feature, else a list);
 ``nll`` is null for a stream's first event; ``partition``/``offset`` locate the input message. A multi-feature
 stream's record also has ``contributions`` after ``scale``: one share per feature of what drives the score
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from rnncore.contract import rarity_of
 from stream.data.wire import DEFAULT_MAX_KEY_BYTES, FLOAT32_MAX, RejectReason, loads, parse_event
 from stream.errors import CodecError, EventRejectedError
 
@@ -214,11 +218,13 @@ def encode_scores(
     offsets: Sequence[int],
     only: np.ndarray | None = None,
     contributions: np.ndarray | None = None,
+    rarity: np.ndarray | None = None,
 ) -> list[bytes | None]:
     """A batch's score records as JSON bytes (see the module docstring); NaN and infinity become null.
 
     Columns in, one record per event out (None where ``only`` is given and false). ``mean``/``scale`` are [n] or
-    [n, F] (lists for F > 1); ``contributions`` [n, F] is written for F > 1 only (``StepResult.contributions``).
+    [n, F] (lists for F > 1); ``contributions`` [n, F] is written for F > 1 only (``StepResult.contributions``);
+    ``rarity`` [n] (None: derived from ``scores``, :meth:`StepResult.rarities`).
     For one feature the numeric columns are serialised whole by ``orjson`` and split at their commas (numbers,
     booleans and nulls hold none), then each record is one bytes formatting of its cells: 3x cheaper than a dict
     and an ``orjson.dumps`` per event, byte for byte the same output.
@@ -226,12 +232,15 @@ def encode_scores(
     n = len(keys)
     if n == 0:
         return []
+    if rarity is None:
+        rarity = rarity_of(np.asarray(scores))
     column_mean, column_scale = mean.reshape(n, -1), scale.reshape(n, -1)
     if column_mean.shape[1] != 1 or column_scale.shape[1] != 1:
         return _encode_scores_per_event(
             keys,
             times,
             scores,
+            rarity,
             anomalies,
             nll,
             _per_event(mean, n),
@@ -248,6 +257,7 @@ def encode_scores(
         for column in (
             times.tolist(),
             scores.tolist(),
+            _rounded(rarity),
             anomalies.tolist(),
             nll.tolist(),
             column_mean[:, 0].tolist(),
@@ -259,7 +269,7 @@ def encode_scores(
         raise CodecError(f"score columns must all have {n} entries, got {[len(c) for c in columns]}")
     constant = b',"model_version":' + dumps(model_version) + b',"partition":' + dumps(partition) + b',"offset":'
     template = (
-        b'{"key":%b,"time":%b,"score":%b,"anomaly":%b,"nll":%b,"mean":%b,"scale":%b'
+        b'{"key":%b,"time":%b,"score":%b,"rarity":%b,"anomaly":%b,"nll":%b,"mean":%b,"scale":%b'
         + constant.replace(b"%", b"%%")
         + b"%b}"
     )
@@ -283,6 +293,7 @@ def _encode_scores_per_event(
     keys: Sequence[str],
     times: np.ndarray,
     scores: np.ndarray,
+    rarity: np.ndarray,
     anomalies: np.ndarray,
     nll: np.ndarray,
     means: list[Any],
@@ -299,10 +310,11 @@ def _encode_scores_per_event(
     dumps = orjson.dumps
     shares: list[Any] = [None] * len(keys) if contributions is None else contributions
     records: list[bytes | None] = []
-    for key, t, sc, an, nl, mu, sg, share, off, want in zip(
+    for key, t, sc, ra, an, nl, mu, sg, share, off, want in zip(
         keys,
         times.tolist(),
         scores.tolist(),
+        _rounded(rarity),
         anomalies.tolist(),
         nll.tolist(),
         means,
@@ -315,7 +327,7 @@ def _encode_scores_per_event(
         if not want:
             records.append(None)
             continue
-        head = {"key": key, "time": t, "score": sc, "anomaly": an, "nll": nl, "mean": mu, "scale": sg}
+        head = {"key": key, "time": t, "score": sc, "rarity": ra, "anomaly": an, "nll": nl, "mean": mu, "scale": sg}
         tail = {"model_version": model_version, "partition": partition, "offset": off}
         records.append(dumps(head | tail if contributions is None else head | {"contributions": share} | tail))
     return records
@@ -333,8 +345,10 @@ def encode_score(
     model_version: str | None,
     partition: int,
     offset: int,
+    rarity: float | None = None,
 ) -> bytes:
-    """One score record (the single-event form of ``encode_scores``, for tools and tests)."""
+    """One score record (the single-event form of ``encode_scores``, for tools and tests; ``rarity`` None: from
+    ``score``)."""
     mean_column = np.asarray([mean], dtype=np.float64)
     scale_column = np.asarray([scale], dtype=np.float64)
     [record] = encode_scores(
@@ -348,9 +362,18 @@ def encode_score(
         model_version=model_version,
         partition=partition,
         offsets=[offset],
+        rarity=None if rarity is None else np.asarray([rarity], dtype=np.float64),
     )
     assert record is not None
     return record
+
+
+def _rounded(rarity: np.ndarray) -> list[float]:
+    """The rarity cut down to 4 decimals (enough to order alarms; fewer bytes; down, so a rarity just below the
+    threshold's, e.g. 1.99997, is not written as 2), values beyond 1e12 as they are."""
+    with np.errstate(invalid="ignore"):
+        small = np.abs(rarity) < 1e12
+    return np.where(small, np.floor(np.where(small, rarity, 0.0) * 1e4) / 1e4, rarity).tolist()
 
 
 def _per_event(column: np.ndarray, n: int) -> list[Any]:

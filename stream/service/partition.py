@@ -168,6 +168,7 @@ class PartitionProcessor:
                 offsets=offsets,
                 only=wanted,
                 contributions=result.contributions,
+                rarity=result.rarity,
             )
             if all_ok:  # the common case: no per-event branching
                 scored, touched = len(batch), batch.keys

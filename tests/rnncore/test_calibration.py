@@ -151,3 +151,34 @@ def test_bad_arrays_raise() -> None:
             np.zeros(2, np.int8),
             np.zeros(2, np.float32),
         )
+
+
+def test_log_upper_tail_is_the_log_of_the_normal_tail_and_stays_finite() -> None:
+    import math
+
+    from rnncore.calibration import log_upper_tail
+
+    for z in (-3.0, 0.0, 2.0, 12.0, 29.9, 30.1, 35.0):
+        assert log_upper_tail(z) == pytest.approx(math.log(0.5 * math.erfc(z / math.sqrt(2.0))), rel=1e-6)
+    far = [log_upper_tail(z) for z in (40.0, 100.0, 1000.0)]  # erfc is 0 there; the log tail keeps falling
+    assert all(math.isfinite(v) for v in far) and far[0] > far[1] > far[2]
+    assert far[1] == pytest.approx(-0.5 * 100.0**2 - math.log(100.0 * math.sqrt(2.0 * math.pi)), rel=1e-6)
+
+
+def test_rarity_is_minus_log10_of_one_minus_the_score_and_orders_saturated_scores() -> None:
+    rng = np.random.default_rng(3)
+    params = ScoringParams(warmup_events=20, long_window=200)
+    columns = _columns(params, 1)
+    nll = np.concatenate([rng.normal(0.0, 0.3, 300), [2.0, 5.0, 20.0, 40.0, 50.0]]).astype(np.float32)
+    rows, status = np.zeros(nll.size, np.int64), np.zeros(nll.size, np.int8)
+    scores, rarity = np.zeros(nll.size, np.float32), np.zeros(nll.size)
+    calibrate(params, columns, rows, nll, status, scores, rarity)
+    assert (rarity[:20] == 0).all() and (scores[:20] == 0).all()  # warm-up: both 0
+    unsaturated = scores < 0.999
+    expected = -np.log10(1.0 - scores[unsaturated].astype(np.float64))
+    np.testing.assert_allclose(rarity[unsaturated], expected, atol=2e-3)
+    np.testing.assert_array_equal(scores >= 0.99, rarity >= 2.0)
+    tail = rarity[-4:]  # 5, 20, 40, 50 sigma-ish surprises: the float32 scores tie at 1, the rarity does not
+    assert (scores[-3:] == 1.0).all() and (np.diff(tail) > 0).all()
+    with pytest.raises(ScoringError, match="out_rarity"):
+        calibrate(params, columns, rows, nll, status, scores, np.zeros(nll.size, np.float32))

@@ -15,7 +15,7 @@ from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.envelope_file import save_envelope
 from rnncore.model.weights import ModelWeights
-from rnncore.stages.envelope import Envelope, fit_envelope
+from rnncore.stages.envelope import Envelope, EnvelopeParams, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.pipeline import ScoringPipeline
 
@@ -24,7 +24,8 @@ WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=1)
 
 def _envelope(features: int = 1) -> Envelope:
     rng = np.random.default_rng(0)
-    return fit_envelope([EventRecord("a", float(t), tuple(rng.normal(size=features).tolist())) for t in range(600)])
+    records = [EventRecord("a", float(t), tuple(rng.normal(size=features).tolist())) for t in range(600)]
+    return fit_envelope(records, EnvelopeParams(min_history=0))  # a short history: no minimum here
 
 
 def test_the_factory_picks_the_scorer_by_envelope_and_pipeline() -> None:

@@ -22,6 +22,7 @@ class FakeResult:
     scale: np.ndarray
     status: np.ndarray
     contributions: np.ndarray | None = None  # as StepResult: none for the fake's streams
+    rarity: np.ndarray | None = None  # as StepResult: the codec derives it from the scores
 
 
 class FakeTable:

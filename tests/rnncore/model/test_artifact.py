@@ -201,12 +201,15 @@ def test_load_envelope_refuses_a_file_replaced_after_the_artifact_was_verified(t
     """The service reads the envelope again after load_artifact: those bytes are checked against model.json too."""
     from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import load_envelope, save_envelope
-    from rnncore.stages.envelope import fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
     from stream.data.eventlog import EventRecord
 
     rng = np.random.default_rng(0)
-    first = fit_envelope([EventRecord("a", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))])
-    other = fit_envelope([EventRecord("b", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))])
+    short = EnvelopeParams(min_history=0)
+    first = fit_envelope([EventRecord("a", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))],
+                         short)  # fmt: skip
+    other = fit_envelope([EventRecord("b", float(t), (float(v),)) for t, v in enumerate(rng.standard_normal(900))],
+                         short)  # fmt: skip
     save_envelope(first, tmp_path)
     save_artifact(tmp_path, ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=1))
     loaded = load_envelope(tmp_path)

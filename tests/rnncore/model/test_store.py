@@ -89,11 +89,12 @@ def test_a_dangling_pointer_names_the_missing_version_and_how_to_fix_it(tmp_path
 def test_a_stores_current_envelope_is_checked_against_its_own_model_json(tmp_path: Path) -> None:
     from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import load_envelope, save_envelope
-    from rnncore.stages.envelope import fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
     from stream.data.eventlog import EventRecord
 
     rng = np.random.default_rng(0)
-    envelope = fit_envelope([EventRecord("a", float(i), (float(v),)) for i, v in enumerate(rng.normal(size=800))])
+    records = [EventRecord("a", float(i), (float(v),)) for i, v in enumerate(rng.normal(size=800))]
+    envelope = fit_envelope(records, EnvelopeParams(min_history=0))
     store = tmp_path / "store"
     incoming = incoming_dir(store)
     save_envelope(envelope, incoming)

@@ -16,6 +16,8 @@ from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import training_ratios
 from stream.data.eventlog import EventRecord
 
+SHORT = EnvelopeParams(min_history=0)  # fixtures shorter than the default minimum history
+
 
 def _normal(seed: int, n: int, features: int) -> np.ndarray:
     """Correlated sensors: a shared seasonal factor (the same gains for every seed) plus independent noise."""
@@ -54,7 +56,7 @@ def test_cut_gives_the_stated_rate_on_fresh_normal_data(features: int) -> None:
 
 def test_online_moments_equal_the_fitting_features_and_unknown_streams_score_zero() -> None:
     x = _normal(2, 800, 2)
-    envelope = fit_envelope(_records("a", x))
+    envelope = fit_envelope(_records("a", x), SHORT)
     ew = np.zeros((3, 5))
     ratio = training_ratios(envelope, ew, np.zeros(800, np.int64), envelope.refs(["a"] * 800), np.ones(800, bool), x)
     feats = _features(x, envelope.params.window)
@@ -100,7 +102,7 @@ def test_a_persisting_fault_stays_flagged_where_the_bare_detector_forgets_it(kin
 
 def test_snapshot_round_trip_carries_the_envelope_state(tmp_path) -> None:
     x = _normal(6, 1200, 1)
-    envelope = fit_envelope(_records("a", x))
+    envelope = fit_envelope(_records("a", x), SHORT)
     save_envelope(envelope, tmp_path)
     loaded = load_envelope(tmp_path)
     assert loaded is not None and loaded.index == envelope.index and np.array_equal(loaded.cuts, envelope.cuts)
@@ -117,7 +119,7 @@ def test_refusals_name_the_fix(tmp_path) -> None:
         fit_envelope(_records("a", _normal(0, 50, 1)))
     with pytest.raises(EnvelopeError, match="false_alarm"):
         EnvelopeParams(false_alarm=0.9)
-    envelope = fit_envelope(_records("a", _normal(0, 1000, 2)))
+    envelope = fit_envelope(_records("a", _normal(0, 1000, 2)), SHORT)
     with pytest.raises(DetectorError, match="retrain"):
         EnvelopedDetector(ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0), envelope)
     (tmp_path / "envelope.npz").write_bytes(b"not an npz")
@@ -126,10 +128,74 @@ def test_refusals_name_the_fix(tmp_path) -> None:
 
 
 def test_a_stream_without_a_reference_gets_the_detector_score_exactly() -> None:
-    envelope = fit_envelope(_records("known", _normal(7, 1000, 2)))
+    envelope = fit_envelope(_records("known", _normal(7, 1000, 2)), SHORT)
     weights = ModelWeights.random(ModelConfig(n_features=2, hidden_size=8), seed=0)
     x = _normal(8, 300, 2)
     x[150:] += 5.0
     ours = _run(EnvelopedDetector(weights, envelope, max_streams=2), "stranger", x, 0.0)
     bare = _run(Detector(weights, max_streams=2), "stranger", x, 0.0)
     assert np.array_equal(ours, bare)
+
+
+def test_the_rarity_orders_level_shifts_whose_scores_all_read_one() -> None:
+    train = _normal(3, 3000, 1)
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    envelope = fit_envelope([r for k in range(4) for r in _records(f"m{k}", train)])
+    detector = EnvelopedDetector(weights, envelope, max_streams=4)
+    test = _normal(4, 600, 1)
+    rarity, scores = [], []
+    for k, shift in enumerate((0.0, 20.0, 40.0, 80.0)):  # one stream per shift size, the same last 100 events
+        x = test.copy()
+        x[500:] += shift * train.std()
+        result = [detector.step([f"m{k}"] * 100, 1e6 + s + np.arange(100), x[s : s + 100]) for s in range(0, 600, 100)]
+        rarity.append(result[-1].rarities()[50])
+        scores.append(result[-1].scores[50])
+        both = [r.rarities() for r in result], [r.scores for r in result]
+        np.testing.assert_array_equal(np.concatenate(both[0]) >= 2.0, np.concatenate(both[1]) >= 0.99)
+    assert scores[1] == scores[2] == scores[3] == 1.0  # float32 saturates: the score cannot rank them
+    assert rarity[0] < 2.0 < rarity[1] < rarity[2] < rarity[3]
+
+
+def test_min_history_leaves_a_shorter_training_history_to_the_online_fit() -> None:
+    records = _records("short", _normal(0, 1000, 1)) + _records("long", _normal(1, 1500, 1))
+    assert set(fit_envelope(records).index) == {"short", "long"}  # the default: warm-up + 100 rows suffice
+    envelope = fit_envelope(records, EnvelopeParams(min_history=1500))
+    assert set(envelope.index) == {"long"}  # "short" fits its own online, as a new stream does
+    assert EnvelopeParams().min_events() == 132 and EnvelopeParams(min_history=1500).min_events() == 1500
+
+
+def test_an_alarm_that_lasts_far_longer_than_a_fault_refits_the_reference_and_a_fault_does_not() -> None:
+    from rnncore.stages.envelope import ALARM_COLUMN, REF_COLUMN
+    from rnncore.stages.enveloped import AlarmParams
+
+    train = _normal(3, 3000, 1)
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    envelope = fit_envelope(_records("fault", train) + _records("moved", train))
+    alarm = AlarmParams(refit_window=2000, refit_level=0.5, rank_events=0.0)
+    detector = EnvelopedDetector(weights, envelope, max_streams=4, alarm=alarm)
+    fault, moved = _normal(4, 4000, 1), _normal(5, 4000, 1)
+    fault[1000:1600] += 10 * train.std()  # a 600-event fault: flagged throughout, no refit
+    moved[1000:] += 10 * train.std()  # a new normal level: refitted after ~1,400 events, then learnt
+    scores = {key: _run(detector, key, x, 1e6) for key, x in (("fault", fault), ("moved", moved))}
+    rows = {key: int(detector.table.rows_for([key])[0][0]) for key in scores}
+    assert (scores["fault"][1000:1600] >= 0.99).all() and detector.table.columns[REF_COLUMN][rows["fault"]] > 0
+    assert detector.table.columns[REF_COLUMN][rows["moved"]] == -1  # dropped: it fits its own from the new level
+    assert (scores["moved"][1000:2300] >= 0.99).all()
+    assert np.mean(scores["moved"][3600:] >= 0.99) < 0.1  # the new level, refitted, is normal now
+    assert detector.table.columns[ALARM_COLUMN][rows["fault"], 0] < 0.5
+
+
+def test_the_rank_puts_a_fresh_onset_above_an_old_lasting_state_that_stays_flagged() -> None:
+    from rnncore.stages.enveloped import AlarmParams
+
+    train = _normal(3, 3000, 1)
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    envelope = fit_envelope(_records("a", train))
+    detector = EnvelopedDetector(weights, envelope, max_streams=2, alarm=AlarmParams(refit_window=0, rank_events=1.0))
+    x = _normal(4, 1600, 1)
+    x[1000:] += 20 * train.std()
+    results = [detector.step(["a"] * 100, 1e6 + s + np.arange(100), x[s : s + 100]) for s in range(0, 1600, 100)]
+    rarity = np.concatenate([r.rarities() for r in results])
+    scores = np.concatenate([r.scores for r in results])
+    assert (rarity[1000:] >= 2.0).all() and (scores[1000:] >= 0.99).all()  # the lasting state stays flagged
+    assert rarity[1000] > 10 * rarity[1500]  # its onset ranks far above its 500th event

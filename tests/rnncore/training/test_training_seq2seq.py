@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from rnncore.errors import TrainingError
 from rnncore.training.seq2seq import (
     Seq2SeqConfig,
-    Seq2SeqError,
     Stack,
     WindowAutoencoder,
     reconstruction_errors,
@@ -31,7 +31,7 @@ def test_windows_are_consecutive_rows() -> None:
     w = windows(x, 4, stride=3)
     assert w.shape == (3, 4, 2)
     np.testing.assert_array_equal(w[1], x[3:7])
-    with pytest.raises(Seq2SeqError):
+    with pytest.raises(TrainingError):
         windows(x, 11)
 
 

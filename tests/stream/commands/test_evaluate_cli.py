@@ -12,8 +12,8 @@ from tests.stream.evaluation.labelled_files import write_labelled
 def test_evaluate_reports_per_file_and_pooled_and_plots(tmp_path, capsys) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
-    write_labelled(data / "pump1.csv", fault=(1000, 1100), seed=1)
-    write_labelled(data / "pump2.csv", fault=(1050, 1200), seed=2)
+    write_labelled(data / "pump1.csv", n=2600, fault=(2100, 2200), seed=1)  # >= 1,500 normal rows: a reference
+    write_labelled(data / "pump2.csv", n=2600, fault=(2150, 2300), seed=2)
     argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
     assert main(argv) == 0
     text = capsys.readouterr().out

@@ -42,6 +42,11 @@ def test_scores_match_one_event_at_a_time(tmp_path: Path) -> None:
     ]
     np.testing.assert_allclose([r["score"] for r in rows], expected, atol=1e-6)
     assert all(r["anomaly"] == (r["score"] >= 0.99) for r in rows)
+    rarity = np.array([r["rarity"] for r in rows])  # -log10(1 - score), unbounded: same order where score < 1
+    scores = np.array([r["score"] for r in rows])
+    below = scores < 0.999
+    np.testing.assert_allclose(rarity[below], -np.log10(1.0 - scores[below]), atol=2e-3)
+    assert ((rarity >= 2.0) == (scores >= 0.99)).all()
 
 
 def test_csv_output_and_threshold(tmp_path: Path) -> None:
@@ -51,7 +56,7 @@ def test_csv_output_and_threshold(tmp_path: Path) -> None:
     assert main(args) == 0
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["key", "time", "score", "anomaly", "status"]
+    assert list(rows[0]) == ["key", "time", "score", "rarity", "anomaly", "status"]
     assert {r["anomaly"] for r in rows} == {"1"} and rows[0]["status"] == "ok"
 
 
@@ -104,7 +109,8 @@ def test_bidirectional_scores_equal_the_scorer_and_are_marked_non_causal(
     assert main(["score", "--bidirectional", "--logs", str(log), "--model", str(model), "--out", str(csv_out)]) == 0
     with csv_out.open() as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["key", "time", "score", "anomaly", "status", "causal"] and table[0]["causal"] == "0"
+    assert list(table[0]) == ["key", "time", "score", "rarity", "anomaly", "status", "causal"]
+    assert table[0]["causal"] == "0"
 
 
 def test_bidirectional_artifact_without_the_flag_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,11 +215,12 @@ def test_an_output_format_it_cannot_write_is_refused_not_written_as_json_lines(
 def test_a_multi_feature_model_says_which_features_drive_each_score(tmp_path: Path) -> None:
     from rnncore.contract import EventRecord
     from rnncore.model.envelope_file import save_envelope
-    from rnncore.stages.envelope import fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 
     rng = np.random.default_rng(1)
     model = tmp_path / "wide"
-    save_envelope(fit_envelope([EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]), model)
+    records = [EventRecord("a", float(t), tuple(rng.normal(size=2))) for t in range(600)]
+    save_envelope(fit_envelope(records, EnvelopeParams(min_history=0)), model)
     save_artifact(model, ModelWeights.random(ModelConfig(hidden_size=8, n_features=2), seed=1))  # checksums it
     log = tmp_path / "wide.jsonl"
     rows = [[float(v) for v in rng.normal(size=2)] for _ in range(60)]

@@ -30,8 +30,8 @@ def _bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_variants_are_the_products_parts(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    write_labelled(data / "a.csv", seed=1)
-    write_labelled(data / "b.csv", fault=(1100, 1250), seed=2)
+    write_labelled(data / "a.csv", n=2600, fault=(2100, 2200), seed=1)  # >= 1,500 normal rows: a training reference
+    write_labelled(data / "b.csv", n=2600, fault=(2200, 2350), seed=2)
     files = load_user_data(data, "fault")
     work = tmp_path / "work"
     product = score_files(files, work, train_seconds=3)

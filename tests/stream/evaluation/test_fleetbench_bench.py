@@ -12,7 +12,7 @@ from stream.evaluation.fleet.product import train_and_score
 
 @pytest.mark.timeout(180)
 def test_product_path_scores_every_test_row(tmp_path) -> None:
-    units = make_fleet(0, streams=2, machines=0, n_train=600, n_test=800)
+    units = make_fleet(0, streams=2, machines=0, n_train=1600, n_test=800)  # >= 1,500 rows: a training reference
     run = train_and_score(units, tmp_path, train_seconds=3)
     assert run.threshold == 0.99  # `rnnwatch score`'s own default, read from its parser
     assert (run.artifact / "current" / "model.json").exists() and (run.artifact / "current" / "envelope.npz").exists()

@@ -59,3 +59,5 @@ def test_train_and_score_runs_the_cli_with_its_defaults(tmp_path: Path) -> None:
         assert s.shape == f.values.shape and np.all((s >= 0) & (s <= 1)) and s.std() > 0
     spike = int(0.8 * 4000)
     assert run.scores["a/one.csv"][spike] >= 0.99  # the injected spike is flagged at the default threshold
+    for f in files:  # the rarity is -log10(1 - score), ranks what reads 1, and flags where the score flags
+        assert ((run.rarity[f.name] >= run.rarity_threshold) == (run.flags[f.name] > 0)).mean() > 0.999

@@ -129,6 +129,7 @@ def test_score_record_round_trips_and_turns_nan_into_null() -> None:
         "key": "s",
         "time": 5.0,
         "score": 0.75,
+        "rarity": 0.602,  # -log10(1 - 0.75) = 0.60206, cut down to 4 decimals, from the score
         "anomaly": True,
         "nll": None,
         "mean": 1.5,
@@ -137,6 +138,27 @@ def test_score_record_round_trips_and_turns_nan_into_null() -> None:
         "partition": 2,
         "offset": 41,
     }
+
+
+def test_the_rarity_keeps_the_order_of_alarms_whose_score_reads_one() -> None:
+    common: dict[str, Any] = {
+        "keys": ["a", "b", "c"],
+        "times": np.array([1.0, 2.0, 3.0]),
+        "scores": np.array([0.99, 1.0, 1.0], np.float32),
+        "anomalies": np.array([True, True, True]),
+        "nll": np.array([1.0, 2.0, 3.0], np.float32),
+        "mean": np.zeros(3, np.float32),
+        "scale": np.ones(3, np.float32),
+        "model_version": None,
+        "partition": 0,
+        "offsets": [0, 1, 2],
+    }
+    records = encode_scores(**common, rarity=np.array([2.0, 9.123456, 31.5]))
+    below = encode_scores(**common, rarity=np.array([1.99997, 0.0, 0.0]))[0]
+    assert below is not None and decode_score(below)["rarity"] == 1.9999  # not rounded up to the threshold's 2
+    rarity = [decode_score(r)["rarity"] for r in records if r is not None]
+    assert rarity == [2.0, 9.1234, 31.5]  # cut down to 4 decimals; the scores alone tie at 1
+    assert list(decode_score(records[0] or b"{}"))[:4] == ["key", "time", "score", "rarity"]
 
 
 def test_vector_forecast_is_a_list() -> None:
@@ -173,7 +195,7 @@ def test_a_multi_feature_record_carries_its_contributions_after_the_forecast() -
     first, second = encode_scores(**common, **wide, contributions=shares)
     assert second is not None and decode_score(second)["contributions"] == [0.25, 0.5, 0.25]
     assert first is not None and decode_score(first)["contributions"] == [None, None, None]  # not frozen yet
-    assert list(decode_score(second))[7] == "contributions"  # after "scale", before "model_version"
+    assert list(decode_score(second))[8] == "contributions"  # after "scale", before "model_version"
     narrow = {"mean": np.zeros(2, np.float32), "scale": np.ones(2, np.float32)}
     assert encode_scores(**common, **narrow, contributions=None) == encode_scores(**common, **narrow)
 
@@ -187,12 +209,14 @@ def _dict_per_event(columns: dict[str, Any], only: list[bool] | None) -> list[by
         if only is not None and not only[i]:
             out.append(None)
             continue
+        r = float(columns["rarity"][i])
         out.append(
             orjson.dumps(
                 {
                     "key": columns["keys"][i],
                     "time": float(columns["times"][i]),
                     "score": float(columns["scores"][i]),
+                    "rarity": float(r if not abs(r) < 1e12 else np.floor(r * 1e4) / 1e4),
                     "anomaly": bool(columns["anomalies"][i]),
                     "nll": float(columns["nll"][i]),
                     "mean": float(mean[i, 0]) if mean.shape[1] == 1 else mean[i].tolist(),
@@ -224,6 +248,7 @@ def test_column_wise_score_encoding_equals_a_dict_per_event(
         ),
         "times": column(np.float64, (n,)),
         "scores": column(np.float32, (n,)),
+        "rarity": column(np.float64, (n,)),
         "anomalies": np.asarray(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool),
         "nll": column(np.float32, (n,)),
         "mean": column(np.float32, (n, n_features)),

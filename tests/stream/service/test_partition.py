@@ -148,13 +148,13 @@ def test_published_records_carry_the_scorers_contributions_for_several_features_
     from rnncore.model.config import ModelConfig
     from rnncore.model.weights import ModelWeights
     from rnncore.scorer import build_scorer
-    from rnncore.stages.envelope import fit_envelope
+    from rnncore.stages.envelope import EnvelopeParams, fit_envelope
 
     rng = np.random.default_rng(0)
     for n_features in (1, 3):
         weights = ModelWeights.random(ModelConfig(n_features=n_features, hidden_size=4), seed=1)
         train = [EventRecord("a", float(t), tuple(rng.normal(size=n_features).tolist())) for t in range(600)]
-        scorer = build_scorer(weights, fit_envelope(train), max_streams=10)
+        scorer = build_scorer(weights, fit_envelope(train, EnvelopeParams(min_history=0)), max_streams=10)
         processor = PartitionProcessor(0, scorer, EventDecoder(n_features), _settings(), ServiceMetrics())
         value = 1.0 if n_features == 1 else [1.0, 2.0, 9.0]
         outcome = processor.process(_messages([orjson.dumps({"key": "a", "time": 1e4, "value": value})]))
