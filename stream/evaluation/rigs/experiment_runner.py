@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from stream.evaluation.fleet.generator import FleetUnit
 from stream.evaluation.product_path import ProductPathError, train_and_score_logs
 from stream.evaluation.rigs.experiments import FREE_KEY, Experiment, Testbed, make_testbed
 from stream.evaluation.rigs.generator import SENSORS
-from stream.evaluation.rigs.runner import format_table, row_recall, split_seeds
+from stream.evaluation.rigs.runner import format_table, row_recall, run_seeded_command, split_seeds
 from stream.evaluation.user_data import load_user_data
 from stream.evaluation.user_eval import score_files
 from stream.evaluation.user_report import Scored, measure, pool, scored
@@ -167,18 +166,5 @@ def run_experiments(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[
 
 
 def run_experiments_command(args: argparse.Namespace) -> int:
-    """`rnnwatch bench experiments`: ``--split``, ``--seeds`` and ``--train-seconds`` from the bench flags, the
-    sizes at :func:`add_experiment_arguments`' defaults; prints the report; 2 with a one-line message on bad flags."""
-    defaults = argparse.ArgumentParser()
-    add_experiment_arguments(defaults)
-    exp_args = defaults.parse_args(["--split", args.split, "--seeds", str(args.seeds)])
-    exp_args.train_seconds = getattr(args, "train_seconds", None)
-    try:
-        split_seeds(exp_args.split, exp_args.seeds)
-    except ValueError as error:
-        print(f"rnnwatch bench experiments: {error}")
-        return 2
-    with tempfile.TemporaryDirectory(prefix="rnnwatch-experiments-") as tmp:
-        text, _ = run_experiments(exp_args, Path(tmp))
-    print(text)
-    return 0
+    """`rnnwatch bench experiments` (:func:`~stream.evaluation.rigs.runner.run_seeded_command` with its sizes)."""
+    return run_seeded_command("experiments", add_experiment_arguments, run_experiments, args)

@@ -15,8 +15,9 @@ import csv
 import dataclasses
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,19 +155,29 @@ def run_rigs(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, di
     return text, metrics
 
 
-def run_rigs_command(args: argparse.Namespace) -> int:
-    """`rnnwatch bench rigs`: ``--split``, ``--seeds`` and ``--train-seconds`` from the bench flags, the sizes at
-    :func:`add_rig_arguments`' defaults; prints the report; 2 with a one-line message on bad flags."""
+def run_seeded_command(
+    name: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace, Path], tuple[str, Any]],
+    args: argparse.Namespace,
+) -> int:
+    """`rnnwatch bench NAME`: ``--split``, ``--seeds`` and ``--train-seconds`` from the bench flags, the sizes at
+    ``add_arguments``' defaults; prints ``run``'s report; 2 with a one-line message on bad flags."""
     defaults = argparse.ArgumentParser()
-    add_rig_arguments(defaults)
-    rig_args = defaults.parse_args(["--split", args.split, "--seeds", str(args.seeds)])
-    rig_args.train_seconds = getattr(args, "train_seconds", None)
+    add_arguments(defaults)
+    bench_args = defaults.parse_args(["--split", args.split, "--seeds", str(args.seeds)])
+    bench_args.train_seconds = getattr(args, "train_seconds", None)
     try:
-        split_seeds(rig_args.split, rig_args.seeds)
+        split_seeds(bench_args.split, bench_args.seeds)
     except ValueError as error:
-        print(f"rnnwatch bench rigs: {error}")
+        print(f"rnnwatch bench {name}: {error}")
         return 2
-    with tempfile.TemporaryDirectory(prefix="rnnwatch-rigs-") as tmp:
-        text, _ = run_rigs(rig_args, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix=f"rnnwatch-{name}-") as tmp:
+        text, _ = run(bench_args, Path(tmp))
     print(text)
     return 0
+
+
+def run_rigs_command(args: argparse.Namespace) -> int:
+    """`rnnwatch bench rigs` (:func:`run_seeded_command` with the rig sizes)."""
+    return run_seeded_command("rigs", add_rig_arguments, run_rigs, args)
