@@ -41,6 +41,7 @@ from rnncore.model.artifact import RESERVED_METADATA, load_artifact, save_artifa
 from rnncore.model.envelope_file import load_envelope
 from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.crossfit import cross_ratios
 from rnncore.stages.selffit import training_ratios
 from stream.commands import score, train
 from stream.data.eventlog import read_event_logs
@@ -101,7 +102,8 @@ def score_with(artifact: Path, test_log: Path, out: Path) -> dict[str, np.ndarra
 
 
 def envelope_only(trained: Path, test_log: Path) -> dict[str, np.ndarray]:
-    """The artifact's envelope score per test event, no network: one stream at a time, in time order."""
+    """The artifact's envelope score per test event (its T² terms and cross-sensor term), no network: one stream at a
+    time, in time order."""
     envelope = load_envelope(trained)
     assert envelope is not None, f"{trained} has no envelope"
     records, _ = read_event_logs([test_log])
@@ -119,6 +121,8 @@ def envelope_only(trained: Path, test_log: Path) -> dict[str, np.ndarray]:
             continue
         ew = np.zeros((1, 2 * envelope.n_features + 1))
         ratio = training_ratios(envelope, ew, np.zeros(n, dtype=np.int64), np.full(n, ref), np.ones(n, dtype=bool), x)
+        if envelope.cross is not None and envelope.cross.cut[ref] > 0:  # its cross-sensor term, as scoring adds it
+            ratio = np.maximum(ratio, cross_ratios(envelope.cross, x, ref, envelope.params.warmup))
         out[key] = envelope.scores(ratio)
     return out
 

@@ -12,11 +12,13 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rnncore.errors import EnvelopeError
 from rnncore.model.store import resolve_model_dir
+from rnncore.stages.crossfit import CrossFit, CrossParams
 from rnncore.stages.envelope import ENVELOPE_FILE, Envelope, EnvelopeParams
 
 __all__ = ["ENVELOPE_FILE", "load_envelope", "save_envelope"]
@@ -30,10 +32,16 @@ def save_envelope(envelope: Envelope, directory: str | Path) -> Path:
     keys = np.array(sorted(envelope.index, key=envelope.index.__getitem__), dtype=str)
     p = envelope.params
     tmp = path.with_name(path.name + ".tmp")
+    cross: dict[str, Any] = {}  # Any: numpy's stub types savez's **kwds like its allow_pickle flag
+    if envelope.cross is not None:
+        c = envelope.cross
+        cross = {"cross_dmu": c.dmu, "cross_dsd": c.dsd, "cross_beta": c.beta, "cross_rmu": c.rmu,
+                 "cross_ricov": c.ricov, "cross_cut": c.cut,
+                 "cross_params": np.array([c.params.lag_window, c.params.smooth_window, c.params.ridge])}  # fmt: skip
     with tmp.open("wb") as handle:
         np.savez(handle, keys=keys, mu=envelope.mu, icov=envelope.icov, wmu=envelope.wmu, wicov=envelope.wicov,
                  cuts=envelope.cuts, params=np.array([p.window, p.false_alarm, p.fit_fraction, p.warmup,
-                                                     p.alarm_score]))  # fmt: skip
+                                                     p.alarm_score]), **cross)  # fmt: skip
     os.replace(tmp, path)
     return path
 
@@ -61,9 +69,22 @@ def load_envelope(directory: str | Path) -> Envelope | None:
             params = EnvelopeParams(window=int(window), false_alarm=false_alarm, fit_fraction=fit_fraction,
                                     warmup=int(warmup), alarm_score=alarm_score)  # fmt: skip
             index = {str(k): i for i, k in enumerate(data["keys"].tolist())}
-            return Envelope(params, index, data["mu"], data["icov"], data["wmu"], data["wicov"], data["cuts"])
-    except (OSError, KeyError, ValueError) as exc:
+            cross = _load_cross(data) if "cross_cut" in data.files else None  # absent: written before them
+            return Envelope(params, index, data["mu"], data["icov"], data["wmu"], data["wicov"], data["cuts"],
+                            cross=cross)  # fmt: skip
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise EnvelopeError(f"{path} cannot be read as an envelope ({exc}); retrain with rnnwatch train") from exc
+
+
+def _load_cross(data: np.lib.npyio.NpzFile) -> CrossFit:
+    """The cross-sensor references of an envelope file (``CrossFit`` checks their shapes and values)."""
+    lag, smooth, ridge = data["cross_params"].tolist()
+    if lag != int(lag) or smooth != int(smooth):
+        raise ValueError(f"cross-sensor windows must be whole numbers of events, got {lag}, {smooth}")
+    params = CrossParams(lag_window=int(lag), smooth_window=int(smooth), ridge=float(ridge))
+    names = ("dmu", "dsd", "beta", "rmu", "ricov", "cut")
+    arrays = [np.asarray(data[f"cross_{name}"], dtype=np.float64) for name in names]
+    return CrossFit(params, *arrays)
 
 
 def _recorded_digest(directory: Path) -> str | None:

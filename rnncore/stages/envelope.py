@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from rnncore.errors import EnvelopeError
+from rnncore.stages.crossfit import CrossFit, CrossParams, fit_cross_stream
 
 __all__ = ["Envelope", "EnvelopeParams", "envelope_schema", "fit_envelope"]
 
@@ -124,6 +125,7 @@ class Envelope:
     wmu: np.ndarray  # [K, 2F]
     wicov: np.ndarray  # [K, 2F, 2F]
     cuts: np.ndarray  # [K, 3]: c_raw, c_win, c
+    cross: CrossFit | None = None  # the cross-sensor references of the same rows (rnncore.stages.crossfit)
 
     @classmethod
     def empty(cls, n_features: int, params: EnvelopeParams | None = None) -> Envelope:
@@ -172,6 +174,7 @@ class Envelope:
             "held_out_fraction": 1 - p.fit_fraction,
             "false_alarm_target_per_event": p.false_alarm,
             "default_threshold": p.alarm_score,
+            "cross_sensor_streams": self.cross.streams if self.cross is not None else 0,
         }
 
 
@@ -184,10 +187,14 @@ def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     }
 
 
-def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -> Envelope:
+def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None,
+                 cross: CrossParams | None = None) -> Envelope:  # fmt: skip
     """Fit every stream's references on normal records (``key``, ``time``, ``values``); streams with fewer than
-    ``params.min_events()`` rows get none. Raises EnvelopeError when no stream has enough rows."""
+    ``params.min_events()`` rows get none. Multi-feature streams also get a cross-sensor reference
+    (:mod:`rnncore.stages.crossfit`) on the same fit and held-out rows. Raises EnvelopeError when no stream has
+    enough rows."""
     params = params if params is not None else EnvelopeParams()
+    cross = cross if cross is not None else CrossParams()
     by_key: dict[str, list[tuple[float, tuple[float, ...]]]] = defaultdict(list)
     for r in records:
         by_key[str(r.key)].append((float(r.time), tuple(r.values)))
@@ -196,18 +203,28 @@ def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None) -
         if len(rows) < params.min_events():
             continue
         rows.sort(key=lambda row: row[0])
-        parts.append((key, _fit_stream(np.array([v for _, v in rows], dtype=np.float64), params)))
+        values = np.array([v for _, v in rows], dtype=np.float64)
+        fit, held = _split(len(values), params)
+        own = _fit_stream(values, params)
+        parts.append((key, (*own, *fit_cross_stream(values, fit, held, 1.0 - params.false_alarm, cross))))
     if not parts:
         raise EnvelopeError(f"no stream has the {params.min_events()} normal events an envelope needs")
-    stacked = [np.stack([p[i] for _, p in parts]) for i in range(5)]
-    return Envelope(params, {k: i for i, (k, _) in enumerate(parts)}, *stacked)
+    stacked = [np.stack([p[i] for _, p in parts]) for i in range(11)]
+    dmu, dsd, beta, rmu, ricov, cut = stacked[5:]
+    crossfit = CrossFit(cross, dmu, dsd, beta, rmu, ricov, cut[:, 0])
+    mu, icov, wmu, wicov, cuts = stacked[:5]
+    return Envelope(params, {k: i for i, (k, _) in enumerate(parts)}, mu, icov, wmu, wicov, cuts, cross=crossfit)
+
+
+def _split(T: int, params: EnvelopeParams) -> tuple[slice, slice]:
+    """A stream's fit rows (after the warm-up) and held-out rows (the last ``1 - fit_fraction``)."""
+    fit = slice(params.warmup, params.warmup + int((T - params.warmup) * params.fit_fraction))
+    return fit, slice(fit.stop, T)
 
 
 def _fit_stream(values: np.ndarray, params: EnvelopeParams) -> tuple[np.ndarray, ...]:
-    T = values.shape[0]
     feats = _features(values, params.window)
-    fit = slice(params.warmup, params.warmup + int((T - params.warmup) * params.fit_fraction))
-    held = slice(fit.stop, T)
+    fit, held = _split(values.shape[0], params)
     mu, icov = _mean_icov(values[fit])
     wmu, wicov = _mean_icov(feats[fit])
     q = 1.0 - params.false_alarm

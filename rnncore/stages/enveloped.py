@@ -28,6 +28,7 @@ from rnncore.contract import rarity_of
 from rnncore.detector import Detector, StepResult
 from rnncore.errors import DetectorError
 from rnncore.model.weights import ModelWeights
+from rnncore.stages.crossfit import CROSS_COLUMN, cross_schema, cross_step
 from rnncore.stages.envelope import ALARM_COLUMN, EW_COLUMN, REF_COLUMN, Envelope, EnvelopeError, envelope_schema
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, envelope_step, self_fit_schema
 from rnncore.state.table import EventStatus
@@ -100,7 +101,7 @@ class EnvelopedDetector(Detector):
             )
         self.self_fit = self_fit if self_fit is not None else SelfFitParams()
         self.self_fit.check_quantile(envelope.params.false_alarm)
-        schema = {**envelope_schema(features), **self_fit_schema(features, self.self_fit)}
+        schema = {**envelope_schema(features), **self_fit_schema(features, self.self_fit), **cross_schema(features)}
         super().__init__(weights, extra_state=schema, **kwargs)
         self.envelope = envelope
 
@@ -136,6 +137,13 @@ class EnvelopedDetector(Detector):
                       fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
                       envelope.wicov, envelope.cuts, ratio, contrib, want, columns[REF_COLUMN], share, refit_decay,
                       a.refit_level)  # fmt: skip
+        cross = envelope.cross
+        if cross is not None and CROSS_COLUMN in columns and cross.streams:
+            kept = np.where(ok, columns[REF_COLUMN][np.where(ok, rows, 0)], -1)  # -1 where a refit dropped it
+            cp = cross.params
+            cross_step(columns[CROSS_COLUMN], rows, np.where(kept > 0, refs, -1), ok, x, p.warmup, cross.dmu,
+                       cross.dsd, cross.beta, cross.rmu, cross.ricov, cross.cut, cp.lag_window, cp.smooth_window,
+                       ratio, contrib, want)  # fmt: skip
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
         rarity = np.where(ok, np.maximum(result.rarities(), envelope.rarity(ratio)), 0.0)
         rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding
