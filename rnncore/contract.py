@@ -34,8 +34,10 @@ are two implementations of the same steps; the parity tests hold them together, 
     likelihood of the surprise's recent average against its history).
 9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
     score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
-    variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``
-    normal quantile). The reference is the stream's from training (at
+    variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``,
+    normal quantile; for a trained multi-feature stream also the T² of         ``stages/crossfit.py``
+    each feature's residual from its estimate by the other features).
+    The reference is the stream's from training (at
     least ``min_history`` rows), else fitted online from its own events
     after the warm-up (flagged events skipped) and frozen; until then this
     step adds nothing. Rarity = max of both steps' ``-log10(1 - score)``,

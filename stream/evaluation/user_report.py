@@ -2,8 +2,11 @@
 
 Metrics are :mod:`stream.evaluation.fleet.metrics` (never point-adjusted): pointwise F1, false-alarm rate
 (flagged normal rows / normal rows), missed rate, event-wise precision / recall / F1 over the runs of label 1,
-the median detection delay (rows and seconds from an event's first row to its first flagged row) and the
-false-alarm runs per hour of normal rows (how often an operator is called for nothing). The
+the median detection delay (rows and seconds from an event's first row to its first flagged row), the
+false-alarm runs per hour of normal rows (how often an operator is called for nothing), and the false-alarm rate
+split into normal rows before a file's first labelled row and normal rows after one (``false_alarm_before`` /
+``false_alarm_after``: a machine recovering from a fault, e.g. still hot, is labelled normal but is not yet back
+to its normal state, so the two tell a detector that floods apart from one that is slow to let go). The
 label-chosen best cut is an upper bound only: a user never gets it by default.
 """
 
@@ -58,12 +61,19 @@ class Scored:
     score: np.ndarray
     events: list[tuple[str, int, int]]
     gaps: np.ndarray  # seconds per row (:func:`row_gaps`), so that a pool of files keeps each file's sampling
+    after: np.ndarray  # bool per row: a labelled row came earlier in the same file (:func:`after_first_label`)
+
+
+def after_first_label(labels: np.ndarray) -> np.ndarray:
+    """True for every row after a file's first labelled row."""
+    seen = np.cumsum(labels > 0) > 0
+    return np.concatenate([[False], seen[:-1]]) if labels.shape[0] else seen
 
 
 def scored(name: str, times: np.ndarray, labels: np.ndarray, score: np.ndarray, threshold: float) -> Scored:
     """A :class:`Scored` with events from the labels and the score in units of the default threshold."""
     score = np.asarray(score, dtype=np.float64) / threshold
-    return Scored(name, times, labels, score, label_events(labels), row_gaps(times))
+    return Scored(name, times, labels, score, label_events(labels), row_gaps(times), after_first_label(labels))
 
 
 def measure(s: Scored, cut: float = 1.0) -> dict[str, float]:
@@ -74,6 +84,9 @@ def measure(s: Scored, cut: float = 1.0) -> dict[str, float]:
     out["false_runs_per_hour"] = false_runs_per_hour(flag, s.labels, s.gaps)
     best = best_threshold(s.score, s.labels) if s.labels.any() and not s.labels.all() else cut
     out["best_f1"] = pointwise(s.score >= best, s.labels)["f1"]
+    normal = s.labels == 0
+    for name, part in (("false_alarm_before", normal & ~s.after), ("false_alarm_after", normal & s.after)):
+        out[name] = float(np.mean(flag[part])) if part.any() else float("nan")
     out["rows"] = float(s.labels.shape[0])
     out["anomalous"] = float(np.sum(s.labels > 0))
     out["events"] = float(len(s.events))
@@ -88,7 +101,7 @@ def pool(files: Sequence[Scored], name: str = "pooled") -> Scored:
         offset += f.labels.shape[0]
     cat = np.concatenate
     times, labels, score = (cat([getattr(f, a) for f in files]) for a in ("times", "labels", "score"))
-    return Scored(name, times, labels, score, events, cat([f.gaps for f in files]))
+    return Scored(name, times, labels, score, events, cat([f.gaps for f in files]), cat([f.after for f in files]))
 
 
 COLUMNS = (
@@ -97,6 +110,8 @@ COLUMNS = (
     ("events", "events", "{:>7.0f}"),
     ("f1", "point_f1", "{:>9.3f}"),
     ("false_alarm", "false_al", "{:>9.3f}"),
+    ("false_alarm_before", "fa_before", "{:>10.3f}"),
+    ("false_alarm_after", "fa_after", "{:>9.3f}"),
     ("missed", "missed", "{:>8.3f}"),
     ("event_precision", "ev_prec", "{:>8.3f}"),
     ("event_recall", "ev_rec", "{:>8.3f}"),

@@ -155,6 +155,7 @@ def run_experiments(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[
         fields += [
             f"{mode}_point_f1={r['f1']:.3f}",
             f"{mode}_false_alarms={r['false_alarm']:.4f}",
+            f"{mode}_false_alarms_before={r['false_alarm_before']:.4f}",
             f"{mode}_event_f1={r['event_f1']:.3f}",
             f"{mode}_best_point_f1={r['best_f1']:.3f}",
             f"{mode}_t2_point_f1={t2['f1']:.3f}",

@@ -94,6 +94,8 @@ def split_seeds(split: str, count: int) -> tuple[int, ...]:
 HEAD = (
     "f1",
     "false_alarm",
+    "false_alarm_before",
+    "false_alarm_after",
     "missed",
     "event_precision",
     "event_recall",

@@ -70,6 +70,11 @@ def test_metrics_per_file_and_pooled() -> None:
     assert delay_seconds(np.zeros(200, dtype=bool), times, s.events) != delay_seconds(s.score >= 1, times, s.events)
     both = measure(pool([s, s]))
     assert both["events"] == 4 and both["f1"] == pytest.approx(m["f1"])
+    # the false alarm at row 10 is before the first fault; a flag after the first fault counts after it
+    assert m["false_alarm_before"] == pytest.approx(1 / 50) and m["false_alarm_after"] == 0.0
+    late = scored("g", times, labels, np.where(np.arange(200) == 100, 2.0, score), threshold=2.0)
+    assert measure(late)["false_alarm_after"] == pytest.approx(1 / 90)
+    assert measure(pool([s, late]))["false_alarm_before"] == pytest.approx(2 / 100)  # each file's own first fault
 
 
 def test_iso_times_are_sorted_and_files_without_a_normal_file_use_their_own_rows(tmp_path) -> None:
