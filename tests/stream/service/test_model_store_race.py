@@ -23,6 +23,7 @@ from rnncore.model.store import commit_version, incoming_dir, use_version
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.envelope import Envelope, fit_envelope
 from rnncore.stages.enveloped import EnvelopedDetector
+from stream.cli import main
 from stream.data.eventlog import EventRecord
 from stream.errors import ArtifactMovedError
 from stream.service import reload, serving_model
@@ -158,3 +159,28 @@ def test_a_watcher_started_from_the_served_version_sees_a_pointer_that_moved_bef
     watcher.request()
     weights = watcher.load_if_changed()
     assert weights is not None and weights.metadata["version"] == "v2" and watcher.loaded_from == store / "v2"
+
+
+def test_rnnwatch_serve_gets_past_a_pointer_moved_while_it_loaded_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's own start path: the pointer moves right after serve read the weights; the start loads v2 and goes
+    on to connect (nothing listens on port 1: exit 1 with the connection line, not exit 2 over the model)."""
+    store = _store(tmp_path)
+    real = artifact.load_artifact
+    calls: list[str] = []
+
+    def load_then_move_once(directory: str | Path) -> ModelWeights:
+        weights = real(directory)
+        calls.append(weights.metadata["version"])
+        if len(calls) == 1:
+            use_version(store, "v2")
+        return weights
+
+    monkeypatch.setattr(artifact, "load_artifact", load_then_move_once)
+    argv = ["serve", "--model-dir", str(store), "--bootstrap-servers", "127.0.0.1:1", "--metrics-port", "0"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert calls == ["v1", "v2"]
+    assert "changed while the service loaded its model" in err and "attempt 2 of 5" in err, err
+    assert "cannot connect to Kafka at 127.0.0.1:1" in err and "Traceback" not in err, err
