@@ -71,7 +71,7 @@ class ServiceError(StreamError):
 class ArtifactMovedError(ServiceError, ValueError):
     """The weights in hand and the artifact directory read for the envelope are different versions (a store's
     ``current`` pointer moved, or a plain directory was rewritten, between the two reads); a reload is refused and
-    retried on the next change, a start fails with this message."""
+    retried on the next change, a start loads the model again (a few times, then fails with this message)."""
 
 
 class EvaluationError(StreamError, ValueError):

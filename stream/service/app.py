@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ from rnncore.errors import ArtifactError, IncompatibleModelError, SnapshotError
 from rnncore.model.weights import ModelWeights
 from stream.data.archive import EventArchive
 from stream.errors import (
-    ArtifactMovedError,
     ConfigError,
     DeadLetterLimitError,
     KafkaConnectError,
@@ -64,107 +63,13 @@ from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
+from stream.service.serving_model import DetectorFactory, detector_factory, serving_model
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
 from stream.service.topics import PRODUCER_BATCH_BYTES, check_written_topics, dead_letter_limit, ensure_changelog_topic
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
-
-DetectorFactory = Callable[[], StreamScorer]
-
-
-def artifact_dir(config: ServiceConfig) -> Path | None:
-    """The artifact directory the configured ``model_dir`` means now (a store's ``current`` version resolved once),
-    or None without a model_dir or with a dangling pointer (``load_artifact`` names it)."""
-    if not config.model_dir:
-        return None
-    from rnncore.errors import ModelStoreError
-    from rnncore.model.store import resolve_model_dir
-
-    try:
-        return resolve_model_dir(str(config.model_dir))
-    except ModelStoreError:
-        return None
-
-
-def envelope_in_artifact(config: ServiceConfig, directory: Path | None = None) -> bool:
-    """Whether the artifact (``directory``, default the configured one) carries an envelope the Detector path uses."""
-    from rnncore.model.envelope_file import ENVELOPE_FILE
-
-    directory = directory if directory is not None else artifact_dir(config)
-    return directory is not None and config.scoring_pipeline == "detector" and (directory / ENVELOPE_FILE).is_file()
-
-
-def _check_same_version(weights: ModelWeights, directory: Path) -> None:
-    """Refuse an envelope directory whose model.json is not the one ``weights`` were loaded from (weights built in
-    memory, without a recorded checksum, are not checked)."""
-    from rnncore.model.artifact import read_metadata
-
-    key = next((k for k in ("artifact_sha256", "weights_sha256") if k in weights.metadata), None)
-    if key is None:
-        return
-    recorded = weights.metadata[key]  # the whole artifact's checksum (format 2), else the weights'
-    try:
-        there = read_metadata(directory).get(key)
-    except ArtifactError as error:
-        raise ArtifactMovedError(f"{directory} changed while its model was loaded ({error})") from error
-    if there != recorded:
-        raise ArtifactMovedError(
-            f"{directory} is no longer the artifact the weights were loaded from (its model.json records another "
-            f"{key}): the model directory changed between the two reads; a reload is tried again at its next "
-            "change, a start must be repeated"
-        )
-
-
-def detector_factory(
-    weights: ModelWeights, config: ServiceConfig, use_envelope: bool | None = None, directory: Path | None = None
-) -> DetectorFactory:
-    """Fresh scorer per partition, sized by ``max_streams_per_partition``, from :func:`rnncore.scorer.build_scorer`
-    (the one place that decides what scores an event): with the ``envelope.npz`` that `rnnwatch train` writes in
-    ``model_dir`` when there is one, or the ``scoring_pipeline = "seasonal"`` pipeline.
-
-    ``directory`` is the artifact directory ``weights`` came from (default: ``model_dir`` resolved once here); the
-    envelope is read from that same version, never from wherever a store's ``current`` points a moment later, and
-    one whose model.json records other weights raises ``ArtifactMovedError``.
-
-    The state layout no longer depends on ``envelope.npz`` (every stream without a training reference fits its
-    own envelope), so the artifact's envelope is always used when it has one. ``use_envelope`` is what the service
-    started with: True with an artifact lacking ``envelope.npz`` raises EnvelopeError, a ValueError, and the hot
-    reload is refused (the running partitions would keep the old references while new ones had none)."""
-    from rnncore.errors import EnvelopeError, ScorerError
-    from rnncore.model.envelope_file import load_envelope
-    from rnncore.scorer import build_scorer, check_scorer
-
-    directory = directory if directory is not None else artifact_dir(config)
-    envelope = None
-    if directory is not None and envelope_in_artifact(config, directory):
-        _check_same_version(weights, directory)
-        try:
-            envelope = load_envelope(str(directory))
-        except EnvelopeError as error:
-            raise ServiceError(str(error)) from error
-    if use_envelope and envelope is None:
-        raise EnvelopeError(
-            f"{config.model_dir} has no envelope.npz but this service scores with one (its state layout): write "
-            "the artifact with rnnwatch train, or restart the service to drop the envelope"
-        )
-    try:
-        check_scorer(weights, envelope, config.scoring_pipeline)
-    except ScorerError as error:
-        raise ServiceError(str(error) if envelope is None else f"{config.model_dir}: {error}") from error
-
-    def make() -> StreamScorer:
-        return build_scorer(
-            weights,
-            envelope,
-            pipeline=config.scoring_pipeline,
-            max_streams=config.max_streams_per_partition,
-            idle_ttl_seconds=config.idle_ttl_seconds,
-            warmup_events=config.warmup_events,
-        )
-
-    return make
 
 
 class _RebalanceListener(ConsumerRebalanceListener):
@@ -192,18 +97,21 @@ class Service:
         health: HealthState | None = None,
         serve_http: bool = False,
     ) -> None:
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
         self._factory_from_weights = make_detector is None
-        self._with_envelope = self._factory_from_weights and envelope_in_artifact(config)
+        self._with_envelope = False
+        serving_dir = None  # the artifact version the weights and envelope were read from (a store's, resolved once)
         if make_detector is None:
             if weights is None:
                 raise ServiceError("Service needs model weights or a make_detector factory")
-            make_detector = detector_factory(weights, config)
+            model = serving_model(weights, config, self.metrics)  # retried while model_dir moves under the load
+            weights, serving_dir, make_detector = model.weights, model.directory, model.make_detector
+            self._with_envelope = model.with_envelope
         features = n_features if n_features is not None else (weights.config.n_features if weights else None)
         if features is None:
             raise ServiceError("Service needs n_features when it is given a make_detector factory without weights")
         self.config = config
         self.weights = weights
-        self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.health = health if health is not None else HealthState()
         self._status = StatusLog(self.metrics, config.status_log_seconds)
         self._make_detector = make_detector
@@ -222,7 +130,9 @@ class Service:
             keep_events=config.archive_dir is not None,
         )
         self._watcher = (
-            ModelWatcher(config.model_dir, config.model_poll_seconds) if config.model_dir and weights else None
+            ModelWatcher(config.model_dir, config.model_poll_seconds, serving=serving_dir)
+            if config.model_dir and weights
+            else None
         )
         self._archive: EventArchive | None = None
         self._serve_http = serve_http

@@ -128,7 +128,7 @@ class ServiceMetrics:
         )
         self.model_reloads = Counter(
             f"{PREFIX}_model_reloads",
-            "New model artifacts taken (result=loaded) or refused (result=refused)",
+            "Model artifacts taken (result=loaded), refused (refused), or loaded again at start (start_retried)",
             ["result"],
             registry=r,
         )

@@ -40,21 +40,36 @@ def _signature(directory: Path) -> Signature:
         directory = resolve_model_dir(directory)
     except ModelStoreError:
         return ((-1, -1, -1), None)  # a dangling pointer: a change, and load_artifact says what is wrong
-    return (_file_signature(directory / METADATA_FILE), _file_signature(directory / WEIGHTS_FILE))
+    return _files_signature(directory)
+
+
+def _files_signature(artifact: Path) -> Signature:
+    """The two files' signatures in one artifact directory (a store's version, or a plain directory)."""
+    return (_file_signature(artifact / METADATA_FILE), _file_signature(artifact / WEIGHTS_FILE))
 
 
 class ModelWatcher:
-    """Polls ``model_dir`` every ``poll_seconds`` (0: never by itself) or when asked to."""
+    """Polls ``model_dir`` every ``poll_seconds`` (0: never by itself) or when asked to.
 
-    def __init__(self, model_dir: str | Path, poll_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    ``serving`` is the artifact directory the service started with (a store's version, resolved when its weights
+    were read): a pointer that moved after that read is a change to load, not the starting point."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        poll_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        serving: Path | None = None,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.poll_seconds = poll_seconds
         self._clock = clock
-        self._seen = _signature(self.model_dir)  # the artifact the service started with
+        self._seen = _files_signature(serving) if serving is not None else _signature(self.model_dir)
         self._failed = False  # whether the artifact at ``_seen`` was refused
         self._next_poll = clock() + poll_seconds
         self._requested = False
-        self.loaded_from: Path | None = None  # the artifact directory (a store's version) of the weights last returned
+        self.loaded_from: Path | None = serving  # the artifact directory (a store's version) of the weights in use
 
     def request(self) -> None:
         """Check at the next opportunity (SIGHUP), whatever the poll interval; a refused artifact is retried."""

@@ -41,6 +41,7 @@ def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.kafka
+@pytest.mark.faults
 @pytest.mark.timeout(240)
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
@@ -105,6 +106,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 
 
 @pytest.mark.kafka
+@pytest.mark.faults
 @pytest.mark.timeout(240)
 def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path

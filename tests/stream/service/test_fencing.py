@@ -53,6 +53,7 @@ async def _old_and_new_owner(bootstrap: str, input_topic: str, output: str, grou
 
 
 @pytest.mark.kafka
+@pytest.mark.faults
 @pytest.mark.timeout(120)
 def test_a_new_owner_fences_the_old_one_whose_batch_and_offsets_never_become_visible(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str]

@@ -13,6 +13,7 @@ import pytest
 
 from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, save_artifact
 from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
+from stream.cli import main
 from stream.service.app import Service
 from tests.kafka_helpers import run_sync
 from tests.stream.service.test_service_reload import NEW, OLD, _detector_of
@@ -86,3 +87,20 @@ def test_broken_fields_are_refused_by_name_and_an_incomplete_artifact_is_taken_o
     for scores in got.values():
         assert [s["model_version"] for s in scores] == ["v1"] * 10 + ["v2"] * 10
         assert all(s["mean"] is not None and abs(s["mean"]) < 1e6 for s in scores)  # no NaN state
+
+
+@pytest.mark.parametrize(("field", "bad"), [("norm_eps", None), ("dt_scale", {})], ids=["norm_eps-null", "dt_scale-{}"])
+def test_serve_refuses_a_resealed_hostile_field_at_start_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, bad: Any
+) -> None:
+    """Item 6's restart: the same directory used to hang (``/readyz`` 503 forever) or crash; now exit 2 before any
+    connection, one line naming the field."""
+    model_dir = tmp_path / "model"
+    save_artifact(model_dir, OLD)
+    _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
+    argv = ["serve", "--model-dir", str(model_dir), "--bootstrap-servers", "127.0.0.1:1", "--metrics-port", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "cannot start" in line]
+    assert len(lines) == 1 and f"architecture field '{field}' must be a number" in lines[0], err
+    assert "Traceback" not in err

@@ -113,6 +113,7 @@ def test_scores_through_kafka_equal_offline_detector_scores(
     assert max(s["score"] for scores in got.values() for s in scores) > 0.1  # parity is not vacuous (past warm-up)
 
 
+@pytest.mark.faults
 def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scored(
     make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
@@ -177,6 +178,7 @@ def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
     _assert_matches_offline(scores_by_key(records), _offline(events))
 
 
+@pytest.mark.faults
 def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
     make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:

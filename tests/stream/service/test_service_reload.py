@@ -89,6 +89,7 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
     assert versions == ["v1"] * (len(first) // 5) + ["v2"] * (len(second) // 5)
 
 
+@pytest.mark.faults
 def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scoring_goes_on(
     serve_artifact: ServeArtifact, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -155,6 +156,7 @@ def test_scored_events_are_archived_for_retraining(
     assert got == expected
 
 
+@pytest.mark.faults
 def test_a_failed_changelog_write_is_counted_and_stops_the_service(
     make_service_topics: MakeServiceTopics,
     kafka_bootstrap: str,
