@@ -8,7 +8,7 @@ one line ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> default_standar
 (``stream.evaluation.nab_bench``).
 ``fleet``: seeded synthetic fleets beside a rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
 ``rigs``: the same path through `rnnwatch evaluate`'s code on seeded 8-sensor pump rigs
-(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-seconds``; sizes: ``bench/rigs.py``).
+(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-minutes``; sizes: ``bench/rigs.py``).
 ``experiments``: short experiment files (1,000-1,300 rows, one sustained fault each) on seeded pump testbeds, scored
 as `rnnwatch evaluate` does and after training on an anomaly-free recording only
 (``stream.evaluation.rigs.experiment_runner``; the same flags; sizes: ``bench/experiments.py``).

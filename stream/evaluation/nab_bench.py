@@ -73,7 +73,7 @@ def run_nab(args: argparse.Namespace) -> int:
         try:
             with stages as stage:
                 for name, detector in detectors.items():
-                    stage.set_postfix_str(name)
+                    stage.set_postfix_str(f"running {name}")
                     result = evaluate(name, detector, files, windows, profiles)
                     write_results(args.out, result, files, windows)
                     runs.append(result)
