@@ -8,7 +8,7 @@ one line ``RESULT nab_standard=<x> nab_low_fp=<x> nab_low_fn=<x> default_standar
 (``stream.evaluation.nab_bench``).
 ``fleet``: seeded synthetic fleets beside a rolling z-score and Hotelling T² (``stream.evaluation.fleet.runner``).
 ``rigs``: the same path through `rnnwatch evaluate`'s code on seeded 8-sensor pump rigs
-(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-seconds``; sizes: ``bench/rigs.py``).
+(``stream.evaluation.rigs.runner``; takes ``--split``, ``--seeds`` and ``--train-minutes``; sizes: ``bench/rigs.py``).
 ``experiments``: short experiment files (1,000-1,300 rows, one sustained fault each) on seeded pump testbeds, scored
 as `rnnwatch evaluate` does and after training on an anomaly-free recording only
 (``stream.evaluation.rigs.experiment_runner``; the same flags; sizes: ``bench/experiments.py``).
@@ -38,17 +38,15 @@ class _WithoutSplit:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: which benchmark, where its corpus lies, where results go, which split and the training budget."""
+    from stream.commands.progress import add_progress_flag
+    from stream.commands.training_budget import add_train_minutes_flag
     from stream.evaluation.fleet.runner import add_fleet_arguments
 
     parser.add_argument("benchmark", choices=["nab", "fleet", "rigs", "experiments"], help="benchmark to run")
     parser.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="NAB root (data/, labels/, config/)")
     parser.add_argument("--out", type=Path, default=Path("out/nab"), help="nab: results directory (NAB layout)")
-    parser.add_argument(
-        "--train-seconds",
-        type=float,
-        default=None,
-        help="a budget for `rnnwatch train` (its --max-minutes; default: its own early stopping)",
-    )
+    add_train_minutes_flag(parser, None, "`rnnwatch train --train-minutes` (default: its own early stopping)")
+    add_progress_flag(parser)
     add_fleet_arguments(cast(argparse.ArgumentParser, _WithoutSplit(parser)))
     parser.add_argument(
         "--split",
@@ -81,13 +79,26 @@ def _seeded_problem(args: argparse.Namespace) -> str | None:
     except ValueError as error:
         return str(error)
     small = [f"--{n.replace('_', '-')}" for n in ("streams", "machines", "n_train", "n_test") if getattr(args, n) < 1]
-    if small or (args.train_seconds is not None and not args.train_seconds > 0):
-        return f"{', '.join(small) or '--train-seconds'} must be positive (--train-seconds > 0, sizes >= 1)"
+    if small:
+        return f"{', '.join(small)} must be positive (sizes >= 1)"
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns 0, or 2 with a message on bad flags or an unreadable corpus."""
+    from stream.commands import progress
+    from stream.commands.training_budget import budget_problem
+
+    if (problem := budget_problem(args.train_minutes)) is not None:
+        print(f"rnnwatch bench {args.benchmark}: {problem}", file=sys.stderr)
+        return 2
+    # The runners take the budget in seconds (``args.train_seconds``); the flag is in minutes, as everywhere.
+    args.train_seconds = None if args.train_minutes is None else 60.0 * args.train_minutes
+    with progress.quiet(args.no_progress):  # else the bars of the train and score runs, on a terminal
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.benchmark in ("fleet", "rigs", "experiments"):  # seeded benchmarks: one split at a time, TUNE unless told
         if args.plot is not None:
             print(

@@ -16,6 +16,7 @@ MIN_HISTORY = 500  # EnvelopeParams.min_events() (400) plus the validation split
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: the fleet, its pace, the broker, training and the service's settings the demo exposes."""
     from stream.commands.config_flags import add_setting_flag
+    from stream.commands.training_budget import add_train_minutes_flag
 
     parser.add_argument("--streams", type=int, default=100, help="sensors in the fleet (default 100)")
     parser.add_argument("--events-per-stream", type=int, default=1000, help="events each sensor sends (default 1000)")
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=4, help="input topic partitions (default 4)")
     parser.add_argument("--out", type=Path, default=Path(".cache/demo"), help="model, plot and summary go here")
     parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting a local one")
-    parser.add_argument("--train-minutes", type=float, default=1.0, help="training budget for the demo model")
+    add_train_minutes_flag(parser, 1.0, "the demo model's `rnnwatch train --train-minutes`")
     parser.add_argument("--retrain", action="store_true", help="train a new demo model even if one is cached")
     add_setting_flag(parser, "anomaly_threshold", "--threshold", dest="threshold")
     add_setting_flag(parser, "guarantee")

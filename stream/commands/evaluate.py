@@ -24,6 +24,9 @@ WORST_FILES = 4
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: where the labelled (and normal) files are, their column names, the output directory."""
+    from stream.commands.progress import add_progress_flag
+    from stream.commands.training_budget import add_train_minutes_flag
+
     parser.add_argument("--data", required=True, type=Path, help="directory of labelled .csv files (one per stream)")
     parser.add_argument("--label-column", required=True, help="name of the 0/1 label column (1 = anomalous)")
     parser.add_argument("--time-column", default="time", help="name of the time column (epoch seconds or ISO-8601)")
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file's rows before its first label)",
     )
     parser.add_argument("--out", type=Path, default=Path("out/evaluate"), help="model, scores, per_file.csv, PNG")
-    parser.add_argument("--max-minutes", type=float, default=None, help="training budget (default: train's own)")
+    add_train_minutes_flag(parser, None, "`rnnwatch train --train-minutes` (default: its own early stopping)")
+    add_progress_flag(parser)
     parser.add_argument("--worst", type=int, default=WORST_FILES, help="how many of the worst files to plot")
     parser.add_argument(
         "--plot",
@@ -87,14 +91,16 @@ def _plot_worst(
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0, or 2 with a one-line message when the files (or the CLI) refuse."""
+    from stream.commands import progress
+    from stream.commands.training_budget import budget_problem
     from stream.errors import ProductPathError, UserDataError
     from stream.evaluation.user_data import load_user_data
     from stream.evaluation.user_eval import score_files, without_reference
     from stream.evaluation.user_plot import have_matplotlib
     from stream.evaluation.user_report import format_rows, measure, pool
 
-    if args.worst < 0 or (args.max_minutes is not None and not args.max_minutes > 0):
-        print("rnnwatch evaluate: --worst must be >= 0 (0: no PNG) and --max-minutes > 0", file=sys.stderr)
+    if args.worst < 0 or budget_problem(args.train_minutes):
+        print("rnnwatch evaluate: --worst must be >= 0 (0: no PNG) and --train-minutes > 0", file=sys.stderr)
         return 2
     if args.plot is not None and (args.plot.suffix.lower() != ".png" or args.worst < 1):
         print("rnnwatch evaluate: --plot takes a .png path and --worst >= 1", file=sys.stderr)
@@ -104,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         files = load_user_data(args.data, args.label_column, args.time_column, args.normal)
-        budget = None if args.max_minutes is None else 60 * args.max_minutes
-        results = score_files(files, args.out, budget)
+        budget = None if args.train_minutes is None else 60 * args.train_minutes
+        with progress.quiet(args.no_progress):  # else train's and score's bars, on a terminal
+            results = score_files(files, args.out, budget)
     except (UserDataError, ProductPathError) as error:
         print(f"rnnwatch evaluate: {error}", file=sys.stderr)
         return 2
@@ -130,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     if not have_matplotlib():
         print("no PNG: matplotlib is not installed (pip install 'rnnwatch[demo]')")
     elif args.worst > 0:
-        png = _plot_worst(args, results, per_file, pooled)
+        with progress.quiet(args.no_progress):
+            png = _plot_worst(args, results, per_file, pooled)
         print(f"wrote {png} (the {min(args.worst, len(results))} file(s) with the lowest pointwise F1)")
     print(
         f"pooled: point_f1={pooled['f1']:.3f} false_alarms={pooled['false_alarm']:.4f} missed={pooled['missed']:.3f} "

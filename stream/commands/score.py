@@ -26,6 +26,7 @@ import argparse
 import csv
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from stream.errors import StreamError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: inputs, model artifact, output file and the anomaly threshold."""
     from stream.commands.config_flags import add_setting_flag
+    from stream.commands.progress import add_progress_flag
 
     parser.add_argument("--logs", nargs="+", required=True, metavar="PATH", help="JSON Lines / CSV event logs or dirs")
     model_help = "model directory (rnnwatch train --out): a versioned store, scored at its current version"
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plot", type=Path, default=None, help="also write a PNG of the streams with the most flags (needs matplotlib)"
     )
     parser.add_argument("--plot-streams", type=int, default=4, help="--plot: how many streams")
+    add_progress_flag(parser)
     parser.add_argument(
         "--bidirectional",
         action="store_true",
@@ -126,10 +129,17 @@ def score_bidirectional(records: list[Any], weights: Any, threshold: float, emit
 
 
 def score_events(
-    records: list[Any], detector: Any, threshold: float, batch_size: int, emit: Any, observe: Any = None
+    records: list[Any],
+    detector: Any,
+    threshold: float,
+    batch_size: int,
+    emit: Any,
+    observe: Any = None,
+    tick: Callable[[int], object] | None = None,
 ) -> tuple[int, int]:
     """Feed records (time-ordered) to the detector in batches; emit one output row each; returns (events, anomalies).
-    ``observe(key, time, values, score, flagged, mean, scale)`` sees every event too (``--plot``)."""
+    ``observe(key, time, values, score, flagged, mean, scale)`` sees every event too (``--plot``); ``tick(n)`` hears
+    of every batch of ``n`` events done (a progress bar's ``update``)."""
     order = sorted(range(len(records)), key=lambda i: records[i].time)
     anomalies = 0
     for start in range(0, len(order), batch_size):
@@ -149,6 +159,8 @@ def score_events(
             if observe is not None:
                 observe(record.key, record.time, record.values, score, flagged, float(result.mean[i, 0]),
                         float(result.scale[i, 0]))  # fmt: skip
+        if tick is not None:
+            tick(len(batch))
     return len(order), anomalies
 
 
@@ -167,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.bidirectional import ensure_bidirectional, ensure_causal
     from rnncore.model.envelope_file import load_envelope
     from rnncore.scorer import build_scorer
+    from stream.commands import progress
     from stream.commands.model_path import model_dir_problem
     from stream.data.eventlog import read_event_logs
 
@@ -244,8 +257,9 @@ def run(args: argparse.Namespace) -> int:
         from stream.evaluation.score_plot import ScoreRecorder
 
         recorder = ScoreRecorder()
-    with handle:
-        events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit, recorder)
+    with handle, progress.bar(len(records), "scoring", "event", disabled=args.no_progress) as shown:
+        events, anomalies = score_events(records, detector, args.threshold, args.batch_size, emit, recorder,
+                                         shown.update)  # fmt: skip
     if recorder is not None:
         from stream.evaluation.score_plot import plot_scored
 

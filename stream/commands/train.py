@@ -26,12 +26,14 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: data source, architecture, optimisation and output."""
-    from stream.commands.config_flags import add_config_flags
+    from stream.commands.config_flags import CONNECTION, add_config_flags
+    from stream.commands.progress import add_progress_flag
+    from stream.commands.training_budget import add_train_minutes_flag
 
     data = parser.add_argument_group("data")
     data.add_argument("--logs", nargs="+", metavar="PATH", help="JSON Lines / CSV event logs or directories")
     data.add_argument("--topic", help="replay this Kafka topic's retained events instead of reading files")
-    add_config_flags(parser, ("bootstrap_servers",))  # serve's --config and --bootstrap-servers, for --topic
+    add_config_flags(parser, CONNECTION)  # for --topic: serve's --config, --bootstrap-servers and --security-*
     data.add_argument("--since", help="--topic: earliest Kafka timestamp (epoch seconds or ISO-8601)")
     data.add_argument("--until", help="--topic: latest Kafka timestamp, inclusive (epoch seconds or ISO-8601)")
     data.add_argument("--from-offset", type=int, help="--topic: first offset to read, in every partition")
@@ -105,12 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     opt.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
     opt.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and --synthetic data")
-    opt.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
+    add_train_minutes_flag(opt, None, "stop training after this long (default: --epochs and --patience decide)")
     opt.add_argument("--max-event-steps", type=int, default=None, help="stop after this many training steps")
     opt.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 measured fastest for H=64 on 2 cores)"
     )
-    opt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(opt)
 
 
 def _load_records(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -140,12 +142,14 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    from aiokafka.errors import KafkaConnectionError
+
     from stream.commands.config_flags import config_overrides
     from stream.data.replay import read_topic
     from stream.data.wire import parse_time
-    from stream.errors import EventLogError, EventRejectedError, ReplayError
+    from stream.errors import EventLogError, EventRejectedError, KafkaConnectError, ReplayError
     from stream.service.config import load_config
-    from stream.service.connection import held_kafka_errors
+    from stream.service.connection import describe_failure, held_kafka_errors
 
     try:
         bounds = {
@@ -156,9 +160,17 @@ def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         }
     except EventRejectedError as exc:
         raise EventLogError(f"--since/--until must be epoch seconds or ISO-8601 ({exc})") from None
-    bootstrap = load_config(args.config, overrides=config_overrides(args)).bootstrap_servers
-    with held_kafka_errors(explained_by=(ReplayError,)):  # its one line says what aiokafka logged
-        records, summary = asyncio.run(read_topic(bootstrap, args.topic, **bounds))
+    config = load_config(args.config, overrides=config_overrides(args))  # serve's connection and security settings
+    # One line for a failure: aiokafka's own error lines are held, and a connection failure names its cause
+    # (a TLS certificate, SASL credentials, no broker) as `rnnwatch serve` does.
+    with held_kafka_errors(explained_by=(ReplayError, KafkaConnectError)) as held:
+        try:
+            replay = read_topic(config.bootstrap_servers, args.topic, config.security.kafka_options(), **bounds)
+            records, summary = asyncio.run(replay)
+        except ReplayError as exc:
+            if isinstance(exc.__cause__, KafkaConnectionError):
+                raise KafkaConnectError(describe_failure(config, held.lines)) from exc
+            raise
     print(f"replayed {args.topic}: {summary.describe()}", file=sys.stderr)
     if not records:
         raise EventLogError(f"no usable events in topic {args.topic!r} for that range ({summary.describe()})")
@@ -222,7 +234,7 @@ def quality_warnings(result: Any, dataset: Any) -> list[str]:
     if not report.model.nll < best:
         warnings.append(
             f"the model's validation NLL {report.model.nll:.4f} does not beat {best_name} ({best:.4f}): it forecasts "
-            "worse than a trivial baseline; train longer (--epochs, --max-minutes), on more data, or check the logs"
+            "worse than a trivial baseline; train longer (--epochs, --train-minutes), on more data, or check the logs"
         )
     if dataset.validation_steps < MIN_VALIDATION_STEPS:
         warnings.append(
@@ -297,6 +309,8 @@ TOPIC_RANGE_FLAGS = ("since", "until", "from_offset", "to_offset")
 
 def usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the flags before any data is read or any time spent training, or None."""
+    from stream.commands.training_budget import budget_problem
+
     given = [args.logs is not None, args.synthetic is not None, args.topic is not None]
     if sum(given) != 1:
         return "give exactly one of --logs PATH..., --topic TOPIC or --synthetic STREAMS"
@@ -305,6 +319,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     stray = [f"--{name.replace('_', '-')}" for name in TOPIC_RANGE_FLAGS if getattr(args, name) is not None]
     if stray and args.topic is None:
         return f"{', '.join(stray)} select(s) a range of a replayed topic: give --topic TOPIC, or leave them out"
+    if (problem := budget_problem(args.train_minutes)) is not None:
+        return problem
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out} is a file: give a directory (a model store; created if missing)"
     return None
@@ -319,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.errors import ModelStoreError
     from rnncore.model.artifact import save_artifact
     from rnncore.model.store import commit_version, incoming_dir
+    from stream.commands import progress
 
     if args.skip_if_trained and (serving := _serving(args.out)) is not None:
         print(f"{args.out} already serves {serving}; --skip-if-trained: not training")
@@ -372,13 +389,14 @@ def run(args: argparse.Namespace) -> int:
             grad_clip=args.grad_clip,
             dropout=args.dropout,
             patience=args.patience,
-            max_minutes=args.max_minutes,
+            max_minutes=args.train_minutes,
             max_event_steps=args.max_event_steps,
             seed=args.seed,
             threads=args.threads,
-            progress=not args.no_progress,
+            progress=progress.shown(args.no_progress),  # on a terminal only, even behind a captured stderr
         )
-        result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)
+        with progress.on_terminal():
+            result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)
     except (RnnCoreError, StreamError) as exc:
         print(f"rnnwatch train: {exc}", file=sys.stderr)
         return 2

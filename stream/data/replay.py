@@ -35,9 +35,9 @@ def decode_message(value: bytes | None, key: bytes | None) -> EventRecord:
     return parse_event(loads(value), key)
 
 
-async def _topic_partitions(bootstrap_servers: str, topic: str) -> set[int]:
+async def _topic_partitions(bootstrap_servers: str, topic: str, client_options: dict[str, Any]) -> set[int]:
     """The topic's partition ids from the cluster metadata; ``ReplayError`` when it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
     try:
         await admin.start()
         (described,) = await admin.describe_topics([topic])
@@ -90,14 +90,18 @@ async def replay_topic(
     partitions: Sequence[int] | None = None,
     summary: ReadSummary | None = None,
     consumer_options: dict[str, Any] | None = None,
+    client_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[EventRecord]:
-    """Yield the topic's valid events in the range (in offset order per partition); see the module doc."""
+    """Yield the topic's valid events in the range (in offset order per partition); see the module doc.
+
+    ``client_options`` go to every client (the metadata lookup and the consumer): the connection's security
+    (``SecurityConfig.kafka_options()``); ``consumer_options`` to the consumer only."""
     if start_time is not None and end_time is not None and end_time < start_time:
         raise ReplayError(f"end_time {end_time} is before start_time {start_time}")
     if start_offset is not None and end_offset is not None and end_offset < start_offset:
         raise ReplayError(f"end_offset {end_offset} is before start_offset {start_offset}")
     summary = summary if summary is not None else ReadSummary()
-    known = await _topic_partitions(bootstrap_servers, topic)
+    known = await _topic_partitions(bootstrap_servers, topic, client_options or {})
     wanted = sorted(known) if partitions is None else list(partitions)
     missing = sorted(set(wanted) - set(known))
     if missing:
@@ -107,6 +111,7 @@ async def replay_topic(
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **(client_options or {}),
         **(consumer_options or {}),
     )
     try:
@@ -158,8 +163,12 @@ def _validated(message: ConsumerRecord[bytes, bytes], summary: ReadSummary) -> E
     return event
 
 
-async def read_topic(bootstrap_servers: str, topic: str, **range_options: Any) -> tuple[list[EventRecord], ReadSummary]:
-    """Collect a whole replay into a list plus its summary (what ``rnnwatch train --topic`` uses)."""
+async def read_topic(
+    bootstrap_servers: str, topic: str, client_options: dict[str, Any] | None = None, **range_options: Any
+) -> tuple[list[EventRecord], ReadSummary]:
+    """Collect a whole replay into a list plus its summary (what ``rnnwatch train --topic`` uses); ``client_options``
+    are the connection's security settings (``SecurityConfig.kafka_options()``)."""
     summary = ReadSummary()
-    records = [r async for r in replay_topic(bootstrap_servers, topic, summary=summary, **range_options)]
+    replay = replay_topic(bootstrap_servers, topic, summary=summary, client_options=client_options, **range_options)
+    records = [r async for r in replay]
     return records, summary

@@ -1,7 +1,8 @@
 """Live progress of the demo in the terminal: one refreshing line of rates, anomalies, lag and time left.
 
 The line is short (about 75 columns) and cut to the terminal's width, so it redraws in place instead of
-wrapping into a trail in an 80-column window."""
+wrapping into a trail in an 80-column window. A pipe or a file (``run.sh | tee``, CI) gets a whole line at the
+first call and then one every ``PIPE_INTERVAL_S``, not a line a second."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from stream.service.metrics import ServiceMetrics
+
+PIPE_INTERVAL_S = 10.0  # seconds between two lines when the output is not a terminal
 
 
 def total_lag(metrics: ServiceMetrics) -> int:
@@ -39,8 +42,10 @@ class ProgressLine:
     total: int | None = None  # events the fleet will send, for the ETA
     out: TextIO = field(default_factory=lambda: sys.stdout)
     interval: float = 1.0
+    pipe_interval: float = PIPE_INTERVAL_S
     _started: float = field(default_factory=time.monotonic)
     _last: tuple[float, int, int] | None = None
+    _last_written: float | None = None  # when a pipe last got a line
 
     def _line(self, sent: int, anomalies_read: int) -> str:
         now = time.monotonic()
@@ -64,13 +69,17 @@ class ProgressLine:
         )
 
     def show(self, sent: int, anomalies_read: int) -> None:
-        """Draw the current line (in place on a TTY, as a new line otherwise)."""
-        line = self._line(sent, anomalies_read)
+        """Draw the current line (in place on a TTY; otherwise as a new line, at most every ``pipe_interval``)."""
         if self.out.isatty():
+            line = self._line(sent, anomalies_read)
             width = shutil.get_terminal_size((80, 24)).columns - 1
             self.out.write("\r" + line[:width] + "\x1b[K")  # cut to the window, clear what a longer line left
         else:
-            self.out.write(line + "\n")
+            now = time.monotonic()
+            if self._last_written is not None and now - self._last_written < self.pipe_interval:
+                return
+            self._last_written = now
+            self.out.write(self._line(sent, anomalies_read) + "\n")
         self.out.flush()
 
     def finish(self) -> None:

@@ -171,9 +171,8 @@ def demo_model(settings: DemoSettings, fleet: SyntheticFleet) -> ModelWeights:
             str(log),
             "--out",
             str(model_dir),
-            "--max-minutes",
+            "--train-minutes",
             str(settings.train_minutes),
-            "--no-progress",
             "--replace-incompatible",  # the demo's own model directory: a retrain may change the layout
         ]
     )

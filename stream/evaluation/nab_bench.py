@@ -28,6 +28,7 @@ from stream.evaluation.nab_data import NabFile
 
 def run_nab(args: argparse.Namespace) -> int:
     """Run the benchmark on ``args.split``'s files; returns 0, or 2 with a message when the corpus cannot be read."""
+    from stream.commands import progress
     from stream.errors import ProductPathError
     from stream.evaluation.nab_data import load_profiles, load_series, load_windows
     from stream.evaluation.nab_product import NabProductRun, train_and_score
@@ -66,11 +67,17 @@ def run_nab(args: argparse.Namespace) -> int:
 
         detectors["rnnwatch"] = rnnwatch  # last: the RESULT line reports it
         runs = []
+        # One line per detector on a terminal (rnnwatch's training and scoring bars below it); no time left: the
+        # detectors take unequal times.
+        stages = progress.bar(len(detectors), f"NAB {split}", "detectors", eta=False)
         try:
-            for name, detector in detectors.items():
-                result = evaluate(name, detector, files, windows, profiles)
-                write_results(args.out, result, files, windows)
-                runs.append(result)
+            with stages as stage:
+                for name, detector in detectors.items():
+                    stage.set_postfix_str(f"running {name}")
+                    result = evaluate(name, detector, files, windows, profiles)
+                    write_results(args.out, result, files, windows)
+                    runs.append(result)
+                    stage.update()
         except ProductPathError as error:
             print(f"rnnwatch bench nab: the product path failed: {error}", file=sys.stderr)
             return 2
@@ -90,7 +97,7 @@ def run_nab(args: argparse.Namespace) -> int:
         f"NAB ({split}): {len(files)} files ({n_tune} TUNE, {len(files) - n_tune} REPORT: SHA-1 of the name, even = "
         f"TUNE), {sum(f.values.size for f in files)} rows. rnnwatch = `rnnwatch train` on every file's "
         f"probationary rows, then `rnnwatch score` on all rows, each file one stream, CLI defaults"
-        + ("" if args.train_seconds is None else f" (training budget --max-minutes {args.train_seconds / 60:g})")
+        + ("" if args.train_seconds is None else f" (training budget --train-minutes {args.train_seconds / 60:g})")
     )
     for line in (product[-1].train_output + product[-1].score_output).splitlines():
         if line.startswith(("training:", "envelope:", "scored ")):

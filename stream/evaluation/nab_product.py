@@ -84,7 +84,7 @@ def read_scores(path: Path, files: Sequence[NabFile], field: str = "score") -> d
 def train_and_score(files: Sequence[NabFile], workdir: Path, train_seconds: float | None = None) -> NabProductRun:
     """`rnnwatch train --logs probation.csv --out model` then `rnnwatch score --logs all.csv --model model`.
 
-    ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default)."""
+    ``train_seconds`` maps to ``--train-minutes`` (a budget only; every other setting stays the default)."""
     from stream.commands import score, train
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -92,10 +92,8 @@ def train_and_score(files: Sequence[NabFile], workdir: Path, train_seconds: floa
     write_log(train_log, files, probation_only=True)
     write_log(test_log, files, probation_only=False)
     artifact, scored = workdir / "model", workdir / "scores.jsonl"
-    budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
-    _, trained = run_cli(
-        train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget]
-    )
+    budget = [] if train_seconds is None else ["--train-minutes", f"{train_seconds / 60:g}"]
+    _, trained = run_cli(train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), *budget])
     args, scored_text = run_cli(
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from stream.commands.progress import Captured
 from stream.errors import ProductPathError
 
 
@@ -36,11 +37,12 @@ def run_cli(
     run: Callable[[argparse.Namespace], int],
     argv: list[str],
 ) -> tuple[argparse.Namespace, str]:
-    """Parse ``argv`` with a command's own parser and run it, capturing what it prints."""
+    """Parse ``argv`` with a command's own parser and run it, capturing what it prints (its progress bars, if
+    any, go to the terminal: ``stream.commands.progress``)."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(argv)
-    output = io.StringIO()
+    output = Captured(sys.stderr)  # progress bars still reach the terminal behind it
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         code = run(args)
     if code != 0:
@@ -53,17 +55,15 @@ def train_and_score_logs(
 ) -> ProductScores:
     """`rnnwatch train --logs TRAIN --out WORKDIR/model` then `rnnwatch score --logs TEST --model WORKDIR/model`.
 
-    ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default). Scores
+    ``train_seconds`` maps to ``--train-minutes`` (a budget only; every other setting stays the default). Scores
     are grouped by key in the order `rnnwatch score` writes them: time order, ties in file order.
     """
     from stream.commands import score, train
 
     workdir.mkdir(parents=True, exist_ok=True)
     artifact, scored = workdir / "model", workdir / "scores.jsonl"
-    budget = [] if train_seconds is None else ["--max-minutes", f"{train_seconds / 60:g}"]
-    run_cli(
-        train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), "--no-progress", *budget]
-    )
+    budget = [] if train_seconds is None else ["--train-minutes", f"{train_seconds / 60:g}"]
+    run_cli(train.add_arguments, train.run, ["--logs", str(train_log), "--out", str(artifact), *budget])
     args, _ = run_cli(
         score.add_arguments, score.run, ["--logs", str(test_log), "--model", str(artifact), "--out", str(scored)]
     )

@@ -20,6 +20,7 @@ def rescore(model_dir: Path, logs: Sequence[Path], keys: Sequence[str], threshol
     from rnncore.model.artifact import load_artifact
     from rnncore.model.envelope_file import load_envelope
     from rnncore.scorer import build_scorer
+    from stream.commands import progress
     from stream.commands.config_flags import flag_for
     from stream.commands.score import score_events
     from stream.data.eventlog import read_event_logs
@@ -35,5 +36,6 @@ def rescore(model_dir: Path, logs: Sequence[Path], keys: Sequence[str], threshol
         warmup_events=flag_for("warmup_events").default,
     )
     recorder = ScoreRecorder()
-    score_events(records, scorer, threshold, 1024, lambda *row: None, recorder)
+    with progress.bar(len(records), "re-scoring for the plot", "event") as shown:
+        score_events(records, scorer, threshold, 1024, lambda *row: None, recorder, shown.update)
     return recorder

@@ -14,7 +14,7 @@ from stream.evaluation.user_report import Scored, scored
 def score_files(files: Sequence[EvalFile], workdir: Path, train_seconds: float | None = None) -> list[Scored]:
     """Train one model on every file's training rows, score every file's test rows, at the CLI's defaults.
 
-    ``train_seconds`` is `rnnwatch train --max-minutes` (a budget; nothing else is set). The logs, the model
+    ``train_seconds`` is `rnnwatch train --train-minutes` (a budget; nothing else is set). The logs, the model
     and the scores stay in ``workdir``.
     """
     workdir.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def write_log(path: Path, units: Sequence[FleetUnit], split: str) -> Path:
 def train_and_score(units: Sequence[FleetUnit], workdir: Path, train_seconds: float | None = None) -> ProductRun:
     """`rnnwatch train --logs train.csv --out model` then `rnnwatch score --logs test.csv --model model`.
 
-    ``train_seconds`` maps to ``--max-minutes`` (a budget only; every other setting stays the default).
+    ``train_seconds`` maps to ``--train-minutes`` (a budget only; every other setting stays the default).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     train_log = write_log(workdir / "train.csv", units, "train")

@@ -80,7 +80,15 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("train --synthetic 2 --out {tmp}/m --validation-fraction 2", 2, ("validation_fraction must be in [0, 1)",)),
     ("train --synthetic 2 --out {tmp}/m --epochs 0", 2, ("epochs >= 1",)),
     ("train --logs {log} --out {tmp}/m", 2, ("only 10 validation step(s)", "give more data")),
-    ("train --topic t --bootstrap-servers {dead} --out {tmp}/m", 2, ("cannot read topic metadata", "broker is up")),
+    ("train --topic t --bootstrap-servers {dead} --out {tmp}/m", 2, ("cannot connect to Kafka", KAFKA)),
+    ("train --topic t --out {tmp}/m --security-protocol SASL_PLAINTEXT", 2, ("SASL needs sasl_username",)),
+    (
+        "train --topic t --out {tmp}/m --security-protocol SSL --security-ssl-cafile {tmp}/no.pem",
+        2,
+        ("ssl_cafile", "does not exist"),
+    ),  # fmt: skip
+    ("train --synthetic 2 --out {tmp}/m --train-minutes 0", 2, ("--train-minutes must be > 0",)),
+    ("train --synthetic 2 --out {tmp}/m --max-minutes -1", 2, ("--train-minutes must be > 0",)),  # the old name
     # serve (its errors are log lines: --log-level WARNING leaves the INFO lines of a start out)
     ("serve", 2, ("no model", "pass --model-dir")),
     ("serve --model-dir {tmp}/nope", 2, ("nope does not exist", TRAIN_ONE)),
@@ -136,7 +144,8 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("evaluate --data {tmp}/nope --label-column label", 2, ("nope is not a directory",)),
     ("evaluate --data {labelled} --label-column label", 2, ("has no column 'label'", "name it with --label-column")),
     ("evaluate --data {labelled} --label-column label --worst -1", 2, ("--worst must be >= 0",)),
-    ("evaluate --data {labelled} --label-column label --max-minutes 0", 2, ("--max-minutes > 0",)),
+    ("evaluate --data {labelled} --label-column label --train-minutes 0", 2, ("--train-minutes > 0",)),
+    ("evaluate --data {labelled} --label-column label --max-minutes 0", 2, ("--train-minutes > 0",)),  # old name
     # bench
     ("bench", 2, ("required: benchmark", HELP)),
     ("bench bogus", 2, ("invalid choice: 'bogus'", "'nab'")),
@@ -146,6 +155,9 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("bench rigs --seeds 99", 2, ("--seeds must be between 1 and 8",)),
     ("bench fleet --streams 0", 2, ("--streams must be positive",)),
     ("bench fleet --seeds abc", 2, ("--seeds: invalid int", HELP)),
+    ("bench nab --train-minutes 0", 2, ("--train-minutes must be > 0",)),
+    ("bench rigs --train-seconds -5", 2, ("--train-minutes must be > 0",)),  # the old name, in seconds
+    ("bench nab --train-minutes soon", 2, ("--train-minutes: invalid float", HELP)),
     ("bench nab --bidirectional", 2, ("--bidirectional is refused", "rnnwatch score --bidirectional")),
     ("bench nab --data {tmp}/nope", 2, ("is not a NAB checkout", "give --data PATH")),
     # broker (start is not run here: it would start one)
@@ -160,6 +172,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("demo --history-events 10", 2, ("too short to learn", "give more")),
     ("demo --guarantee bogus", 2, ("--guarantee: invalid choice", "exactly_once")),
     ("demo --anomaly-threshold 2 --bootstrap-servers {dead}", 2, ("must be in [0, 1]",)),
+    ("demo --train-minutes 0 --bootstrap-servers {dead}", 2, ("--train-minutes > 0",)),
     ("demo --bootstrap-servers {dead} --out {tmp}/demo", 1, ("no Kafka broker answers", "leave out --bootstrap")),
 ]
 

@@ -41,3 +41,18 @@ def test_train_without_torch_says_which_extra_to_install(
     assert main(["train", "--synthetic", "2", "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "pip install 'rnnwatch[train]'" in err and "Traceback" not in err
+
+
+def test_every_flag_of_every_command_says_what_it_does() -> None:
+    import argparse
+
+    from stream.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    bare = [
+        (name, action.option_strings[0])
+        for name, parser in commands.items()
+        for action in parser._actions
+        if action.option_strings and action.help != argparse.SUPPRESS and not (action.help or "").strip()
+    ]
+    assert not bare, bare

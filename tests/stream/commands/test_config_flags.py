@@ -111,6 +111,24 @@ def test_a_setting_has_the_same_flag_in_every_command() -> None:
     assert {"serve", "score", "demo"} <= seen["anomaly_threshold"]
     assert {"serve", "score"} <= seen["model_dir"] and {"serve", "score"} <= seen["scoring_pipeline"]
     assert {"serve", "send", "tail", "topics", "train", "demo"} <= seen["bootstrap_servers"]
+    assert {"serve", "send", "tail", "topics", "train"} <= seen["security__protocol"] & seen["security__ssl_cafile"]
+
+
+def test_train_topics_security_flags_reach_the_kafka_client_options(tmp_path: Any) -> None:
+    """`train --topic` connects as `serve` does: its --security-* flags become the replay's client options
+    (a TLS broker takes them: tests/stream/service/test_tls.py)."""
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    argv = ["--topic", "t", "--out", "m", "--security-protocol", "SASL_PLAINTEXT", "--security-sasl-mechanism"]
+    argv += ["SCRAM-SHA-256", "--security-sasl-username", "u", "--security-sasl-password-file", str(password)]
+    args = _subparsers()["train"].parse_args(argv)
+    options = load_config(None, env={}, overrides=config_overrides(args)).security.kafka_options()
+    assert options == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "s3cret",
+    }
 
 
 def test_offline_commands_take_serves_default() -> None:

@@ -14,7 +14,7 @@ def test_evaluate_reports_per_file_and_pooled_and_plots(tmp_path, capsys) -> Non
     data.mkdir()
     write_labelled(data / "pump1.csv", n=2600, fault=(2100, 2200), seed=1)  # >= 1,500 normal rows: a reference
     write_labelled(data / "pump2.csv", n=2600, fault=(2150, 2300), seed=2)
-    argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
+    argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--train-minutes", "0.05"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "pump1" in text and "pump2" in text and "pooled" in text and "best_cut_f1" in text
@@ -44,7 +44,7 @@ def test_evaluate_says_which_files_had_too_few_normal_rows_for_the_envelope(tmp_
     data.mkdir()
     write_labelled(data / "long.csv", seed=1)
     write_labelled(data / "short.csv", n=400, fault=(110, 160), seed=2)  # 110 normal rows: trains, no reference (132)
-    argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--max-minutes", "0.05"]
+    argv = ["evaluate", "--data", str(data), "--label-column", "fault", "--out", str(out), "--train-minutes", "0.05"]
     assert main([*argv, "--worst", "0"]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "['short']" in notes[0] and "long" not in notes[0]

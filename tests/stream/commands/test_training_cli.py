@@ -53,6 +53,8 @@ def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
     assert document["training"]["data"]["skipped"] == {"bad_type": 1}
     assert document["training"]["data"]["streams"] == 4
     assert document["validation_loss"] == pytest.approx(document["validation"]["model"]["nll"])
+    history = document["training"]["history"]  # every epoch's validation NLL is kept, after the bars are gone
+    assert len(history) == 2 and all(math.isfinite(epoch["validation_nll"]) for epoch in history)
 
 
 def test_train_without_usable_rows_exits_non_zero_with_the_reason(

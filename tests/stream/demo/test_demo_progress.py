@@ -34,7 +34,14 @@ def test_the_line_fits_80_columns_and_has_an_eta(monkeypatch: pytest.MonkeyPatch
     assert "/100.0M" in frames[1] and "flags 777" in frames[1] and "ETA" in frames[1]
 
 
-def test_a_pipe_gets_whole_lines() -> None:
+def test_a_pipe_gets_whole_lines_and_not_one_a_second() -> None:
     out = io.StringIO()
-    ProgressLine(ServiceMetrics(), out=out).show(sent=5, anomalies_read=0)
+    line = ProgressLine(ServiceMetrics(), out=out, pipe_interval=10.0)
+    line.show(sent=5, anomalies_read=0)  # the first call: a line at once
     assert out.getvalue().endswith("\n") and "\r" not in out.getvalue()
+    line.show(sent=6, anomalies_read=0)  # within the interval: nothing
+    assert out.getvalue().count("\n") == 1
+    assert line._last_written is not None
+    line._last_written -= 10.0  # the interval has passed
+    line.show(sent=7, anomalies_read=0)
+    assert out.getvalue().count("\n") == 2 and "sent 7" in out.getvalue().splitlines()[-1]

@@ -172,3 +172,28 @@ def test_a_wrong_password_over_sasl_ssl_is_a_sasl_error_not_a_tls_one(tls_broker
     ) as raised:
         run_sync(scenario())
     assert wrong not in str(raised.value)
+
+
+def test_train_replays_a_topic_over_sasl_ssl_with_serves_flags_and_names_a_certificate_problem(
+    tls_broker: TlsBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rnnwatch train --topic` takes serve's --security-* flags (one declaration each) and connects with them."""
+    topic = topic_maker(tls_broker.plaintext)()
+    events = [(b"s", event("s", 1000.0 + i, float(i % 7))) for i in range(300)]
+    run_sync(publish(tls_broker.plaintext, topic, events))
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    secured = ["--security-protocol", "SASL_SSL", "--security-ssl-cafile", str(tls_broker.tls / "ca.pem")]
+    secured += ["--security-sasl-mechanism", "SCRAM-SHA-256", "--security-sasl-username", USER]
+    secured += ["--security-sasl-password-file", str(password)]
+    train = ["train", "--topic", topic, "--out", str(tmp_path / "model"), "--epochs", "1", "--hidden-size", "8"]
+    train += ["--min-validation-steps", "0", "--no-progress"]
+    assert main([*train, "--bootstrap-servers", tls_broker.listeners["sasl_ssl"], *secured]) == 0
+    out, err = capsys.readouterr()
+    assert f"replayed {topic}: 1 file(s), 300 rows, 300 accepted" in err and "current ->" in out
+
+    other_ca = ["--security-protocol", "SSL", "--security-ssl-cafile", str(tls_broker.tls / "other-ca.pem")]
+    assert main([*train, "--bootstrap-servers", tls_broker.listeners["ssl"], *other_ca]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnwatch train: TLS connection to Kafka at") and "\n" not in err
+    assert "not signed by a CA that ssl_cafile" in err
