@@ -118,7 +118,8 @@ def row_recall(s: Scored, cut: float = 1.0) -> dict[str, float]:
 
 def format_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     """Headline metrics per detector at its default cut, then recall per fault kind (events, then rows)."""
-    lines = [f"{'detector':<20}" + "".join(f"{c[:12]:>13}" for c in HEAD)]
+    short = {"false_alarm_before": "fa_before", "false_alarm_after": "fa_after"}  # normal rows before / after a fault
+    lines = [f"{'detector':<20}" + "".join(f"{short.get(c, c)[:12]:>13}" for c in HEAD)]
     lines += [f"{n:<20}" + "".join(f"{m.get(c, float('nan')):>13.3f}" for c in HEAD) for n, m in rows]
     lines += ["", f"{'recall per fault':<20}" + "".join(f"{k[:12]:>13}" for k in FAULTS)]
     lines += [f"{n:<20}" + "".join(f"{m.get('recall_' + k, float('nan')):>13.2f}" for k in FAULTS) for n, m in rows]
