@@ -99,23 +99,25 @@ def cross_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], np.dtype[n
 
 @njit(cache=True, nogil=True)
 def _cross_residual(state: np.ndarray, count: float, x: np.ndarray, dmu: np.ndarray, dsd: np.ndarray,
-                    beta: np.ndarray, lag_window: int, smooth_window: int) -> None:  # fmt: skip
+                    beta: np.ndarray, lag_window: int, smooth_window: int, z: np.ndarray) -> None:  # fmt: skip
     """Advance one stream's EW means and smoothed residuals by one event (``count``: events before this one).
 
     ``state`` starts with 2F values: EW means of x over ``lag_window`` (F), then the smoothed residuals (F). With
-    ``beta`` all zero (fitting's first pass) the residual part is meaningless; fitting reads only the EW means."""
+    ``beta`` all zero (fitting's first pass) the residual part is meaningless; fitting reads only the EW means.
+    ``z`` is 2F of scratch (the standardised design, computed once per event)."""
     F = x.shape[0]
     a = max(1.0 / (count + 1.0), 1.0 / lag_window)
     s = max(1.0 / (count + 1.0), 1.0 / smooth_window)
     for j in range(F):
         state[j] += a * (x[j] - state[j])
+    for c in range(F):
+        z[c] = (x[c] - dmu[c]) / dsd[c]
+        z[F + c] = (state[c] - dmu[F + c]) / dsd[F + c]
     for j in range(F):
         est = 0.0
-        for c in range(F):
-            est += beta[j, c] * (x[c] - dmu[c]) / dsd[c]
-            est += beta[j, F + c] * (state[c] - dmu[F + c]) / dsd[F + c]
-        r = (x[j] - dmu[j]) / dsd[j] - est
-        state[F + j] += s * (r - state[F + j])
+        for c in range(2 * F):
+            est += beta[j, c] * z[c]
+        state[F + j] += s * (z[j] - est - state[F + j])
 
 
 @njit(cache=True, nogil=True)
@@ -134,10 +136,10 @@ def _trace(values: np.ndarray, dmu: np.ndarray, dsd: np.ndarray, beta: np.ndarra
            smooth_window: int) -> np.ndarray:  # fmt: skip
     """The online state after each row of one stream, from a fresh state (the per-event update, row by row)."""
     T, F = values.shape
-    state = np.zeros(2 * F)
+    state, z = np.zeros(2 * F), np.empty(2 * F)
     out = np.empty((T, 2 * F))
     for t in range(T):
-        _cross_residual(state, float(t), values[t], dmu, dsd, beta, lag_window, smooth_window)
+        _cross_residual(state, float(t), values[t], dmu, dsd, beta, lag_window, smooth_window, z)
         out[t] = state
     return out
 
@@ -189,6 +191,7 @@ def cross_step(state: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.nda
     ``contrib[i]`` (where the envelope flags too, its raw or window contributions named the faulty sensor of the
     fleet's machines more often: 96 % of flagged one-sensor fault rows against 88 % from the residuals)."""
     F = x.shape[1]
+    z = np.empty(2 * F)
     for i in range(rows.shape[0]):
         if not ok[i]:
             continue
@@ -197,7 +200,7 @@ def cross_step(state: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.nda
             continue
         row = rows[i]
         seen = state[row, 2 * F]
-        _cross_residual(state[row], seen, x[i], dmu[k], dsd[k], beta[k], lag_window, smooth_window)
+        _cross_residual(state[row], seen, x[i], dmu[k], dsd[k], beta[k], lag_window, smooth_window, z)
         state[row, 2 * F] = seen + 1.0
         if seen + 1.0 <= warmup:
             continue
