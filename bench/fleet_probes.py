@@ -157,10 +157,31 @@ def _replay(
     return np.stack([scorer.step(keys, times[:, t], values[:, t]).scores for t in range(values.shape[1])], axis=1)
 
 
+def _fit_candidate(text: str) -> SelfFitParams:
+    """One ``--fit`` candidate: ``200:100`` (one stage), ``200:100+900:400`` (a second stage, default skip ratio),
+    ``200:100+900:400@4`` (its ``final_skip_ratio``; ``@inf``: only the Detector's flags), ``default``."""
+    if text == "default":
+        return SelfFitParams()
+    stages, _, skip = text.partition("@")
+    first, _, second = stages.partition("+")
+    fit, held = (int(v) for v in first.split(":"))
+    final_fit, final_held = (int(v) for v in second.split(":")) if second else (0, 1)
+    extra = {"final_skip_ratio": float(skip)} if skip else {}
+    return SelfFitParams(fit_events=fit, held_events=held, final_fit_events=final_fit, final_held_events=final_held,
+                         **extra)  # fmt: skip
+
+
 def _fit_candidates(text: str) -> list[SelfFitParams]:
-    """``--fit 300:200,600:300``: fit and held-out lengths of the online envelope to compare."""
-    pairs = [part.split(":") for part in text.split(",") if part]
-    return [SelfFitParams(fit_events=int(f), held_events=int(h)) for f, h in pairs]
+    """``--fit 200:100,200:100+900:400@4,...``: the online fits to compare (:func:`_fit_candidate`)."""
+    return [_fit_candidate(part) for part in text.split(",") if part]
+
+
+def fit_name(fit: SelfFitParams) -> str:
+    """The scorer's name in the table: ``self_fit_200_100`` or ``self_fit_200_100+900_400_skip4``."""
+    name = f"self_fit_{fit.fit_events}_{fit.held_events}"
+    if fit.two_stage:
+        name += f"+{fit.final_fit_events}_{fit.final_held_events}_skip{fit.final_skip_ratio:g}"
+    return name
 
 
 def _scorers(
@@ -173,8 +194,7 @@ def _scorers(
         "training_envelope": (EnvelopedDetector(weights, envelope, max_streams=n), own),
     }
     for fit in _fit_candidates(fits):
-        name = f"self_fit_{fit.fit_events}_{fit.held_events}"
-        made[name] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
+        made[fit_name(fit)] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
     return made
 
 
@@ -207,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-seconds", type=float, default=None)
     parser.add_argument("--new-streams", action="store_true", help="replay every unit as a stream unseen in training")
     parser.add_argument("--history", type=int, default=1500, help="--new-streams: clean rows before the test rows")
-    parser.add_argument("--fit", default="600:300", help="--new-streams: online fit:held-out lengths to compare")
+    parser.add_argument(
+        "--fit",
+        default="default",
+        help="--new-streams: online fits to compare, e.g. 200:100,900:400,200:100+900:400@4 (default: the product's)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     pooled: dict[str, Pooled] = {}
