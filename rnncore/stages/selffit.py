@@ -20,12 +20,13 @@ gets the same two frozen T² references as a trained one (:mod:`rnncore.stages.e
    end, so a short stream is scored exactly as by the provisional reference alone.
 
 Every phase skips the events the stream is flagged on (the Detector's score at or above ``alarm_score``), so an
-onset the forecaster catches does not become part of the stream's normal. The second stage also skips the events
-whose provisional ``r / c`` is at or beyond ``final_skip_ratio`` (1 would be everything the provisional flags:
-but the provisional is too narrow, and what it flags at the edge of its cut is the normal variety the second
-stage must learn; inf only the Detector's flags, and a fault beginning during the second stage would be learnt;
-chosen between, on the fleet's TUNE seeds, BENCHMARKS.md). Until the provisional reference is frozen the
-stream's envelope score is 0 (the Detector's score alone).
+onset the forecaster catches does not become part of the stream's normal. The second stage can also skip the
+events whose provisional ``r / c`` is at or beyond ``final_skip_ratio``: 1 skips everything the provisional flags,
+but the provisional is too narrow, and what it flags is the normal variety the second stage must learn; by default
+(inf) it skips only the Detector's flags, so a fault that begins during the second stage and that the forecaster
+does not flag is learnt. Measured on the fleet's TUNE new streams (BENCHMARKS.md "Short experiments"), inf won
+against 1, 4, 16, 64 and 256, also with the faults beginning inside the second stage. Until the provisional
+reference is frozen the stream's envelope score is 0 (the Detector's score alone).
 
 State: :func:`self_fit_width` float64 per stream in :data:`SELF_COLUMN`: a head (the current stage's two counts,
 the three cuts), the reference (means and inverse covariances), the ``top_k`` pairs (the provisional's, then,
@@ -62,7 +63,9 @@ class SelfFitParams:
     held_events: int = 100  # 400 until 2026-12-03
     final_fit_events: int = 900  # the second stage (2026-12-04): a long-lived stream's reference as the old 900:400
     final_held_events: int = 400
-    final_skip_ratio: float = 4.0  # the second stage skips provisional r / c >= this (and the Detector's flags)
+    # the second stage also skips provisional r / c >= this; inf (only the Detector's flags, as the first stage)
+    # won on the fleet's TUNE new streams against 1, 4, 16, 64 and 256, also where faults begin inside it
+    final_skip_ratio: float = float("inf")
     top_k: int = 8
 
     def __post_init__(self) -> None:
