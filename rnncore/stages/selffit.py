@@ -44,7 +44,6 @@ from numba import njit
 
 from rnncore.errors import EnvelopeError
 from rnncore.stages.envelope import Envelope, _ew_update
-from rnncore.stages.envelope import _t2 as t2
 
 __all__ = ["SELF_COLUMN", "SelfFitParams", "contributions", "envelope_step", "self_fit_schema", "self_fit_width"]
 
@@ -329,8 +328,8 @@ def _advance(state: np.ndarray, block: np.ndarray, top: np.ndarray, x: np.ndarra
     k = top.shape[0] // 4
     by_raw = top[: 2 * k].reshape((k, 2))
     by_win = top[2 * k :].reshape((k, 2))
-    raw = t2(x - mu, ic.reshape((F, F)))
-    win = t2(feat - wmu, wic.reshape((W, W)))
+    raw = _t2_centred(x, mu, ic.reshape((F, F)))
+    win = _t2_centred(feat, wmu, wic.reshape((W, W)))
     _keep_top(by_raw, 0, raw, win)
     _keep_top(by_win, 1, raw, win)
     n_held = state[_N_HELD] + 1.0
