@@ -21,15 +21,19 @@ rows FIT_END..n_train (labels never used); 'best' is the label-chosen cut (an up
 
 ``--new-streams`` (issue 16: a notion of normal for every stream): the realistic case of a new sensor joining the
 fleet. After `rnnwatch train`, every unit is replayed under a renamed key, so no stream has a training reference:
-its last ``--history`` clean training rows (its own early history, never scored) and then its test rows. Three
-scorers see the same events: ``detector_alone`` (the bare Detector), ``self_fit_<fit>_<held>`` (what
-``build_scorer`` runs for such a stream: the envelope fitted online from the stream's own history,
-``rnncore.stages.selffit``, for each ``--fit`` candidate) and ``training_envelope`` (the same replay under the
-unit's own key, so it uses its reference from ``envelope.npz``: the upper line). All at the default threshold.
+its last ``--history`` clean training rows (its own early history, never scored; a list: one replay each after
+the same training) and then its test rows. Three kinds of scorer see the same events: ``detector_alone`` (the
+bare Detector), one per ``--fit`` candidate (the envelope fitted online from the stream's own history,
+``rnncore.stages.selffit``: ``self_fit_<fit>_<held>`` one stage, ``two_stage_skip<ratio>`` the provisional
+200:100 reference replaced by a 900:400 one; ``--fit default`` is what ``build_scorer`` runs for such a stream)
+and ``training_envelope`` (the same replay under the unit's own key, so it uses its reference from
+``envelope.npz``: the upper line). All at the default threshold.
 Each scorer is run again, with fresh state, on the same rows without their faults (``FleetUnit.clean_test``): the
 real false-alarm rate on normal data that the stated 0.5 % held-out rate stands for.
 
     flock /tmp/rnnwatch-bench.lock .venv/bin/python bench/fleet_probes.py --new-streams --split tune --seeds 4
+    nice -n 10 .venv/bin/python bench/fleet_probes.py --new-streams --split tune --history 1500,700 \
+        --fit 200:100,900:400,200:100+900:400@4,200:100+900:400@inf
 """
 
 from __future__ import annotations
@@ -157,10 +161,35 @@ def _replay(
     return np.stack([scorer.step(keys, times[:, t], values[:, t]).scores for t in range(values.shape[1])], axis=1)
 
 
+def _fit_candidate(text: str) -> SelfFitParams:
+    """One ``--fit`` candidate: ``200:100`` (one stage), ``200:100+900:400`` (a second stage, default skip ratio),
+    ``200:100+900:400@4`` (its ``final_skip_ratio``; ``@inf``: only the Detector's flags), ``default``."""
+    if text == "default":
+        return SelfFitParams()
+    stages, _, skip = text.partition("@")
+    first, _, second = stages.partition("+")
+    fit, held = (int(v) for v in first.split(":"))
+    final_fit, final_held = (int(v) for v in second.split(":")) if second else (0, 1)
+    extra = {"final_skip_ratio": float(skip)} if skip else {}
+    return SelfFitParams(fit_events=fit, held_events=held, final_fit_events=final_fit, final_held_events=final_held,
+                         **extra)  # fmt: skip
+
+
 def _fit_candidates(text: str) -> list[SelfFitParams]:
-    """``--fit 300:200,600:300``: fit and held-out lengths of the online envelope to compare."""
-    pairs = [part.split(":") for part in text.split(",") if part]
-    return [SelfFitParams(fit_events=int(f), held_events=int(h)) for f, h in pairs]
+    """``--fit 200:100,200:100+900:400@4,...``: the online fits to compare (:func:`_fit_candidate`)."""
+    return [_fit_candidate(part) for part in text.split(",") if part]
+
+
+def fit_name(fit: SelfFitParams) -> str:
+    """The scorer's name in the table (21 characters at most): ``self_fit_200_100`` (one stage), ``two_stage_skip4``
+    (the default stage lengths) or ``two_stage_300_100_900_400_skip4``."""
+    if not fit.two_stage:
+        return f"self_fit_{fit.fit_events}_{fit.held_events}"
+    lengths = (fit.fit_events, fit.held_events, fit.final_fit_events, fit.final_held_events)
+    defaults = SelfFitParams()
+    if lengths != (defaults.fit_events, defaults.held_events, defaults.final_fit_events, defaults.final_held_events):
+        return "two_stage_" + "_".join(str(v) for v in lengths) + f"_skip{fit.final_skip_ratio:g}"
+    return f"two_stage_skip{fit.final_skip_ratio:g}"
 
 
 def _scorers(
@@ -173,31 +202,39 @@ def _scorers(
         "training_envelope": (EnvelopedDetector(weights, envelope, max_streams=n), own),
     }
     for fit in _fit_candidates(fits):
-        name = f"self_fit_{fit.fit_events}_{fit.held_events}"
-        made[name] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
+        made[fit_name(fit)] = (EnvelopedDetector(weights, envelope, self_fit=fit, max_streams=n), renamed)
     return made
 
 
 def new_stream_seed(
     seed: int, args: argparse.Namespace, workdir: Path, pooled: dict[str, Pooled], clean: dict[str, list[float]]
 ) -> None:
-    """Train (product path), then replay every unit as a new stream through each scorer; pool the test rows, and
-    add the flag rate of each scorer on the same rows without their faults to ``clean``."""
+    """Train (product path), then replay every unit as a new stream through each scorer after each ``--history``
+    (one training for all); pool the test rows, and add the flag rate of each scorer on the same rows without
+    their faults to ``clean``. With several histories each name ends in ``_h<history>``."""
     units = make_fleet(seed, args.streams, args.machines, args.n_train, args.n_test)
+    histories = _histories(args.history)
     for width in sorted({u.test.shape[1] for u in units}):
         group = [u for u in units if u.test.shape[1] == width]
         run = train_and_score(group, workdir / f"s{seed}f{width}", args.train_seconds)
         weights = load_artifact(run.artifact)
         envelope = load_envelope(run.artifact)
         own, renamed = [u.name for u in group], [f"new-{u.name}" for u in group]
-        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
-            scores = _replay(scorer, keys, group, args.history)
-            for i, u in enumerate(group):
-                pooled.setdefault(name, Pooled(name)).add(u, scores[i, args.history :], run.threshold)
-        # fresh state: the same rows without their faults
-        for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
-            flags = _replay(scorer, keys, group, args.history, clean=True)[:, args.history :] >= run.threshold
-            clean.setdefault(name, []).extend(flags.mean(axis=1).tolist())
+        for history in histories:
+            tag = f"_h{history}" if len(histories) > 1 else ""
+            for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
+                scores = _replay(scorer, keys, group, history)
+                for i, u in enumerate(group):
+                    pooled.setdefault(name + tag, Pooled(name + tag)).add(u, scores[i, history:], run.threshold)
+            # fresh state: the same rows without their faults
+            for name, (scorer, keys) in _scorers(weights, envelope, own, renamed, args.fit).items():
+                flags = _replay(scorer, keys, group, history, clean=True)[:, history:] >= run.threshold
+                clean.setdefault(name + tag, []).extend(flags.mean(axis=1).tolist())
+
+
+def _histories(text: str) -> list[int]:
+    """``--history 1500,700``: the clean rows before the test rows, one replay each."""
+    return [int(part) for part in text.split(",") if part]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     add_fleet_arguments(parser)
     parser.add_argument("--train-seconds", type=float, default=None)
     parser.add_argument("--new-streams", action="store_true", help="replay every unit as a stream unseen in training")
-    parser.add_argument("--history", type=int, default=1500, help="--new-streams: clean rows before the test rows")
-    parser.add_argument("--fit", default="600:300", help="--new-streams: online fit:held-out lengths to compare")
+    parser.add_argument(
+        "--history", default="1500", help="--new-streams: clean rows before the test rows (a list: one replay each)"
+    )
+    parser.add_argument(
+        "--fit",
+        default="default",
+        help="--new-streams: online fits to compare, e.g. 200:100,900:400,200:100+900:400@4 (default: the product's)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     pooled: dict[str, Pooled] = {}

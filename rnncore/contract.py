@@ -39,10 +39,12 @@ are two implementations of the same steps; the parity tests hold them together, 
     each feature's residual from its estimate by the other features).
     The reference is the stream's from training (at
     least ``min_history`` rows), else fitted online from its own events
-    after the warm-up (flagged events skipped) and frozen; until then this
-    step adds nothing. Rarity = max of both steps' ``-log10(1 - score)``,
-    above the threshold discounted by the stream's recent alarm count; an
-    alarm lasting ~``refit_window`` events drops the reference (refit).
+    after the warm-up (flagged events skipped) in two stages: a provisional
+    reference frozen after 332 events, replaced by a longer fit's after
+    ~1,632 and frozen for good; until the first, this step adds nothing.
+    Rarity = max of both steps' ``-log10(1 - score)``, above the threshold
+    discounted by the stream's recent alarm count; an alarm lasting
+    ~``refit_window`` events drops the reference (refit).
 ==  ==========================================================================  ===================================
 
 Steps 0-7 run in one Numba kernel call per batch (``kernels.advance``); steps 8-9 run on the batch after it.

@@ -4,9 +4,10 @@
 ``max(Detector score, envelope score)``: the forecaster's calibrated surprise catches onsets (spikes, bursts), the
 envelope, never updated once fitted, keeps flagging what persists (level shifts, drift, frozen sensors, sustained
 fault states, broken correlation). A stream seen in training uses its reference from the artifact's
-``envelope.npz``; every other stream fits its own from its early history (:mod:`rnncore.stages.selffit`), so every
-stream gets a notion of normal. The envelope's moments and online fits live in extra columns of the same state
-table, so eviction, snapshots and restores cover them. For a multi-feature stream each result also says which
+``envelope.npz``; every other stream fits its own from its early history (:mod:`rnncore.stages.selffit`: a
+provisional reference after 332 events, replaced by one fitted over its next 1,300), so every stream gets a notion
+of normal. The envelope's moments and online fits live in extra columns of the same state table, so eviction,
+snapshots and restores cover them. For a multi-feature stream each result also says which
 features drive the envelope's distance (``StepResult.contributions``, :func:`rnncore.stages.selffit.contributions`).
 
 Each result's ``rarity`` (``-log10(1 - score)``, unbounded) ranks the alarms; above the threshold it is discounted
@@ -101,6 +102,7 @@ class EnvelopedDetector(Detector):
             )
         self.self_fit = self_fit if self_fit is not None else SelfFitParams()
         self.self_fit.check_quantile(envelope.params.false_alarm)
+        self._plan = self.self_fit.plan()
         schema = {**envelope_schema(features), **self_fit_schema(features, self.self_fit), **cross_schema(features)}
         super().__init__(weights, extra_state=schema, **kwargs)
         self.envelope = envelope
@@ -130,12 +132,12 @@ class EnvelopedDetector(Detector):
         ratio = np.zeros(len(keys))
         want = envelope.n_features > 1
         contrib = np.full((len(keys), envelope.n_features if want else 0), np.nan)
-        fit, a = self.self_fit, self.alarm
+        a = self.alarm
         refit_decay = 1.0 - 1.0 / a.refit_window if a.refit_window > 0 else 0.0
         share = columns[ALARM_COLUMN][:, 0]  # a view: the refit's EW share of flagged events, written in place
         envelope_step(columns[EW_COLUMN], columns[SELF_COLUMN], rows, refs, ok, flagged, x, p.window, p.warmup,
-                      fit.fit_events, fit.held_events, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu,
-                      envelope.wicov, envelope.cuts, ratio, contrib, want, columns[REF_COLUMN], share, refit_decay,
+                      self._plan, 1.0 - p.false_alarm, envelope.mu, envelope.icov, envelope.wmu, envelope.wicov,
+                      envelope.cuts, ratio, contrib, want, columns[REF_COLUMN], share, refit_decay,
                       a.refit_level)  # fmt: skip
         cross = envelope.cross
         if cross is not None and CROSS_COLUMN in columns and cross.streams:

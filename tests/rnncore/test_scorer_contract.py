@@ -32,10 +32,10 @@ def _normal_history() -> list[EventRecord]:
 
 
 ENVELOPE = fit_envelope(_normal_history())
-# no training reference: each stream fits its own, frozen after 200 of the suite's ~300 events per stream (the
-# snapshot test cuts at ~175: mid held-out phase)
+# no training reference: each stream fits its own, provisional after 140 of the suite's ~300 events per stream, final
+# after 230 (the snapshot test cuts at ~175: mid second stage)
 UNTRAINED = Envelope.empty(1, EnvelopeParams(warmup=50))
-SELF_FIT = SelfFitParams(fit_events=100, held_events=50)
+SELF_FIT = SelfFitParams(fit_events=60, held_events=30, final_fit_events=60, final_held_events=30)
 
 SCORERS: dict[str, Callable[[int], StreamScorer]] = {
     "detector": lambda max_streams: Detector(WEIGHTS, max_streams=max_streams),

@@ -15,6 +15,7 @@ from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, self_fit_step, self_fit_width
 
 WARMUP, FIT, HELD, Q = 200, 600, 300, 0.995
+ONE_STAGE = SelfFitParams(fit_events=FIT, held_events=HELD, final_fit_events=0)
 
 
 def _series(seed: int, n: int, features: int) -> np.ndarray:
@@ -27,14 +28,16 @@ def _t2(d: np.ndarray, icov: np.ndarray) -> np.ndarray:
     return np.asarray(np.einsum("ij,jk,ik->i", d, icov, d))
 
 
-def _online(x: np.ndarray, flagged: np.ndarray, top_k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def _online(
+    x: np.ndarray, flagged: np.ndarray, params: SelfFitParams = ONE_STAGE, top_k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     feats = _features(x, 32)
     state = np.zeros(self_fit_width(x.shape[1], top_k))
     share = np.empty(x.shape[1])
-    want = x.shape[1] > 1
+    want, plan = x.shape[1] > 1, params.plan()
     out = np.array(
         [
-            self_fit_step(state, float(t + 1), x[t], feats[t], bool(flagged[t]), WARMUP, FIT, HELD, Q, share, want)
+            self_fit_step(state, float(t + 1), x[t], feats[t], bool(flagged[t]), WARMUP, plan, Q, share, want)
             for t in range(len(x))
         ]
     )
@@ -72,7 +75,7 @@ def test_flagged_events_are_left_out_of_the_fit() -> None:
     feats = _features(x, 32)
     kept = np.delete(feats, np.s_[WARMUP + 100 : WARMUP + 300], axis=0)
     mu, _ = _mean_icov(clean[WARMUP : WARMUP + FIT])
-    assert state[5] == pytest.approx(mu[0]) and state[0] == FIT and state[1] == HELD
+    assert state[5] == pytest.approx(mu[0]) and state[0] == -1.0  # -1: the final reference (one stage here)
     assert kept.shape[0] == clean.shape[0]
 
 
@@ -95,6 +98,10 @@ def test_a_fault_after_the_freeze_stays_flagged_and_does_not_move_the_reference(
 def test_the_state_budget_and_the_quantile_check() -> None:
     one = build_scorer(ModelWeights.random(ModelConfig(), seed=0), max_streams=1)  # rnnwatch train's defaults
     assert one.table.row_nbytes <= 1024
-    assert self_fit_width(1, 8) * 8 == 360 and self_fit_width(8, 8) * 8 == 3048
     with pytest.raises(EnvelopeError, match="top_k"):
         SelfFitParams(held_events=5000).check_quantile(0.005)
+    with pytest.raises(EnvelopeError, match="top_k"):
+        SelfFitParams(final_held_events=5000).check_quantile(0.005)
+    SelfFitParams(final_fit_events=0, final_held_events=5000).check_quantile(0.005)  # one stage: not read
+    with pytest.raises(EnvelopeError, match="final_skip_ratio"):
+        SelfFitParams(final_skip_ratio=0.5)
