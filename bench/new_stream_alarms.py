@@ -29,6 +29,7 @@ from rnncore.model.envelope_file import load_envelope
 from rnncore.model.weights import ModelWeights
 from rnncore.scorer import build_scorer
 from rnncore.stages.enveloped import EnvelopedDetector
+from rnncore.training.prior import without_prior
 from stream.commands import train
 from stream.commands.config_flags import flag_for
 from stream.evaluation.fleet.generator import FleetUnit, make_fleet
@@ -81,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 log, out = write_log(Path(tmp) / "train.csv", group, "train"), Path(tmp) / "model"
                 run_cli(train.add_arguments, train.run, ["--logs", str(log), "--out", str(out), "--no-progress"])
                 weights = load_artifact(out)
-                plain = {k: v for k, v in weights.metadata.items() if k != PRIOR_FIELD}
                 streams = len(group)
                 variants = {
-                    "without prior": _scorer(ModelWeights(weights.config, weights.params, plain), out, streams, None),
+                    "without prior": _scorer(without_prior(weights), out, streams, None),
                     "with prior": _scorer(weights, out, streams, None),
                     **{f"prior {p}:{w}": _scorer(weights, out, streams, (p, w)) for p, w in candidates},
                 }

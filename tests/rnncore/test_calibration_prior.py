@@ -170,3 +170,12 @@ def test_nan_in_the_prior_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"var": 0.5', '"var": NaN'))
     with pytest.raises(ArtifactError, match="not valid JSON"):
         load_artifact(tmp_path)
+
+
+def test_build_scorer_takes_both_warm_ups() -> None:
+    from rnncore.scorer import build_scorer
+
+    scorer = build_scorer(_with_prior(RANDOM), None, prior_warmup_events=5, max_streams=2)
+    assert scorer.scoring.prior_warmup_events == 5 and scorer.warmup_events == 6  # type: ignore[union-attr]
+    plain = build_scorer(RANDOM, None, warmup_events=7, max_streams=2)
+    assert plain.warmup_events == 8 and plain.scoring.prior_warmup_events == ScoringParams().prior_warmup_events  # type: ignore[union-attr]
