@@ -37,7 +37,7 @@ __all__ = [
 
 WARMUP_EVENTS = 200  # surprises a stream's calibration learns from before it scores, without a prior
 PRIOR_WARMUP_EVENTS = 30  # the same with the artifact's prior (chosen on TUNE splits: BENCHMARKS.md)
-PRIOR_EVENTS = 200  # the prior's weight in a new stream's long-run statistics, in events (chosen on TUNE splits)
+PRIOR_EVENTS = 50  # the prior's weight in a new stream's long-run statistics, in events (chosen on TUNE splits)
 PRIOR_FIELD = "calibration_prior"  # its field in model.json
 MAX_MOMENT = 1e6  # |mean| and variance above this are not a surprise distribution (clipped at 50 before)
 _MOMENTS = ("surprise", "short_average")
