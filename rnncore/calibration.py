@@ -11,7 +11,8 @@ For every accepted event with a finite surprise ``s`` (the forecast's Gaussian N
    sustained changes): ``tail = 0.5 * erfc(z / sqrt(2))``;
 4. score = ``log(tail + tail_floor) / log(tail_floor)`` of the smaller tail, clipped to [0, 1] (Numenta's
    log-likelihood; with the default floor 1e-10: tail 1e-10 -> 1, tail 0.5 -> 0.03);
-   0 while the stream has seen fewer than ``warmup_events`` surprises; beside it the event's *rarity*
+   0 while the stream has seen fewer than ``warmup_events`` surprises (``prior_warmup_events`` with a prior,
+   see below); beside it the event's *rarity*
    ``-log10(1 - score)`` computed from the log of the tail (:func:`log_upper_tail`) in float64, so it keeps
    growing where the float32 score has reached 1 (tail below ~1e-16): ``score >= t`` exactly when
    ``rarity >= -log10(1 - t)`` (0.99: 2), and alarms above the threshold keep their order;
@@ -22,6 +23,12 @@ For every accepted event with a finite surprise ``s`` (the forecast's Gaussian N
 6. optional refractory suppression (``refractory_events = K > 0``): the score is reported only when it exceeds
    ``recent``, a running maximum of earlier scores that decays by ``1 - 1/K`` per event, else 0; so a long
    anomaly raises one alert at its onset instead of a train of them (NAB charges every repeated flag).
+
+With a :class:`~rnncore.calibration_prior.CalibrationPrior` (the artifact's, stored by `rnnwatch train`), a fresh
+row (``n = 0``) starts at it before its first surprise: ``n = prior_events`` (a pseudo-count), ``short`` and the two
+(mean, variance) pairs at the prior's; the stream then scores once it has seen ``prior_warmup_events`` surprises of
+its own (``n >= prior_events + prior_warmup_events``) and step 5 winsorises from ``n >= prior_events`` on, so early
+surprises (the running normalisation settling) move the prior only by a bounded amount. Without one: as above.
 
 Events with status != 0 or a NaN surprise (the stream's first event) get score 0 and leave the row untouched.
 Ahmad et al. (2017) report HTM rising from 53.6 to 70.1 on NAB with this kind of likelihood post-processing.
@@ -36,11 +43,13 @@ from typing import Any
 
 import numpy as np
 
+from rnncore.calibration_prior import PRIOR_EVENTS, PRIOR_WARMUP_EVENTS, WARMUP_EVENTS, CalibrationPrior
 from rnncore.errors import ScoringError
 from rnncore.kernels._numba import jit
 
 __all__ = [
     "STATS_COLUMN",
+    "CalibrationPrior",
     "ScoringParams",
     "calibrate",
     "score_schema",
@@ -59,7 +68,9 @@ class ScoringParams:
 
     short_window: int = 10
     long_window: int = 2000
-    warmup_events: int = 200
+    warmup_events: int = WARMUP_EVENTS  # without a prior
+    prior_warmup_events: int = PRIOR_WARMUP_EVENTS  # with the model's prior: a stream's own surprises before it scores
+    prior_events: int = PRIOR_EVENTS  # the prior's pseudo-count in a new stream's long-run statistics
     min_var: float = 1e-4
     max_surprise: float = 50.0
     outlier_sigmas: float = 4.0
@@ -77,6 +88,11 @@ class ScoringParams:
             raise ScoringError(
                 f"warmup_events must be in [0, long_window={self.long_window}] (the counter stops there), "
                 f"got {self.warmup_events}"
+            )
+        if self.prior_events < 1 or self.prior_warmup_events < 0:
+            raise ScoringError(
+                f"prior_events must be >= 1 and prior_warmup_events >= 0, got {self.prior_events}, "
+                f"{self.prior_warmup_events}"
             )
         if not self.min_var > 0:
             raise ScoringError(f"min_var must be > 0, got {self.min_var}")
@@ -155,7 +171,12 @@ def _calibrate(
     tail_floor: float,
     refractory_events: int,
     out_rarity: np.ndarray,
+    prior: np.ndarray,
+    prior_events: int,
 ) -> None:
+    """``prior_events`` 0: no prior (``warmup_events`` applies); else ``warmup_events`` is the prior's warm-up and
+    ``prior`` holds ``(mean_s, var_s, mean_a, var_a)``."""
+    warm_at = warmup_events + prior_events
     for i in range(rows.shape[0]):
         s = float(nll[i])
         out_rarity[i] = 0.0
@@ -164,11 +185,16 @@ def _calibrate(
             continue
         s = min(max(s, -max_surprise), max_surprise)
         r = rows[i]
+        if prior_events > 0 and stats[r, _N] == 0.0:  # a fresh row starts at the prior
+            stats[r, _N] = prior_events
+            stats[r, _SHORT] = prior[2]
+            stats[r, _MEAN_S], stats[r, _VAR_S] = prior[0], prior[1]
+            stats[r, _MEAN_A], stats[r, _VAR_A] = prior[2], prior[3]
         n = float(stats[r, _N])
         a = stats[r, _SHORT] + (s - stats[r, _SHORT]) / min(n + 1.0, short_window)
         mean_s, var_s = float(stats[r, _MEAN_S]), float(stats[r, _VAR_S])
         mean_a, var_a = float(stats[r, _MEAN_A]), float(stats[r, _VAR_A])
-        warm = n >= warmup_events
+        warm = n >= warm_at
         if warm:
             point = _tail_score_jit(s, mean_s, var_s, min_var, tail_floor)
             sustained = _tail_score_jit(a, mean_a, var_a, min_var, tail_floor)
@@ -186,7 +212,7 @@ def _calibrate(
                 out_rarity[i] = rarity
         else:
             out_scores[i] = 0.0
-        limit = outlier_sigmas if warm else np.inf
+        limit = outlier_sigmas if warm or (prior_events > 0 and n >= prior_events) else np.inf
         alpha = 1.0 / min(n + 1.0, long_window)
         d = _winsorised_jit(s - mean_s, var_s, min_var, limit)
         stats[r, _MEAN_S] = mean_s + alpha * d
@@ -233,16 +259,30 @@ def calibrate(
     status: np.ndarray,
     out_scores: np.ndarray,
     out_rarity: np.ndarray | None = None,
+    prior: CalibrationPrior | None = None,
 ) -> None:
     """Score a batch in arrival order into ``out_scores`` (and each score's unbounded rarity into ``out_rarity``,
-    float64 [B], when given) and advance each stream's calibration state in place."""
+    float64 [B], when given) and advance each stream's calibration state in place; a fresh stream starts at
+    ``prior`` when given (see the module docstring)."""
     stats = _check_batch(columns, rows, nll, status, out_scores)
     if out_rarity is None:
         out_rarity = np.empty(rows.shape[0])
     elif out_rarity.dtype != np.float64 or out_rarity.shape != rows.shape:
         raise ScoringError(f"out_rarity must be float64 {rows.shape}, got {out_rarity.dtype} {out_rarity.shape}")
+    if prior is None:
+        moments, warmup, pseudo = _NO_PRIOR, params.warmup_events, 0
+    else:
+        moments, warmup, pseudo = np.array(prior.moments()), params.prior_warmup_events, params.prior_events
+        if pseudo + warmup > params.long_window:
+            raise ScoringError(
+                f"prior_events + prior_warmup_events ({pseudo} + {warmup}) must be <= long_window="
+                f"{params.long_window} to score with a prior (the counter stops there)"
+            )
     _calibrate(
         stats, rows, nll, status, out_scores, params.short_window, params.long_window,
-        params.warmup_events, params.min_var, params.max_surprise, params.outlier_sigmas, params.tail_floor,
-        params.refractory_events, out_rarity,
+        warmup, params.min_var, params.max_surprise, params.outlier_sigmas, params.tail_floor,
+        params.refractory_events, out_rarity, moments, pseudo,
     )  # fmt: skip
+
+
+_NO_PRIOR = np.zeros(4)

@@ -30,8 +30,13 @@ are two implementations of the same steps; the parity tests hold them together, 
     min_scale`` in normalised units, stored for step 2 of the next event and
     returned in original units.
 7   Write back the event time and count.                                       ``preprocess_tile``
-8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``
-    likelihood of the surprise's recent average against its history).
+8   Calibrate the surprise into a score in [0, 1] (per-stream anomaly          ``calibration.py``,
+    likelihood of the surprise and its recent average against their           ``calibration_prior.py``
+    history). A new stream's history starts at the model's calibration
+    prior (the surprise distribution on held-out normal data that
+    `rnnwatch train` stores) with a pseudo-count of ``prior_events``, and
+    scores after ``prior_warmup_events`` surprises; without a prior it
+    starts empty and scores after ``warmup_events`` (200).
 9   The envelope (``EnvelopedDetector``, what ``rnncore.scorer`` builds):       ``stages/envelope.py``,
     score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
     variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``,

@@ -4,6 +4,9 @@
 turns each forecast error into a score in [0, 1] and returns everything per event, with a status code for
 events it rejected (non-finite value, stream table full, bad key, a value past the ``MagnitudeBound``). Rejected
 events change no state and do not disturb the other events of the batch; only the rows of accepted events change.
+When the weights carry a calibration prior (``model.json``'s ``calibration_prior``, stored by `rnnwatch train`),
+every new stream's calibration starts at it and scores after ``ScoringParams.prior_warmup_events`` events instead of
+``warmup_events`` (:mod:`rnncore.calibration_prior`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 import rnncore.calibration as calibration
 from rnncore import kernels
+from rnncore.calibration_prior import CalibrationPrior, prior_of
 from rnncore.contract import EventStatus, StepResult, rarity_of, status_reason
 from rnncore.errors import BatchShapeError, DetectorError, IncompatibleModelError
 from rnncore.kernels.layout import COUNT, NORM, PEAK_VAR
@@ -117,6 +121,7 @@ class Detector:
         self.magnitude = magnitude
         self._extra_state = dict(extra_state or {})
         self._weights = weights
+        self._prior = prior_of(weights.metadata)
         self._model = kernels.pack(weights)
         self._table = StateTable(_state_schema(weights, self.scoring, self._extra_state), max_streams=max_streams)
 
@@ -125,6 +130,17 @@ class Detector:
     def weights(self) -> ModelWeights:
         """The weights currently in use."""
         return self._weights
+
+    @property
+    def prior(self) -> CalibrationPrior | None:
+        """The calibration prior of the weights in use (None: new streams learn from nothing, ``warmup_events``)."""
+        return self._prior
+
+    @property
+    def warmup_events(self) -> int:
+        """Accepted events a new stream's forecast score stays 0 (its first surprise comes with its second event)."""
+        scoring = self.scoring
+        return 1 + (scoring.warmup_events if self._prior is None else scoring.prior_warmup_events)
 
     @property
     def n_features(self) -> int:
@@ -248,7 +264,7 @@ class Detector:
         columns = self._table.columns
         kernels.advance(self._model, columns, rows, times, np.ascontiguousarray(values), out)
         _raise_peak(columns, rows)
-        calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores, rarity)
+        calibration.calibrate(self.scoring, columns, rows, out.nll, out.status, scores, rarity, self._prior)
         return out
 
     def _validated(self, keys: Sequence[object], times: Any, values: Any) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -303,7 +319,8 @@ class Detector:
         if set(columns_from_schema(_state_schema(weights, self.scoring, self._extra_state))) != set(self._table.specs):
             raise IncompatibleModelError("new weights need different state columns than the running model")
         model = kernels.pack(weights)  # may raise: the old model stays in place
-        self._weights, self._model = weights, model
+        prior = prior_of(weights.metadata)
+        self._weights, self._model, self._prior = weights, model, prior
 
 
 def _raise_peak(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> None:

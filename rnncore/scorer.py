@@ -54,14 +54,18 @@ def build_scorer(
     max_streams: int = 1_000_000,
     idle_ttl_seconds: float | None = None,
     warmup_events: int | None = None,
+    prior_warmup_events: int | None = None,
 ) -> Detector | ScoringPipeline:
     """The scorer for these weights: see the module docstring. ``envelope`` (None: no stream has a training
-    reference) is ignored by ``seasonal``; ``warmup_events`` (None: the calibration's default, 200) is how many
-    events a new stream's forecast score stays 0 (the detector pipeline)."""
+    reference) is ignored by ``seasonal``; ``warmup_events`` and ``prior_warmup_events`` (None: the calibration's
+    defaults, 200 and 30) are how many surprises a new stream's forecast score stays 0 (the detector pipeline),
+    without and with the calibration prior ``weights.metadata`` carries (`rnnwatch train` stores one)."""
     check_scorer(weights, envelope, pipeline)
     if pipeline == "seasonal":
         return ScoringPipeline(weights, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds)
-    scoring = None if warmup_events is None else ScoringParams(warmup_events=warmup_events)
+    given = {"warmup_events": warmup_events, "prior_warmup_events": prior_warmup_events}
+    chosen = {name: value for name, value in given.items() if value is not None}
+    scoring = ScoringParams(**chosen) if chosen else None
     return EnvelopedDetector(
         weights, envelope, max_streams=max_streams, idle_ttl_seconds=idle_ttl_seconds, scoring=scoring
     )

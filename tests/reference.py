@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -197,9 +198,14 @@ def calibrate_reference(
     nll: np.ndarray,
     status: np.ndarray,
     out_scores: np.ndarray,
+    out_rarity: np.ndarray | None = None,
+    prior: Any = None,
 ) -> None:
-    """Slow, obvious pure-Python version of :func:`calibrate` (float64 arithmetic), for tests."""
+    """Slow, obvious pure-Python version of :func:`calibrate` (float64 arithmetic), for tests; ``prior``: a
+    ``CalibrationPrior`` a fresh row starts at (``out_rarity`` is not computed here)."""
     stats = _check_batch(columns, rows, nll, status, out_scores)
+    pseudo = params.prior_events if prior is not None else 0
+    warm_at = pseudo + (params.prior_warmup_events if prior is not None else params.warmup_events)
     for i in range(rows.shape[0]):
         s = float(nll[i])
         if status[i] != 0 or not math.isfinite(s):
@@ -207,9 +213,12 @@ def calibrate_reference(
             continue
         s = min(max(s, -params.max_surprise), params.max_surprise)
         row = stats[int(rows[i])]
+        if prior is not None and row[0] == 0.0:
+            mean_s, var_s, mean_a, var_a = prior.moments()
+            row[:6] = [pseudo, mean_a, mean_s, var_s, mean_a, var_a]
         n, short, mean_s, var_s, mean_a, var_a, recent = (float(v) for v in row)
         a = short + (s - short) / min(n + 1.0, params.short_window)
-        warm = n >= params.warmup_events
+        warm = n >= warm_at
         score = 0.0
         if warm:
             floor = params.tail_floor
@@ -219,7 +228,7 @@ def calibrate_reference(
                 decayed = recent * (1.0 - 1.0 / params.refractory_events)
                 score, recent = (score if score > recent else 0.0), max(decayed, score)
         out_scores[i] = score
-        limit = params.outlier_sigmas if warm else math.inf
+        limit = params.outlier_sigmas if warm or (prior is not None and n >= pseudo) else math.inf
         alpha = 1.0 / min(n + 1.0, params.long_window)
         new = [min(n + 1.0, params.long_window), a]
         for x, mean, var in ((s, mean_s, var_s), (a, mean_a, var_a)):

@@ -8,7 +8,9 @@ Format 2 adds ``artifact_sha256``: the sha256 of the canonical JSON of every oth
 ``weights_sha256`` and ``envelope_sha256`` (checked against the weights and envelope files), so this one
 checksum covers weights, metadata and envelope together; an edited ``model.json`` is refused as corrupt. Format 1
 (no ``artifact_sha256``) is still read, with the schema check, so artifacts written before format 2 keep loading;
-so is a format 2 artifact written before ``envelope_sha256`` existed (its envelope is not checked).
+so is a format 2 artifact written before ``envelope_sha256`` existed (its envelope is not checked). The optional
+``calibration_prior`` (:mod:`rnncore.calibration_prior`) is checked part by part: finite moments in range,
+non-negative variances, counts, rates in [0, 1].
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from rnncore.calibration_prior import PRIOR_FIELD, check_prior
 from rnncore.errors import ArtifactError
 from rnncore.model.config import CELL_TYPES, DIRECTIONS, MAX_ATTENTION_WINDOW, ModelConfig
 
@@ -123,6 +126,7 @@ DOCUMENT: dict[str, Check] = {
     "rnnwatch_version": _text,
     "created_at": _timestamp,
     "envelope_sha256": lambda v: None if v is None else _sha256(v),  # null: the artifact has no envelope
+    PRIOR_FIELD: check_prior,  # optional: absent in artifacts from before it (new streams then warm up as before)
     ARTIFACT_CHECKSUM: _sha256,
 }
 _REQUIRED = ("format_version", "architecture", "weights_sha256")

@@ -264,9 +264,10 @@ def describe_state(config: ModelConfig) -> str:
     return f"online state: {online_state_bytes(config)} bytes per stream{detail}"
 
 
-def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> str:
+def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]) -> tuple[str, Any]:
     """Fit the frozen per-stream envelope (``rnncore.stages.envelope``) on the same normal records and write it before
-    ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it."""
+    ``model.json`` (so a hot reload that sees the new ``model.json`` finds the new envelope); one line on it, and
+    the envelope (None when no stream had enough rows)."""
     from rnncore.errors import EnvelopeError
     from rnncore.model.envelope_file import save_envelope
     from rnncore.stages.envelope import EnvelopeParams, fit_envelope
@@ -281,7 +282,7 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
             f"envelope: none ({exc}); every stream fits its own online from its first "
             f"{p.warmup + online.fit_events + online.held_events} events (forecast score alone until then); "
             f"then score >= {p.alarm_score} = beyond what {p.false_alarm:.1%} of its held-out normal events reached"
-        )
+        ), None
     save_envelope(envelope, directory)
     metadata["envelope"] = envelope.describe()
     p = envelope.params
@@ -291,7 +292,7 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
         f"on new normal data the rate is higher, bench/FLEET_FINDINGS.md); streams not in these logs or with fewer "
         f"than {p.min_events()} rows in them fit their own online from their first "
         f"{p.warmup + online.fit_events + online.held_events} events"
-    )
+    ), envelope
 
 
 def _serving(out: Path) -> str | None:
@@ -336,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.artifact import save_artifact
     from rnncore.model.store import commit_version, incoming_dir
     from stream.commands import progress
+    from stream.commands.train_prior import store_prior
 
     if args.skip_if_trained and (serving := _serving(args.out)) is not None:
         print(f"{args.out} already serves {serving}; --skip-if-trained: not training")
@@ -431,7 +433,10 @@ def run(args: argparse.Namespace) -> int:
         metadata["warnings"] = warnings
     incoming = incoming_dir(args.out)
     try:
-        envelope_line = "" if config.bidirectional else _save_envelope(records, incoming, metadata)
+        envelope_line, prior_line = "", ""
+        if not config.bidirectional:
+            envelope_line, envelope = _save_envelope(records, incoming, metadata)
+            prior_line = store_prior(result.weights, dataset, envelope, metadata)
         path = save_artifact(incoming, result.weights, metadata)
         version = json.loads(path.read_text())["version"]
         make_current = layout_change is None or args.replace_incompatible
@@ -444,6 +449,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(result, dataset))
     if envelope_line:
         print(envelope_line)
+    if prior_line:
+        print(prior_line)
     for warning in warnings:
         print(f"rnnwatch train: warning: {warning}", file=sys.stderr)
     print(describe_state(config))

@@ -360,6 +360,7 @@ class Service:
                 "n_features": str(m.n_features),
             }
         )
+        self.metrics.show_stated_false_alarm(weights.metadata)
 
     async def _maybe_reload(self) -> None:
         """Swap in a new model artifact if one appeared; refuse (log + metric) one that is unreadable or would not

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from rnncore.calibration_prior import PRIOR_EVENTS, PRIOR_WARMUP_EVENTS, WARMUP_EVENTS
 from stream.errors import ConfigError
 
 ENV_PREFIX = "RNNWATCH_"
@@ -154,7 +155,14 @@ class ServiceConfig:
         "novelty and refractory (issue 6's NAB-tuned detector, single-value streams)",
     )
     warmup_events: int = setting(
-        200, "a new (or evicted) stream's forecast score is 0 for its first N events while its calibration learns"
+        WARMUP_EVENTS,
+        "a model without a calibration prior (trained before it existed): a new (or evicted) stream's forecast score "
+        "is 0 for its first N surprises while its calibration learns",
+    )
+    prior_warmup_events: int = setting(
+        PRIOR_WARMUP_EVENTS,
+        "a model with the calibration prior rnnwatch train stores: a new (or evicted) stream's forecast score is 0 "
+        "for its first N surprises (its statistics start at the prior)",
     )
     max_streams_per_partition: int = setting(100_000, "state rows per input partition (then: stream_table_full)")
     idle_ttl_seconds: float | None = setting(
@@ -215,9 +223,14 @@ class ServiceConfig:
             raise ConfigError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
         if not 0.0 <= self.anomaly_threshold <= 1.0:
             raise ConfigError(f"anomaly_threshold must be in [0, 1], got {self.anomaly_threshold}")
-        if not 0 <= self.warmup_events <= 8000:
+        if not 0 <= self.warmup_events <= 2000:
             raise ConfigError(
-                f"warmup_events must be in [0, 8000] (the calibration's long window), got {self.warmup_events}"
+                f"warmup_events must be in [0, 2000] (the calibration's long window), got {self.warmup_events}"
+            )
+        if not 0 <= self.prior_warmup_events <= 2000 - PRIOR_EVENTS:
+            raise ConfigError(
+                f"prior_warmup_events must be in [0, {2000 - PRIOR_EVENTS}] (the calibration's long window less the "
+                f"prior's {PRIOR_EVENTS} events), got {self.prior_warmup_events}"
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be in 0..65535, got {self.metrics_port}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -105,6 +106,15 @@ class ServiceMetrics:
             ["threshold"],
             registry=r,
         )
+        self.stated_false_alarm = Gauge(
+            f"{PREFIX}_model_stated_false_alarm",
+            "Per-event false-alarm rate at `threshold` (the default anomaly_threshold) that rnnwatch train measured "
+            "for the model in use on its held-out normal events (the artifact's calibration_prior): on its training "
+            "streams (streams=trained) and on the same events replayed as new streams (streams=new); absent for a "
+            "model without a calibration prior",
+            ["streams", "threshold"],
+            registry=r,
+        )
         self.rebalances = Counter(f"{PREFIX}_rebalances", "Partition assignment changes", ["kind"], registry=r)
         self.checkpoint_duration = Histogram(
             f"{PREFIX}_checkpoint_seconds",
@@ -147,6 +157,20 @@ class ServiceMetrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
+
+    def show_stated_false_alarm(self, metadata: Mapping[str, Any]) -> None:
+        """Export the stated false-alarm rates of the model whose ``metadata`` (its ``model.json``) is now in use;
+        a model without a calibration prior clears them."""
+        from rnncore.calibration_prior import prior_of
+
+        self.stated_false_alarm.clear()
+        prior = prior_of(metadata)
+        if prior is None:
+            return
+        threshold = f"{prior.threshold:g}"
+        for streams, rate in (("trained", prior.false_alarm_trained), ("new", prior.false_alarm_new)):
+            if rate is not None:
+                self.stated_false_alarm.labels(streams=streams, threshold=threshold).set(rate)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

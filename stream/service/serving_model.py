@@ -120,6 +120,7 @@ def detector_factory(
             max_streams=config.max_streams_per_partition,
             idle_ttl_seconds=config.idle_ttl_seconds,
             warmup_events=config.warmup_events,
+            prior_warmup_events=config.prior_warmup_events,
         )
 
     return make

@@ -149,3 +149,18 @@ def test_warmup_events_is_a_setting_with_a_bound() -> None:
     assert load_config(env={"RNNWATCH_WARMUP_EVENTS": "20"}).warmup_events == 20
     with pytest.raises(ConfigError, match="warmup_events must be in"):
         load_config(env={"RNNWATCH_WARMUP_EVENTS": "-1"})
+
+
+def test_warmups_are_settings_with_the_librarys_defaults_and_bounds() -> None:
+    from rnncore.calibration import ScoringParams
+
+    library, service = ScoringParams(), ServiceConfig()
+    assert (service.warmup_events, service.prior_warmup_events) == (
+        library.warmup_events,
+        library.prior_warmup_events,
+    )  # what serve runs is what `score` and the benchmarks run
+    assert load_config(env={"RNNWATCH_PRIOR_WARMUP_EVENTS": "12"}).prior_warmup_events == 12
+    with pytest.raises(ConfigError, match="prior_warmup_events must be in"):
+        load_config(env={"RNNWATCH_PRIOR_WARMUP_EVENTS": "1999"})
+    with pytest.raises(ConfigError, match="warmup_events must be in"):
+        load_config(env={"RNNWATCH_WARMUP_EVENTS": "2001"})  # above the long window ScoringParams refuses

@@ -107,3 +107,19 @@ def test_scrape_text_is_valid_for_promtool() -> None:
     assert promtool, "promtool (Debian package prometheus) is installed by deploy/dev/setup.sh"
     checked = subprocess.run([promtool, "check", "metrics"], input=metrics.exposition(), capture_output=True)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_the_models_stated_false_alarm_rates_are_exported_and_cleared_for_a_model_without_them() -> None:
+    from rnncore.calibration_prior import PRIOR_FIELD, CalibrationPrior
+
+    prior = CalibrationPrior(
+        mean_surprise=1.0, var_surprise=0.5, mean_short=1.0, var_short=0.1, events=500, streams=2,
+        false_alarm_trained=0.004, false_alarm_new=0.0125,
+    )  # fmt: skip
+    metrics = ServiceMetrics()
+    metrics.show_stated_false_alarm({PRIOR_FIELD: prior.to_dict()})
+    name = "rnnwatch_model_stated_false_alarm"
+    assert metrics.value(name, {"streams": "trained", "threshold": "0.99"}) == 0.004
+    assert metrics.value(name, {"streams": "new", "threshold": "0.99"}) == 0.0125
+    metrics.show_stated_false_alarm({})  # a model from before the prior: no stated rate, not a stale one
+    assert f"{name}{{" not in metrics.exposition().decode()

@@ -1,0 +1,34 @@
+"""`rnnwatch train` stores the calibration prior, prints it with the stated false-alarm rates, and serve uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rnncore.calibration import ScoringParams
+from rnncore.calibration_prior import PRIOR_FIELD, CalibrationPrior
+from rnncore.scorer import load_scorer
+from stream.cli import main
+from tests.stream.commands.test_train_envelope import SMALL
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_train_stores_and_prints_the_prior_and_a_served_model_uses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    assert main(["train", "--synthetic", "3", "--synthetic-events", "1200", "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    stored = json.loads((out / "current" / "model.json").read_text())[PRIOR_FIELD]
+    prior = CalibrationPrior.from_dict(stored)
+    assert prior.streams == 3 and prior.events > 500 and prior.threshold == 0.99
+    assert prior.false_alarm_trained is not None and prior.false_alarm_new is not None
+    line = next(text for text in printed.splitlines() if text.startswith("calibration prior from"))
+    assert f"{prior.false_alarm_new:.3%} of the same events replayed as new streams" in line
+    warm = ScoringParams().prior_warmup_events + 1
+    assert f"first {warm} events score 0 (without a prior: 201)" in line
+    scorer = load_scorer(out)
+    assert scorer.prior == prior and scorer.warmup_events == warm  # type: ignore[union-attr]
