@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="events per Detector.step call")
     parser.add_argument("--max-streams", type=int, default=1_000_000, help="state table capacity")
     add_setting_flag(parser, "warmup_events")
+    add_setting_flag(parser, "prior_warmup_events")
     add_setting_flag(parser, "scoring_pipeline", "--pipeline", dest="pipeline")
     parser.add_argument(
         "--plot", type=Path, default=None, help="also write a PNG of the streams with the most flags (needs matplotlib)"
@@ -245,7 +246,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         envelope = load_envelope(args.model) if pipeline == "detector" else None
         detector = build_scorer(
-            weights, envelope, pipeline=pipeline, max_streams=args.max_streams, warmup_events=args.warmup_events
+            weights,
+            envelope,
+            pipeline=pipeline,
+            max_streams=args.max_streams,
+            warmup_events=args.warmup_events,
+            prior_warmup_events=args.prior_warmup_events,
         )
     except (RnnCoreError, StreamError) as error:
         print(f"rnnwatch score: {error}", file=sys.stderr)

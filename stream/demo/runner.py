@@ -24,7 +24,7 @@ from types import FrameType
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from rnncore.calibration import ScoringParams
+from rnncore.calibration_prior import PRIOR_WARMUP_EVENTS
 from rnncore.model.weights import ModelWeights
 from stream.data.synthetic import SyntheticFleet, generate_fleet
 from stream.demo.evaluation import Evaluation, evaluate, flags_from_scores
@@ -36,6 +36,10 @@ from stream.fleet import FleetTruth, publish_fleet
 from stream.local_broker import LocalBroker
 from stream.service.app import Service
 from stream.service.config import Guarantee, ServiceConfig
+
+# Events of a live stream scored 0 while its calibration settles: the demo trains its model, whose calibration prior
+# lets every stream score from its (PRIOR_WARMUP_EVENTS + 1)-th event (its first has no forecast to be surprised by).
+LIVE_WARMUP_EVENTS = PRIOR_WARMUP_EVENTS + 1
 
 logger = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 130
@@ -120,7 +124,7 @@ def demo_fleet(settings: DemoSettings) -> SyntheticFleet:
         settings.streams,
         history + settings.events_per_stream,
         seed=settings.seed,
-        clean_prefix=history + min(ScoringParams().warmup_events, settings.events_per_stream // 5),
+        clean_prefix=history + min(LIVE_WARMUP_EVENTS, settings.events_per_stream // 5),
     )
 
 
@@ -322,7 +326,7 @@ def _report(settings: DemoSettings, live: _LiveRun, seconds: float) -> DemoRepor
             live.truth.sent_events,
             live.book.points,
             settings.threshold,
-            warmup_events=ScoringParams().warmup_events,
+            warmup_events=LIVE_WARMUP_EVENTS,
         )
     return DemoReport(
         sent=live.truth.sent, scored=len(live.book.points), seconds=seconds, evaluation=evaluation, plot=plot
