@@ -280,7 +280,7 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
         p = EnvelopeParams()
         return (
             f"envelope: none ({exc}); every stream fits its own online from its first "
-            f"{p.warmup + online.fit_events + online.held_events} events (forecast score alone until then); "
+            f"{_self_fit_span(online, p.warmup)} (forecast score alone until then); "
             f"then score >= {p.alarm_score} = beyond what {p.false_alarm:.1%} of its held-out normal events reached"
         ), None
     save_envelope(envelope, directory)
@@ -290,9 +290,17 @@ def _save_envelope(records: list[Any], directory: Path, metadata: dict[str, Any]
         f"envelope: {len(envelope.index)} streams; default threshold: score >= {p.alarm_score} = beyond what "
         f"{p.false_alarm:.1%} of a stream's held-out normal rows reached (the {1 - p.false_alarm:.3f} quantile; "
         f"on new normal data the rate is higher, bench/FLEET_FINDINGS.md); streams not in these logs or with fewer "
-        f"than {p.min_events()} rows in them fit their own online from their first "
-        f"{p.warmup + online.fit_events + online.held_events} events"
+        f"than {p.min_events()} rows in them fit their own online from their first {_self_fit_span(online, p.warmup)}"
     ), envelope
+
+
+def _self_fit_span(online: Any, warmup: int) -> str:
+    """How long a stream without a training reference takes to fit its own (``SelfFitParams`` after the envelope's
+    ``warmup``), in words: the provisional reference, then the second stage's (later by the events it skips)."""
+    first, final = online.frozen_after()
+    if final > first:
+        return f"{warmup + first} events, refitted over its first {warmup + final} or more"
+    return f"{warmup + first} events"
 
 
 def _serving(out: Path) -> str | None:
