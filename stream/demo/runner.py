@@ -24,7 +24,7 @@ from types import FrameType
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from rnncore.calibration_prior import PRIOR_WARMUP_EVENTS
+from rnncore.calibration_prior import PRIOR_WARMUP_EVENTS, prior_of
 from rnncore.model.weights import ModelWeights
 from stream.data.synthetic import SyntheticFleet, generate_fleet
 from stream.demo.evaluation import Evaluation, evaluate, flags_from_scores
@@ -155,8 +155,11 @@ def demo_model(settings: DemoSettings, fleet: SyntheticFleet) -> ModelWeights:
     if not settings.retrain and same_fleet and model_dir.exists():
         try:
             weights = load_artifact(model_dir)
-            print(f"model: reusing {model_dir} (pass --retrain to train a new one)")
-            return weights
+            if prior_of(weights.metadata) is not None:
+                print(f"model: reusing {model_dir} (pass --retrain to train a new one)")
+                return weights
+            # without the prior its streams would score 0 for 200 events, and the fleet's anomalies start after 31
+            print(f"model: cached model {model_dir} has no calibration prior (trained before it); training a new one")
         except ArtifactError as error:
             print(f"model: cached model unusable ({error}); training a new one")
     log = _write_history(fleet, settings.history_events, settings.out_dir / "history.csv")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnncore.calibration_prior import PRIOR_FIELD, CalibrationPrior
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
@@ -137,7 +138,11 @@ def test_demo_trains_runs_and_reports_against_a_running_broker(kafka_bootstrap: 
 def test_ctrl_c_stops_the_demo_and_its_own_broker(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     weights = ModelWeights.random(ModelConfig(cell="gru", hidden_size=8), seed=1)
-    save_artifact(out / "model", weights)  # a cached model of this fleet: no training in this test
+    prior = CalibrationPrior(
+        mean_surprise=0.0, var_surprise=1.0, mean_short=0.0, var_short=0.1, events=1000, streams=50
+    )
+    # a cached model of this fleet (with the prior a demo model has): no training in this test
+    save_artifact(out / "model", weights, {PRIOR_FIELD: prior.to_dict()})
     (out / "model-fleet.json").write_text(json.dumps({"seed": 1, "streams": 50, "history_events": 2000}))
     process = subprocess.Popen(
         _demo("--streams", "50", "--events-per-stream", "2000", "--rate", "500", "--out", str(out)),
