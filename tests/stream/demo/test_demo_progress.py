@@ -1,4 +1,4 @@
-"""The demo's live line fits an 80-column terminal, redraws in place and says how long is left."""
+"""The demo's live bar (tqdm) fits an 80-column terminal, redraws in place and says how long is left."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from stream.demo import progress
 from stream.demo.progress import ProgressLine
 from stream.service.metrics import ServiceMetrics
 
@@ -26,6 +27,25 @@ def test_the_line_fits_80_columns_and_has_an_eta(monkeypatch: pytest.MonkeyPatch
     metrics.events_scored.inc(50_000)
     metrics.anomalies.inc(777)
     metrics.consumer_lag.labels(partition="0").set(123_456)
+    time.sleep(0.05)
+    line.show(sent=12_395_678, anomalies_read=9_999)
+    line.finish()
+    frames = [f for f in out.getvalue().split("\r") if f.strip()]
+    assert len(frames) >= 2 and out.getvalue().endswith("\n")  # redrawn in place, a new line at the end
+    assert all(len(frame.rstrip("\n")) <= 79 for frame in frames)  # the 80-column window
+    last = frames[-1]
+    assert "50.0k/100M" in last and "ETA 0" in last and "flags 777 (9,999 read back)" in last, last
+
+
+def test_without_tqdm_the_same_numbers_are_one_line_cut_to_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(progress, "_tqdm", lambda: None)
+    metrics = ServiceMetrics()
+    out = _Terminal()
+    line = ProgressLine(metrics, total=100_000_000, out=out)
+    line.show(sent=12_345_678, anomalies_read=1_234)
+    metrics.events_scored.inc(50_000)
+    metrics.anomalies.inc(777)
     line._last = (time.monotonic() - 1.0, 12_345_678, 0)  # one second since the first frame
     line.show(sent=12_395_678, anomalies_read=9_999)
     frames = out.getvalue().split("\r")[1:]
