@@ -178,6 +178,15 @@ def _replay_topic(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     return records, {**source, "accepted": summary.accepted, "skipped": dict(summary.skipped)}
 
 
+# TrainResult.stopped in the words of this command's flags
+_STOPPED = {
+    "max_minutes": "the --train-minutes budget",
+    "max_event_steps": "the --max-event-steps budget",
+    "early_stopping": "early stopping (validation no better for --patience epochs)",
+    "epochs": "--epochs",
+}
+
+
 def format_summary(result: Any, dataset: Any) -> str:
     """The final table: validation NLL and MAE of model vs baselines, plus training throughput."""
     report = result.report
@@ -194,9 +203,22 @@ def format_summary(result: Any, dataset: Any) -> str:
     lines += [f"{name:<24}{score.nll:>10.4f}{score.mae:>12.5g}" for name, score in rows]
     lines.append(
         f"training: {result.event_steps} event-steps in {result.train_seconds:.1f} s = "
-        f"{result.throughput:,.0f} event-steps/s; best epoch {result.best_epoch}, stopped by {result.stopped}"
+        f"{result.throughput:,.0f} event-steps/s; best epoch {result.best_epoch}, stopped by "
+        f"{_STOPPED.get(result.stopped, result.stopped)}"
     )
+    if result.history:
+        lines.append(format_history(result.history))
     return "\n".join(lines)
+
+
+def format_history(history: Any, most: int = 12) -> str:
+    """The per-epoch train and validation NLL in one line (what the progress bars showed while they ran; all of
+    it is in model.json's ``training.history``): the first and last epochs when there are more than ``most``."""
+    shown = list(history) if len(history) <= most else [*history[: most // 2], None, *history[-most // 2 :]]
+    cells = [
+        "..." if h is None else f"{int(h['epoch'])}: {h['train_nll']:.3f}/{h['validation_nll']:.3f}" for h in shown
+    ]
+    return "epochs (train/validation NLL): " + ", ".join(cells)
 
 
 def _layout_change(out: Path, config: ModelConfig) -> str | None:

@@ -55,6 +55,10 @@ def test_train_from_logs_writes_a_loadable_artifact_and_prints_the_table(
     assert document["validation_loss"] == pytest.approx(document["validation"]["model"]["nll"])
     history = document["training"]["history"]  # every epoch's validation NLL is kept, after the bars are gone
     assert len(history) == 2 and all(math.isfinite(epoch["validation_nll"]) for epoch in history)
+    printed = next(line for line in captured.out.splitlines() if line.startswith("epochs (train/validation NLL)"))
+    assert printed.endswith(f"2: {history[1]['train_nll']:.3f}/{history[1]['validation_nll']:.3f}")  # and printed
+    stopped = captured.out.split("stopped by ")[1].splitlines()[0]
+    assert stopped.startswith(("--epochs", "the --", "early stopping")), stopped  # the flags' words, not rnncore's
 
 
 def test_train_without_usable_rows_exits_non_zero_with_the_reason(
