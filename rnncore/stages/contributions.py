@@ -1,7 +1,8 @@
-"""Which features drive a Hotelling T²: reconstruction-based contributions, shared by every T² reference.
+"""Hotelling T² pieces shared by every reference: the ridged fit, the distance, and which features drive it.
 
-Used by the envelope's self-fitted and trained references (:mod:`rnncore.stages.selffit`) and by the cross-sensor
-reference (:mod:`rnncore.stages.crossfit`); per event, without temporaries, so it runs inside their Numba loops.
+Used by the envelope's trained and self-fitted references (:mod:`rnncore.stages.envelope`,
+:mod:`rnncore.stages.selffit`) and by the cross-sensor reference (:mod:`rnncore.stages.crossfit`); the per-event
+parts work without temporaries, so they run inside their Numba loops.
 """
 
 from __future__ import annotations
@@ -9,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["centred_dot", "contributions", "contributions_centred", "t2_centred"]
+__all__ = ["centred_dot", "contributions", "contributions_centred", "ridged_mean_icov", "t2_centred"]
+
+
+def ridged_mean_icov(fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse covariance, with a ridge of 1e-3 of the mean variance (flat or collinear features)."""
+    cov = np.atleast_2d(np.cov(fit, rowvar=False))
+    cov = cov + np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
+    return fit.mean(axis=0), np.linalg.inv(cov)
 
 
 @njit(cache=True, nogil=True)

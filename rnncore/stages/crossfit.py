@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from rnncore.errors import EnvelopeError
-from rnncore.stages.contributions import contributions
+from rnncore.stages.contributions import contributions_centred, ridged_mean_icov, t2_centred
 
 __all__ = ["CROSS_COLUMN", "CrossFit", "CrossParams", "cross_ratios", "cross_schema", "fit_cross_stream"]
 
@@ -79,13 +79,6 @@ class CrossFit:
         if np.any(self.cut < 0) or np.any(self.dsd <= 0):
             raise EnvelopeError("cross-sensor cuts must be >= 0 and spreads > 0: retrain with rnnwatch train")
 
-    @classmethod
-    def none(cls, references: int, n_features: int, params: CrossParams | None = None) -> CrossFit:
-        """No stream has a cross-sensor reference (what an envelope file from before them loads as)."""
-        K, F = references, n_features
-        return cls(params if params is not None else CrossParams(), np.zeros((K, 2 * F)), np.ones((K, 2 * F)),
-                   np.zeros((K, F, 2 * F)), np.zeros((K, F)), np.zeros((K, F, F)), np.zeros(K))  # fmt: skip
-
     @property
     def streams(self) -> int:
         """How many streams have a cross-sensor reference."""
@@ -121,17 +114,6 @@ def _cross_residual(state: np.ndarray, count: float, x: np.ndarray, dmu: np.ndar
 
 
 @njit(cache=True, nogil=True)
-def _t2_of(d: np.ndarray, mu: np.ndarray, icov: np.ndarray) -> float:
-    total = 0.0
-    for i in range(d.shape[0]):
-        acc = 0.0
-        for k in range(d.shape[0]):
-            acc += icov[i, k] * (d[k] - mu[k])
-        total += (d[i] - mu[i]) * acc
-    return total
-
-
-@njit(cache=True, nogil=True)
 def _trace(values: np.ndarray, dmu: np.ndarray, dsd: np.ndarray, beta: np.ndarray, lag_window: int,
            smooth_window: int) -> np.ndarray:  # fmt: skip
     """The online state after each row of one stream, from a fresh state (the per-event update, row by row)."""
@@ -142,12 +124,6 @@ def _trace(values: np.ndarray, dmu: np.ndarray, dsd: np.ndarray, beta: np.ndarra
         _cross_residual(state, float(t), values[t], dmu, dsd, beta, lag_window, smooth_window, z)
         out[t] = state
     return out
-
-
-def _ridged_mean_icov(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cov = np.atleast_2d(np.cov(a, rowvar=False))
-    cov = cov + np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
-    return a.mean(axis=0), np.linalg.inv(cov)
 
 
 def fit_cross_stream(values: np.ndarray, fit: slice, held: slice, q: float,
@@ -173,7 +149,7 @@ def fit_cross_stream(values: np.ndarray, fit: slice, held: slice, q: float,
         gram = a.T @ a + params.ridge * n * np.eye(len(cols))
         beta[j, cols] = np.linalg.solve(gram, a.T @ z[:, j])
     residuals = _trace(values, dmu, dsd, beta, params.lag_window, params.smooth_window)[:, F:]
-    rmu, ricov = _ridged_mean_icov(residuals[fit])
+    rmu, ricov = ridged_mean_icov(residuals[fit])
     held_t2 = np.einsum("ij,jk,ik->i", residuals[held] - rmu, ricov, residuals[held] - rmu)
     cut = float(np.quantile(held_t2, q)) + 1e-12
     return dmu, dsd, beta, rmu, ricov, np.array([cut])
@@ -205,10 +181,10 @@ def cross_step(state: np.ndarray, rows: np.ndarray, refs: np.ndarray, ok: np.nda
         if seen + 1.0 <= warmup:
             continue
         resid = state[row, F : 2 * F]
-        r = _t2_of(resid, rmu[k], ricov[k]) / cut[k]
+        r = t2_centred(resid, rmu[k], ricov[k]) / cut[k]
         if r > ratio[i]:
             if want and ratio[i] < 1.0:  # the envelope's own terms name the sensor better where they flag
-                contributions(resid - rmu[k], ricov[k], contrib[i])
+                contributions_centred(resid, rmu[k], ricov[k], contrib[i])
             ratio[i] = r
 
 

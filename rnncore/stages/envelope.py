@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from rnncore.errors import EnvelopeError
+from rnncore.stages.contributions import ridged_mean_icov
 from rnncore.stages.crossfit import CrossFit, CrossParams, fit_cross_stream
 
 __all__ = ["Envelope", "EnvelopeParams", "envelope_schema", "fit_envelope"]
@@ -105,13 +106,6 @@ def _features(values: np.ndarray, window: int) -> np.ndarray:
     for t in range(T):
         _ew_update(ew, values[t], window, feats[t])
     return feats
-
-
-def _mean_icov(fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and inverse covariance, with a ridge of 1e-3 of the mean variance (flat or collinear features)."""
-    cov = np.atleast_2d(np.cov(fit, rowvar=False))
-    cov = cov + np.eye(cov.shape[0]) * (1e-3 * np.trace(cov) / cov.shape[0] + 1e-9)
-    return fit.mean(axis=0), np.linalg.inv(cov)
 
 
 @dataclass(frozen=True)
@@ -225,8 +219,8 @@ def _split(T: int, params: EnvelopeParams) -> tuple[slice, slice]:
 def _fit_stream(values: np.ndarray, params: EnvelopeParams) -> tuple[np.ndarray, ...]:
     feats = _features(values, params.window)
     fit, held = _split(values.shape[0], params)
-    mu, icov = _mean_icov(values[fit])
-    wmu, wicov = _mean_icov(feats[fit])
+    mu, icov = ridged_mean_icov(values[fit])
+    wmu, wicov = ridged_mean_icov(feats[fit])
     q = 1.0 - params.false_alarm
 
     def t2(d: np.ndarray, ic: np.ndarray) -> np.ndarray:

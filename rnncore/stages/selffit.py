@@ -149,7 +149,7 @@ def _welford(n: float, mean: np.ndarray, co: np.ndarray, x: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True)
 def _freeze_icov(n: float, co: np.ndarray) -> None:
-    """Replace the co-moment sum by the inverse of the ridged sample covariance (training's ``_mean_icov``)."""
+    """Replace the co-moment sum by the inverse of the ridged sample covariance (training's ``ridged_mean_icov``)."""
     d = int(np.sqrt(co.shape[0]) + 0.5)
     a = np.empty((d, d))
     trace = 0.0

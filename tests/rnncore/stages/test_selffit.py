@@ -10,7 +10,8 @@ from rnncore.errors import EnvelopeError
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.scorer import build_scorer
-from rnncore.stages.envelope import _features, _mean_icov
+from rnncore.stages.contributions import ridged_mean_icov
+from rnncore.stages.envelope import _features
 from rnncore.stages.enveloped import EnvelopedDetector
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, self_fit_step, self_fit_width
 
@@ -54,8 +55,8 @@ def test_the_online_fit_equals_the_offline_fit_of_the_same_rows(features: int) -
         slice(WARMUP + FIT, WARMUP + FIT + HELD),
         slice(WARMUP + FIT + HELD, None),
     )
-    mu, icov = _mean_icov(x[fit])
-    wmu, wicov = _mean_icov(feats[fit])
+    mu, icov = ridged_mean_icov(x[fit])
+    wmu, wicov = ridged_mean_icov(feats[fit])
     raw, win = _t2(x[held] - mu, icov), _t2(feats[held] - wmu, wicov)
     c_raw, c_win = np.quantile(raw, Q) + 1e-12, np.quantile(win, Q) + 1e-12
     c = np.quantile(np.maximum(raw / c_raw, win / c_win), Q) + 1e-12
@@ -74,7 +75,7 @@ def test_flagged_events_are_left_out_of_the_fit() -> None:
     clean = np.delete(x, np.s_[WARMUP + 100 : WARMUP + 300], axis=0)
     feats = _features(x, 32)
     kept = np.delete(feats, np.s_[WARMUP + 100 : WARMUP + 300], axis=0)
-    mu, _ = _mean_icov(clean[WARMUP : WARMUP + FIT])
+    mu, _ = ridged_mean_icov(clean[WARMUP : WARMUP + FIT])
     assert state[5] == pytest.approx(mu[0]) and state[0] == -1.0  # -1: the final reference (one stage here)
     assert kept.shape[0] == clean.shape[0]
 

@@ -10,7 +10,8 @@ import pytest
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from rnncore.scorer import build_scorer
-from rnncore.stages.envelope import REF_COLUMN, EnvelopeParams, _features, _mean_icov, fit_envelope
+from rnncore.stages.contributions import ridged_mean_icov
+from rnncore.stages.envelope import REF_COLUMN, EnvelopeParams, _features, fit_envelope
 from rnncore.stages.enveloped import AlarmParams, EnvelopedDetector
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, self_fit_step, self_fit_width
 from stream.data.eventlog import EventRecord
@@ -45,8 +46,8 @@ def _online(x: np.ndarray, flagged: np.ndarray, params: SelfFitParams) -> tuple[
 def _reference(x: np.ndarray, fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, ...]:
     """The offline fit (training's arithmetic) of the rows ``fit``, cut on the rows ``held``."""
     feats = _features(x, WINDOW)
-    mu, icov = _mean_icov(x[fit])
-    wmu, wicov = _mean_icov(feats[fit])
+    mu, icov = ridged_mean_icov(x[fit])
+    wmu, wicov = ridged_mean_icov(feats[fit])
 
     def t2(d: np.ndarray, ic: np.ndarray) -> np.ndarray:
         return np.asarray(np.einsum("ij,jk,ik->i", d, ic, d))
