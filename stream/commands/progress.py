@@ -70,7 +70,8 @@ def terminal() -> TextIO | None:
         return None
 
 
-def _tqdm() -> Any:
+def tqdm_class() -> Any:
+    """tqdm's bar class, or None when tqdm is not installed (it comes with the ``train`` extra)."""
     try:
         from tqdm import tqdm
     except ModuleNotFoundError:
@@ -81,14 +82,14 @@ def _tqdm() -> Any:
 def shown(disabled: bool = False) -> bool:
     """Whether a bar would be drawn now: not ``disabled`` (``--no-progress``), not ``quiet()``, stderr a terminal,
     tqdm installed."""
-    return not disabled and not _quiet and terminal() is not None and _tqdm() is not None
+    return not disabled and not _quiet and terminal() is not None and tqdm_class() is not None
 
 
 def bar(total: float | None, desc: str, unit: str, *, disabled: bool = False, eta: bool = True) -> Any:
     """A context-managed bar of ``total`` ``unit``\\s (tqdm's, or one that draws nothing: see ``shown``); it goes
     when done. ``eta=False`` for a bar over unequal stages (detectors, files of any size), where time left
     extrapolated from the first ones would mislead: it shows the count and the time spent."""
-    stream, tqdm = terminal(), _tqdm()
+    stream, tqdm = terminal(), tqdm_class()
     if not shown(disabled) or stream is None:
         return contextlib.nullcontext(_NoBar())
     options: dict[str, Any] = {}

@@ -13,19 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from stream.commands.progress import tqdm_class
 from stream.service.metrics import ServiceMetrics
 
 PIPE_INTERVAL_S = 10.0  # seconds between two lines when the output is not a terminal
 _BAR = "{desc} {n_fmt}/{total_fmt} {rate_fmt} ETA {remaining}{postfix}"  # no bar graphic: the numbers fit 80
-
-
-def _tqdm() -> Any:
-    """tqdm's bar class, or None without it (it comes with the ``train`` extra, which the demo's training needs)."""
-    try:
-        from tqdm import tqdm
-    except ModuleNotFoundError:
-        return None
-    return tqdm
 
 
 def total_lag(metrics: ServiceMetrics) -> int:
@@ -98,7 +90,7 @@ class ProgressLine:
 
     def show(self, sent: int, anomalies_read: int) -> None:
         """Draw the current line (in place on a TTY; otherwise as a new line, at most every ``pipe_interval``)."""
-        tqdm = _tqdm() if self.out.isatty() else None
+        tqdm = tqdm_class() if self.out.isatty() else None
         if tqdm is not None:
             self._draw_bar(tqdm, sent, anomalies_read)
             return

@@ -39,7 +39,7 @@ def test_the_line_fits_80_columns_and_has_an_eta(monkeypatch: pytest.MonkeyPatch
 
 def test_without_tqdm_the_same_numbers_are_one_line_cut_to_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(progress, "_tqdm", lambda: None)
+    monkeypatch.setattr(progress, "tqdm_class", lambda: None)
     metrics = ServiceMetrics()
     out = _Terminal()
     line = ProgressLine(metrics, total=100_000_000, out=out)
