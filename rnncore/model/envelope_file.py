@@ -72,7 +72,7 @@ def load_envelope(directory: str | Path) -> Envelope | None:
             cross = _load_cross(data) if "cross_cut" in data.files else None  # absent: written before them
             return Envelope(params, index, data["mu"], data["icov"], data["wmu"], data["wicov"], data["cuts"],
                             cross=cross)  # fmt: skip
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, OverflowError) as exc:  # int(inf) raises OverflowError
         raise EnvelopeError(f"{path} cannot be read as an envelope ({exc}); retrain with rnnwatch train") from exc
 
 

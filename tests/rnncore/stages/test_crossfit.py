@@ -113,3 +113,16 @@ def test_the_envelope_file_keeps_the_cross_references_and_refuses_hostile_ones(t
     with pytest.raises(EnvelopeError, match="must be float64"):
         CrossFit(envelope.cross.params, envelope.cross.dmu, envelope.cross.dsd, envelope.cross.beta[:, :1],
                  envelope.cross.rmu, envelope.cross.ricov, envelope.cross.cut)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan, -1.0, 2.5])
+def test_a_hostile_cross_window_in_the_envelope_file_is_refused_with_the_fix(tmp_path, bad: float) -> None:
+    envelope = fit_envelope(_records("pump", _plant(0, 2000)))
+    save_envelope(envelope, tmp_path)
+    path = tmp_path / "envelope.npz"
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["cross_params"] = np.array([bad, 8.0, 0.1])
+    np.savez(path, **arrays)  # no model.json beside it: no digest to check, the content alone is judged
+    with pytest.raises(EnvelopeError, match="retrain|must be"):
+        load_envelope(tmp_path)
