@@ -27,15 +27,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from stream.commands.progress import add_progress_flag
     from stream.commands.training_budget import add_train_minutes_flag
 
-    parser.add_argument("--data", required=True, type=Path, help="directory of labelled .csv files (one per stream)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="directory of labelled .csv files, subfolders included (one stream per file; cells separated by "
+        "commas, semicolons, tabs or bars)",
+    )
     parser.add_argument("--label-column", required=True, help="name of the 0/1 label column (1 = anomalous)")
     parser.add_argument("--time-column", default="time", help="name of the time column (epoch seconds or ISO-8601)")
     parser.add_argument(
         "--normal",
         type=Path,
         default=None,
-        help="directory of normal .csv files, one per --data file of the same name, to train on (default: each "
-        "file's rows before its first label)",
+        help="directory of normal .csv files, one per --data file of the same relative path, to train on (default: "
+        "each file's rows before its first label)",
+    )
+    parser.add_argument(
+        "--ignore-columns",
+        default="",
+        help="comma-separated columns that are neither time, label nor feature (e.g. a second label column such as "
+        "a change-point marker: as a feature it would leak the labels)",
     )
     parser.add_argument("--out", type=Path, default=Path("out/evaluate"), help="model, scores, per_file.csv, PNG")
     add_train_minutes_flag(parser, None, "`rnnwatch train --train-minutes` (default: its own early stopping)")
@@ -109,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print("rnnwatch evaluate: --plot needs matplotlib: pip install 'rnnwatch[demo]'", file=sys.stderr)
         return 2
     try:
-        files = load_user_data(args.data, args.label_column, args.time_column, args.normal)
+        ignore = tuple(name.strip() for name in args.ignore_columns.split(",") if name.strip())
+        files = load_user_data(args.data, args.label_column, args.time_column, args.normal, ignore)
         budget = None if args.train_minutes is None else 60 * args.train_minutes
         with progress.quiet(args.no_progress):  # else train's and score's bars, on a terminal
             results = score_files(files, args.out, budget)
@@ -130,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if bare:
         print(
             f"note: {len(bare)} file(s) {bare[:5]} had too few normal rows for the trained envelope (a frozen reference"
-            " of normal behaviour): they are scored by the forecast alone; give them more normal rows"
+            " of normal behaviour): each fits its own from its first scored rows (the forecast alone scores those,"
+            " about 330); give them more normal rows"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     _write_per_file(args.out / "per_file.csv", [*per_file, ("pooled", pooled)])

@@ -1,11 +1,14 @@
 """A user's own labelled CSV files for `rnnwatch evaluate`: read, check and split into training and test rows.
 
-Each file under ``--data`` is one stream (its key is the file name without ``.csv``): a header row, a time
-column (epoch seconds or ISO-8601), a 0/1 label column and every other column a feature, in header order. The
-rows a stream trains on are, in this order of preference: the file of the same name under ``--normal`` (a
-label column there is optional; rows labelled 1 are left out), else the file's own rows before its first
-label; in the second case only the rows from the first label on are scored, so no test row was trained on.
-Every file must have the same number of feature columns: one model scores them all.
+Each file under ``--data`` (subfolders included) is one stream, its key the path below ``--data`` without
+``.csv``: a header row, a time column (epoch seconds or ISO-8601), a 0/1 label column and every other column a
+feature, in header order, except the ``--ignore-columns`` (e.g. a second label column such as a change-point
+marker, which would otherwise leak the labels into the features). Cells are separated by commas, semicolons,
+tabs or bars, whichever the header uses most. The rows a stream trains on are, in this order of preference: the
+file of the same relative path under ``--normal`` (a label column there is optional; rows labelled 1 are left
+out), else the file's own rows before its first label; in the second case only the rows from the first label on
+are scored, so no test row was trained on. Every file must have the same number of feature columns: one model
+scores them all.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from stream.data.wire import parse_time
 from stream.errors import EventRejectedError, UserDataError
 
+DELIMITERS = ",;\t|"  # the separators a header may use; the one it holds most of wins
 MIN_TRAIN_ROWS = 100  # fewer normal rows than this cannot fit the envelope's reference and held-out cut
 
 
@@ -66,10 +70,21 @@ def _number(cell: str, path: Path, line: int, name: str) -> float:
     return value
 
 
-def read_table(path: Path, time_column: str, label_column: str, label_required: bool = True) -> Table:
+def delimiter_of(header_line: str) -> str:
+    """The separator of a CSV file from its header line: the one of :data:`DELIMITERS` it holds most of (a comma
+    when it holds none: a single column)."""
+    counts = [header_line.count(d) for d in DELIMITERS]
+    return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+
+
+def read_table(
+    path: Path, time_column: str, label_column: str, label_required: bool = True, ignore: tuple[str, ...] = ()
+) -> Table:
     """Read one labelled CSV file; raise :class:`UserDataError` with a one-line reason when it cannot be used."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        delimiter = delimiter_of(handle.readline())
+        handle.seek(0)
+        rows = list(csv.reader(handle, delimiter=delimiter))
     if not rows:
         raise UserDataError(f"{path}: empty file (a header row and data rows are needed)")
     header = rows[0]
@@ -80,9 +95,12 @@ def read_table(path: Path, time_column: str, label_column: str, label_required: 
         if label_required:
             raise
         l_col = None
-    f_cols = [i for i in range(len(header)) if i not in (t_col, l_col)]
+    skipped = {_column(header, name, path, "--ignore-columns") for name in ignore}
+    f_cols = [i for i in range(len(header)) if i not in (t_col, l_col) and i not in skipped]
     if not f_cols:
-        raise UserDataError(f"{path}: no feature columns besides {time_column!r} and {label_column!r}")
+        raise UserDataError(
+            f"{path}: no feature columns besides {time_column!r}, {label_column!r} and the --ignore-columns"
+        )
     times, values, labels = [], [], []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -113,19 +131,29 @@ def read_table(path: Path, time_column: str, label_column: str, label_required: 
     )
 
 
-def _csv_files(directory: Path, flag: str) -> list[Path]:
+def _csv_files(directory: Path, flag: str, skip: Path | None = None) -> list[Path]:
+    """The ``.csv`` files below ``directory``, none of them below ``skip`` (a --normal folder inside --data)."""
     if not directory.is_dir():
         raise UserDataError(f"{flag} {directory} is not a directory")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    inside = None if skip is None else skip.resolve()
+    files = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and p.suffix.lower() == ".csv" and (inside is None or not p.resolve().is_relative_to(inside))
+    )
     if not files:
         raise UserDataError(f"{flag} {directory}: no .csv files in it")
     return files
 
 
-def _split(table: Table, normal: Table | None) -> EvalFile:
+def _key(path: Path, directory: Path) -> str:
+    """A file's stream key: its path below the directory, without the suffix (``valve1/3`` for valve1/3.csv)."""
+    return path.relative_to(directory).with_suffix("").as_posix()
+
+
+def _split(key: str, table: Table, normal: Table | None) -> EvalFile:
     """Training rows (the normal file's unlabelled rows, else the rows before the first label) and test rows."""
     assert table.labels is not None
-    key = table.path.stem
     if normal is not None:
         keep = np.ones(normal.times.shape[0], dtype=bool) if normal.labels is None else normal.labels == 0
         train_t, train_x, source = normal.times[keep], normal.values[keep], f"normal file {normal.path}"
@@ -148,28 +176,35 @@ def _split(table: Table, normal: Table | None) -> EvalFile:
 
 
 def load_user_data(
-    data: Path, label_column: str, time_column: str = "time", normal: Path | None = None
+    data: Path,
+    label_column: str,
+    time_column: str = "time",
+    normal: Path | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[EvalFile]:
-    """Every ``.csv`` file of ``data`` as an :class:`EvalFile`; one width for all of them (one model)."""
-    tables = [read_table(p, time_column, label_column) for p in _csv_files(data, "--data")]
+    """Every ``.csv`` file below ``data`` as an :class:`EvalFile`; one width for all of them (one model)."""
+    tables = {
+        _key(p, data): read_table(p, time_column, label_column, ignore=ignore)
+        for p in _csv_files(data, "--data", normal)
+    }
     normals: dict[str, Table] = {}
     if normal is not None:
         for p in _csv_files(normal, "--normal"):
-            normals[p.stem] = read_table(p, time_column, label_column, label_required=False)
-    stray = sorted(set(normals) - {t.path.stem for t in tables})
+            normals[_key(p, normal)] = read_table(p, time_column, label_column, False, ignore)
+    stray = sorted(set(normals) - set(tables))
     if stray:
         raise UserDataError(
             f"--normal {normal}: {stray[:5]} match no file in --data {data}: a normal file trains the --data file "
-            "of the same name"
+            "of the same path"
         )
-    first = tables[0]
-    for t in [*tables, *normals.values()]:
+    first = next(iter(tables.values()))
+    for t in [*tables.values(), *normals.values()]:
         if len(t.features) != len(first.features):
             raise UserDataError(
                 f"{t.path} has {len(t.features)} feature columns {list(t.features)[:8]}, {first.path} has "
                 f"{len(first.features)}: one model scores them all, so every file needs the same feature columns"
             )
-    return [_split(t, normals.get(t.path.stem)) for t in tables]
+    return [_split(key, t, normals.get(key)) for key, t in tables.items()]
 
 
 def write_logs(files: list[EvalFile], train_log: Path, test_log: Path) -> None:

@@ -99,3 +99,29 @@ def test_false_runs_per_hour_keeps_each_files_sampling_when_pooled() -> None:
     slow = scored("slow", 1e6 + np.arange(100) * 10.0, labels, score, 1.0)  # 1000 s
     assert measure(fast)["false_runs_per_hour"] == pytest.approx(2 / (200 / 3600))
     assert measure(pool([fast, slow]))["false_runs_per_hour"] == pytest.approx(4 / (1200 / 3600))
+
+
+def test_semicolons_subfolders_and_ignored_columns(tmp_path) -> None:
+    """Industrial recordings often come as `;`-separated files in one folder per rig, with a second label column
+    (a change-point marker) that must not become a feature."""
+    for rig in ("valve1", "valve2"):
+        (tmp_path / rig).mkdir()
+        rows = ["datetime;s0;s1;anomaly;changepoint"]
+        for i in range(300):
+            fault = int(i >= 200)
+            stamp = f"2020-03-09 10:{i // 60:02d}:{i % 60:02d}"
+            rows.append(f"{stamp};{i % 7};{i % 5 + 10 * fault};{fault};{int(i == 200)}")
+        (tmp_path / rig / "0.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserDataError, match="same feature columns|has no column"):
+        load_user_data(tmp_path, "anomaly", "datetime", ignore=("nope",))
+    a, b = load_user_data(tmp_path, "anomaly", "datetime", ignore=("changepoint",))
+    assert (a.key, b.key) == ("valve1/0", "valve2/0") and a.features == ("s0", "s1")
+    assert a.train_values.shape == (200, 2) and a.labels.all() and a.values[0].tolist() == [200 % 7, 200 % 5 + 10]
+    assert a.times[1] - a.times[0] == 1.0
+    (f,) = load_user_data(tmp_path / "valve1", "anomaly", "datetime")  # without the flag it is a feature
+    assert f.features == ("s0", "s1", "changepoint")
+    normal = tmp_path / "valve1" / "normal"  # a --normal folder inside --data is not read as data
+    normal.mkdir()
+    (normal / "0.csv").write_text((tmp_path / "valve1" / "0.csv").read_text())
+    (f,) = load_user_data(tmp_path / "valve1", "anomaly", "datetime", normal=normal, ignore=("changepoint",))
+    assert f.key == "0" and f.train_source.startswith("normal file") and f.train_values.shape == (200, 2)
