@@ -9,6 +9,10 @@ labels in the fit; flags at ratio >= 1, i.e. the default threshold 0.99. The pro
 `rnnwatch bench rigs` / `rnnwatch bench fleet`, not from here.
 
     nice -n 10 .venv/bin/python bench/cross_probes.py --split tune      # ~2 min here
+
+``--levels``: which of the envelope's own terms to keep beside the chosen cross-sensor term (30, 8, 0.1): the
+product before 2026-12-04 (raw and window T², the window over ``[m, log v]``), the window alone, or its ``log v``
+half alone (what `serve` runs since), with or without the raw term.
 """
 
 from __future__ import annotations
@@ -104,12 +108,61 @@ def _measure(units: list, candidate: tuple | None) -> str:
     return f"{2 * p * r / max(p + r, 1e-12):.3f} | {fp / normal:.1%} | {worst[0]} {np.mean(worst[1]):.2f}"
 
 
+def _levels(train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+    """The envelope-term variants of ``--levels``, each max'd with the chosen cross-sensor term."""
+    F = train.shape[1]
+    _, held = _split(len(train))
+
+    def recut(terms: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        return np.maximum.reduce([t for t, _ in terms]) / np.quantile(np.maximum.reduce([h for _, h in terms])[held], Q)
+
+    ftr, fte = _features(train, 8), _features(test, 8)
+    raw, win = _t2_ratio(train, test), _t2_ratio(ftr, fte)
+    logv = _t2_ratio(ftr[:, F:], fte[:, F:])
+    cross = _cross(train, test, (30,), 8, 0.1)
+    return {
+        "raw + window [m, log v] (before)": np.maximum(recut([raw, win]), cross),
+        "window [m, log v]": np.maximum(recut([win]), cross),
+        "log v + raw": np.maximum(recut([logv, raw]), cross),
+        "**log v (chosen)**": np.maximum(recut([logv]), cross),
+        "none (cross-sensor term alone)": cross,
+    }
+
+
+def _measure_levels(units: list) -> dict[str, str]:
+    acc: dict[str, list] = {}
+    for train, test, labels, events in units:
+        for name, ratio in _levels(np.asarray(train, np.float64), np.asarray(test, np.float64)).items():
+            a = acc.setdefault(name, [0, 0, 0, 0, {}])
+            flag = ratio >= 1.0
+            a[0] += int((flag & labels).sum())
+            a[1] += int((flag & ~labels).sum())
+            a[2] += int((~flag & labels).sum())
+            a[3] += int((~labels).sum())
+            for kind, s, e in events:
+                a[4].setdefault(kind, []).append(float(flag[s:e].mean()))
+    out = {}
+    for name, (tp, fp, fn, normal, per_kind) in acc.items():
+        p, r = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+        worst = min(per_kind.items(), key=lambda kv: np.mean(kv[1]))
+        out[name] = f"{2 * p * r / max(p + r, 1e-12):.3f} | {fp / normal:.1%} | {worst[0]} {np.mean(worst[1]):.2f}"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=tuple(SEEDS), default="tune")
+    parser.add_argument("--levels", action="store_true", help="the envelope-term variants beside the cross term")
     args = parser.parse_args()
     seeds = SEEDS[args.split]
     rigs, fleet = _units("rigs", seeds), _units("fleet", seeds)
+    if args.levels:
+        by_rigs, by_fleet = _measure_levels(rigs), _measure_levels(fleet)
+        print(f"split {args.split}, seeds {seeds}; pointwise F1 | false alarms | lowest rows-flagged share per kind")
+        print("| envelope terms beside the cross-sensor term | rigs | fleet machines |\n|---|---|---|")
+        for name in by_rigs:
+            print(f"| {name} | {by_rigs[name]} | {by_fleet[name]} |")
+        return
     print(f"split {args.split}, seeds {seeds}; pointwise F1 | false alarms | lowest rows-flagged share per kind")
     print("| candidate (lags, smoothing, ridge) | rigs | fleet machines |\n|---|---|---|")
     for candidate in CANDIDATES:

@@ -66,7 +66,12 @@ def contributions_centred(x: np.ndarray, mu: np.ndarray, icov: np.ndarray, out: 
             v = centred_dot(icov[F + j], x, mu)
             a, b, c = icov[j, j], icov[j, F + j], icov[F + j, F + j]
             det = a * c - b * b
-            value = (c * u * u - 2.0 * b * u * v + a * v * v) / det if det > 0.0 else 0.0
+            if det > 0.0:
+                value = (c * u * u - 2.0 * b * u * v + a * v * v) / det
+            elif c > 0.0 and a == 0.0:  # a reference that weighs only the log variance (envelope._spread_only)
+                value = v * v / c
+            else:
+                value = 0.0
         out[j] = max(value, 0.0)
         total += out[j]
     for j in range(F):

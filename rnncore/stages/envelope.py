@@ -8,6 +8,10 @@ for each stream seen in training, two Hotelling T² references are fitted on its
 * window: the same over ``[m, log v]`` (2F values), the exponentially weighted mean and variance of the last
   ``~window`` values (frozen and flat-lined sensors, variance changes, noise bursts, slow drift).
 
+A multi-feature stream keeps only the window's ``log v`` part here: its levels are judged by its cross-sensor
+reference (:mod:`rnncore.stages.crossfit`: do the sensors still agree with each other?), not by their distance from
+the operating points the training visited (:func:`_spread_only`).
+
 ``r = max(T²_raw / c_raw, T²_win / c_win)`` with each cut the ``1 - false_alarm`` quantile of its statistic on the
 stream's held-out normal rows (the last ``1 - fit_fraction`` of its training rows); ``r`` is cut again at the
 same quantile (``c``) and mapped to ``score = 1 - (1 - alarm_score) ** (r / c)``, so a score at or above
@@ -210,6 +214,22 @@ def fit_envelope(records: Iterable[Any], params: EnvelopeParams | None = None,
     return Envelope(params, {k: i for i, (k, _) in enumerate(parts)}, mu, icov, wmu, wicov, cuts, cross=crossfit)
 
 
+def _spread_only(fit_values: np.ndarray, fit_feats: np.ndarray) -> tuple[np.ndarray, ...]:
+    """References that weigh only the EW log variances: a zero raw inverse covariance and a window one whose
+    mean block is zero (T² of ``log v`` alone against its own covariance on the fit rows).
+
+    Why (chosen on rig and fleet TUNE seeds, ``bench/BENCHMARKS.md`` "Levels judged by the cross-sensor
+    reference"): for a stream with a cross-sensor reference the features' levels are judged by whether they
+    still agree with each other; a distance from the training rows' levels also flags every operating point the
+    training did not visit (machines at an unseen load flagged 23 % of normal rows), and diluted the spread
+    term's cut (frozen sensors, cavitation noise)."""
+    F = fit_values.shape[1]
+    wmu = fit_feats.mean(axis=0)
+    wicov = np.zeros((2 * F, 2 * F))
+    wicov[F:, F:] = ridged_mean_icov(fit_feats[:, F:])[1]
+    return fit_values.mean(axis=0), np.zeros((F, F)), wmu, wicov
+
+
 def _split(T: int, params: EnvelopeParams) -> tuple[slice, slice]:
     """A stream's fit rows (after the warm-up) and held-out rows (the last ``1 - fit_fraction``)."""
     fit = slice(params.warmup, params.warmup + int((T - params.warmup) * params.fit_fraction))
@@ -217,10 +237,15 @@ def _split(T: int, params: EnvelopeParams) -> tuple[slice, slice]:
 
 
 def _fit_stream(values: np.ndarray, params: EnvelopeParams) -> tuple[np.ndarray, ...]:
+    """One stream's raw and window references and cuts. A multi-feature stream's (it also gets a cross-sensor
+    reference) keep only the window's spread: see :func:`_spread_only`."""
     feats = _features(values, params.window)
     fit, held = _split(values.shape[0], params)
-    mu, icov = ridged_mean_icov(values[fit])
-    wmu, wicov = ridged_mean_icov(feats[fit])
+    if values.shape[1] > 1:
+        mu, icov, wmu, wicov = _spread_only(values[fit], feats[fit])
+    else:
+        mu, icov = ridged_mean_icov(values[fit])
+        wmu, wicov = ridged_mean_icov(feats[fit])
     q = 1.0 - params.false_alarm
 
     def t2(d: np.ndarray, ic: np.ndarray) -> np.ndarray:

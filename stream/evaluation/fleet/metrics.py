@@ -44,7 +44,12 @@ def best_threshold(score: np.ndarray, labels: np.ndarray, candidates: int = 200)
 
 def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.ndarray) -> dict[str, float]:
     """Recall per kind (any kind name), detection delay (events from onset), precision over flagged runs outside
-    any event."""
+    any event.
+
+    Two precisions: ``event_precision`` counts every flagged run that starts in an event as a true alarm (a
+    detection that flickers inside one fault counts many times), ``alarm_precision`` counts each detected event
+    once against the false runs (Hundman et al. 2018's event-wise precision): a detector that flags a fault in one
+    run instead of ten loses the first, not the second. ``alarm_f1`` pairs it with the event recall."""
     out: dict[str, float] = {}
     hit: dict[str, list[int]] = {k: [] for k in CODES}  # fleet kinds first, in order; other kinds as they come
     delays = []
@@ -60,6 +65,10 @@ def eventwise(flag: np.ndarray, events: list[tuple[str, int, int]], labels: np.n
     true_runs = sum(1 for r in runs if labels[r] > 0 or (r + 1 < labels.size and labels[r + 1] > 0))
     out["event_precision"] = true_runs / max(len(runs), 1)
     out["event_recall"] = float(np.mean([h for v in hit.values() for h in v])) if events else 0.0
+    detected = sum(h for v in hit.values() for h in v)
+    out["alarm_precision"] = detected / max(detected + len(runs) - true_runs, 1)
+    ap = out["alarm_precision"]
+    out["alarm_f1"] = 2 * ap * out["event_recall"] / (ap + out["event_recall"]) if ap + out["event_recall"] else 0.0
     out["delay_median"] = float(np.median(delays)) if delays else float("nan")
     p, r = out["event_precision"], out["event_recall"]
     out["event_f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0

@@ -40,7 +40,8 @@ class Pooled:
         return {**pointwise(flag, labels), **eventwise(flag, self.events, labels), "cut": cut}
 
 
-COLUMNS = ("event_f1", "event_precision", "event_recall", "f1", "false_alarm", "missed", "delay_median")
+COLUMNS = ("event_f1", "event_precision", "event_recall", "alarm_f1", "alarm_precision", "f1", "false_alarm", "missed",
+           "delay_median")  # fmt: skip
 
 
 def format_table(results: Sequence[tuple[str, str, dict[str, float]]]) -> str:

@@ -112,6 +112,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         f"RESULT rnnwatch_event_f1={ours['event_f1']:.3f} rnnwatch_point_f1={ours['f1']:.3f} "
         f"rnnwatch_false_alarm={ours['false_alarm']:.4f} rnnwatch_best_point_f1={rows[1][2]['f1']:.3f} "
         f"zscore_event_f1={z['event_f1']:.3f} t2_event_f1={t2['event_f1']:.3f} t2_point_f1={t2['f1']:.3f} "
+        f"rnnwatch_alarm_f1={ours['alarm_f1']:.3f} t2_alarm_f1={t2['alarm_f1']:.3f} "
         f"seconds={time.perf_counter() - start:.1f}"
     )
     return 0

@@ -100,6 +100,8 @@ HEAD = (
     "event_precision",
     "event_recall",
     "event_f1",
+    "alarm_precision",
+    "alarm_f1",
     "delay_seconds",
     "false_runs_per_hour",
     "best_f1",
@@ -152,6 +154,7 @@ def run_rigs(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, di
             f"rigs_event_f1={ours['event_f1']:.3f} rigs_missed={ours['missed']:.3f} "
             f"rigs_best_point_f1={ours['best_f1']:.3f} zscore_point_f1={z['f1']:.3f} "
             f"t2_point_f1={t2['f1']:.3f} t2_false_alarms={t2['false_alarm']:.4f} "
+            f"rigs_alarm_f1={ours['alarm_f1']:.3f} t2_alarm_f1={t2['alarm_f1']:.3f} "
             f"seconds={time.perf_counter() - start:.1f}",
         ]
     )

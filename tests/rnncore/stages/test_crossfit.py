@@ -126,3 +126,33 @@ def test_a_hostile_cross_window_in_the_envelope_file_is_refused_with_the_fix(tmp
     np.savez(path, **arrays)  # no model.json beside it: no digest to check, the content alone is judged
     with pytest.raises(EnvelopeError, match="retrain|must be"):
         load_envelope(tmp_path)
+
+
+def test_a_multi_feature_envelope_weighs_spread_not_level_and_a_single_feature_one_keeps_its_level() -> None:
+    """Levels of a multi-feature stream are left to the cross-sensor reference: its own envelope does not flag
+    the plant run at loads beyond its training range (every sensor following the load as in training), a frozen
+    sensor there it still flags; a single-feature stream keeps its raw level term. (The cross-sensor estimate, a
+    ridge regression, itself flags part of such a far extrapolation: it is not part of this check.)"""
+    train = _plant(0, 4000)
+    envelope = dataclasses.replace(fit_envelope(_records("pump", train)), cross=None)
+    weights = ModelWeights.random(ModelConfig(n_features=3, hidden_size=8), seed=0)
+    det = EnvelopedDetector(weights, envelope, max_streams=4)
+    rng = np.random.default_rng(5)
+    load = 1.8 + 0.3 * np.sin(np.arange(2000) / 50.0)  # above the training's whole range [-1, 1]
+    temp = np.empty(2000)
+    level = load[0]
+    for t in range(2000):
+        level += (load[t] - level) / 20.0
+        temp[t] = level
+    test = np.column_stack([load, temp, 0.8 * load]) + rng.normal(0, 0.05, (2000, 3))
+    assert test[:, 0].min() > train[:, 0].max()
+    test[1200:, 2] = test[1200, 2]  # the power reading freezes
+    scores, shares = _scored(det, "pump", test, 100)
+    assert (scores[100:1200] >= 0.99).mean() < 0.05
+    assert (scores[1250:] >= 0.99).mean() > 0.9
+    assert np.mean(np.argmax(shares[1250:], axis=1) == 2) > 0.9  # the frozen reading is named
+    one = fit_envelope(_records("load", train[:, :1]))
+    single = EnvelopedDetector(ModelWeights.random(ModelConfig(hidden_size=8), seed=0), one, max_streams=4)
+    far = np.concatenate([single.step(["load"] * 100, s + np.arange(100.0), test[s : s + 100, :1]).scores
+                          for s in range(0, 1200, 100)])  # fmt: skip
+    assert (far[100:1200] >= 0.99).mean() > 0.9  # one sensor alone: beyond its training range is an alarm

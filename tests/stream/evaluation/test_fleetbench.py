@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from stream.evaluation.fleet.generator import MACHINE_FAMILIES, SINGLE_FAMILIES, make_fleet
 from stream.evaluation.fleet.metrics import eventwise, pointwise
@@ -74,3 +75,22 @@ def test_clean_test_rows_are_the_test_rows_before_their_faults() -> None:
         normal = unit.labels == 0
         np.testing.assert_array_equal(unit.clean_test[normal], unit.test[normal])
         assert not np.array_equal(unit.clean_test[~normal], unit.test[~normal])
+
+
+def test_alarm_precision_counts_each_detected_fault_once() -> None:
+    """A fault flagged in ten short runs is ten true runs for event_precision but one detection for
+    alarm_precision; the false run counts once in both."""
+    from stream.evaluation.fleet.metrics import eventwise
+
+    labels = np.zeros(300, dtype=np.int64)
+    labels[100:200] = 3
+    flicker = np.zeros(300, dtype=bool)
+    flicker[100:200:10] = True  # ten runs inside the fault
+    flicker[250] = True  # one false run
+    solid = np.zeros(300, dtype=bool)
+    solid[100:200] = True
+    solid[250] = True
+    events = [("level_shift", 100, 200)]
+    a, b = eventwise(flicker, events, labels), eventwise(solid, events, labels)
+    assert a["event_precision"] == 10 / 11 and b["event_precision"] == 1 / 2
+    assert a["alarm_precision"] == b["alarm_precision"] == 1 / 2 and a["alarm_f1"] == pytest.approx(2 / 3)
