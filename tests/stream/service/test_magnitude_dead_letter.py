@@ -13,7 +13,7 @@ from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until, scores_by_key
+from tests.stream.service_harness import config_for, event, publish, read_all, read_scores, reasons, run_service_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -47,7 +47,7 @@ def test_a_huge_value_is_dead_lettered_as_magnitude_and_the_next_event_scores(
         )
     )
     dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], 1))
-    scores = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(messages) - 1)))
+    scores = read_scores(kafka_bootstrap, topics["output"], len(messages) - 1)
     assert reasons(dead) == ["magnitude"]
     assert dead[0].value == event("poisoned", 1040.0, 1e20)
     assert service.metrics.value("rnnwatch_events_dead_lettered_total", {"reason": "magnitude"}) == 1
