@@ -201,6 +201,33 @@ async def run_service_until(
     return service
 
 
+def serve_until_consumed(
+    config: ServiceConfig, consumed: int, *, timeout: float = 60.0, **service_args: Any
+) -> Service:
+    """From a sync test: run a service on ``config`` until it has consumed ``consumed`` input messages, then stop
+    it cleanly (:func:`run_service_until`)."""
+    done = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= consumed  # noqa: E731
+    return run_sync(run_service_until(config, done, timeout=timeout, **service_args))
+
+
+def serve_in_two_runs(
+    config: ServiceConfig,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    between: Callable[[], None] = lambda: None,
+    **service_args: Any,
+) -> tuple[Service, Service]:
+    """The restart scenario: publish the first half of ``messages`` and serve until it is consumed, run
+    ``between`` (the service is down), publish the rest and serve it with a new service, which restores the
+    state from the changelog. Returns both services (stopped), for their metrics."""
+    half = len(messages) // 2
+    run_sync(publish(config.bootstrap_servers, config.input_topic, messages[:half]))
+    first = serve_until_consumed(config, half, **service_args)
+    between()
+    run_sync(publish(config.bootstrap_servers, config.input_topic, messages[half:]))
+    return first, serve_until_consumed(config, len(messages) - half, **service_args)
+
+
 def config_for(bootstrap: str, topics: dict[str, str], group: str, **overrides: Any) -> ServiceConfig:
     return ServiceConfig(
         bootstrap_servers=bootstrap,

@@ -20,7 +20,7 @@ from tests.stream.service_harness import (
     read_all,
     read_scores,
     reasons,
-    run_service_until,
+    serve_until_consumed,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
@@ -42,8 +42,7 @@ def test_a_flood_of_new_keys_is_dead_lettered_past_the_table_and_the_known_strea
         kafka_bootstrap, topics, make_group(), warmup_events=20, max_streams_per_partition=TABLE, max_batch_size=100
     )
     total = len(messages) + FLOOD
-    consumed = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= total  # noqa: E731
-    service = run_sync(run_service_until(config, consumed, weights=WEIGHTS, timeout=120))
+    service = serve_until_consumed(config, total, weights=WEIGHTS, timeout=120)
     assert service._failure is None
 
     taken = TABLE - len(STREAMS)  # the rows the flood could still claim

@@ -13,7 +13,15 @@ from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service_harness import config_for, event, publish, read_all, read_scores, reasons, run_service_until
+from tests.stream.service_harness import (
+    config_for,
+    event,
+    publish,
+    read_all,
+    read_scores,
+    reasons,
+    serve_until_consumed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -38,14 +46,7 @@ def test_a_huge_value_is_dead_lettered_as_magnitude_and_the_next_event_scores(
     def detector() -> Detector:
         return Detector(WEIGHTS, max_streams=100, scoring=ScoringParams(warmup_events=5, short_window=3))
 
-    service = run_sync(
-        run_service_until(
-            config,
-            lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(messages),
-            make_detector=detector,
-            n_features=1,
-        )
-    )
+    service = serve_until_consumed(config, len(messages), make_detector=detector, n_features=1)
     dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], 1))
     scores = read_scores(kafka_bootstrap, topics["output"], len(messages) - 1)
     assert reasons(dead) == ["magnitude"]

@@ -32,7 +32,7 @@ from tests.stream.service_harness import (
     read_all,
     read_scores,
     reasons,
-    run_service_until,
+    serve_until_consumed,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
@@ -131,8 +131,7 @@ def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_sco
         snapshot_every=1,
         max_batch_size=10,
     )
-    consumed = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(messages)  # noqa: E731
-    service = run_sync(run_service_until(config, consumed, weights=WEIGHTS, timeout=120))
+    service = serve_until_consumed(config, len(messages), weights=WEIGHTS, timeout=120)
     assert service._failure is None  # it stayed up: stopped by the harness once everything was consumed
 
     dead_lettered = [(reason, key, payload) for reason, key, payload in poison if reason]

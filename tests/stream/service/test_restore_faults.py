@@ -20,7 +20,7 @@ from tests.stream.service_harness import (
     offline_scores,
     publish,
     read_scores,
-    run_service_until,
+    serve_in_two_runs,
     stream_events,
 )
 
@@ -44,20 +44,11 @@ def test_a_stray_changelog_record_is_skipped_and_the_state_still_restores(
     half = len(messages) // 2
     config = config_for(kafka_bootstrap, topics, make_group(), max_batch_size=8, snapshot_every=3)
     consumed = "rnnwatch_events_consumed_total"
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
-    run_sync(
-        run_service_until(config, lambda s: s.metrics.value(consumed) >= half, make_detector=FakeDetector, n_features=1)
-    )
-    run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))  # someone else wrote to the changelog
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
-    second = run_sync(
-        run_service_until(
-            config,
-            lambda s: s.metrics.value(consumed) >= len(messages) - half,
-            make_detector=FakeDetector,
-            n_features=1,
-        )
-    )
+
+    def stray() -> None:  # someone else writes to the changelog while the service is down
+        run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))
+
+    _, second = serve_in_two_runs(config, messages, between=stray, make_detector=FakeDetector, n_features=1)
     assert second.metrics.value("rnnwatch_changelog_records_skipped_total") == 2
     assert second.metrics.value(consumed) == len(messages) - half  # resumed where the state left off
     got = read_scores(kafka_bootstrap, topics["output"], len(messages))

@@ -27,8 +27,8 @@ from tests.stream.service_harness import (
     publish,
     read_scores,
     reloads,
-    run_service_until,
     running,
+    serve_until_consumed,
     wait_until,
 )
 
@@ -63,8 +63,7 @@ def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
     events = [(k, 2e6 + t, test[k][t].tolist()) for t in range(600) for k in KEYS]
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), max_batch_size=300)
-    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(events),
-                               weights=WEIGHTS))  # fmt: skip
+    serve_until_consumed(config, len(events), weights=WEIGHTS)
     got = read_scores(kafka_bootstrap, topics["output"], len(events))
     offline = EnvelopedDetector(WEIGHTS, _loaded(model_dir), max_streams=4)
     for key in KEYS:

@@ -31,6 +31,8 @@ from tests.stream.service_harness import (
     reasons,
     run_service_until,
     scores_by_key,
+    serve_in_two_runs,
+    serve_until_consumed,
     stream_events,
 )
 
@@ -49,10 +51,6 @@ def _service_args(kind: str) -> dict[str, Any]:
     return {"weights": WEIGHTS, "make_detector": _detector}
 
 
-def _consumed_at_least(n: int) -> Callable[[Service], bool]:
-    return lambda service: service.metrics.value("rnnwatch_events_consumed_total") >= n
-
-
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_scores_through_kafka_equal_offline_detector_scores(
     make_service_topics: MakeServiceTopics,
@@ -66,7 +64,7 @@ def test_scores_through_kafka_equal_offline_detector_scores(
     events = stream_events(n_keys=7, per_key=30)
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=50)
-    service = run_sync(run_service_until(config, _consumed_at_least(len(events)), **_service_args("detector")))
+    service = serve_until_consumed(config, len(events), **_service_args("detector"))
     metric = service.metrics.value
     assert metric("rnnwatch_events_scored_total") == len(events) and metric("rnnwatch_active_streams") == 7
     assert metric("rnnwatch_state_bytes") > 0 and metric("rnnwatch_batch_size_events_count") >= 1
@@ -109,7 +107,7 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scor
         messages.insert(3 + 4 * i, (b"p", payload))
     run_sync(publish(kafka_bootstrap, topics["input"], messages))
     config = config_for(kafka_bootstrap, topics, make_group(), max_message_bytes=512, max_key_bytes=64)
-    service = run_sync(run_service_until(config, _consumed_at_least(len(messages)), **_service_args("detector")))
+    service = serve_until_consumed(config, len(messages), **_service_args("detector"))
     dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], len(poison)))
     scores = run_sync(read_all(kafka_bootstrap, topics["output"], len(good)))
     assert sorted(r or "" for r in reasons(dead)) == sorted(poison)
@@ -140,11 +138,8 @@ def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
         snapshot_every=3,
         changelog_chunk_bytes=2048,
     )
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
-    first = run_sync(run_service_until(config, _consumed_at_least(half), **_service_args("detector")))
+    first, second = serve_in_two_runs(config, messages, **_service_args("detector"))
     assert first.metrics.value("rnnwatch_events_consumed_total") == half
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
-    second = run_sync(run_service_until(config, _consumed_at_least(len(messages) - half), **_service_args("detector")))
     assert second.metrics.value("rnnwatch_events_consumed_total") == len(messages) - half
     assert second.metrics.value("rnnwatch_restore_seconds_count") >= 1
     records = run_sync(read_all(kafka_bootstrap, topics["output"], len(messages)))

@@ -25,7 +25,7 @@ from tests.stream.service_harness import (
     offline_scores,
     publish,
     read_scores,
-    run_service_until,
+    serve_until_consumed,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -53,9 +53,7 @@ def test_the_seasonal_pipeline_is_served_and_a_changed_pipeline_is_refused_at_re
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     group = make_group()
     config = config_for(kafka_bootstrap, topics, group, scoring_pipeline="seasonal", max_batch_size=500)
-    consumed = len(events)
-    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= consumed,
-                               weights=WEIGHTS))  # fmt: skip
+    serve_until_consumed(config, len(events), weights=WEIGHTS)
     got = read_scores(kafka_bootstrap, topics["output"], len(events))
     expected = offline_scores(ScoringPipeline(WEIGHTS, max_streams=100), events)
     assert sorted(got) == sorted(expected)
