@@ -57,18 +57,13 @@ async def _send(config: ServiceConfig, topic: str, records: Sequence[EventRecord
     """Send every record, at most ``SEND_WINDOW`` unacknowledged at a time; returns how many were acked."""
     from aiokafka import AIOKafkaProducer
 
+    from stream.commands.client_start import start_client
     from stream.fleet import encode_event
-    from stream.service.connection import explained_connection_errors
 
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers, linger_ms=5, acks="all", **config.security.kafka_options()
     )
-    async with explained_connection_errors(config):
-        try:
-            await producer.start()
-        except BaseException:  # a client that failed to start still holds connections and tasks
-            await producer.stop()
-            raise
+    await start_client(config, producer.start, producer.stop)
     acked, started = 0, time.monotonic()
     try:
         pending: list[asyncio.Future[object]] = []

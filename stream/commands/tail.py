@@ -49,7 +49,7 @@ async def _tail(config: ServiceConfig, args: argparse.Namespace, topic: str) -> 
     """Print records until ``--count`` or the idle timeout; returns how many were printed."""
     from aiokafka import AIOKafkaConsumer
 
-    from stream.service.connection import explained_connection_errors
+    from stream.commands.client_start import start_client
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=config.bootstrap_servers,
@@ -59,12 +59,7 @@ async def _tail(config: ServiceConfig, args: argparse.Namespace, topic: str) -> 
         auto_offset_reset="latest" if args.from_end else "earliest",
         **config.security.kafka_options(),
     )
-    async with explained_connection_errors(config):
-        try:
-            await consumer.start()
-        except BaseException:  # a client that failed to start still holds connections and tasks
-            await consumer.stop()
-            raise
+    await start_client(config, consumer.start, consumer.stop)
     try:
         if topic not in await consumer.topics():  # subscribing to a missing topic logs an error 10 times a second
             raise TailError(

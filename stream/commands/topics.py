@@ -37,16 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def _create(config: ServiceConfig, partitions: int, replication: int | None) -> dict[str, str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from stream.service.connection import explained_connection_errors
+    from stream.commands.client_start import start_client
     from stream.service.topics import create_service_topics
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.security.kafka_options())
-    async with explained_connection_errors(config):  # a bad password or certificate: say which
-        try:
-            await admin.start()
-        except BaseException:  # a client that failed to start still holds connections and tasks
-            await admin.close()
-            raise
+    await start_client(config, admin.start, admin.close)
     try:
         if replication is None:
             replication = min(3, len((await admin.describe_cluster()).get("brokers") or [None]))

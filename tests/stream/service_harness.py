@@ -10,12 +10,27 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from rnncore.calibration import ScoringParams
+from rnncore.contract import StreamScorer
+from rnncore.detector import Detector
 from rnncore.model.weights import ModelWeights
+from stream.local_broker import LocalBroker
 from stream.service.app import Service
 from stream.service.codec import decode_score, header_value
 from stream.service.config import ServiceConfig
+from tests.kafka_helpers import run_sync
+from tests.stream.tcp_proxy import TcpProxy
+
+SCORING = ScoringParams(warmup_events=5, short_window=3)  # scores are 0 during warm-up: keep it short here
+
+
+def make_detector_of(weights: ModelWeights) -> Callable[[], Detector]:
+    """Factory of the service tests' Detector of ``weights`` (up to 1000 streams, :data:`SCORING`): what the
+    service under test makes per partition, and the offline run its scores are compared with."""
+    return lambda: Detector(weights, max_streams=1000, scoring=SCORING)
 
 
 def event(key: str, t: float, value: float | list[float]) -> bytes:
@@ -85,6 +100,48 @@ def scores_by_key(records: list[Any]) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
+def read_scores(bootstrap: str, topic: str, expected: int) -> dict[str, list[dict[str, Any]]]:
+    """The score records of ``topic``, read from a sync test as :func:`read_all` reads them, grouped by key."""
+    return scores_by_key(run_sync(read_all(bootstrap, topic, expected)))
+
+
+def offline_rows(scorer: StreamScorer, events: Sequence[tuple[str, float, float]]) -> dict[str, np.ndarray]:
+    """Per-key [score, nll, mean, scale] rows of ``events`` fed one at a time through ``scorer``: the offline run
+    a served stream's score records must match."""
+    rows: dict[str, list[list[float]]] = {}
+    for key, t, v in events:
+        r = scorer.step([key], np.array([t]), np.array([v], dtype=np.float32))
+        rows.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def offline_scores(scorer: StreamScorer, events: Sequence[tuple[str, float, float]]) -> dict[str, np.ndarray]:
+    """Per-key scores alone of the same one-at-a-time run (the fake detector and the pipeline: scores only)."""
+    scores: dict[str, list[float]] = {}
+    for key, t, v in events:
+        scores.setdefault(key, []).append(float(scorer.step([key], np.array([t]), np.array([v])).scores[0]))
+    return {k: np.array(v) for k, v in scores.items()}
+
+
+def published_rows(scores: list[dict[str, Any]]) -> np.ndarray:
+    """The four columns of :func:`offline_rows` from score records (null nll -> NaN)."""
+    rows = [[s["score"], np.nan if s["nll"] is None else s["nll"], s["mean"], s["scale"]] for s in scores]
+    return np.array(rows, dtype=np.float64)
+
+
+def assert_matches_offline(got: dict[str, list[dict[str, Any]]], expected: dict[str, np.ndarray]) -> None:
+    """The same stream keys, and every key's published rows equal to its :func:`offline_rows` (to 1e-5)."""
+    assert sorted(got) == sorted(expected)
+    for key, scores in got.items():
+        np.testing.assert_allclose(published_rows(scores), expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def assert_scores_match(got: dict[str, list[dict[str, Any]]], expected: dict[str, np.ndarray]) -> None:
+    """Every published key's scores equal to its :func:`offline_scores` (to 1e-6)."""
+    for key, scores in got.items():
+        np.testing.assert_allclose([s["score"] for s in scores], expected[key], atol=1e-6, err_msg=key)
+
+
 def reasons(records: list[Any]) -> list[str | None]:
     return [header_value(list(r.headers), "rnnwatch-reason") for r in records]
 
@@ -111,6 +168,29 @@ async def wait_until(condition: Callable[[], bool], task: asyncio.Task[None], wh
             await asyncio.sleep(0.05)
 
 
+async def feed(
+    service: Service,
+    task: asyncio.Task[None],
+    events: Sequence[tuple[str, float, float | list[float]]],
+    scored: int,
+    what: str,
+) -> None:
+    """Publish ``events`` to the service's input topic, then wait (as :func:`wait_until`) until it has scored
+    ``scored`` events in all."""
+    await publish(service.config.bootstrap_servers, service.config.input_topic, messages_of(events))
+    await wait_until(lambda: service.metrics.value("rnnwatch_events_scored_total") >= scored, task, what)
+
+
+def reloads(service: Service, result: str) -> float:
+    """How many model artifacts the service took (``result="loaded"``) or refused (``"refused"``) so far."""
+    return service.metrics.value("rnnwatch_model_reloads_total", {"result": result})
+
+
+def reload_refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The service's "model reload refused" log lines, in order."""
+    return [r.getMessage() for r in caplog.records if "model reload refused" in r.getMessage()]
+
+
 async def run_service_until(
     config: ServiceConfig, done: Callable[[Service], bool], *, timeout: float = 60.0, **service_args: Any
 ) -> Service:
@@ -119,6 +199,33 @@ async def run_service_until(
     async with running(service) as task:
         await wait_until(lambda: done(service), task, "it was done", timeout)
     return service
+
+
+def serve_until_consumed(
+    config: ServiceConfig, consumed: int, *, timeout: float = 60.0, **service_args: Any
+) -> Service:
+    """From a sync test: run a service on ``config`` until it has consumed ``consumed`` input messages, then stop
+    it cleanly (:func:`run_service_until`)."""
+    done = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= consumed  # noqa: E731
+    return run_sync(run_service_until(config, done, timeout=timeout, **service_args))
+
+
+def serve_in_two_runs(
+    config: ServiceConfig,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    between: Callable[[], None] = lambda: None,
+    **service_args: Any,
+) -> tuple[Service, Service]:
+    """The restart scenario: publish the first half of ``messages`` and serve until it is consumed, run
+    ``between`` (the service is down), publish the rest and serve it with a new service, which restores the
+    state from the changelog. Returns both services (stopped), for their metrics."""
+    half = len(messages) // 2
+    run_sync(publish(config.bootstrap_servers, config.input_topic, messages[:half]))
+    first = serve_until_consumed(config, half, **service_args)
+    between()
+    run_sync(publish(config.bootstrap_servers, config.input_topic, messages[half:]))
+    return first, serve_until_consumed(config, len(messages) - half, **service_args)
 
 
 def config_for(bootstrap: str, topics: dict[str, str], group: str, **overrides: Any) -> ServiceConfig:
@@ -146,3 +253,12 @@ class ServedArtifact(NamedTuple):
 
 
 ServeArtifact = Callable[..., ServedArtifact]
+
+
+class ProxiedBroker(NamedTuple):
+    """A broker of a test's own and the proxy in front of its PROXIED listener, with both addresses."""
+
+    broker: LocalBroker
+    proxy: TcpProxy
+    bootstrap: str  # the broker's own PLAINTEXT listener: the direct path
+    proxied: str  # the proxy's address: a client bootstrapped here reaches the broker only through the proxy

@@ -35,6 +35,22 @@ def test_serve_with_a_bad_setting_exits_2(tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["serve", "--model-dir", str(tmp_path)]) == 2
 
 
+def _topics(make_topic: Callable[..., str], partitions: int) -> dict[str, str]:
+    """Fresh in/out/dlq/log topics; the input and the changelog with ``partitions``."""
+    layout = (("in", partitions), ("out", 1), ("dlq", 1), ("log", partitions))
+    return {name: make_topic(partitions=p, prefix=name) for name, p in layout}
+
+
+def _events(seed: int, n_keys: int, per_key: int) -> list[tuple[str, float, list[float]]]:
+    """Interleaved two-feature events of ``n_keys`` streams: a sine and seeded noise."""
+    rng = np.random.default_rng(seed)
+    return [
+        (f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
+        for i in range(per_key)
+        for k in range(n_keys)
+    ]
+
+
 def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
     """A replica whose dead partitions free up sooner (6 s session timeout)."""
     return start_serve(args, log, port, env={"RNNWATCH_SESSION_TIMEOUT_MS": "6000"})
@@ -46,16 +62,9 @@ def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    topics = {
-        name: make_topic(partitions=p, prefix=name) for name, p in (("in", 2), ("out", 1), ("dlq", 1), ("log", 2))
-    }
-    rng = np.random.default_rng(0)
+    topics = _topics(make_topic, 2)
     n_keys, per_key = 8, 250
-    events = [
-        (f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
-        for i in range(per_key)
-        for k in range(n_keys)
-    ]
+    events = _events(0, n_keys, per_key)
     run_sync(publish(kafka_bootstrap, topics["in"], messages_of(events)))
     save_artifact(tmp_path / "model", WEIGHTS)
     args = serve_args(
@@ -111,16 +120,8 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 def test_two_replicas_one_killed_the_survivor_takes_over_from_restored_state(
     kafka_bootstrap: str, make_topic: Callable[..., str], make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    topics = {
-        name: make_topic(partitions=p, prefix=name) for name, p in (("in", 4), ("out", 1), ("dlq", 1), ("log", 4))
-    }
-    rng = np.random.default_rng(1)
-    n_keys, per_key = 16, 150
-    events = [
-        (f"s{k}", 100.0 + i, [float(np.sin(i / 7 + k)), float(rng.standard_normal())])
-        for i in range(per_key)
-        for k in range(n_keys)
-    ]
+    topics = _topics(make_topic, 4)
+    events = _events(1, n_keys=16, per_key=150)
     save_artifact(tmp_path / "model", WEIGHTS)
     group = make_group()
 

@@ -7,29 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import main
+from tests.stream.commands.small_training import train_small
 
 pytestmark = pytest.mark.timeout(240)
-
-SMALL = [
-    "--min-validation-steps",
-    "0",
-    "--no-progress",
-    "--epochs",
-    "1",
-    "--hidden-size",
-    "8",
-    "--max-event-steps",
-    "2000",
-]
 
 
 def test_train_records_the_envelope_and_never_keeps_a_stale_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "model"
-    assert main(["train", "--synthetic", "3", "--synthetic-events", "1600", "--out", str(out), *SMALL]) == 0
-    printed = capsys.readouterr().out
+    printed = train_small(out, streams=3, events=1600, capsys=capsys)
     assert "envelope: 3 streams; default threshold: score >= 0.99 = beyond what 0.5% of a stream's held-out" in printed
     assert "streams not in these logs or with fewer than 132 rows in them fit their own online from" in printed
     current = out / "current"
@@ -38,8 +25,8 @@ def test_train_records_the_envelope_and_never_keeps_a_stale_one(
     assert (current / "envelope.npz").is_file() and not (current / "envelope.npz.tmp").exists()
     first = current.resolve()
     # retrained into the same store on streams too short for an envelope: the new version has none
-    assert main(["train", "--synthetic", "3", "--synthetic-events", "125", "--out", str(out), *SMALL]) == 0
-    assert "envelope: none" in (printed := capsys.readouterr().out) and "every stream fits its own online" in printed
+    printed = train_small(out, streams=3, events=125, capsys=capsys)
+    assert "envelope: none" in printed and "every stream fits its own online" in printed
     assert current.resolve() != first and (first / "envelope.npz").is_file()  # the old version is kept whole
     assert not (current / "envelope.npz").exists()
     assert "envelope" not in json.loads((current / "model.json").read_text())

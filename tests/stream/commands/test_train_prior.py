@@ -10,8 +10,7 @@ import pytest
 from rnncore.calibration import ScoringParams
 from rnncore.calibration_prior import PRIOR_FIELD, CalibrationPrior
 from rnncore.scorer import load_scorer
-from stream.cli import main
-from tests.stream.commands.test_train_envelope import SMALL
+from tests.stream.commands.small_training import train_small
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -20,8 +19,7 @@ def test_train_stores_and_prints_the_prior_and_a_served_model_uses_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "model"
-    assert main(["train", "--synthetic", "3", "--synthetic-events", "1200", "--out", str(out), *SMALL]) == 0
-    printed = capsys.readouterr().out
+    printed = train_small(out, streams=3, events=1200, capsys=capsys)
     stored = json.loads((out / "current" / "model.json").read_text())[PRIOR_FIELD]
     prior = CalibrationPrior.from_dict(stored)
     assert prior.streams == 3 and prior.events > 500 and prior.threshold == 0.99

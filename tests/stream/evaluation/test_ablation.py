@@ -1,7 +1,5 @@
 """bench/ablation.py: the artifact variants score through `rnnwatch score` and the envelope alone is its part."""
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -12,18 +10,14 @@ from rnncore.stages.envelope import EnvelopeParams
 from rnncore.stages.selffit import SelfFitParams
 from stream.evaluation.user_data import load_user_data
 from stream.evaluation.user_eval import score_files
+from tests.stream.evaluation.bench_scripts import BENCH, load_bench_script
 from tests.stream.evaluation.labelled_files import write_labelled
 
 
 def _bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """bench/ablation.py as its script runs it: with bench/ first on sys.path (it imports bench/seq2seq.py)."""
-    path = Path(__file__).resolve().parents[3] / "bench" / "ablation.py"
-    monkeypatch.syspath_prepend(str(path.parent))
-    spec = importlib.util.spec_from_file_location("bench_ablation", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    monkeypatch.syspath_prepend(str(BENCH))
+    return load_bench_script("ablation")
 
 
 @pytest.mark.timeout(240)

@@ -1,8 +1,5 @@
 """The short-experiment generator (one testbed per seed, files of ~1,000-1,300 rows with one fault) and its bench."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,6 +13,7 @@ from stream.evaluation.rigs.experiments import (
 )
 from stream.evaluation.rigs.generator import FAULTS, SENSORS
 from stream.evaluation.user_data import load_user_data
+from tests.stream.evaluation.bench_scripts import load_bench_script, result_fields
 
 
 def test_a_testbed_is_seeded_and_each_file_has_one_labelled_fault_after_a_normal_head() -> None:
@@ -60,17 +58,11 @@ def test_a_testbed_is_written_in_evaluates_format(tmp_path) -> None:
 
 @pytest.mark.timeout(300)
 def test_bench_experiments_prints_both_ways_baselines_and_one_result_line(capsys) -> None:
-    path = Path(__file__).resolve().parents[3] / "bench" / "experiments.py"
-    spec = importlib.util.spec_from_file_location("bench_experiments", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench_script("experiments")
     assert bench.main(["--seeds", "1", "--experiments", "2", "--n-free", "800", "--train-seconds", "3"]) == 0
     out = capsys.readouterr().out
     assert "[own]" in out and "[free]" in out and "hotelling_t2_raw" in out and "rolling_zscore" in out
-    result = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    assert len(result) == 1
-    fields = dict(item.split("=") for item in result[0].split()[1:])
+    fields = result_fields(out)
     assert {"own_point_f1", "own_false_alarms", "free_point_f1", "free_false_alarms", "own_t2_point_f1"} <= set(fields)
     assert all(0.0 <= float(fields[k]) <= 1.0 for k in ("own_point_f1", "free_false_alarms"))
 

@@ -1,8 +1,6 @@
 """The rig generator (seeded, physically coupled, faults hidden inside the sensors' ranges) and its benchmark."""
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from stream.evaluation.rigs.generator import FAULT_ROWS, FAULTS, SENSORS, make_r
 from stream.evaluation.rigs.runner import row_recall, write_site
 from stream.evaluation.user_data import load_user_data
 from stream.evaluation.user_report import scored
+from tests.stream.evaluation.bench_scripts import load_bench_script, result_fields
 
 
 def test_a_rig_is_seeded_and_labelled_by_its_fault_schedule() -> None:
@@ -64,17 +63,11 @@ def test_sites_are_written_in_evaluates_format(tmp_path) -> None:
 
 @pytest.mark.timeout(240)
 def test_bench_rigs_prints_table_baselines_and_one_result_line(capsys) -> None:
-    path = Path(__file__).resolve().parents[3] / "bench" / "rigs.py"
-    spec = importlib.util.spec_from_file_location("bench_rigs", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench_script("rigs")
     argv = ["--seeds", "1", "--rigs", "1", "--n-normal", "1200", "--n-test", "2400", "--train-seconds", "3"]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
-    result = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    assert len(result) == 1
-    fields = dict(item.split("=") for item in result[0].split()[1:])
+    fields = result_fields(out)
     assert {"rigs_point_f1", "rigs_false_alarms", "rigs_event_f1", "t2_point_f1", "zscore_point_f1"} <= set(fields)
     assert 0.0 <= float(fields["rigs_false_alarms"]) <= 1.0
     assert "hotelling_t2_raw" in out and "rolling_zscore" in out and "cooling_fail" in out and "rows flagged" in out

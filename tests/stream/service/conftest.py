@@ -11,7 +11,7 @@ from rnncore.model.artifact import load_artifact, save_artifact
 from rnncore.model.weights import ModelWeights
 from stream.local_broker import LocalBroker
 from tests.kafka_helpers import MakeServiceTopics
-from tests.stream.service_harness import ServeArtifact, ServedArtifact, config_for
+from tests.stream.service_harness import ProxiedBroker, ServeArtifact, ServedArtifact, config_for
 from tests.stream.tcp_proxy import TcpProxy
 
 
@@ -35,8 +35,8 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:
 
 
 @pytest.fixture
-def proxied_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, TcpProxy]]:
-    """A broker of this test's own whose PROXIED listener is reached only through the returned proxy.
+def proxied_broker(tmp_path: Path) -> Iterator[ProxiedBroker]:
+    """A broker of this test's own whose PROXIED listener is reached only through the returned proxy (``proxied``).
 
     Kafka clients reconnect to the addresses the metadata advertises, so a client that bootstraps from
     ``127.0.0.1:<proxy.port>`` reaches the broker only through the proxy (cut or black-holed by the test);
@@ -49,7 +49,8 @@ def proxied_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, TcpProxy]]:
         broker.start()
         host, port = (tmp_path / "kafka" / "proxied_bootstrap").read_text().strip().rsplit(":", 1)
         proxy.target = (host, int(port))
-        yield broker, proxy
+        assert broker.bootstrap
+        yield ProxiedBroker(broker, proxy, broker.bootstrap, f"127.0.0.1:{proxy.port}")
     finally:
         proxy.close()
         broker.stop()

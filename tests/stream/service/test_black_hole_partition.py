@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from rnncore.model.artifact import save_artifact
-from stream.local_broker import LocalBroker
 from tests.kafka_helpers import run_sync
 from tests.stream.replica_faults import (
     ASSIGNED,
@@ -42,8 +41,7 @@ from tests.stream.replica_faults import (
     wait_for,
 )
 from tests.stream.serve_processes import free_port, metric, start_serve, tail
-from tests.stream.service_harness import read_all
-from tests.stream.tcp_proxy import TcpProxy
+from tests.stream.service_harness import ProxiedBroker, read_all
 
 N_EVENTS = int(os.environ.get("RNNWATCH_BLACK_HOLE_EVENTS", "30000"))
 READY_BOUND_S = 15.0  # the probe: every 1 s, a broker answering within 3 s; the rest is a loaded CI machine
@@ -63,11 +61,9 @@ def readiness(port: int) -> tuple[int, str]:
 
 
 def test_a_replica_behind_a_black_hole_turns_not_ready_and_exactly_once_holds_after_the_heal(
-    proxied_broker: tuple[LocalBroker, TcpProxy], make_group: Callable[[], str], tmp_path: Path
+    proxied_broker: ProxiedBroker, make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    broker, proxy = proxied_broker
-    assert broker.bootstrap
-    bootstrap, proxied = broker.bootstrap, f"127.0.0.1:{proxy.port}"
+    _, proxy, bootstrap, proxied = proxied_broker
     topics = make_topics(bootstrap)
     events = make_events(N_EVENTS)
     save_artifact(tmp_path / "model", WEIGHTS)

@@ -21,7 +21,7 @@ from stream.service.dead_letter import (
 )
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
-from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until
+from tests.stream.service_harness import config_for, event, publish, read_all, reasons, serve_until_consumed
 
 HEADERS = dead_letter_headers("oversized", "too big", "in", 2, 77)
 
@@ -89,14 +89,7 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_next_event
     run_sync(publish(kafka_bootstrap, topics["input"], after))
     config = config_for(kafka_bootstrap, topics, make_group())
     total = len(before) + 1 + len(after)
-    service = run_sync(
-        run_service_until(
-            config,
-            lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= total,
-            make_detector=FakeDetector,
-            n_features=1,
-        )
-    )
+    service = serve_until_consumed(config, total, make_detector=FakeDetector, n_features=1)
     assert service.metrics.value("rnnwatch_events_dead_lettered_total", {"reason": "oversized"}) == 1
     assert service.metrics.value("rnnwatch_events_scored_total") == len(before) + len(after)
     (dead,) = run_sync(read_all(kafka_bootstrap, topics["dlq"], 1))

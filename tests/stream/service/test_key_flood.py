@@ -11,8 +11,17 @@ import pytest
 
 from stream.service.codec import SOURCE_HEADER, header_value
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service.test_poison_cases import STREAMS, WEIGHTS, _clean_run, _good_events, _published
-from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until, scores_by_key
+from tests.stream.service.test_poison_cases import STREAMS, WEIGHTS, _clean_run, _good_events
+from tests.stream.service_harness import (
+    config_for,
+    event,
+    publish,
+    published_rows,
+    read_all,
+    read_scores,
+    reasons,
+    serve_until_consumed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -33,8 +42,7 @@ def test_a_flood_of_new_keys_is_dead_lettered_past_the_table_and_the_known_strea
         kafka_bootstrap, topics, make_group(), warmup_events=20, max_streams_per_partition=TABLE, max_batch_size=100
     )
     total = len(messages) + FLOOD
-    consumed = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= total  # noqa: E731
-    service = run_sync(run_service_until(config, consumed, weights=WEIGHTS, timeout=120))
+    service = serve_until_consumed(config, total, weights=WEIGHTS, timeout=120)
     assert service._failure is None
 
     taken = TABLE - len(STREAMS)  # the rows the flood could still claim
@@ -45,10 +53,10 @@ def test_a_flood_of_new_keys_is_dead_lettered_past_the_table_and_the_known_strea
     offsets = sorted(int(str(header_value(list(r.headers), SOURCE_HEADER)).rsplit("/", 1)[1]) for r in dead)
     assert offsets == list(range(at + taken, at + FLOOD))  # the first keys got the free rows, the rest none
 
-    scored = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(messages) + taken)))
+    scored = read_scores(kafka_bootstrap, topics["output"], len(messages) + taken)
     assert len(scored) == TABLE
     clean = _clean_run(good, config)
     for key in STREAMS:
-        got = _published(scored[key])
+        got = published_rows(scored[key])
         assert got.shape == clean[key].shape, key
         np.testing.assert_allclose(got, clean[key], rtol=1e-5, atol=1e-5, err_msg=key)

@@ -13,7 +13,15 @@ from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service_harness import config_for, event, publish, read_all, reasons, run_service_until, scores_by_key
+from tests.stream.service_harness import (
+    config_for,
+    event,
+    publish,
+    read_all,
+    read_scores,
+    reasons,
+    serve_until_consumed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -38,16 +46,9 @@ def test_a_huge_value_is_dead_lettered_as_magnitude_and_the_next_event_scores(
     def detector() -> Detector:
         return Detector(WEIGHTS, max_streams=100, scoring=ScoringParams(warmup_events=5, short_window=3))
 
-    service = run_sync(
-        run_service_until(
-            config,
-            lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(messages),
-            make_detector=detector,
-            n_features=1,
-        )
-    )
+    service = serve_until_consumed(config, len(messages), make_detector=detector, n_features=1)
     dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], 1))
-    scores = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(messages) - 1)))
+    scores = read_scores(kafka_bootstrap, topics["output"], len(messages) - 1)
     assert reasons(dead) == ["magnitude"]
     assert dead[0].value == event("poisoned", 1040.0, 1e20)
     assert service.metrics.value("rnnwatch_events_dead_lettered_total", {"reason": "magnitude"}) == 1

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from stream.service.app import Service
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
-from tests.stream.service_harness import config_for, event, publish, read_all, running, scores_by_key, wait_until
+from tests.stream.service_harness import config_for, event, publish, read_scores, running, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -44,5 +44,5 @@ def test_a_new_group_starts_at_the_offset_auto_offset_reset_names(
 
     service = run_sync(scenario())
     assert service.metrics.value("rnnwatch_events_scored_total") == expected
-    keys = sorted(scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], expected))))
+    keys = sorted(read_scores(kafka_bootstrap, topics["output"], expected))
     assert keys == (["new", "old"] if reset == "earliest" else ["new"])

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.local_broker import LocalBroker
 from tests.stream.replica_faults import SESSION_TIMEOUT_MS, assert_exactly_once, start_replica_pair
-from tests.stream.tcp_proxy import TcpProxy
+from tests.stream.service_harness import ProxiedBroker
 
 N_EVENTS = int(os.environ.get("RNNWATCH_PARTITIONED_REPLICA_EVENTS", "30000"))
 
@@ -32,11 +31,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.ma
 
 
 def test_a_replica_cut_off_from_the_broker_past_its_session_timeout_duplicates_and_loses_nothing(
-    proxied_broker: tuple[LocalBroker, TcpProxy], make_group: Callable[[], str], tmp_path: Path
+    proxied_broker: ProxiedBroker, make_group: Callable[[], str], tmp_path: Path
 ) -> None:
-    broker, proxy = proxied_broker
-    assert broker.bootstrap
-    bootstrap, proxied = broker.bootstrap, f"127.0.0.1:{proxy.port}"
+    _, proxy, bootstrap, proxied = proxied_broker
     names = ("replica-cut", "replica-other")
     pair = start_replica_pair(bootstrap, proxied, names, make_group(), tmp_path, N_EVENTS)
     try:

@@ -13,7 +13,6 @@ and no other stream's clock moves).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +24,16 @@ from rnncore.scorer import build_scorer
 from stream.service.codec import SOURCE_HEADER, header_value
 from stream.service.config import ServiceConfig
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service_harness import config_for, event, read_all, reasons, run_service_until, scores_by_key
+from tests.stream.service_harness import (
+    config_for,
+    event,
+    offline_rows,
+    published_rows,
+    read_all,
+    read_scores,
+    reasons,
+    serve_until_consumed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -104,16 +112,7 @@ def _clean_run(good: Sequence[tuple[str, float, float]], config: ServiceConfig) 
         idle_ttl_seconds=config.idle_ttl_seconds,
         warmup_events=config.warmup_events,
     )
-    rows: dict[str, list[list[float]]] = {}
-    for key, t, v in good:
-        r = scorer.step([key], np.array([t]), np.array([v], dtype=np.float32))
-        rows.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
-    return {key: np.array(v) for key, v in rows.items()}
-
-
-def _published(scores: list[dict[str, Any]]) -> np.ndarray:
-    rows = [[s["score"], np.nan if s["nll"] is None else s["nll"], s["mean"], s["scale"]] for s in scores]
-    return np.array(rows, dtype=np.float64)
+    return offline_rows(scorer, good)
 
 
 def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_scores_as_on_a_clean_run(
@@ -132,8 +131,7 @@ def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_sco
         snapshot_every=1,
         max_batch_size=10,
     )
-    consumed = lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(messages)  # noqa: E731
-    service = run_sync(run_service_until(config, consumed, weights=WEIGHTS, timeout=120))
+    service = serve_until_consumed(config, len(messages), weights=WEIGHTS, timeout=120)
     assert service._failure is None  # it stayed up: stopped by the harness once everything was consumed
 
     dead_lettered = [(reason, key, payload) for reason, key, payload in poison if reason]
@@ -154,11 +152,11 @@ def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_sco
         count = sum(1 for r, _, _ in dead_lettered if r == reason)
         assert service.metrics.value("rnnwatch_events_dead_lettered_total", {"reason": reason}) == count, reason
 
-    scored = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(good) + 2)))
+    scored = read_scores(kafka_bootstrap, topics["output"], len(good) + 2)
     assert sorted(scored) == sorted([*STREAMS, "broken-clock", "stopped-clock"])
     clean = _clean_run(good, config)
     for key in STREAMS:
-        got = _published(scored[key])
+        got = published_rows(scored[key])
         assert got.shape == clean[key].shape == (STEPS, 4), key
         np.testing.assert_allclose(got, clean[key], rtol=1e-5, atol=1e-5, err_msg=key)
         after = got[POISON_AT]  # the stream's next good event after the poison

@@ -16,20 +16,21 @@ from stream.service.app import Service
 from stream.service.codec import decode_score
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
-from tests.stream.service_harness import config_for, messages_of, publish, read_all, scores_by_key, stream_events
+from tests.stream.service_harness import (
+    assert_scores_match,
+    config_for,
+    messages_of,
+    offline_scores,
+    publish,
+    read_all,
+    scores_by_key,
+    stream_events,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
 
 # (action, replica) between chunks of events: A stays, B and C come and go (B twice)
 STORM = [("join", "b"), ("join", "c"), ("leave", "b"), ("join", "b"), ("leave", "c"), ("leave", "b")]
-
-
-def _offline(events: list[tuple[str, float, float]]) -> dict[str, list[float]]:
-    detector = FakeDetector()
-    out: dict[str, list[float]] = {}
-    for key, t, v in events:
-        out.setdefault(key, []).append(float(detector.step([key], [t], [v]).scores[0]))
-    return out
 
 
 def test_replicas_joining_and_leaving_again_and_again_score_every_offset_once(
@@ -94,7 +95,6 @@ def test_replicas_joining_and_leaving_again_and_again_score_every_offset_once(
     offsets = [(s["partition"], s["offset"]) for s in map(decode_score, (r.value for r in records))]
     assert len(offsets) == len(messages) and len(set(offsets)) == len(offsets)  # each input offset once
     got = scores_by_key(records)
-    expected = _offline(events)
+    expected = offline_scores(FakeDetector(), events)
     assert sorted(got) == sorted(expected)
-    for key, published in got.items():
-        np.testing.assert_allclose([s["score"] for s in published], expected[key], atol=1e-6, err_msg=key)
+    assert_scores_match(got, expected)

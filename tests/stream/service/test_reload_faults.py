@@ -16,14 +16,15 @@ from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
 from stream.cli import main
 from stream.service.app import Service
 from tests.kafka_helpers import run_sync
-from tests.stream.service.test_service_reload import NEW, OLD, _detector_of
+from tests.stream.service.test_service_reload import NEW, OLD
 from tests.stream.service_harness import (
     ServeArtifact,
-    messages_of,
-    publish,
-    read_all,
+    feed,
+    make_detector_of,
+    read_scores,
+    reload_refusals,
+    reloads,
     running,
-    scores_by_key,
     stream_events,
     wait_until,
 )
@@ -55,35 +56,30 @@ def test_broken_fields_are_refused_by_name_and_an_incomplete_artifact_is_taken_o
     events = stream_events(n_keys=3, per_key=20)
 
     async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=_detector_of(started_with))
-        value = service.metrics.value
-        refused = lambda: value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
-        loaded = lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"})  # noqa: E731
+        service = Service(config, started_with, make_detector=make_detector_of(started_with))
         async with running(service) as task:
-            await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 30, task, "the first events")
+            await feed(service, task, events[:30], 30, "the first events")
             for n, (field, bad) in enumerate((("norm_eps", None), ("dt_scale", {})), start=1):
                 _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
-                await wait_until(lambda n=n: refused() == n, task, f"the refusal of {field}")
+                await wait_until(lambda n=n: reloads(service, "refused") == n, task, f"the refusal of {field}")
                 _replace(model_dir / METADATA_FILE, original_json)  # v1 again: reloaded as it is
-                await wait_until(lambda n=n: loaded() == n, task, "the reload of v1")
+                await wait_until(lambda n=n: reloads(service, "loaded") == n, task, "the reload of v1")
             shutil.copyfile(staging / METADATA_FILE, model_dir / ".m")  # model.json of v2 before its weights
             os.replace(model_dir / ".m", model_dir / METADATA_FILE)
-            await wait_until(lambda: refused() == 3, task, "the refusal of the incomplete artifact")
+            await wait_until(lambda: reloads(service, "refused") == 3, task, "the refusal of the incomplete artifact")
             shutil.copyfile(staging / WEIGHTS_FILE, model_dir / ".w")
             os.replace(model_dir / ".w", model_dir / WEIGHTS_FILE)
-            await wait_until(lambda: loaded() == 3, task, "the completed artifact")
-            await publish(kafka_bootstrap, topics["input"], messages_of(events[30:]))
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the rest")
+            await wait_until(lambda: reloads(service, "loaded") == 3, task, "the completed artifact")
+            await feed(service, task, events[30:], len(events), "the rest")
         return service
 
     service = run_sync(scenario())
-    assert service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"}) == 3
-    refusals = [r.getMessage() for r in caplog.records if "model reload refused" in r.getMessage()]
+    assert reloads(service, "refused") == 3
+    refusals = reload_refusals(caplog)
     assert "architecture field 'norm_eps' must be a number" in refusals[0]
     assert "architecture field 'dt_scale' must be a number" in refusals[1]
     assert "corrupt or truncated" in refusals[2]
-    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    got = read_scores(kafka_bootstrap, topics["output"], len(events))
     for scores in got.values():
         assert [s["model_version"] for s in scores] == ["v1"] * 10 + ["v2"] * 10
         assert all(s["mean"] is not None and abs(s["mean"]) < 1e6 for s in scores)  # no NaN state

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import numpy as np
 import pytest
 
 from stream.errors import ServiceError
@@ -14,14 +13,14 @@ from stream.service.app import Service
 from stream.service.changelog import restore_from_records
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
-from tests.stream.service.test_service_kafka import _fake_offline_scores
 from tests.stream.service_harness import (
+    assert_scores_match,
     config_for,
     messages_of,
+    offline_scores,
     publish,
-    read_all,
-    run_service_until,
-    scores_by_key,
+    read_scores,
+    serve_in_two_runs,
     stream_events,
 )
 
@@ -45,26 +44,15 @@ def test_a_stray_changelog_record_is_skipped_and_the_state_still_restores(
     half = len(messages) // 2
     config = config_for(kafka_bootstrap, topics, make_group(), max_batch_size=8, snapshot_every=3)
     consumed = "rnnwatch_events_consumed_total"
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
-    run_sync(
-        run_service_until(config, lambda s: s.metrics.value(consumed) >= half, make_detector=FakeDetector, n_features=1)
-    )
-    run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))  # someone else wrote to the changelog
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
-    second = run_sync(
-        run_service_until(
-            config,
-            lambda s: s.metrics.value(consumed) >= len(messages) - half,
-            make_detector=FakeDetector,
-            n_features=1,
-        )
-    )
+
+    def stray() -> None:  # someone else writes to the changelog while the service is down
+        run_sync(publish(kafka_bootstrap, topics["changelog"], STRAY))
+
+    _, second = serve_in_two_runs(config, messages, between=stray, make_detector=FakeDetector, n_features=1)
     assert second.metrics.value("rnnwatch_changelog_records_skipped_total") == 2
     assert second.metrics.value(consumed) == len(messages) - half  # resumed where the state left off
-    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(messages))))
-    expected = _fake_offline_scores(events)
-    for key, scores in got.items():  # the state was restored, not started over
-        np.testing.assert_allclose([s["score"] for s in scores], expected[key], atol=1e-6, err_msg=key)
+    got = read_scores(kafka_bootstrap, topics["output"], len(messages))
+    assert_scores_match(got, offline_scores(FakeDetector(), events))  # the state was restored, not started over
 
 
 @pytest.mark.kafka

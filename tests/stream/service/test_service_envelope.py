@@ -22,12 +22,13 @@ from stream.service.config import ServiceConfig
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.service_harness import (
     config_for,
+    feed,
     messages_of,
     publish,
-    read_all,
-    run_service_until,
+    read_scores,
+    reloads,
     running,
-    scores_by_key,
+    serve_until_consumed,
     wait_until,
 )
 
@@ -62,9 +63,8 @@ def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
     events = [(k, 2e6 + t, test[k][t].tolist()) for t in range(600) for k in KEYS]
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), max_batch_size=300)
-    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= len(events),
-                               weights=WEIGHTS))  # fmt: skip
-    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    serve_until_consumed(config, len(events), weights=WEIGHTS)
+    got = read_scores(kafka_bootstrap, topics["output"], len(events))
     offline = EnvelopedDetector(WEIGHTS, _loaded(model_dir), max_streams=4)
     for key in KEYS:
         expected = offline.step([key] * 600, 2e6 + np.arange(600.0), test[key]).scores
@@ -115,39 +115,31 @@ def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_o
     refit = fit_envelope([EventRecord("rig-1", float(t), tuple(r)) for t, r in enumerate(shifted.tolist())])
     test = _values(21, 400) + np.array([0.0, 1.0])
     events = [("rig-1", 3e6 + t, test[t].tolist()) for t in range(400)]
-    messages = messages_of(events)
     config = config_for(kafka_bootstrap, topics, make_group(), model_dir=str(model_dir), model_poll_seconds=0.0)
 
     async def scenario() -> None:
         service = Service(config, WEIGHTS)
-        value = service.metrics.value
         async with running(service) as task:
-            await publish(kafka_bootstrap, topics["input"], messages[:200])
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 200, task, "the first 200 events")
+            await feed(service, task, events[:200], 200, "the first 200 events")
             bare = tmp_path / "bare"
             save_artifact(bare, WEIGHTS, {"version": "no-envelope"})
             for name in ("model.json", "model.safetensors"):  # an artifact without envelope.npz: refused
                 (model_dir / name).write_bytes((bare / name).read_bytes())
             (model_dir / "envelope.npz").unlink()
             service.request_reload()
-            await wait_until(
-                lambda: value("rnnwatch_model_reloads_total", {"result": "refused"}) == 1, task, "the refusal"
-            )
+            await wait_until(lambda: reloads(service, "refused") == 1, task, "the refusal")
             save_envelope(refit, model_dir)
             save_artifact(model_dir, WEIGHTS, {"version": "refit"})
             service.request_reload()
-            await wait_until(
-                lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "the reload"
-            )
-            await publish(kafka_bootstrap, topics["input"], messages[200:])
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= 400, task, "all 400 events")
+            await wait_until(lambda: reloads(service, "loaded") == 1, task, "the reload")
+            await feed(service, task, events[200:], 400, "all 400 events")
 
     run_sync(scenario())
     offline = EnvelopedDetector(WEIGHTS, fit_envelope(_training_records()), max_streams=2)
     expected = list(offline.step(["rig-1"] * 200, 3e6 + np.arange(200.0), test[:200]).scores)
     offline.replace_envelope(refit)
     expected += list(offline.step(["rig-1"] * 200, 3e6 + 200 + np.arange(200.0), test[200:]).scores)
-    got = [r["score"] for r in scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], 400)))["rig-1"]]
+    got = [r["score"] for r in read_scores(kafka_bootstrap, topics["output"], 400)["rig-1"]]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     flagged = np.array(got) >= 0.99
     assert flagged[100:200].mean() > 0.8 and flagged[300:].mean() < 0.2  # the new envelope took over

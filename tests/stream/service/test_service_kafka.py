@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from rnncore.calibration import ScoringParams
-from rnncore.detector import Detector
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
 from stream.errors import ServiceError
@@ -20,63 +18,37 @@ from stream.service.app import Service
 from tests.kafka_helpers import MakeServiceTopics, run_sync
 from tests.stream.fake_detector import FakeDetector
 from tests.stream.service_harness import (
+    assert_matches_offline,
+    assert_scores_match,
     config_for,
     event,
+    make_detector_of,
     messages_of,
+    offline_rows,
+    offline_scores,
     publish,
     read_all,
     reasons,
     run_service_until,
     scores_by_key,
+    serve_in_two_runs,
+    serve_until_consumed,
     stream_events,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=3)
-SCORING = ScoringParams(warmup_events=5, short_window=3)  # scores are 0 during warm-up: keep it short here
-
-
-def _detector() -> Detector:
-    return Detector(WEIGHTS, max_streams=1000, scoring=SCORING)
+_detector = make_detector_of(WEIGHTS)
 
 
 def _offline(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
     """Per-key [score, nll, mean, scale] rows of the same events fed one at a time through one offline Detector."""
-    detector = _detector()
-    out: dict[str, list[list[float]]] = {}
-    for key, t, v in events:
-        r = detector.step([key], np.array([t]), np.array([v], dtype=np.float32))
-        out.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
-    return {k: np.array(v) for k, v in out.items()}
-
-
-def _published(scores: list[dict[str, Any]]) -> np.ndarray:
-    """The same four columns from score records (null nll -> NaN)."""
-    rows = [[s["score"], np.nan if s["nll"] is None else s["nll"], s["mean"], s["scale"]] for s in scores]
-    return np.array(rows, dtype=np.float64)
-
-
-def _assert_matches_offline(got: dict[str, list[dict[str, Any]]], expected: dict[str, np.ndarray]) -> None:
-    assert sorted(got) == sorted(expected)
-    for key, scores in got.items():
-        np.testing.assert_allclose(_published(scores), expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
-
-
-def _fake_offline_scores(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
-    detector = FakeDetector()
-    out: dict[str, list[float]] = {}
-    for key, t, v in events:
-        out.setdefault(key, []).append(float(detector.step([key], [t], [v]).scores[0]))
-    return {k: np.array(v) for k, v in out.items()}
+    return offline_rows(_detector(), events)
 
 
 def _service_args(kind: str) -> dict[str, Any]:
     return {"weights": WEIGHTS, "make_detector": _detector}
-
-
-def _consumed_at_least(n: int) -> Callable[[Service], bool]:
-    return lambda service: service.metrics.value("rnnwatch_events_consumed_total") >= n
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
@@ -92,7 +64,7 @@ def test_scores_through_kafka_equal_offline_detector_scores(
     events = stream_events(n_keys=7, per_key=30)
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     config = config_for(kafka_bootstrap, topics, make_group(), guarantee=guarantee, max_batch_size=50)
-    service = run_sync(run_service_until(config, _consumed_at_least(len(events)), **_service_args("detector")))
+    service = serve_until_consumed(config, len(events), **_service_args("detector"))
     metric = service.metrics.value
     assert metric("rnnwatch_events_scored_total") == len(events) and metric("rnnwatch_active_streams") == 7
     assert metric("rnnwatch_state_bytes") > 0 and metric("rnnwatch_batch_size_events_count") >= 1
@@ -109,7 +81,7 @@ def test_scores_through_kafka_equal_offline_detector_scores(
     placed_by_key = {r.partition == DefaultPartitioner()(r.key, [0, 1], [0, 1]) for r in records}
     assert placed_by_key == {True}  # same partition as a plain keyed send: a stream's scores stay together
     got = scores_by_key(records)
-    _assert_matches_offline(got, _offline(events))
+    assert_matches_offline(got, _offline(events))
     assert max(s["score"] for scores in got.values() for s in scores) > 0.1  # parity is not vacuous (past warm-up)
 
 
@@ -135,7 +107,7 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_good_ones_are_scor
         messages.insert(3 + 4 * i, (b"p", payload))
     run_sync(publish(kafka_bootstrap, topics["input"], messages))
     config = config_for(kafka_bootstrap, topics, make_group(), max_message_bytes=512, max_key_bytes=64)
-    service = run_sync(run_service_until(config, _consumed_at_least(len(messages)), **_service_args("detector")))
+    service = serve_until_consumed(config, len(messages), **_service_args("detector"))
     dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], len(poison)))
     scores = run_sync(read_all(kafka_bootstrap, topics["output"], len(good)))
     assert sorted(r or "" for r in reasons(dead)) == sorted(poison)
@@ -166,16 +138,13 @@ def test_restart_restores_state_so_scores_equal_an_uninterrupted_run(
         snapshot_every=3,
         changelog_chunk_bytes=2048,
     )
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[:half]))
-    first = run_sync(run_service_until(config, _consumed_at_least(half), **_service_args("detector")))
+    first, second = serve_in_two_runs(config, messages, **_service_args("detector"))
     assert first.metrics.value("rnnwatch_events_consumed_total") == half
-    run_sync(publish(kafka_bootstrap, topics["input"], messages[half:]))
-    second = run_sync(run_service_until(config, _consumed_at_least(len(messages) - half), **_service_args("detector")))
     assert second.metrics.value("rnnwatch_events_consumed_total") == len(messages) - half
     assert second.metrics.value("rnnwatch_restore_seconds_count") >= 1
     records = run_sync(read_all(kafka_bootstrap, topics["output"], len(messages)))
     assert len(records) == len(messages)
-    _assert_matches_offline(scores_by_key(records), _offline(events))
+    assert_matches_offline(scores_by_key(records), _offline(events))
 
 
 @pytest.mark.faults
@@ -230,9 +199,7 @@ def test_rebalance_to_a_second_replica_hands_state_over_exactly_once(
     records = run_sync(read_all(kafka_bootstrap, topics["output"], len(messages)))
     assert len(records) == len(messages)
     got = scores_by_key(records)
-    expected = _fake_offline_scores(events)
-    for key, scores in got.items():
-        np.testing.assert_allclose([s["score"] for s in scores], expected[key], atol=1e-6, err_msg=key)
+    assert_scores_match(got, offline_scores(FakeDetector(), events))
 
 
 def test_a_missing_input_topic_fails_at_start_with_an_actionable_error(

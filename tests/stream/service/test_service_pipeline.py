@@ -19,7 +19,14 @@ from stream.errors import ConfigError, ServiceError
 from stream.service.app import Service, detector_factory
 from stream.service.config import ServiceConfig
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service_harness import config_for, messages_of, publish, read_all, run_service_until, scores_by_key
+from tests.stream.service_harness import (
+    config_for,
+    messages_of,
+    offline_scores,
+    publish,
+    read_scores,
+    serve_until_consumed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -38,14 +45,6 @@ def _daily_events(n_keys: int, per_key: int) -> list[tuple[str, float, float]]:
     return events
 
 
-def _offline(events: list[tuple[str, float, float]]) -> dict[str, np.ndarray]:
-    pipeline = ScoringPipeline(WEIGHTS, max_streams=100)
-    out: dict[str, list[float]] = {}
-    for key, t, v in events:
-        out.setdefault(key, []).append(float(pipeline.step([key], np.array([t]), np.array([v])).scores[0]))
-    return {k: np.array(v) for k, v in out.items()}
-
-
 def test_the_seasonal_pipeline_is_served_and_a_changed_pipeline_is_refused_at_restore(
     make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
@@ -54,11 +53,9 @@ def test_the_seasonal_pipeline_is_served_and_a_changed_pipeline_is_refused_at_re
     run_sync(publish(kafka_bootstrap, topics["input"], messages_of(events)))
     group = make_group()
     config = config_for(kafka_bootstrap, topics, group, scoring_pipeline="seasonal", max_batch_size=500)
-    consumed = len(events)
-    run_sync(run_service_until(config, lambda s: s.metrics.value("rnnwatch_events_consumed_total") >= consumed,
-                               weights=WEIGHTS))  # fmt: skip
-    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
-    expected = _offline(events)
+    serve_until_consumed(config, len(events), weights=WEIGHTS)
+    got = read_scores(kafka_bootstrap, topics["output"], len(events))
+    expected = offline_scores(ScoringPipeline(WEIGHTS, max_streams=100), events)
     assert sorted(got) == sorted(expected)
     for key, records in got.items():
         np.testing.assert_allclose([r["score"] for r in records], expected[key], rtol=1e-5, atol=1e-5, err_msg=key)

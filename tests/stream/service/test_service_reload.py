@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnncore.detector import Detector
 from rnncore.model.artifact import METADATA_FILE, save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
@@ -19,13 +18,19 @@ from stream.errors import ServiceError, StreamError
 from stream.service.app import Service
 from stream.service.publisher import BatchPublisher
 from tests.kafka_helpers import MakeServiceTopics, run_sync
-from tests.stream.service.test_service_kafka import SCORING, _assert_matches_offline
 from tests.stream.service_harness import (
     ServeArtifact,
+    assert_matches_offline,
     config_for,
+    feed,
+    make_detector_of,
     messages_of,
+    offline_rows,
     publish,
     read_all,
+    read_scores,
+    reload_refusals,
+    reloads,
     running,
     scores_by_key,
     stream_events,
@@ -39,10 +44,6 @@ NEW = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), 
 BIGGER = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=16), seed=5)
 
 
-def _detector_of(weights: ModelWeights) -> Callable[[], Detector]:
-    return lambda: Detector(weights, max_streams=1000, scoring=SCORING)
-
-
 def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
     serve_artifact: ServeArtifact, kafka_bootstrap: str
 ) -> None:
@@ -51,20 +52,17 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
     first, second = events[:100], events[100:]
 
     async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=_detector_of(started_with))
+        service = Service(config, started_with, make_detector=make_detector_of(started_with))
         async with running(service) as task:
-            value = service.metrics.value
-            await publish(kafka_bootstrap, topics["input"], messages_of(first))
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(first), task, "the first part")
+            await feed(service, task, first, len(first), "the first part")
             (model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
             service.request_reload()
             await asyncio.sleep(0.3)
-            assert value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0  # model.json unchanged
+            assert reloads(service, "loaded") == 0  # model.json unchanged
             save_artifact(model_dir, NEW, {"version": "v2"})
             service.request_reload()
-            await wait_until(lambda: value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 1, task, "reload")
-            await publish(kafka_bootstrap, topics["input"], messages_of(second))
-            await wait_until(lambda: value("rnnwatch_events_scored_total") >= len(events), task, "the second part")
+            await wait_until(lambda: reloads(service, "loaded") == 1, task, "reload")
+            await feed(service, task, second, len(events), "the second part")
         return service
 
     service = run_sync(scenario())
@@ -75,16 +73,13 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
         )
         == 1
     )
-    offline = _detector_of(OLD)()
-    expected: dict[str, list[list[float]]] = {}
-    for i, (key, t, v) in enumerate(events):
-        if i == len(first):
-            offline.reload(NEW)
-        r = offline.step([key], np.array([t]), np.array([v], dtype=np.float32))
-        expected.setdefault(key, []).append([float(r.scores[0]), float(r.nll[0]), float(r.mean[0]), float(r.scale[0])])
+    offline = make_detector_of(OLD)()
+    before = offline_rows(offline, first)
+    offline.reload(NEW)
+    after = offline_rows(offline, second)
     records = run_sync(read_all(kafka_bootstrap, topics["output"], len(events)))
     got = scores_by_key(records)
-    _assert_matches_offline(got, {k: np.array(v) for k, v in expected.items()})
+    assert_matches_offline(got, {k: np.concatenate([before[k], after[k]]) for k in before})
     versions = [s["model_version"] for s in got["sensor-0"]]
     assert versions == ["v1"] * (len(first) // 5) + ["v2"] * (len(second) // 5)
 
@@ -97,30 +92,24 @@ def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scorin
     events = stream_events(n_keys=3, per_key=20)
 
     async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=_detector_of(started_with))
-        refused = lambda: service.metrics.value("rnnwatch_model_reloads_total", {"result": "refused"})  # noqa: E731
+        service = Service(config, started_with, make_detector=make_detector_of(started_with))
         async with running(service) as task:
             await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
             (model_dir / METADATA_FILE).write_text("{ not json")
-            await wait_until(lambda: refused() == 1, task, "the corrupt artifact's refusal")
+            await wait_until(lambda: reloads(service, "refused") == 1, task, "the corrupt artifact's refusal")
             save_artifact(model_dir, BIGGER, {"version": "v3"})
-            await wait_until(lambda: refused() == 2, task, "the incompatible artifact's refusal")
-            await publish(kafka_bootstrap, topics["input"], messages_of(events[30:]))
-            await wait_until(
-                lambda: service.metrics.value("rnnwatch_events_scored_total") >= len(events),
-                task,
-                "scoring after the refusals",
-            )
+            await wait_until(lambda: reloads(service, "refused") == 2, task, "the incompatible artifact's refusal")
+            await feed(service, task, events[30:], len(events), "scoring after the refusals")
             await asyncio.sleep(0.3)
-            assert refused() == 2  # a refused version is not retried on every poll
+            assert reloads(service, "refused") == 2  # a refused version is not retried on every poll
         return service
 
     service = run_sync(scenario())
-    assert service.metrics.value("rnnwatch_model_reloads_total", {"result": "loaded"}) == 0
-    refusals = [r.getMessage() for r in caplog.records if "model reload refused" in r.getMessage()]
+    assert reloads(service, "loaded") == 0
+    refusals = reload_refusals(caplog)
     assert len(refusals) == 2
     assert "model.json" in refusals[0] and "H=16" in refusals[1]
-    got = scores_by_key(run_sync(read_all(kafka_bootstrap, topics["output"], len(events))))
+    got = read_scores(kafka_bootstrap, topics["output"], len(events))
     assert {s["model_version"] for scores in got.values() for s in scores} == {"v1"}
 
 
@@ -137,7 +126,7 @@ def test_scored_events_are_archived_for_retraining(
     config = config_for(kafka_bootstrap, topics, make_group(), archive_dir=str(archive), archive_max_bytes=2000)
 
     async def scenario() -> Service:
-        service = Service(config, OLD, make_detector=_detector_of(OLD))
+        service = Service(config, OLD, make_detector=make_detector_of(OLD))
         async with running(service) as task:
             await publish(kafka_bootstrap, topics["input"], messages_of(events) + bad)
             await wait_until(
@@ -176,7 +165,7 @@ def test_a_failed_changelog_write_is_counted_and_stops_the_service(
     config = config_for(kafka_bootstrap, topics, make_group())
 
     async def scenario() -> Service:
-        service = Service(config, OLD, make_detector=_detector_of(OLD))
+        service = Service(config, OLD, make_detector=make_detector_of(OLD))
         async with service:
             await publish(kafka_bootstrap, topics["input"], messages_of(events))
             with pytest.raises(ServiceError, match="changelog partition is unavailable"):

@@ -27,10 +27,9 @@ from aiokafka.admin import NewTopic
 from rnncore.model.artifact import save_artifact
 from rnncore.model.config import ModelConfig
 from rnncore.model.weights import ModelWeights
-from stream.local_broker import LocalBroker
 from tests.kafka_helpers import create_topics, run_sync, unique_name
 from tests.stream.serve_processes import free_port, serve_args, start_serve, tail
-from tests.stream.tcp_proxy import TcpProxy
+from tests.stream.service_harness import ProxiedBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -72,11 +71,9 @@ def _assert_clean(log: Path) -> None:
 
 
 def test_sigterm_before_and_while_starting_against_an_unreachable_broker_ends_in_time(
-    proxied_broker: tuple[LocalBroker, TcpProxy], tmp_path: Path
+    proxied_broker: ProxiedBroker, tmp_path: Path
 ) -> None:
-    broker, proxy = proxied_broker
-    assert broker.bootstrap
-    bootstrap, proxied = broker.bootstrap, f"127.0.0.1:{proxy.port}"
+    broker, proxy, bootstrap, proxied = proxied_broker
     topics = {role: unique_name(role) for role in ("in", "out", "dlq", "log")}
     configs = {"log": {"cleanup.policy": "compact"}}
     run_sync(create_topics(bootstrap, [NewTopic(n, 2, 1, topic_configs=configs.get(r, {})) for r, n in topics.items()]))

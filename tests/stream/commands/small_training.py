@@ -1,0 +1,30 @@
+"""A small real `rnnwatch train` for the command tests that need a trained artifact (one epoch, H=8, at most
+2,000 event-steps, no validation floor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.cli import main
+
+SMALL = [
+    "--min-validation-steps",
+    "0",
+    "--no-progress",
+    "--epochs",
+    "1",
+    "--hidden-size",
+    "8",
+    "--max-event-steps",
+    "2000",
+]
+
+
+def train_small(out: Path, streams: int, events: int, capsys: pytest.CaptureFixture[str]) -> str:
+    """`rnnwatch train --synthetic <streams> --synthetic-events <events> --out <out>` on :data:`SMALL`'s budget;
+    fails unless it exits 0, and returns what it printed."""
+    argv = ["train", "--synthetic", str(streams), "--synthetic-events", str(events), "--out", str(out), *SMALL]
+    assert main(argv) == 0
+    return capsys.readouterr().out
