@@ -116,6 +116,7 @@ COLUMNS = (
     ("event_precision", "ev_prec", "{:>8.3f}"),
     ("event_recall", "ev_rec", "{:>8.3f}"),
     ("event_f1", "ev_f1", "{:>7.3f}"),
+    ("alarm_precision", "al_prec", "{:>8.3f}"),
     ("delay_median", "delay_rows", "{:>11.1f}"),
     ("delay_seconds", "delay_s", "{:>9.1f}"),
     ("false_runs_per_hour", "false_runs/h", "{:>13.2f}"),
