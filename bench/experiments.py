@@ -8,27 +8,15 @@ file self-fitting its envelope), with a Hotelling T² and a rolling z-score in t
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
 
 from stream.evaluation.rigs.experiment_runner import add_experiment_arguments, run_experiments
+from stream.evaluation.rigs.runner import script_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the flags, run the benchmark in a temporary directory, print the tables and the RESULT line."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_experiment_arguments(parser)
-    parser.add_argument("--keep", type=Path, default=None, help="write the testbeds here instead of a temp dir")
-    args = parser.parse_args(argv)
-    if args.keep is not None:
-        text, _ = run_experiments(args, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="rnnwatch-experiments-") as tmp:
-            text, _ = run_experiments(args, Path(tmp))
-    print(text)
-    return 0
+    """Run the benchmark (in a temporary directory unless ``--keep DIR``), print the tables and the RESULT line."""
+    return script_main("experiments", (__doc__ or "").splitlines()[0], add_experiment_arguments, run_experiments, argv)
 
 
 if __name__ == "__main__":

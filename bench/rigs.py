@@ -7,27 +7,14 @@ z-score and a Hotelling T² of raw values in the same run; one RESULT line.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from stream.evaluation.rigs.runner import add_rig_arguments, run_rigs
+from stream.evaluation.rigs.runner import add_rig_arguments, run_rigs, script_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the rig flags, run the benchmark in a temporary directory, print the table and the RESULT line."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_rig_arguments(parser)
-    parser.add_argument("--keep", type=Path, default=None, help="write the sites here instead of a temp dir")
-    args = parser.parse_args(argv)
-    if args.keep is not None:
-        text, _ = run_rigs(args, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="rnnwatch-rigs-") as tmp:
-            text, _ = run_rigs(args, Path(tmp))
-    print(text)
-    return 0
+    """Run the benchmark (in a temporary directory unless ``--keep DIR``), print the tables and the RESULT line."""
+    return script_main("rigs", (__doc__ or "").splitlines()[0], add_rig_arguments, run_rigs, argv)
 
 
 if __name__ == "__main__":

@@ -184,6 +184,28 @@ def run_seeded_command(
     return 0
 
 
+def script_main(
+    name: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace, Path], tuple[str, Any]],
+    argv: list[str] | None,
+) -> int:
+    """``bench/NAME.py``: ``add_arguments``' flags plus ``--keep DIR`` (write the generated files there instead of a
+    temporary directory); prints ``run``'s report."""
+    parser = argparse.ArgumentParser(description=description)
+    add_arguments(parser)
+    parser.add_argument("--keep", type=Path, default=None, help="write the generated files here, not in a temp dir")
+    args = parser.parse_args(argv)
+    if args.keep is not None:
+        text, _ = run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"rnnwatch-{name}-") as tmp:
+            text, _ = run(args, Path(tmp))
+    print(text)
+    return 0
+
+
 def run_rigs_command(args: argparse.Namespace) -> int:
     """`rnnwatch bench rigs` (:func:`run_seeded_command` with the rig sizes)."""
     return run_seeded_command("rigs", add_rig_arguments, run_rigs, args)
