@@ -72,10 +72,16 @@ def _write_per_file(path: Path, rows: list[tuple[str, dict[str, float]]]) -> Non
 
 
 def _plot_worst(
-    args: argparse.Namespace, results: list[Any], per_file: list[tuple[str, dict[str, float]]], pooled: dict[str, float]
+    args: argparse.Namespace,
+    results: list[Any],
+    per_file: list[tuple[str, dict[str, float]]],
+    pooled: dict[str, float],
+    lead: dict[str, int],
 ) -> Path:
     """The --worst files through score's plot: their streams re-scored as `rnnwatch score` scored them (the plot
     needs the forecast), the labelled rows shaded, flags told true (in a labelled row) from false."""
+    import numpy as np
+
     from rnncore.model.artifact import read_metadata
     from stream.commands.config_flags import flag_for
     from stream.evaluation.rescore import rescore
@@ -85,7 +91,8 @@ def _plot_worst(
     picked = [results[i] for i in order[: args.worst]]
     threshold = flag_for("anomaly_threshold").default
     recorder = rescore(args.out / "model", [args.out / "test.csv"], [s.name for s in picked], threshold)
-    labelled = {s.name: s.labels > 0 for s in picked}
+    # a file scored from its head (its training rows) is drawn whole: the head unlabelled, before the measured rows
+    labelled = {s.name: np.concatenate([np.zeros(lead[s.name], dtype=bool), s.labels > 0]) for s in picked}
     notes = {
         s.name: f"point F1 {m['f1']:.2f}, false alarms {m['false_alarm']:.1%}, missed {m['missed']:.1%}, "
         f"event F1 {m['event_f1']:.2f}"
@@ -131,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     per_file = [(s.name, measure(s)) for s in results]
     pooled = measure(pool(results))
-    own = sum(f.train_source == "rows before the first label" for f in files)
+    own = sum(f.lead_rows > 0 for f in files)
     print(
         f"rnnwatch evaluate: {len(files)} file(s), {len(files[0].features)} feature(s) "
         f"{list(files[0].features)[:8]}; trained on --normal files for {len(files) - own}, on the rows before the "
-        f"first label for {own} (those score only from their first label on); `rnnwatch train` and `rnnwatch "
-        "score` defaults; best_cut_f1 = label-chosen cut, an upper bound a user does not get"
+        f"first label for {own} (those are scored whole, measured from their first label on); `rnnwatch train` and "
+        "`rnnwatch score` defaults; best_cut_f1 = label-chosen cut, an upper bound a user does not get"
     )
     print(format_rows([*per_file, ("pooled", pooled)]))
     bare = without_reference(args.out / "model", [f.key for f in files])
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         print("no PNG: matplotlib is not installed (pip install 'rnnwatch[demo]')")
     elif args.worst > 0:
         with progress.quiet(args.no_progress):
-            png = _plot_worst(args, results, per_file, pooled)
+            png = _plot_worst(args, results, per_file, pooled, {f.key: f.lead_rows for f in files})
         print(f"wrote {png} (the {min(args.worst, len(results))} file(s) with the lowest pointwise F1)")
     print(
         f"pooled: point_f1={pooled['f1']:.3f} false_alarms={pooled['false_alarm']:.4f} missed={pooled['missed']:.3f} "

@@ -6,8 +6,9 @@ feature, in header order, except the ``--ignore-columns`` (e.g. a second label c
 marker, which would otherwise leak the labels into the features). Cells are separated by commas, semicolons,
 tabs or bars, whichever the header uses most. The rows a stream trains on are, in this order of preference: the
 file of the same relative path under ``--normal`` (a label column there is optional; rows labelled 1 are left
-out), else the file's own rows before its first label; in the second case only the rows from the first label on
-are scored, so no test row was trained on. Every file must have the same number of feature columns: one model
+out), else the file's own rows before its first label; in the second case the file is scored whole
+(its history first, as the service sees the stream) and measured from the first label on, so no measured row was
+trained on. Every file must have the same number of feature columns: one model
 scores them all.
 """
 
@@ -25,6 +26,7 @@ from stream.errors import EventRejectedError, UserDataError
 
 DELIMITERS = ",;\t|"  # the separators a header may use; the one it holds most of wins
 MIN_TRAIN_ROWS = 100  # fewer normal rows than this cannot fit the envelope's reference and held-out cut
+OWN_HEAD = "rows before the first label"  # EvalFile.train_source of a file that trains on its own head
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,14 @@ class EvalFile:
     times: np.ndarray
     values: np.ndarray
     labels: np.ndarray
-    train_source: str  # "normal file <path>" or "rows before the first label"
+    train_source: str  # "normal file <path>" or OWN_HEAD
+
+    @property
+    def lead_rows(self) -> int:
+        """Rows scored before the measured ones: a file that trains on its own head is scored from its first row,
+        as the service would see the stream (its history first, so the stream's state is warm when the first
+        label comes), and measured from the first label on; 0 for a file trained on a normal file."""
+        return self.train_times.shape[0] if self.train_source == OWN_HEAD else 0
 
 
 def _column(names: list[str], wanted: str, path: Path, what: str) -> int:
@@ -160,7 +169,7 @@ def _split(key: str, table: Table, normal: Table | None) -> EvalFile:
         times, values, labels = table.times, table.values, table.labels
     else:
         first = int(np.argmax(table.labels > 0)) if table.labels.any() else table.labels.shape[0]
-        train_t, train_x, source = table.times[:first], table.values[:first], "rows before the first label"
+        train_t, train_x, source = table.times[:first], table.values[:first], OWN_HEAD
         times, values, labels = table.times[first:], table.values[first:], table.labels[first:]
         if times.size == 0:
             raise UserDataError(
@@ -208,13 +217,19 @@ def load_user_data(
 
 
 def write_logs(files: list[EvalFile], train_log: Path, test_log: Path) -> None:
-    """The CLI's event-log format (``key,time,v0,...``): training rows of every file, then their test rows."""
+    """The CLI's event-log format (``key,time,v0,...``): training rows of every file, then their scored rows (the
+    :attr:`EvalFile.lead_rows` first)."""
     names = ["key", "time", *(f"v{i}" for i in range(files[0].values.shape[1]))]
     for path, pick in ((train_log, "train"), (test_log, "test")):
         with path.open("w", newline="") as handle:
             table = csv.writer(handle)
             table.writerow(names)
             for f in files:
-                times, values = (f.train_times, f.train_values) if pick == "train" else (f.times, f.values)
+                if pick == "train":
+                    times, values = f.train_times, f.train_values
+                else:
+                    lead = f.lead_rows
+                    times = np.concatenate([f.train_times[:lead], f.times])
+                    values = np.concatenate([f.train_values[:lead], f.values])
                 for t, row in zip(times.tolist(), values.tolist(), strict=True):
                     table.writerow([f.key, repr(t), *(repr(v) for v in row)])

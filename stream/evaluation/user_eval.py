@@ -12,7 +12,8 @@ from stream.evaluation.user_report import Scored, scored
 
 
 def score_files(files: Sequence[EvalFile], workdir: Path, train_seconds: float | None = None) -> list[Scored]:
-    """Train one model on every file's training rows, score every file's test rows, at the CLI's defaults.
+    """Train one model on every file's training rows, score every file's test rows, at the CLI's defaults; a file
+    that trains on its own head is scored whole and measured from its first label (:attr:`EvalFile.lead_rows`).
 
     ``train_seconds`` is `rnnwatch train --train-minutes` (a budget; nothing else is set). The logs, the model
     and the scores stay in ``workdir``.
@@ -24,10 +25,11 @@ def score_files(files: Sequence[EvalFile], workdir: Path, train_seconds: float |
     out = []
     for f in files:
         score = run.scores.get(f.key)
-        if score is None or score.shape[0] != f.labels.shape[0]:
+        rows = f.lead_rows + f.labels.shape[0]
+        if score is None or score.shape[0] != rows:
             got = 0 if score is None else score.shape[0]
-            raise ProductPathError(f"{f.path}: rnnwatch score returned {got} scores for {f.labels.shape[0]} rows")
-        out.append(scored(f.key, f.times, f.labels, score, run.threshold))
+            raise ProductPathError(f"{f.path}: rnnwatch score returned {got} scores for {rows} rows")
+        out.append(scored(f.key, f.times, f.labels, score[f.lead_rows :], run.threshold))
     return out
 
 

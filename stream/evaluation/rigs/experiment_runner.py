@@ -140,7 +140,7 @@ def run_experiments(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[
         "normal head); best_f1 = label-chosen cut, an upper bound; delay in seconds"
     ]
     what = {
-        "own": "each file trains on its rows before the first label, scored from it on (rnnwatch evaluate)",
+        "own": "each file trains on its head (rows before the first label), scored whole, measured from it (evaluate)",
         "free": "trained on the anomaly-free recording only (another key), every file scored whole",
     }
     for mode in MODES:

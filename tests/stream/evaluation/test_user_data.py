@@ -125,3 +125,25 @@ def test_semicolons_subfolders_and_ignored_columns(tmp_path) -> None:
     (normal / "0.csv").write_text((tmp_path / "valve1" / "0.csv").read_text())
     (f,) = load_user_data(tmp_path / "valve1", "anomaly", "datetime", normal=normal, ignore=("changepoint",))
     assert f.key == "0" and f.train_source.startswith("normal file") and f.train_values.shape == (200, 2)
+
+
+def test_a_file_trained_on_its_head_is_scored_whole_and_measured_from_its_first_label(tmp_path) -> None:
+    """The scoring log holds the head first (the stream's state is warm when the fault starts, as in the service);
+    a file with a normal file of its own is scored from its first row with nothing before it."""
+    from stream.data.eventlog import read_event_logs
+    from stream.evaluation.user_data import write_logs
+
+    data, normal = tmp_path / "data", tmp_path / "normal"
+    data.mkdir(), normal.mkdir()
+    write_labelled(data / "own.csv", n=600, fault=(350, 450))
+    write_labelled(data / "other.csv", n=300, fault=(10, 40))
+    write_labelled(normal / "other.csv", n=400, fault=None, seed=1)
+    files = {f.key: f for f in load_user_data(data, "fault", normal=normal)}
+    assert files["own"].lead_rows == 350 and files["other"].lead_rows == 0
+    write_logs(list(files.values()), tmp_path / "train.csv", tmp_path / "test.csv")
+    records, _ = read_event_logs([tmp_path / "test.csv"])
+    per_key: dict[str, list[float]] = {}
+    for r in records:
+        per_key.setdefault(str(r.key), []).append(float(r.time))
+    assert len(per_key["own"]) == 600 and per_key["own"][:350] == files["own"].train_times.tolist()
+    assert len(per_key["other"]) == 300 and per_key["other"] == files["other"].times.tolist()
