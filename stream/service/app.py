@@ -63,10 +63,17 @@ from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
+from stream.service.scoring import score_partitions
 from stream.service.serving_model import DetectorFactory, detector_factory, serving_model
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
-from stream.service.topics import PRODUCER_BATCH_BYTES, check_written_topics, dead_letter_limit, ensure_changelog_topic
+from stream.service.topics import (
+    PRODUCER_BATCH_BYTES,
+    check_written_topics,
+    dead_letter_limit,
+    ensure_changelog_topic,
+    producer_batch_bytes,
+)
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
@@ -144,6 +151,7 @@ class Service:
         self._shutdown = ShutdownClock(config.shutdown_timeout_seconds)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
+        self._batch_bytes = PRODUCER_BATCH_BYTES  # the producers' max_batch_size, sized to the topics at start
         self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
@@ -261,7 +269,7 @@ class Service:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_batch_size=PRODUCER_BATCH_BYTES,
+            max_batch_size=self._batch_bytes,
             max_request_size=max(1 << 20, 2 * self.config.changelog_chunk_bytes),
             transactional_id=transactional_id,
             transaction_timeout_ms=self.config.transaction_timeout_ms,
@@ -430,13 +438,14 @@ class Service:
         await admin.start()
         try:
             await ensure_changelog_topic(admin, self.config)
-            await check_written_topics(admin, self.config)
+            written_limits = await check_written_topics(admin, self.config)
             limit = await dead_letter_limit(admin, self.config)
         except (TopicError, DeadLetterLimitError) as error:
             raise ServiceError(str(error)) from error
         finally:
             await admin.close()
         self._settings = dataclasses.replace(self._settings, dead_letter_max_bytes=limit)
+        self._batch_bytes = producer_batch_bytes([*written_limits, limit])
 
     # ------------------------------------------------------------------ rebalancing
     async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -657,14 +666,12 @@ class Service:
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._lock:
             started = time.perf_counter()
-            outcomes: dict[TopicPartition, BatchOutcome] = {}
-            for tp, messages in batches.items():
-                processor = self._partitions.get(tp.partition)
-                if processor is None or not messages:  # revoked while the batch was fetched
-                    continue
-                outcome = processor.process(messages)
-                if outcome.consumed:
-                    outcomes[tp] = outcome
+            work = [
+                (tp, processor, messages)
+                for tp, messages in batches.items()
+                if messages and (processor := self._partitions.get(tp.partition)) is not None
+            ]  # a partition without a processor was revoked while the batch was fetched
+            outcomes = await score_partitions(work)  # lets the batch in flight's round trips go on between partitions
             await self._drain()  # the previous batch's publish must complete before this one starts
             outcomes = {tp: o for tp, o in outcomes.items() if tp.partition in self._partitions}  # none fenced
             if outcomes and self._checkpoint is not None:
