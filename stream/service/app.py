@@ -3,7 +3,8 @@
 ``async with Service(config, weights) as service: await service.run()`` joins the consumer group on the input
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
 Every ``getmany`` micro-batch is processed partition by partition and published by ``stream.service.checkpoint``
-(the batch in flight) while the next one is scored:
+(the batch in flight) while the next one is scored (``stream.service.scoring`` lets the batch in flight's round
+trips go on between partitions):
 
 * ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
   offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
