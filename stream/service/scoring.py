@@ -29,11 +29,11 @@ Work = Sequence[tuple[TopicPartition, PartitionProcessor, Sequence[Any]]]
 
 async def score_partitions(work: Work) -> dict[TopicPartition, BatchOutcome]:
     """Each partition's messages through its processor, the loop let run before each; the outcomes that
-    consumed anything."""
+    consumed anything, their changelog records not yet added (``PartitionProcessor.finish``)."""
     outcomes: dict[TopicPartition, BatchOutcome] = {}
     for tp, processor, messages in work:
         await let_io_run()
-        outcome = processor.process(messages)
+        outcome = processor.process(messages, finish=False)  # the caller finishes it, maybe merged with the next
         if outcome.consumed:
             outcomes[tp] = outcome
     return outcomes
