@@ -4,7 +4,8 @@
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
 Every ``getmany`` micro-batch is processed partition by partition and published by ``stream.service.checkpoint``
 (the batch in flight) while the next one is scored (``stream.service.scoring`` lets the batch in flight's round
-trips go on between partitions):
+trips go on between partitions); polls scored while a batch is in flight (up to ``PENDING_POLLS``) are published
+together as the next batch, one changelog delta of their rows per partition:
 
 * ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
   offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
@@ -655,9 +656,10 @@ class Service:
                 await self._settle()
 
     async def _final_drain(self) -> None:
-        """Commit the batch in flight before stopping, within ``shutdown_timeout_seconds`` of the stop request: one
-        the broker has not taken by then is abandoned uncommitted (Kafka never shows it; the partitions' next owner
-        scores its events again), so a stop during a broker outage ends in time."""
+        """Commit the batch in flight and the polls scored since before stopping, within
+        ``shutdown_timeout_seconds`` of the stop request: what the broker has not taken by then is abandoned
+        uncommitted (Kafka never shows it; the partitions' next owner scores its events again), so a stop during a
+        broker outage ends in time."""
         self._shutdown.start()
         if not self._pending and (self._checkpoint is None or not self._checkpoint.in_flight):
             return  # nothing to commit: no waiting for the lock a restore from an unreachable broker may hold
