@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -38,10 +39,45 @@ from rnncore.model.config import ModelConfig  # noqa: E402
 from rnncore.model.weights import ModelWeights  # noqa: E402
 from stream.service.app import Service  # noqa: E402
 from stream.service.config import ServiceConfig  # noqa: E402
+from stream.service.fencing import PartitionProducers  # noqa: E402
+from stream.service.partition import ScoreRecords  # noqa: E402
+from stream.service.publisher import BatchPublisher  # noqa: E402
+from stream.service.topics import producer_batch_bytes  # noqa: E402
 
 
 class BenchError(RuntimeError):
     """The benchmark itself went wrong (lost input, a failed helper process): its numbers would mean nothing."""
+
+
+class CpuSplit:
+    """Wall time, this process's CPU time and the local broker's (from /proc; None with ``--bootstrap``) over
+    a phase: how the phase shares the cores between the service and the broker."""
+
+    broker_pid: int | None = None  # set by main() for the broker it started
+
+    def __init__(self) -> None:
+        self.start = (time.perf_counter(), time.process_time(), self._broker())
+
+    @classmethod
+    def _broker(cls) -> float | None:
+        if cls.broker_pid is None:
+            return None
+        fields = Path(f"/proc/{cls.broker_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def done(self) -> dict[str, float]:
+        """Seconds since the start: wall, own CPU and (local broker) broker CPU."""
+        wall, own, broker = time.perf_counter(), time.process_time(), self._broker()
+        split = {"wall_s": wall - self.start[0], "cpu_s": own - self.start[1]}
+        if broker is not None and self.start[2] is not None:
+            split["broker_cpu_s"] = broker - self.start[2]
+        return split
+
+
+def describe_split(split: dict[str, float]) -> str:
+    """'wall 2.1 s, process CPU 1.4 s, broker CPU 1.2 s'."""
+    text = f"wall {split['wall_s']:.2f} s, process CPU {split['cpu_s']:.2f} s"
+    return text + (f", broker CPU {split['broker_cpu_s']:.2f} s" if "broker_cpu_s" in split else "")
 
 
 def make_events(n: int, streams: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -122,8 +158,10 @@ def service_config(bootstrap: str, topics: dict[str, str], guarantee: Any, batch
     )
 
 
-async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[str, float]:
-    """Run the service over a backlog of n events; events/s from the first to the last consumed batch."""
+async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[str, Any]:
+    """Run the service over a backlog of n events; events/s from the first to the last consumed batch, and the
+    CPU split from the start of the service to the last batch."""
+    clock = CpuSplit()
     async with Service(config, weights) as service:
         task = asyncio.create_task(service.run())
         consumed = "rnnwatch_events_consumed_total"
@@ -135,26 +173,50 @@ async def drain(config: ServiceConfig, weights: ModelWeights, n: int) -> dict[st
                 first = (time.perf_counter(), service.metrics.value(consumed))
             await asyncio.sleep(0.01)
         end = time.perf_counter()
+        split = clock.done()
         service.request_stop()
         await task
     if first is None or first[1] >= n:
         raise BenchError(f"{n:,} events drained between two 10 ms looks: too few to time, pass more --events")
-    return {"events_per_s": (n - first[1]) / max(end - first[0], 1e-9), "batches": service.batches}
+    return {"events_per_s": (n - first[1]) / max(end - first[0], 1e-9), "batches": service.batches, "split": split}
 
 
-async def passthrough(bootstrap: str, topics: dict[str, str], n: int, batch: int) -> float:
+def _noop_producer_factory(bootstrap: str, batch_bytes: int) -> Any:
+    """Transactional producers with the service's settings (``Service._make_producer``)."""
+
+    def make(transactional_id: str) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+            max_batch_size=batch_bytes, transactional_id=transactional_id,
+        )  # fmt: skip
+
+    return make
+
+
+async def passthrough(
+    bootstrap: str, topics: dict[str, str], n: int, batch: int, *, per_partition: bool
+) -> tuple[float, dict[str, float]]:
     """The I/O ceiling: a no-op exactly-once consumer of the same backlog (one small record per event to the
-    output topic and the input offsets in one transaction per batch, ``batch`` events at most per poll, the
-    service's producer settings). Events/s from the first consumed batch to the n-th event, as ``drain``."""
+    output topic and the input offsets in the same transaction, ``batch`` events at most per poll, the
+    service's consumer and producer settings). Events/s from the first consumed batch to the n-th event, as
+    ``drain``.
+
+    ``per_partition``: what the service must do (issue 17's fencing), through the service's own
+    ``PartitionProducers`` and publisher: one transactional producer per input partition, its id naming the
+    partition, every partition's transaction of a poll at once. Otherwise one producer and one transaction for
+    all partitions of a poll (cheaper, but a frozen replica's stale transaction could not be fenced per
+    partition): shown for comparison only."""
     group = f"e2e-noop-{uuid.uuid4().hex[:8]}"
     consumer = AIOKafkaConsumer(
         topics["input"], bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
+        auto_offset_reset="earliest", isolation_level="read_committed", max_partition_fetch_bytes=1 << 20,
     )  # fmt: skip
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=group, linger_ms=0, max_batch_size=256 * 1024
-    )
-    await producer.start()
+    make = _noop_producer_factory(bootstrap, producer_batch_bytes([]))
+    producers = PartitionProducers(make, group, topics["input"]) if per_partition else None
+    single = None if per_partition else make(group)
+    clock = CpuSplit()
+    if single is not None:
+        await single.start()
     await consumer.start()
     done, first, end = 0, None, 0.0
     try:
@@ -164,31 +226,35 @@ async def passthrough(bootstrap: str, topics: dict[str, str], n: int, batch: int
                 continue
             if first is None:
                 first = (time.perf_counter(), sum(len(m) for m in batches.values()))
-            async with producer.transaction():
-                pending = []
-                for tp, messages in batches.items():
-                    builder = producer.create_batch()
-                    for message in messages:
-                        record = b'{"o":%d}' % message.offset
-                        if builder.append(key=message.key, value=record, timestamp=None) is None:
-                            builder.close()
-                            pending.append(await producer.send_batch(builder, topics["output"], partition=tp.partition))
-                            builder = producer.create_batch()
-                            if builder.append(key=message.key, value=record, timestamp=None) is None:
-                                raise BenchError("a pass-through record does not fit an empty batch")
-                    builder.close()
-                    pending.append(await producer.send_batch(builder, topics["output"], partition=tp.partition))
-                offsets = {tp: messages[-1].offset + 1 for tp, messages in batches.items()}
-                await producer.send_offsets_to_transaction(offsets, group)
-                await asyncio.gather(*pending)
+            outputs = {
+                tp: ScoreRecords(
+                    topics["output"], [m.key for m in messages], [b'{"o":%d}' % m.offset for m in messages]
+                )
+                for tp, messages in batches.items()
+            }
+            if producers is not None:
+                await producers.acquire(tp.partition for tp in batches)
+                await asyncio.gather(
+                    *(producers.commit(tp, batches[tp][-1].offset + 1, [], [out]) for tp, out in outputs.items())
+                )
+            else:
+                assert single is not None
+                async with single.transaction():
+                    await BatchPublisher(single).send_all([], list(outputs.values()))
+                    offsets = {tp: messages[-1].offset + 1 for tp, messages in batches.items()}
+                    await single.send_offsets_to_transaction(offsets, group)
             done += sum(len(m) for m in batches.values())
             end = time.perf_counter()
+        split = clock.done()
     finally:
         await consumer.stop()
-        await producer.stop()
+        if producers is not None:
+            await producers.close()
+        if single is not None:
+            await single.stop()
     if first is None or first[1] >= n:
         raise BenchError(f"{n:,} events passed through in one poll: too few to time, pass more --events")
-    return (n - first[1]) / max(end - first[0], 1e-9)
+    return (n - first[1]) / max(end - first[0], 1e-9), split
 
 
 async def _generate(bootstrap: str, topic: str, streams: int, rate: float, n: int) -> None:
@@ -328,26 +394,50 @@ async def live(
     return latencies, len(sources) - len(np.unique(sources))
 
 
+async def warm_up(bootstrap: str, weights: ModelWeights, args: argparse.Namespace) -> None:
+    """One unmeasured exactly-once drain and no-op pass of ``--warmup-events`` on topics of their own: without
+    it the service, measured first, ran on a colder broker than the ceiling after it (the first drain on a
+    fresh broker was 20-40 % slower than the next ones, and its broker CPU twice theirs)."""
+    n = args.warmup_events
+    keys, times, values = make_events(n, args.streams, seed=1)
+    topics = await create_topics(bootstrap, args.partitions)
+    await publish(bootstrap, topics["input"], keys, times, values)
+    await drain(service_config(bootstrap, topics, "exactly_once", args.batch), weights, n)
+    await passthrough(bootstrap, topics, n, args.batch, per_partition=True)
+
+
 async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     config = ModelConfig(cell=args.cell, hidden_size=args.hidden, n_features=1)
     weights = ModelWeights.random(config, seed=0)
     keys, times, values = make_events(args.events, args.streams)
     rows: list[tuple[str, float]] = []
+    splits: list[str] = []  # CPU per phase: service process and local broker
     base = baseline(weights, keys, times, values, args.batch)
     rows.append(("baseline Detector.step (no Kafka)", base))
     result: dict[str, Any] = {"baseline_eps": round(base)}
+    if args.warmup_events:  # a fresh broker's JVM compiles its transactional paths during the first passes
+        await warm_up(bootstrap, weights, args)
     for guarantee in args.guarantees.split(","):
         topics = await create_topics(bootstrap, args.partitions)
         publish_rate = await publish(bootstrap, topics["input"], keys, times, values)
         rows.append((f"publish input ({guarantee} run)", publish_rate))
         drained = await drain(service_config(bootstrap, topics, guarantee, args.batch), weights, args.events)
         rows.append((f"service backlog drain, {guarantee}", drained["events_per_s"]))
+        if guarantee != "exactly_once":
+            splits.append(f"service drain, {guarantee}: {describe_split(drained['split'])}")
         result[f"{guarantee}_eps"] = round(drained["events_per_s"])
         if guarantee == "exactly_once":  # the same backlog through a consumer that does nothing but EOS I/O
-            ceiling = await passthrough(bootstrap, topics, args.events, args.batch)
-            rows.append(("no-op exactly-once pass-through (ceiling)", ceiling))
+            ceiling, ceiling_split = await passthrough(bootstrap, topics, args.events, args.batch, per_partition=True)
+            rows.append(("no-op EOS pass-through, per partition (ceiling)", ceiling))
+            single, _ = await passthrough(bootstrap, topics, args.events, args.batch, per_partition=False)
+            rows.append(("no-op EOS pass-through, one producer (info)", single))
             result["noop_eos_eps"] = round(ceiling)
+            result["noop_eos_one_producer_eps"] = round(single)
             result["eos_of_ceiling"] = round(drained["events_per_s"] / ceiling, 2)
+            splits.append(f"service drain, {guarantee}: {describe_split(drained['split'])}")
+            splits.append(f"no-op EOS pass-through, per partition: {describe_split(ceiling_split)}")
+            for name, split in (("eos", drained["split"]), ("noop", ceiling_split)):
+                result.update({f"{name}_{key}": round(value, 2) for key, value in split.items()})
     lines = []
     for guarantee in args.guarantees.split(","):
         topics = await create_topics(bootstrap, args.partitions)
@@ -373,6 +463,7 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> None:
     for name, eps in rows:
         print(f"{name:<45}{eps:>12,.0f}")
     print()
+    print("\n".join(splits))
     print("\n".join(lines))
     print("details " + " ".join(f"{k}={v}" for k, v in result.items()))
     # The issue's summary line: backlog throughput per guarantee, latency of the exactly-once live phase.
@@ -397,6 +488,7 @@ def main() -> None:
     parser.add_argument("--guarantees", default="at_least_once,exactly_once")
     parser.add_argument("--rate", type=float, default=20000.0, help="live phase events/s")
     parser.add_argument("--live-seconds", type=float, default=10.0)
+    parser.add_argument("--warmup-events", type=int, default=100_000, help="unmeasured passes first (0: none)")
     args = parser.parse_args()
     if args.bootstrap:
         asyncio.run(main_async(args, args.bootstrap))
@@ -405,6 +497,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as run_dir, LocalBroker(run_dir=run_dir) as broker:
         assert broker.bootstrap is not None
+        pid_file = Path(run_dir) / "broker.pid"
+        CpuSplit.broker_pid = int(pid_file.read_text()) if pid_file.exists() else None
         asyncio.run(main_async(args, broker.bootstrap))
 
 

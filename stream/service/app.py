@@ -3,7 +3,9 @@
 ``async with Service(config, weights) as service: await service.run()`` joins the consumer group on the input
 topic; each assigned partition gets its own detector, restored from the changelog before its first batch.
 Every ``getmany`` micro-batch is processed partition by partition and published by ``stream.service.checkpoint``
-(the batch in flight) while the next one is scored:
+(the batch in flight) while the next one is scored (``stream.service.scoring`` lets the batch in flight's round
+trips go on between partitions); polls scored while a batch is in flight (up to ``PENDING_POLLS``) are published
+together as the next batch, one changelog delta of their rows per partition:
 
 * ``exactly_once``: per input partition, its score records, dead letters, changelog records and next input
   offset in one Kafka transaction (read_committed consumers see each output once, and state always matches the
@@ -63,13 +65,25 @@ from stream.service.metrics import MetricsServer, ServiceMetrics
 from stream.service.partition import BatchOutcome, PartitionProcessor, PartitionSettings
 from stream.service.reload import ModelWatcher, swap_all
 from stream.service.restore import read_changelog_partitions
+from stream.service.scoring import score_partitions
 from stream.service.serving_model import DetectorFactory, detector_factory, serving_model
 from stream.service.shutdown import MIN_STEP_SECONDS, ShutdownClock, close_within, quiet_abandoned_futures
 from stream.service.status_log import StatusLog
-from stream.service.topics import PRODUCER_BATCH_BYTES, check_written_topics, dead_letter_limit, ensure_changelog_topic
+from stream.service.topics import (
+    PRODUCER_BATCH_BYTES,
+    check_written_topics,
+    dead_letter_limit,
+    ensure_changelog_topic,
+    producer_batch_bytes,
+)
 from stream.service.tuning import freeze_startup_heap, shorten_transaction_retry, thaw_heap
 
 logger = logging.getLogger(__name__)
+
+# While a batch is being published, up to this many polls' worth of events (max_batch_size each) are scored and
+# kept for the next transaction, which then writes one delta of their rows instead of one per poll: under a
+# backlog or a slow broker transactions grow and the changelog's bytes per event fall (issue 15).
+PENDING_POLLS = 4
 
 
 class _RebalanceListener(ConsumerRebalanceListener):
@@ -144,9 +158,13 @@ class Service:
         self._shutdown = ShutdownClock(config.shutdown_timeout_seconds)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None  # at_least_once; exactly_once: one per partition
+        self._batch_bytes = PRODUCER_BATCH_BYTES  # the producers' max_batch_size, sized to the topics at start
         self._txn_producers: PartitionProducers | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._checkpoint: Checkpointer | None = None  # the batch in flight (publish and commit)
+        self._pending: dict[TopicPartition, BatchOutcome] = {}  # scored polls waiting for the batch in flight
+        self._pending_since = 0.0  # when the first of them was scored
+        self._pending_limit = PENDING_POLLS * config.max_batch_size  # events: past it, wait for the batch in flight
         self._fetching = False  # run() is waiting in getmany
         self._running_step: asyncio.Task[None] | None = None  # run()'s current iteration
         self._starting: asyncio.Future[None] | None = None  # start() in progress (a stop request cancels it)
@@ -261,7 +279,7 @@ class Service:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_batch_size=PRODUCER_BATCH_BYTES,
+            max_batch_size=self._batch_bytes,
             max_request_size=max(1 << 20, 2 * self.config.changelog_chunk_bytes),
             transactional_id=transactional_id,
             transaction_timeout_ms=self.config.transaction_timeout_ms,
@@ -304,6 +322,7 @@ class Service:
             self._archive = None
         self._partitions.clear()
         self._retained.clear()
+        self._pending.clear()  # scored, never published: the partitions' next owner scores them again
         if self._log_filter is not None:
             remove_filter(self._log_filter)
             self._log_filter = None
@@ -430,20 +449,21 @@ class Service:
         await admin.start()
         try:
             await ensure_changelog_topic(admin, self.config)
-            await check_written_topics(admin, self.config)
+            written_limits = await check_written_topics(admin, self.config)
             limit = await dead_letter_limit(admin, self.config)
         except (TopicError, DeadLetterLimitError) as error:
             raise ServiceError(str(error)) from error
         finally:
             await admin.close()
         self._settings = dataclasses.replace(self._settings, dead_letter_max_bytes=limit)
+        self._batch_bytes = producer_batch_bytes([*written_limits, limit])
 
     # ------------------------------------------------------------------ rebalancing
     async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
         async with self._lock:
-            try:  # the batch in flight commits before the partitions go, where this replica's producers still hold
-                await self._drain()  # their ids; one whose partition another replica took over is aborted (fenced)
+            try:  # what was scored commits before the partitions go, where this replica's producers still hold
+                await self._settle()  # their ids; one whose partition another replica took over is aborted (fenced)
             except ServiceError as error:  # raised again by run(): the listener's caller would only log it
                 self._failure = error
                 self._begin_stop()
@@ -631,22 +651,23 @@ class Service:
         self._status.maybe_log()
         if batches:
             await self._process(batches)
-        elif self._checkpoint is not None and self._checkpoint.in_flight:
+        elif self._pending or (self._checkpoint is not None and self._checkpoint.in_flight):
             async with self._lock:
-                await self._drain()
+                await self._settle()
 
     async def _final_drain(self) -> None:
-        """Commit the batch in flight before stopping, within ``shutdown_timeout_seconds`` of the stop request: one
-        the broker has not taken by then is abandoned uncommitted (Kafka never shows it; the partitions' next owner
-        scores its events again), so a stop during a broker outage ends in time."""
+        """Commit the batch in flight and the polls scored since before stopping, within
+        ``shutdown_timeout_seconds`` of the stop request: what the broker has not taken by then is abandoned
+        uncommitted (Kafka never shows it; the partitions' next owner scores its events again), so a stop during a
+        broker outage ends in time."""
         self._shutdown.start()
-        if self._checkpoint is None or not self._checkpoint.in_flight:
+        if not self._pending and (self._checkpoint is None or not self._checkpoint.in_flight):
             return  # nothing to commit: no waiting for the lock a restore from an unreachable broker may hold
         seconds = self._shutdown.remaining()
         try:
             async with asyncio.timeout(seconds):
                 async with self._lock:  # a rebalance listener restoring from an unreachable broker holds it
-                    await self._drain()
+                    await self._settle()
         except TimeoutError:
             logger.warning(
                 "the batch in flight was not committed within shutdown_timeout_seconds=%g (is the broker "
@@ -657,18 +678,38 @@ class Service:
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self._lock:
             started = time.perf_counter()
-            outcomes: dict[TopicPartition, BatchOutcome] = {}
-            for tp, messages in batches.items():
-                processor = self._partitions.get(tp.partition)
-                if processor is None or not messages:  # revoked while the batch was fetched
-                    continue
-                outcome = processor.process(messages)
-                if outcome.consumed:
-                    outcomes[tp] = outcome
-            await self._drain()  # the previous batch's publish must complete before this one starts
-            outcomes = {tp: o for tp, o in outcomes.items() if tp.partition in self._partitions}  # none fenced
-            if outcomes and self._checkpoint is not None:
-                self._checkpoint.start(outcomes, started)
+            work = [
+                (tp, processor, messages)
+                for tp, messages in batches.items()
+                if messages and (processor := self._partitions.get(tp.partition)) is not None
+            ]  # a partition without a processor was revoked while the batch was fetched
+            outcomes = await score_partitions(work)  # lets the batch in flight's round trips go on between partitions
+            if not self._pending:
+                self._pending_since = started
+            for tp, outcome in outcomes.items():
+                earlier = self._pending.get(tp)
+                self._pending[tp] = outcome if earlier is None else earlier.merged_with(outcome)
+            waiting = sum(o.consumed for o in self._pending.values())
+            if self._checkpoint is not None and self._checkpoint.busy and waiting < self._pending_limit:
+                return  # the next poll joins these in one transaction: one delta of their rows, not one each
+            await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        """Wait for the batch in flight, then start publishing every scored poll since as one batch (its state
+        records added now, of the rows as they are); call with the lock held."""
+        await self._drain()  # the previous batch's publish must complete before this one starts
+        pending, self._pending = self._pending, {}
+        outcomes = {tp: o for tp, o in pending.items() if tp.partition in self._partitions}  # none fenced
+        for tp, outcome in outcomes.items():
+            self._partitions[tp.partition].finish(outcome)
+        if outcomes and self._checkpoint is not None:
+            self._checkpoint.start(outcomes, self._pending_since)
+
+    async def _settle(self) -> None:
+        """Publish what was scored and wait until it is committed (call with the lock held)."""
+        if self._pending:
+            await self._publish_pending()
+        await self._drain()
 
     async def _drain(self) -> None:
         """Wait for the batch being published and drop the partitions it found fenced; any other failure becomes
@@ -692,6 +733,7 @@ class Service:
         for partition in sorted(partitions):
             self._partitions.pop(partition, None)
             self._retained.pop(partition, None)
+            self._pending.pop(TopicPartition(self.config.input_topic, partition), None)
             tp = TopicPartition(self.config.input_topic, partition)
             if tp in self._consumer.assignment():
                 self._consumer.pause(tp)  # its records would only be skipped; a new assignment resumes it

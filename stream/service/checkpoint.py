@@ -54,6 +54,11 @@ class Checkpointer:
         """Whether a batch is being published."""
         return self._inflight is not None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is being published and has not ended yet (``wait`` would wait)."""
+        return self._inflight is not None and not self._inflight.done()
+
     def start(self, outcomes: Outcomes, started: float) -> None:
         """Start publishing a batch (the previous one must have been waited for)."""
         assert self._inflight is None, "wait() for the batch in flight first"

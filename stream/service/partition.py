@@ -68,6 +68,35 @@ class BatchOutcome:
     changelog_bytes: int = 0
     snapshot_seconds: float | None = None
     events: tuple[list[str], np.ndarray, np.ndarray] | None = None  # scored (keys, times, values), if kept
+    touched: list[str] = field(default_factory=list)  # streams scored, until ``finish`` writes their delta
+
+    def merged_with(self, later: BatchOutcome) -> BatchOutcome:
+        """This outcome followed by ``later``'s (the next poll of the same partition), both not yet finished:
+        one transaction publishes both, its offset the later one's."""
+        scores = self.scores
+        if later.scores is not None:
+            scores = (
+                later.scores
+                if scores is None
+                else ScoreRecords(scores.topic, scores.keys + later.scores.keys, scores.values + later.scores.values)
+            )
+        events = self.events
+        if later.events is not None:
+            events = (
+                later.events
+                if events is None
+                else (
+                    events[0] + later.events[0],
+                    np.concatenate([events[1], later.events[1]]),
+                    np.concatenate([events[2], later.events[2]]),
+                )
+            )
+        return BatchOutcome(
+            dead_letters=self.dead_letters + later.dead_letters, next_offset=later.next_offset, scores=scores,
+            consumed=self.consumed + later.consumed, scored=self.scored + later.scored,
+            dead_lettered=self.dead_lettered + later.dead_lettered, events=events,
+            touched=self.touched + later.touched,
+        )  # fmt: skip
 
     def all_records(self) -> list[OutRecord]:
         """Every record as an ``OutRecord``, score records last (for tests and tools; the service sends columns)."""
@@ -126,8 +155,11 @@ class PartitionProcessor:
             params = envelope.params
             metrics.false_alarm_target.labels(threshold=f"{params.alarm_score:g}").set(params.false_alarm)
 
-    def process(self, messages: Sequence[MessageLike]) -> BatchOutcome:
-        """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped."""
+    def process(self, messages: Sequence[MessageLike], *, finish: bool = True) -> BatchOutcome:
+        """Score one batch (messages in offset order); messages below ``next_offset`` were seen and are skipped.
+
+        ``finish=False`` leaves the changelog records out (``finish`` adds them): the caller may merge the
+        outcome with the next poll's first (``BatchOutcome.merged_with``), so that one delta covers both."""
         if self.next_offset >= 0 and messages and messages[0].offset < self.next_offset:
             messages = [m for m in messages if m.offset >= self.next_offset]
         if not messages:
@@ -198,7 +230,9 @@ class PartitionProcessor:
             dead_letters=dead_letters, next_offset=next_offset, consumed=len(messages), scored=scored,
             dead_lettered=dead, events=events, scores=scores,
         )  # fmt: skip
-        self._changelog(outcome, list(dict.fromkeys(touched)), next_offset)
+        outcome.touched = list(touched)
+        if finish:
+            self.finish(outcome)
         self.next_offset = next_offset
         self.metrics.events_consumed.inc(len(messages))
         self.metrics.events_scored.inc(scored)
@@ -230,6 +264,11 @@ class PartitionProcessor:
                 score_keys.append(key.encode())
                 score_values.append(value)
         return touched, score_keys, score_values
+
+    def finish(self, outcome: BatchOutcome) -> None:
+        """Add the state records of everything ``outcome`` scored (the rows as they are now, with its offset)."""
+        self._changelog(outcome, list(dict.fromkeys(outcome.touched)), outcome.next_offset)
+        outcome.touched = []
 
     def _changelog(self, outcome: BatchOutcome, touched: list[str], next_offset: int) -> None:
         """Append this batch's state records: a full snapshot when one is due, else a delta of the touched rows."""

@@ -1,13 +1,15 @@
 """Topic settings the service reads from the cluster before it writes anything (sizes, existence).
 
-The service writes record batches of up to ``PRODUCER_BATCH_BYTES`` (the producer's ``max_batch_size``) and
-dead letters of up to the dead-letter topic's ``max.message.bytes``; a topic whose limit is lower would refuse
-a batch in the middle of a transaction, so the limit is read once at start-up.
+The service writes record batches of ``producer_batch_bytes`` (the producer's ``max_batch_size``: up to 1 MiB,
+less where a written topic's ``max.message.bytes`` is lower, never under ``PRODUCER_BATCH_BYTES``) and dead
+letters of up to the dead-letter topic's ``max.message.bytes``; a topic whose limit is lower would refuse a
+batch in the middle of a transaction, so the limits are read once at start-up.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,11 +18,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream.errors import TopicError
 from stream.service.config import ServiceConfig
-from stream.service.dead_letter import BATCH_OVERHEAD_BYTES, dead_letter_budget
+from stream.service.dead_letter import BATCH_OVERHEAD_BYTES, DEFAULT_MAX_MESSAGE_BYTES, dead_letter_budget
 
 logger = logging.getLogger(__name__)
 
-PRODUCER_BATCH_BYTES = 256 * 1024  # the producer's max_batch_size: the default 16 KiB gives ~80 records a request
+PRODUCER_BATCH_BYTES = 256 * 1024  # the smallest max_batch_size: the default 16 KiB gives ~80 records a request
+# The largest: a batch per partition per produce request and one request in flight per broker, so a 2 MB
+# changelog delta takes 2 round trips at 1 MiB instead of 8 at 256 KiB (issue 15). The broker default
+# max.message.bytes (1048588) holds a 1 MiB batch less its overhead.
+MAX_PRODUCER_BATCH_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
@@ -55,6 +61,14 @@ def check_batch_limit(topic: str, role: str, limit: int | None) -> None:
             f"record batches: raise it (kafka-configs.sh --alter --entity-type topics --entity-name {topic} "
             f"--add-config {MAX_MESSAGE_BYTES}={needed})"
         )
+
+
+def producer_batch_bytes(limits: Iterable[int | None]) -> int:
+    """The producer's batch size for topics with these ``max.message.bytes`` (None: the broker default): the
+    largest batch every one of them takes, at most ``MAX_PRODUCER_BATCH_BYTES`` (``check_batch_limit`` has
+    refused a limit below ``PRODUCER_BATCH_BYTES``)."""
+    room = min((DEFAULT_MAX_MESSAGE_BYTES if limit is None else limit) for limit in [*limits, None])
+    return max(PRODUCER_BATCH_BYTES, min(MAX_PRODUCER_BATCH_BYTES, room - BATCH_OVERHEAD_BYTES))
 
 
 async def ensure_changelog_topic(admin: AIOKafkaAdminClient, config: ServiceConfig) -> None:
@@ -107,14 +121,17 @@ def _missing_topic(config: ServiceConfig, role: str, name: str) -> TopicError:
     )
 
 
-async def check_written_topics(admin: AIOKafkaAdminClient, config: ServiceConfig) -> None:
-    """Every topic the service writes besides the changelog (which it creates) must exist, with room for a batch."""
+async def check_written_topics(admin: AIOKafkaAdminClient, config: ServiceConfig) -> list[int | None]:
+    """Every topic the service writes besides the changelog (which it creates) must exist, with room for a batch;
+    returns the ``max.message.bytes`` of the output topic and the changelog (None where unreadable)."""
     written = {"output": config.output_topic, "dead-letter": config.dead_letter_topic}
     described = {d["topic"]: d for d in await admin.describe_topics(list(written.values()))}
     for role, name in written.items():
         if not _exists(described, name):
             raise _missing_topic(config, role, name)
-    check_batch_limit(config.output_topic, "output", await topic_max_message_bytes(admin, config.output_topic))
+    output_limit = await topic_max_message_bytes(admin, config.output_topic)
+    check_batch_limit(config.output_topic, "output", output_limit)
+    return [output_limit, await topic_max_message_bytes(admin, config.changelog_topic)]
 
 
 def service_topics(config: ServiceConfig, partitions: int, replication_factor: int) -> list[NewTopic]:

@@ -188,3 +188,24 @@ def test_ingest_latency_is_measured_from_the_kafka_timestamp_not_the_event_time(
     count = metrics.value("rnnwatch_ingest_to_score_latency_seconds_count")
     assert count == 4 and 1.5 < metrics.value("rnnwatch_ingest_to_score_latency_seconds_sum") / count < 10
     assert metrics.value("rnnwatch_event_to_score_latency_seconds_bucket", {"le": "30.0"}) == 0  # event time: old
+
+
+def test_merged_polls_publish_every_score_and_one_delta_that_restores_the_state() -> None:
+    """Group commit (issue 15): polls kept for one transaction give their scores in order, the last offset, and
+    one state delta of the rows as they are after the last poll, which restores the same state."""
+    detector = FakeDetector()
+    processor = PartitionProcessor(0, detector, EventDecoder(1), _settings(snapshot_every=50), ServiceMetrics())
+    first = processor.process(_messages([_event("a", 1, 1.0), _event("b", 1, 2.0)]))  # finished: a snapshot
+    log = [(r.key or b"", r.value) for r in first.changelog]
+    second = processor.process(_messages([_event("b", 2, 3.0), b"{oops"], start=2), finish=False)
+    third = processor.process(_messages([_event("c", 3, 4.0), _event("a", 4, 5.0)], start=4), finish=False)
+    assert second.changelog == [] and third.changelog == []
+    merged = second.merged_with(third)
+    processor.finish(merged)
+    assert merged.next_offset == 6 and merged.consumed == 4 and merged.scored == 3 and merged.dead_lettered == 1
+    assert merged.scores is not None and merged.scores.keys == [b"b", b"c", b"a"]
+    assert len(merged.changelog) == 1  # one delta for both polls
+    log.extend((r.key or b"", r.value) for r in merged.changelog)
+    restored = FakeDetector()
+    position = restore_from_records(log, restored)
+    assert restored.state == detector.state and position.next_offset == 6
