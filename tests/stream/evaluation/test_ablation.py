@@ -32,9 +32,11 @@ def test_variants_are_the_products_parts(tmp_path, monkeypatch: pytest.MonkeyPat
     bench = _bench(monkeypatch)
     got = bench.variants(work, work / "model", work / "test.csv")
     assert set(got) == {"trained", "untrained", "network_only", "envelope_only"}
+    lead = {f.key: f.lead_rows for f in files}  # each file trains on its head and is scored whole
     for s in product:
         trained, env, bare = got["trained"][s.name], got["envelope_only"][s.name], got["network_only"][s.name]
-        assert np.allclose(trained, s.score, atol=1e-6)  # the rescored product is the product
+        assert lead[s.name] > 0 and trained.shape[0] == lead[s.name] + s.score.shape[0]
+        assert np.allclose(trained[lead[s.name] :], s.score, atol=1e-6)  # the rescored product is the product
         # max(Detector, envelope), as documented, while the envelope-less copy has no self-fitted reference of its own
         bare_until = EnvelopeParams().warmup + SelfFitParams().fit_events + SelfFitParams().held_events
         assert np.allclose(trained[:bare_until], np.maximum(bare, env)[:bare_until], atol=1e-5)
