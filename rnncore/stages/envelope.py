@@ -218,7 +218,7 @@ def _spread_only(fit_values: np.ndarray, fit_feats: np.ndarray) -> tuple[np.ndar
     """References that weigh only the EW log variances: a zero raw inverse covariance and a window one whose
     mean block is zero (T² of ``log v`` alone against its own covariance on the fit rows).
 
-    Why (chosen on rig and fleet TUNE seeds, ``bench/BENCHMARKS.md`` "Levels judged by the cross-sensor
+    Why (chosen on rig and fleet TUNE seeds, BENCHMARKS.md "Levels judged by the cross-sensor
     reference"): for a stream with a cross-sensor reference the features' levels are judged by whether they
     still agree with each other; a distance from the training rows' levels also flags every operating point the
     training did not visit (machines at an unseen load flagged 23 % of normal rows), and diluted the spread
