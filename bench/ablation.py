@@ -7,8 +7,9 @@ run once; its artifact is then varied on the bench side only and scored again by
 * ``untrained``: the same artifact with seeded random weights (``ModelWeights.random(config, seed=0)``), the same
   envelope;
 * ``network_only``: the trained weights without ``envelope.npz`` (`rnnwatch score` then runs the bare Detector);
-* ``envelope_only``: the artifact's envelope alone, computed with its public API (``Envelope.ratios`` /
-  ``Envelope.scores`` over each stream's test rows, the same update the scoring path runs), no network;
+* ``envelope_only``: the artifact's envelope alone, computed with its public API (``Envelope.ratios``,
+  ``AlarmParams.smoothed``, ``Envelope.scores`` over each stream's test rows, the same update the scoring path
+  runs), no network;
 * ``trained_l2`` / ``trained_l2_dropout``: `rnnwatch train --layers 2` without and with ``--dropout`` (between the
   stacked layers, training only), each scored by the same `rnnwatch score`;
 * ``seq2seq``: the window encoder-decoder of ``bench/seq2seq.py`` (``rnncore.training.seq2seq``; one model per
@@ -42,6 +43,7 @@ from rnncore.model.envelope_file import load_envelope
 from rnncore.model.store import resolve_model_dir
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.crossfit import cross_ratios
+from rnncore.stages.enveloped import AlarmParams
 from rnncore.stages.selffit import training_ratios
 from stream.commands import score, train
 from stream.data.eventlog import read_event_logs
@@ -123,7 +125,7 @@ def envelope_only(trained: Path, test_log: Path) -> dict[str, np.ndarray]:
         ratio = training_ratios(envelope, ew, np.zeros(n, dtype=np.int64), np.full(n, ref), np.ones(n, dtype=bool), x)
         if envelope.cross is not None and envelope.cross.cut[ref] > 0:  # its cross-sensor term, as scoring adds it
             ratio = np.maximum(ratio, cross_ratios(envelope.cross, x, ref, envelope.params.warmup))
-        out[key] = envelope.scores(ratio)
+        out[key] = envelope.scores(AlarmParams().smoothed(ratio))
     return out
 
 

@@ -41,8 +41,10 @@ are two implementations of the same steps; the parity tests hold them together, 
     score = max(step 8, T² of the raw values and of windowed mean/log-         ``stages/enveloped.py``,
     variance against the stream's frozen reference, cut at its held-out        ``stages/selffit.py``,
     normal quantile; for a trained multi-feature stream also the T² of         ``stages/crossfit.py``
-    each feature's residual from its estimate by the other features).
-    The reference is the stream's from training (at
+    each feature's residual from its estimate by the other features),
+    the largest ratio of the three to its cut flagging only where its
+    per-stream EW mean over ~``smooth_events`` (5) events reaches the
+    cut. The reference is the stream's from training (at
     least ``min_history`` rows), else fitted online from its own events
     after the warm-up (flagged events skipped) in two stages: a provisional
     reference frozen after 332 events, replaced by a longer fit's after

@@ -42,6 +42,7 @@ ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
 REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
 ALARM_COLUMN = "envelope_alarm"  # float64 [2]: EW share of events the reference flags (refit), EW alarm count (rank)
+SMOOTH_COLUMN = "envelope_smooth"  # float64: EW mean of the envelope ratio, the scored one (AlarmParams.smooth_events)
 _LOG_EPS = 1e-6
 
 
@@ -182,6 +183,7 @@ def envelope_schema(n_features: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         EW_COLUMN: ((2 * n_features + 1,), np.dtype(np.float64)),
         REF_COLUMN: ((), np.dtype(np.int64)),
         ALARM_COLUMN: ((2,), np.dtype(np.float64)),
+        SMOOTH_COLUMN: ((), np.dtype(np.float64)),
     }
 
 

@@ -13,7 +13,9 @@ features drive the envelope's distance (``StepResult.contributions``, :func:`rnn
 Each result's ``rarity`` (``-log10(1 - score)``, unbounded) ranks the alarms; above the threshold it is discounted
 by the stream's count of recent alarms (:class:`AlarmParams`), so a fresh onset ranks above the 500th event of
 a lasting state while both stay flagged. A reference whose alarm lasts far longer than any fault can be
-dropped and refitted (:class:`AlarmParams` ``refit_window``).
+dropped and refitted (:class:`AlarmParams` ``refit_window``). The envelope flags only where a short per-stream EW
+mean of its ratio reaches the cut (:class:`AlarmParams` ``smooth_events``): most false alarm episodes were single
+events just over the cut, a fault state lasts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from rnncore.detector import Detector, StepResult
 from rnncore.errors import DetectorError
 from rnncore.model.weights import ModelWeights
 from rnncore.stages.crossfit import CROSS_COLUMN, cross_schema, cross_step
-from rnncore.stages.envelope import ALARM_COLUMN, EW_COLUMN, REF_COLUMN, Envelope, EnvelopeError, envelope_schema
+from rnncore.stages.envelope import (
+    ALARM_COLUMN,
+    EW_COLUMN,
+    REF_COLUMN,
+    SMOOTH_COLUMN,
+    Envelope,
+    EnvelopeError,
+    envelope_schema,
+)
 from rnncore.stages.selffit import SELF_COLUMN, SelfFitParams, envelope_step, self_fit_schema
 from rnncore.state.table import EventStatus
 
@@ -39,7 +49,14 @@ __all__ = ["AlarmParams", "EnvelopedDetector"]
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmParams:
-    """What a lasting alarm does: a refit of the stream's reference and a rank that favours fresh onsets.
+    """What makes an envelope alarm: a smoothed ratio; what a lasting one does: a refit and a rank for fresh onsets.
+
+    ``smooth_events`` (0: off): the envelope flags an event only where the per-stream EW mean of its ratio,
+    ``s = a s + (1 - a) r`` with ``a = 1 - 1 / smooth_events``, reaches the cut (``s >= 1``): one event just over
+    the cut is not an alarm, a ratio of twice the cut crosses it on the fault's 4th event (at 5). A flagged event
+    is scored by its own ratio (at least the cut), so the rank still sees how far out it is; below the cut the
+    score is ``s``'s. Why 5: chosen on the fleet and rig TUNE seeds (BENCHMARKS.md "Smoothed envelope alarms");
+    the forecast's score, which catches spikes, is not smoothed.
 
     ``refit_window`` (0: off) and ``refit_level``: once the EW share (over ~``refit_window`` events) of a
     stream's events its frozen reference flags reaches ``refit_level``, the reference is dropped and the stream
@@ -48,6 +65,7 @@ class AlarmParams:
     events) of the stream's earlier alarms: a lasting state stays at or above the threshold, and a fresh onset
     ranks above it."""
 
+    smooth_events: float = 5.0
     refit_window: int = 4000
     refit_level: float = 0.5
     rank_events: float = 1.0
@@ -58,8 +76,31 @@ class AlarmParams:
             raise EnvelopeError(
                 f"refit_window must be >= 0 and refit_level in (0, 1], got {self.refit_window}, {self.refit_level}"
             )
+        if not (self.smooth_events == 0.0 or self.smooth_events >= 1.0):
+            raise EnvelopeError(f"smooth_events must be 0 (off) or >= 1, got {self.smooth_events}")
         if self.rank_events < 0 or self.rank_window < 1:
             raise EnvelopeError(f"rank_events must be >= 0, rank_window >= 1: {self.rank_events}, {self.rank_window}")
+
+    def smoothed(self, ratio: np.ndarray) -> np.ndarray:
+        """One stream's envelope ratios, in time order from its first event, as scoring gates them."""
+        out = np.array(ratio, dtype=np.float64)
+        if self.smooth_events > 0:
+            n = out.shape[0]
+            _smoothed(out, np.zeros(n, np.int64), np.ones(n, np.bool_), np.zeros(1), 1.0 - 1.0 / self.smooth_events)
+        return out
+
+
+@njit(cache=True, nogil=True)
+def _smoothed(ratio: np.ndarray, rows: np.ndarray, ok: np.ndarray, smooth: np.ndarray, decay: float) -> None:
+    """Gate each accepted event's ratio by its stream's EW mean of ratios (in place, in arrival order): below the
+    cut the mean replaces it; at or over the cut the event keeps its own ratio, at least the cut (its rank)."""
+    for i in range(rows.shape[0]):
+        if not ok[i]:
+            continue
+        row = rows[i]
+        s = decay * smooth[row] + (1.0 - decay) * ratio[i]
+        smooth[row] = s
+        ratio[i] = s if s < 1.0 else max(1.0, ratio[i])
 
 
 @njit(cache=True, nogil=True)
@@ -105,6 +146,7 @@ class EnvelopedDetector(Detector):
         self._plan = self.self_fit.plan()
         schema = {**envelope_schema(features), **self_fit_schema(features, self.self_fit), **cross_schema(features)}
         super().__init__(weights, extra_state=schema, **kwargs)
+        self.table.allow_missing_on_import([SMOOTH_COLUMN])  # added 2026-12-04: older changelogs still restore
         self.envelope = envelope
 
     def replace_envelope(self, envelope: Envelope) -> None:
@@ -146,6 +188,8 @@ class EnvelopedDetector(Detector):
             cross_step(columns[CROSS_COLUMN], rows, np.where(kept > 0, refs, -1), ok, x, p.warmup, cross.dmu,
                        cross.dsd, cross.beta, cross.rmu, cross.ricov, cross.cut, cp.lag_window, cp.smooth_window,
                        ratio, contrib, want)  # fmt: skip
+        if a.smooth_events > 0:
+            _smoothed(ratio, rows, ok, columns[SMOOTH_COLUMN], 1.0 - 1.0 / a.smooth_events)
         scores = np.where(ok, np.maximum(result.scores, envelope.scores(ratio)), 0.0).astype(np.float32)
         rarity = np.where(ok, np.maximum(result.rarities(), envelope.rarity(ratio)), 0.0)
         rarity = np.maximum(rarity, rarity_of(scores))  # exact at the threshold despite the float32 rounding

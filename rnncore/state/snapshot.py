@@ -146,8 +146,10 @@ def schema_differences(found: Sequence[ColumnSpec], expected: Sequence[ColumnSpe
     return sorted(problems)
 
 
-def decode_rows(data: bytes, specs: Sequence[ColumnSpec]) -> SnapshotRows:
-    """Parse and verify a snapshot written for ``specs``; column arrays are zero-copy views of ``data``."""
+def decode_rows(data: bytes, specs: Sequence[ColumnSpec], may_lack: frozenset[str] = frozenset()) -> SnapshotRows:
+    """Parse and verify a snapshot written for ``specs``; column arrays are zero-copy views of ``data``. Columns
+    named in ``may_lack`` (added to the layout after older snapshots were written) may be absent: the result then
+    has no entry for them."""
     view = memoryview(data).cast("B")
     if len(view) < _PREFIX.size + _CRC.size:
         raise SnapshotError(f"snapshot is truncated: {len(view)} bytes is shorter than the fixed header")
@@ -161,7 +163,8 @@ def decode_rows(data: bytes, specs: Sequence[ColumnSpec]) -> SnapshotRows:
     if keys_start > len(view):
         raise SnapshotError(f"snapshot is truncated: {len(view)} bytes, its header alone needs {keys_start}")
     found = _parse_header(bytes(view[position : position + header_length]))
-    problems = schema_differences(found, specs)
+    present = {spec.name for spec in found}
+    problems = schema_differences(found, [spec for spec in specs if spec.name in present or spec.name not in may_lack])
     if problems:
         raise SnapshotError("snapshot schema differs from this state table: " + "; ".join(problems))
     lengths = np.frombuffer(view, dtype=_KEY_LENGTH_DTYPE, count=n, offset=position + header_length)

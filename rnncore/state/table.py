@@ -91,6 +91,16 @@ class StateTable:
         self._free_top = 0
         self._count = 0
         self._key_bytes = 0  # sys.getsizeof of the resident keys
+        self._late_columns: frozenset[str] = frozenset()
+
+    def allow_missing_on_import(self, names: Iterable[str]) -> None:
+        """Name columns added to the layout after older snapshots were written: :meth:`import_rows` accepts a
+        snapshot without them and zeroes them for its streams, as for a new stream (an upgrade keeps its state).
+        Only for columns whose zero is a valid start."""
+        unknown = set(names) - {spec.name for spec in self.specs}
+        if unknown:
+            raise StateError(f"no such columns in this table: {sorted(unknown)}")
+        self._late_columns = self._late_columns | frozenset(names)
 
     # ------------------------------------------------------------------ lookup and insertion
     def rows_for(self, keys: Iterable[object]) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +250,7 @@ class StateTable:
 
         All or nothing: a corrupt snapshot, a schema mismatch or too few free rows changes nothing.
         """
-        payload = decode_rows(data, self.specs)  # keys there are valid: non-empty UTF-8, at most 256 bytes
+        payload = decode_rows(data, self.specs, self._late_columns)  # keys: non-empty UTF-8, at most 256 bytes
         rows = self._find_rows(payload.keys)
         missing = np.flatnonzero(rows < 0)
         free = self.max_streams - self._count
@@ -250,6 +260,7 @@ class StateTable:
         if missing.size:
             self._insert(payload.keys, missing.tolist(), rows, status)
         assert not status.any()
-        for name, values in payload.columns.items():
-            self.columns[name][rows] = values
+        for spec in self.specs:
+            values = payload.columns.get(spec.name)
+            self.columns[spec.name][rows] = 0 if values is None else values  # absent: a late column
         return len(payload.keys)

@@ -199,3 +199,51 @@ def test_the_rank_puts_a_fresh_onset_above_an_old_lasting_state_that_stays_flagg
     scores = np.concatenate([r.scores for r in results])
     assert (rarity[1000:] >= 2.0).all() and (scores[1000:] >= 0.99).all()  # the lasting state stays flagged
     assert rarity[1000] > 10 * rarity[1500]  # its onset ranks far above its 500th event
+
+
+def test_the_smoothed_ratio_drops_one_event_blips_and_keeps_a_lasting_exceedance() -> None:
+    from rnncore.stages.enveloped import AlarmParams
+
+    train = np.random.default_rng(3).normal(0, 1, (3000, 1))
+    weights = ModelWeights.random(ModelConfig(n_features=1, hidden_size=8), seed=0)
+    envelope = fit_envelope(_records("a", train))
+    x = np.random.default_rng(4).normal(0, 1, (3000, 1))
+    blips = np.arange(600, 2400, 150)
+    x[blips] = 3.5  # one event each, over the raw cut (~2.9 sigma); the window term stays up a few events after
+    x[2600:] += 3.5  # the same level, lasting
+
+    def flags(alarm: AlarmParams | None) -> np.ndarray:
+        detector = EnvelopedDetector(weights, envelope, max_streams=2, alarm=alarm) if alarm else Detector(weights)
+        return _run(detector, "a", x, 1e6) >= 0.99
+
+    forecast, raw, smoothed = flags(None), flags(AlarmParams(smooth_events=0)), flags(AlarmParams())
+    by_envelope = blips[raw[blips] & ~forecast[blips]]
+    assert by_envelope.size >= 6  # without smoothing the envelope alone flags most blips
+    assert not smoothed[by_envelope].any()  # smoothed, none of them
+    after = (blips[:, None] + np.arange(1, 9)).ravel()  # the window term's echo of each blip
+    assert smoothed[after].sum() < raw[after].sum()
+    assert smoothed[2610:].mean() > 0.9 and raw[2610:].mean() > 0.9  # a lasting state stays flagged either way
+    with pytest.raises(EnvelopeError, match="smooth_events"):
+        AlarmParams(smooth_events=0.5)
+
+
+def test_state_written_before_the_smoothed_ratio_existed_restores_and_scores_as_a_fresh_smoother() -> None:
+    from rnncore.stages.envelope import SMOOTH_COLUMN
+    from rnncore.state.snapshot import encode_rows
+
+    train = _normal(3, 3000, 2)
+    weights = ModelWeights.random(ModelConfig(n_features=2, hidden_size=8), seed=0)
+    envelope = fit_envelope(_records("a", train) + _records("b", train))
+    x = _normal(4, 1200, 2)
+    x[900:] += 1.0  # a lasting fault under way when the state is saved
+    before = EnvelopedDetector(weights, envelope, max_streams=4)
+    for key in ("a", "b"):
+        _run(before, key, x[:1000], 1e6)
+    table = before.table
+    rows = table.lookup(["a", "b"])
+    old_specs = [spec for spec in table.specs if spec.name != SMOOTH_COLUMN]  # the layout of 2026-12-03
+    restored = EnvelopedDetector(weights, envelope, max_streams=4)
+    assert restored.restore(encode_rows(old_specs, ["a", "b"], table.columns, rows)) == 2
+    table.columns[SMOOTH_COLUMN][rows] = 0.0  # what the restore could not know starts as for a new stream
+    for key in ("a", "b"):
+        assert np.array_equal(_run(restored, key, x[1000:], 2e6), _run(before, key, x[1000:], 2e6))

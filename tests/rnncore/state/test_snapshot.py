@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from rnncore.errors import SnapshotError, TableFullError
+from rnncore.errors import SnapshotError, StateError, TableFullError
 from rnncore.state.snapshot import MAGIC
 from rnncore.state.table import StateTable
 
@@ -138,3 +138,25 @@ def test_large_round_trip_preserves_row_association() -> None:
     target.import_rows(source.export_rows())
     for key in keys[1::97]:
         assert row_bytes(target, key) == row_bytes(source, key)
+
+
+def test_a_column_added_later_restores_an_older_snapshot_zeroed_and_only_where_allowed() -> None:
+    old = filled_table(KEYS)
+    blob = old.export_rows()
+    newer = StateTable({**SCHEMA, "smooth": ((), np.float64)}, max_streams=64, key_shards=8)
+    with pytest.raises(SnapshotError, match="'smooth' missing from snapshot"):
+        newer.import_rows(blob)  # not declared late: refused as before
+    newer.allow_missing_on_import(["smooth"])
+    (stale,) = newer.rows_for(["a"])[0]
+    newer.columns["smooth"][stale] = 7.0  # a row the import overwrites starts at zero too
+    assert newer.import_rows(blob) == len(KEYS)
+    for key in KEYS:
+        (row,) = newer.lookup([key])
+        assert newer.columns["smooth"][row] == 0.0
+        assert b"".join(newer.columns[name][row].tobytes() for name in SCHEMA) == row_bytes(old, key)
+    other = StateTable({k: v for k, v in SCHEMA.items() if k != "flag"} | {"smooth": ((), np.float64)}, max_streams=8)
+    other.allow_missing_on_import(["smooth"])
+    with pytest.raises(SnapshotError, match="'flag' in snapshot is unknown here"):
+        other.import_rows(blob)  # a late column excuses nothing else
+    with pytest.raises(StateError, match="no such columns"):
+        newer.allow_missing_on_import(["nope"])
