@@ -25,6 +25,7 @@ from rnncore.training.baselines import ForecastScore, ewma_forecast, persistence
 from rnncore.training.bidirectional import predict_bidirectional, stream_backward_inputs, train_bidirectional
 from rnncore.training.dataset import Dataset, build_dataset
 from rnncore.training.trainer import TrainConfig, TrainResult, predict, train
+from stream.commands.flag_values import same_named
 from stream.data.synthetic import generate_fleet
 
 
@@ -76,12 +77,9 @@ def main() -> None:
     started = time.perf_counter()
     fleet = generate_fleet(args.streams, args.events, anomalies_per_stream=args.anomalies, seed=args.seed)
     config = ModelConfig(
-        cell=args.cell,
-        hidden_size=args.hidden_size,
         num_layers=args.layers,
-        norm_window=args.norm_window,
-        attention_window=args.attention_window,
         direction="bidirectional" if args.bidirectional else "forward",
+        **same_named(args, "cell", "hidden_size", "norm_window", "attention_window"),
     )
     dataset = build_dataset(fleet.records(), config)
     prep = time.perf_counter() - started
@@ -102,15 +100,13 @@ def main() -> None:
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         settings = TrainConfig(
-            bptt=args.bptt,
-            batch_size=args.batch_size,
             learning_rate=args.lr,
             epochs=1000,
             patience=1000,
             max_event_steps=args.event_steps,
-            seed=args.seed,
             threads=threads,
             progress=False,
+            **same_named(args, "bptt", "batch_size", "seed"),
         )
         t0 = time.perf_counter()
         result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)

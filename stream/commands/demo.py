@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the flags, then run the demo; failures are one line on stderr."""
+    from stream.commands.flag_values import same_named
     from stream.demo.runner import DemoSettings, run_demo
     from stream.errors import DemoError, StreamError
 
@@ -62,20 +63,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = DemoSettings(
-        streams=args.streams,
-        events_per_stream=args.events_per_stream,
-        history_events=args.history_events,
-        rate=args.rate,
-        partitions=args.partitions,
-        out_dir=args.out,
-        bootstrap=args.bootstrap_servers,
-        train_minutes=args.train_minutes,
-        retrain=args.retrain,
-        threshold=args.threshold,
-        guarantee=args.guarantee,
-        seed=args.seed,
-    )
+    fleet = same_named(args, "streams", "events_per_stream", "history_events", "rate", "partitions")
+    run_as = same_named(args, "train_minutes", "retrain", "threshold", "guarantee", "seed")
+    settings = DemoSettings(out_dir=args.out, bootstrap=args.bootstrap_servers, **fleet, **run_as)
     try:
         return run_demo(settings)
     except (DemoError, StreamError) as error:

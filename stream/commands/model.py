@@ -85,7 +85,7 @@ def _use(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """List or move the pointer; 2 with a one-line message when the store or version cannot be used."""
-    from stream.commands.model_path import model_dir_problem
+    from stream.commands.model_path import ensure_model_dir
 
     if args.action == "use" and not args.version:
         print("rnnwatch model use: give the VERSION to make current (rnnwatch model list DIR shows them)",
@@ -94,11 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list" and args.version:
         print(f"rnnwatch model list: takes only the model directory, not {args.version!r}", file=sys.stderr)
         return 2
-    problem = model_dir_problem(args.model_dir, "model directory")
-    if problem:
-        print(f"rnnwatch model {args.action}: {problem}", file=sys.stderr)
-        return 2
     try:
+        ensure_model_dir(args.model_dir, "model directory")
         return _list(args.model_dir) if args.action == "list" else _use(args)
     except (RnnCoreError, OSError) as exc:
         print(f"rnnwatch model {args.action}: {exc}", file=sys.stderr)

@@ -20,3 +20,13 @@ def model_dir_problem(path: str | Path, name: str) -> str | None:
     if not (path / "model.json").exists() and not (pointer.exists() or pointer.is_symlink()):  # dangling: rollback
         return f"{name} {path} holds no model (no model.json, no {CURRENT} version): {train}"
     return None
+
+
+def ensure_model_dir(path: str | Path, name: str) -> None:
+    """Raise :class:`~rnncore.errors.ArtifactError` with :func:`model_dir_problem`'s line when ``path`` holds no
+    model: the commands report it as they report a broken artifact."""
+    from rnncore.errors import ArtifactError
+
+    problem = model_dir_problem(path, name)
+    if problem:
+        raise ArtifactError(problem)

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.envelope_file import load_envelope
     from rnncore.scorer import build_scorer
     from stream.commands import progress
-    from stream.commands.model_path import model_dir_problem
+    from stream.commands.model_path import ensure_model_dir
     from stream.data.eventlog import read_event_logs
 
     if not 0.0 <= args.threshold <= 1.0 or args.batch_size < 1:
@@ -212,11 +212,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bidirectional and pipeline != "detector":
         print("rnnwatch score: --bidirectional rescoring is offline and takes no --scoring-pipeline", file=sys.stderr)
         return 2
-    problem = model_dir_problem(args.model, "--model-dir")
-    if problem:
-        print(f"rnnwatch score: {problem}", file=sys.stderr)
-        return 2
     try:
+        ensure_model_dir(args.model, "--model-dir")
         weights = load_artifact(args.model)
         if args.bidirectional:
             ensure_bidirectional(weights.config, "rnnwatch score --bidirectional")

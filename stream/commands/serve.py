@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.artifact import load_artifact
     from rnncore.model.bidirectional import ensure_causal
     from stream.commands.config_flags import config_overrides
-    from stream.commands.model_path import model_dir_problem
+    from stream.commands.model_path import ensure_model_dir
     from stream.errors import ConfigError
     from stream.service.config import load_config
     from stream.service.logs import configure_logging
@@ -41,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides=config_overrides(args))
         if not config.model_dir:
             raise ConfigError("no model: pass --model-dir or set RNNWATCH_MODEL_DIR / model_dir in the config file")
-        problem = model_dir_problem(config.model_dir, "model_dir")
-        if problem:
-            raise ConfigError(problem)
+        ensure_model_dir(config.model_dir, "model_dir")
         weights = load_artifact(config.model_dir)
         ensure_causal(weights.config, f"rnnwatch serve (model_dir {config.model_dir})")
     except (ConfigError, RnnCoreError) as error:

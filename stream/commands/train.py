@@ -23,6 +23,11 @@ from stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
 
+# the flags ModelConfig and TrainConfig take under their own names; ``run`` gives the renamed and derived ones
+MODEL_FLAGS = ("cell", "hidden_size", "time_delta_feature", "dt_scale", "min_scale", "norm_window", "attention_window")
+TRAIN_FLAGS = ("bptt", "batch_size", "segment_length", "warmup", "epochs", "grad_clip", "dropout", "patience")
+BUDGET_FLAGS = ("max_event_steps", "seed", "threads")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: data source, architecture, optimisation and output."""
@@ -367,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
     from rnncore.model.artifact import save_artifact
     from rnncore.model.store import commit_version, incoming_dir
     from stream.commands import progress
+    from stream.commands.flag_values import same_named
     from stream.commands.train_prior import store_prior
 
     if args.skip_if_trained and (serving := _serving(args.out)) is not None:
@@ -388,16 +394,10 @@ def run(args: argparse.Namespace) -> int:
         records, source = _load_records(args)
         n_features = len(records[0].values)
         config = ModelConfig(
-            cell=args.cell,
             n_features=n_features,
-            hidden_size=args.hidden_size,
             num_layers=args.layers,
-            time_delta_feature=args.time_delta_feature,
-            dt_scale=args.dt_scale,
-            min_scale=args.min_scale,
-            norm_window=args.norm_window,
             direction="bidirectional" if args.bidirectional else "forward",
-            attention_window=args.attention_window,
+            **same_named(args, *MODEL_FLAGS),
         )
         if args.model_version and (args.out / args.model_version).exists():
             raise ModelStoreError(f"{args.out / args.model_version} exists: give another --model-version")
@@ -412,20 +412,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         settings = TrainConfig(
-            bptt=args.bptt,
-            batch_size=args.batch_size,
-            segment_length=args.segment_length,
-            warmup=args.warmup,
-            epochs=args.epochs,
             learning_rate=args.lr,
-            grad_clip=args.grad_clip,
-            dropout=args.dropout,
-            patience=args.patience,
             max_minutes=args.train_minutes,
-            max_event_steps=args.max_event_steps,
-            seed=args.seed,
-            threads=args.threads,
             progress=progress.shown(args.no_progress),  # on a terminal only, even behind a captured stderr
+            **same_named(args, *TRAIN_FLAGS, *BUDGET_FLAGS),
         )
         with progress.on_terminal():
             result = (train_bidirectional if config.bidirectional else train)(dataset, config, settings)

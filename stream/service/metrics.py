@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,106 +57,97 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.events_consumed = Counter(f"{PREFIX}_events_consumed", "Input messages read from Kafka", registry=r)
-        self.events_scored = Counter(f"{PREFIX}_events_scored", "Events scored by the detector", registry=r)
-        self.events_dead_lettered = Counter(
-            f"{PREFIX}_events_dead_lettered", "Input messages sent to the dead-letter topic", ["reason"], registry=r
+        counter, gauge, histogram, bulk = self._counter, self._gauge, self._histogram, self._bulk_histogram
+        self.events_consumed = counter("events_consumed", "Input messages read from Kafka")
+        self.events_scored = counter("events_scored", "Events scored by the detector")
+        self.events_dead_lettered = counter(
+            "events_dead_lettered", "Input messages sent to the dead-letter topic", ["reason"]
         )
-        self.anomalies = Counter(f"{PREFIX}_anomalies", "Scored events at or above the anomaly threshold", registry=r)
-        self.batch_size = Histogram(
-            f"{PREFIX}_batch_size_events", "Events per partition micro-batch", buckets=_BATCH_BUCKETS, registry=r
-        )
-        self.processing_latency = Histogram(
-            f"{PREFIX}_batch_processing_seconds",
+        self.anomalies = counter("anomalies", "Scored events at or above the anomaly threshold")
+        self.batch_size = histogram("batch_size_events", "Events per partition micro-batch", _BATCH_BUCKETS)
+        self.processing_latency = histogram(
+            "batch_processing_seconds",
             "Wall time from a micro-batch's arrival to its outputs being committed",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.event_to_score_latency = BulkHistogram(
-            f"{PREFIX}_event_to_score_latency_seconds",
+        self.event_to_score_latency = bulk(
+            "event_to_score_latency_seconds",
             "Wall-clock time minus event time when scored, per event",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.ingest_to_score_latency = BulkHistogram(
-            f"{PREFIX}_ingest_to_score_latency_seconds",
+        self.ingest_to_score_latency = bulk(
+            "ingest_to_score_latency_seconds",
             "Wall-clock time minus the Kafka record timestamp when processed, per message: the service's own delay, "
             "which replayed history and sensor clocks do not move",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.scores = BulkHistogram(
-            f"{PREFIX}_score", "Anomaly scores of scored events (watch calibration drift)", _SCORE_BUCKETS, r
+        self.scores = bulk("score", "Anomaly scores of scored events (watch calibration drift)", _SCORE_BUCKETS)
+        self.consumer_lag = gauge(
+            "consumer_lag_messages", "High watermark minus position, per input partition", ["partition"]
         )
-        self.consumer_lag = Gauge(
-            f"{PREFIX}_consumer_lag_messages",
-            "High watermark minus position, per input partition",
-            ["partition"],
-            registry=r,
-        )
-        self.active_streams = Gauge(f"{PREFIX}_active_streams", "Streams holding a state row", registry=r)
-        self.state_bytes = Gauge(f"{PREFIX}_state_bytes", "Estimated bytes of per-stream state", registry=r)
-        self.assigned_partitions = Gauge(f"{PREFIX}_assigned_partitions", "Input partitions owned", registry=r)
-        self.model_info = Info(f"{PREFIX}_model", "The model in use (version, cell, sizes)", registry=r)
-        self.false_alarm_target = Gauge(
-            f"{PREFIX}_false_alarm_target",
+        self.active_streams = gauge("active_streams", "Streams holding a state row")
+        self.state_bytes = gauge("state_bytes", "Estimated bytes of per-stream state")
+        self.assigned_partitions = gauge("assigned_partitions", "Input partitions owned")
+        self.model_info = Info(f"{PREFIX}_model", "The model in use (version, cell, sizes)", registry=self.registry)
+        self.false_alarm_target = gauge(
+            "false_alarm_target",
             "Share of a stream's held-out normal events whose envelope score reached `threshold` (the envelope's "
             "default, rnnwatch score's and serve's default anomaly_threshold): what that threshold means",
             ["threshold"],
-            registry=r,
         )
-        self.stated_false_alarm = Gauge(
-            f"{PREFIX}_model_stated_false_alarm",
+        self.stated_false_alarm = gauge(
+            "model_stated_false_alarm",
             "Per-event false-alarm rate at `threshold` (the default anomaly_threshold) that rnnwatch train measured "
             "for the model in use on its held-out normal events (the artifact's calibration_prior): on its training "
             "streams (streams=trained) and on the same events replayed as new streams (streams=new); absent for a "
             "model without a calibration prior",
             ["streams", "threshold"],
-            registry=r,
         )
-        self.rebalances = Counter(f"{PREFIX}_rebalances", "Partition assignment changes", ["kind"], registry=r)
-        self.checkpoint_duration = Histogram(
-            f"{PREFIX}_checkpoint_seconds",
-            "Time to write a full state snapshot to the changelog",
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self.rebalances = counter("rebalances", "Partition assignment changes", ["kind"])
+        self.checkpoint_duration = histogram(
+            "checkpoint_seconds", "Time to write a full state snapshot to the changelog", _DURATION_BUCKETS
         )
-        self.restore_duration = Histogram(
-            f"{PREFIX}_restore_seconds",
-            "Time to restore one partition's state from the changelog",
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self.restore_duration = histogram(
+            "restore_seconds", "Time to restore one partition's state from the changelog", _DURATION_BUCKETS
         )
-        self.changelog_skipped = Counter(
-            f"{PREFIX}_changelog_records_skipped",
-            "Changelog records restore skipped: not rnnwatch state records",
-            registry=r,
+        self.changelog_skipped = counter(
+            "changelog_records_skipped", "Changelog records restore skipped: not rnnwatch state records"
         )
-        self.checkpoint_failures = Counter(
-            f"{PREFIX}_checkpoint_failures", "Batches whose state changelog records could not be written", registry=r
+        self.checkpoint_failures = counter(
+            "checkpoint_failures", "Batches whose state changelog records could not be written"
         )
-        self.model_reloads = Counter(
-            f"{PREFIX}_model_reloads",
+        self.model_reloads = counter(
+            "model_reloads",
             "Model artifacts taken (result=loaded), refused (refused), or loaded again at start (start_retried)",
             ["result"],
-            registry=r,
         )
-        self.events_archived = Counter(
-            f"{PREFIX}_events_archived", "Scored events appended to the event archive", registry=r
+        self.events_archived = counter("events_archived", "Scored events appended to the event archive")
+        self.archive_failures = counter(
+            "archive_failures", "Batches the event archive could not write (scoring went on)"
         )
-        self.archive_failures = Counter(
-            f"{PREFIX}_archive_failures", "Batches the event archive could not write (scoring went on)", registry=r
-        )
-        self.changelog_bytes = Counter(
-            f"{PREFIX}_changelog_written_bytes", "Bytes of state records written to the changelog", registry=r
-        )
-        self.build_info = Info(f"{PREFIX}_build", "rnnwatch and dependency versions", registry=r)
+        self.changelog_bytes = counter("changelog_written_bytes", "Bytes of state records written to the changelog")
+        self.build_info = Info(f"{PREFIX}_build", "rnnwatch and dependency versions", registry=self.registry)
         self.build_info.info(build_versions())
         # the standard process_* / python_* series the default registry would carry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        """A counter ``rnnwatch_<name>_total`` in this registry."""
+        return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge ``rnnwatch_<name>`` in this registry."""
+        return Gauge(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str, buckets: Sequence[float]) -> Histogram:
+        """A histogram ``rnnwatch_<name>`` with ``buckets`` in this registry, observed one value at a time."""
+        return Histogram(f"{PREFIX}_{name}", documentation, buckets=buckets, registry=self.registry)
+
+    def _bulk_histogram(self, name: str, documentation: str, buckets: Sequence[float]) -> BulkHistogram:
+        """A histogram ``rnnwatch_<name>`` with ``buckets`` in this registry, observed an array at a time."""
+        return BulkHistogram(f"{PREFIX}_{name}", documentation, buckets, self.registry)
 
     def show_stated_false_alarm(self, metadata: Mapping[str, Any]) -> None:
         """Export the stated false-alarm rates of the model whose ``metadata`` (its ``model.json``) is now in use;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -251,8 +251,26 @@ class ServedArtifact(NamedTuple):
     weights: ModelWeights  # as `rnnwatch serve` loads it: with its version
     config: ServiceConfig
 
+    def published_scores(self, expected: int) -> dict[str, list[dict[str, Any]]]:
+        """The score records on the output topic, as :func:`read_scores` reads them: ``expected`` of them."""
+        return read_scores(self.config.bootstrap_servers, self.topics["output"], expected)
+
 
 ServeArtifact = Callable[..., ServedArtifact]
+Scenario = Callable[[Service, asyncio.Task[None]], Awaitable[None]]
+
+
+def serve_through(served: ServedArtifact, scenario: Scenario) -> Service:
+    """Run a service of ``served`` (its Detector :func:`make_detector_of` the artifact's weights) while
+    ``scenario(service, task)`` runs, then stop it cleanly (the run loop's error re-raised) and return it."""
+
+    async def run() -> Service:
+        service = Service(served.config, served.weights, make_detector=make_detector_of(served.weights))
+        async with running(service) as task:
+            await scenario(service, task)
+        return service
+
+    return run_sync(run())
 
 
 class ProxiedBroker(NamedTuple):

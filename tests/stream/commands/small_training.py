@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,15 @@ def train_small(out: Path, streams: int, events: int, capsys: pytest.CaptureFixt
     argv = ["train", "--synthetic", str(streams), "--synthetic-events", str(events), "--out", str(out), *SMALL]
     assert main(argv) == 0
     return capsys.readouterr().out
+
+
+@dataclass(frozen=True)
+class SmallStore:
+    """A model store ``out`` that :func:`train_small` trains into, what it prints read from ``capsys``."""
+
+    out: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def train(self, streams: int, events: int) -> str:
+        """:func:`train_small` into :attr:`out`; returns what it printed."""
+        return train_small(self.out, streams, events, self.capsys)

@@ -10,9 +10,8 @@ import pytest
 
 from rnncore.calibration import ScoringParams
 from rnncore.detector import Detector
-from rnncore.model.config import ModelConfig
-from rnncore.model.weights import ModelWeights
 from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service.poisoned_streams import WEIGHTS
 from tests.stream.service_harness import (
     config_for,
     event,
@@ -24,8 +23,6 @@ from tests.stream.service_harness import (
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(180)]
-
-WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=3)
 
 
 def test_a_huge_value_is_dead_lettered_as_magnitude_and_the_next_event_scores(

@@ -4,6 +4,7 @@ attention model, which is causal, is served and scores like the offline Detector
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,15 @@ from rnncore.model.weights import ModelWeights
 from stream.cli import main
 from stream.service.app import Service
 from stream.service.reload import ModelWatcher
-from tests.kafka_helpers import run_sync
 from tests.stream.service_harness import (
     ServeArtifact,
     assert_matches_offline,
     feed,
     make_detector_of,
     offline_rows,
-    read_scores,
     reload_refusals,
     reloads,
-    running,
+    serve_through,
     stream_events,
     wait_until,
 )
@@ -61,26 +60,23 @@ def test_bench_nab_refuses_bidirectional(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.kafka
 @pytest.mark.timeout(180)
 def test_attention_model_is_served_and_reloads_to_bidirectional_or_plain_are_refused(
-    serve_artifact: ServeArtifact, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+    serve_artifact: ServeArtifact, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics, model_dir, started_with, config = serve_artifact(ATTENTION, "attn", partitions=2)
+    served = serve_artifact(ATTENTION, "attn", partitions=2)
     events = stream_events(n_keys=5, per_key=30)
 
-    async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=make_detector_of(started_with))
-        async with running(service) as task:
-            await feed(service, task, events[:70], 70, "first part")
-            save_artifact(model_dir, BIDIRECTIONAL, {"version": "look-ahead"})
-            await wait_until(lambda: reloads(service, "refused") == 1, task, "the bidirectional artifact's refusal")
-            save_artifact(model_dir, PLAIN, {"version": "plain"})  # no ring: another state layout
-            await wait_until(lambda: reloads(service, "refused") == 2, task, "the plain artifact's refusal")
-            await feed(service, task, events[70:], len(events), "scoring after the refusals")
-        return service
+    async def scenario(service: Service, task: asyncio.Task[None]) -> None:
+        await feed(service, task, events[:70], 70, "first part")
+        save_artifact(served.model_dir, BIDIRECTIONAL, {"version": "look-ahead"})
+        await wait_until(lambda: reloads(service, "refused") == 1, task, "the bidirectional artifact's refusal")
+        save_artifact(served.model_dir, PLAIN, {"version": "plain"})  # no ring: another state layout
+        await wait_until(lambda: reloads(service, "refused") == 2, task, "the plain artifact's refusal")
+        await feed(service, task, events[70:], len(events), "scoring after the refusals")
 
-    service = run_sync(scenario())
+    service = serve_through(served, scenario)
     assert reloads(service, "loaded") == 0
     refusals = reload_refusals(caplog)
     assert len(refusals) == 2 and "needs a causal model" in refusals[0] and "cannot take over" in refusals[1]
-    got = read_scores(kafka_bootstrap, topics["output"], len(events))
+    got = served.published_scores(len(events))
     assert {s["model_version"] for scores in got.values() for s in scores} == {"attn"}
     assert_matches_offline(got, offline_rows(make_detector_of(ATTENTION)(), events))

@@ -14,48 +14,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rnncore.model.config import ModelConfig
-from rnncore.model.weights import ModelWeights
-from rnncore.scorer import build_scorer
-from stream.service.codec import SOURCE_HEADER, header_value
-from stream.service.config import ServiceConfig
 from tests.kafka_helpers import MakeServiceTopics, run_sync
+from tests.stream.service.poisoned_streams import (
+    SPIKE_AT,
+    STEPS,
+    STREAMS,
+    WEIGHTS,
+    assert_scored_as_on_a_clean_run,
+    good_events,
+    read_dead_letters,
+)
 from tests.stream.service_harness import (
     config_for,
     event,
-    offline_rows,
-    published_rows,
-    read_all,
     read_scores,
-    reasons,
     serve_until_consumed,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.timeout(240)]
 
-WEIGHTS = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), seed=3)
-STREAMS = ("sensor-0", "sensor-1", "sensor-2")
-STEPS = 80
 POISON_AT = 40  # the poison comes after this many good events of each stream
-SPIKE_AT = 60  # a spike of every stream, after the poison: it must stand out as on a clean run
-SPIKE = {step: 8.0 if step == SPIKE_AT else 0.0 for step in range(STEPS)}
 NEAR_LIMIT = 1_048_500  # accepted by the broker (message.max.bytes 1,048,588), too large once dead-letter headers go on
 
 Message = tuple[bytes | None, bytes | None]
 Poison = tuple[str, bytes, bytes | None]  # expected dead-letter reason ("" for scored), Kafka key, payload
-
-
-def _good_events() -> list[tuple[str, float, float]]:
-    rng = np.random.default_rng(17)
-    return [
-        (key, 1000.0 + step + k / 10, float(np.sin(step / 6 + k) + 0.2 * rng.standard_normal() + SPIKE[step]))
-        for step in range(STEPS)
-        for k, key in enumerate(STREAMS)
-    ]
 
 
 def _poison() -> list[Poison]:
@@ -103,23 +88,11 @@ async def _publish_in_order(bootstrap: str, topic: str, messages: Sequence[Messa
         await producer.stop()
 
 
-def _clean_run(good: Sequence[tuple[str, float, float]], config: ServiceConfig) -> dict[str, np.ndarray]:
-    """Per stream [score, nll, mean, scale] of the good events alone, one at a time through the same scorer."""
-    scorer = build_scorer(
-        WEIGHTS,
-        None,
-        max_streams=config.max_streams_per_partition,
-        idle_ttl_seconds=config.idle_ttl_seconds,
-        warmup_events=config.warmup_events,
-    )
-    return offline_rows(scorer, good)
-
-
 def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_scores_as_on_a_clean_run(
     make_service_topics: MakeServiceTopics, kafka_bootstrap: str, make_group: Callable[[], str]
 ) -> None:
     topics = make_service_topics(partitions=1)
-    good, poison = _good_events(), _poison()
+    good, poison = good_events(), _poison()
     messages = _messages(good, poison)
     run_sync(_publish_in_order(kafka_bootstrap, topics["input"], messages))
     config = config_for(
@@ -137,16 +110,16 @@ def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_sco
     dead_lettered = [(reason, key, payload) for reason, key, payload in poison if reason]
     first = POISON_AT * len(STREAMS)  # the offset of the first poison record
     expected = {first + i: (reason, payload) for i, (reason, _, payload) in enumerate(poison) if reason}
-    dead = run_sync(read_all(kafka_bootstrap, topics["dlq"], len(dead_lettered)))
+    dead = read_dead_letters(kafka_bootstrap, topics["dlq"], len(dead_lettered))
     assert len(dead) == len(dead_lettered)
-    for record, reason in zip(dead, reasons(dead), strict=True):
-        offset = int(str(header_value(list(record.headers), SOURCE_HEADER)).rsplit("/", 1)[1])
-        want_reason, payload = expected.pop(offset)
-        assert reason == want_reason, (offset, reason)
+    for letter in dead:
+        want_reason, payload = expected.pop(letter.offset)
+        assert letter.reason == want_reason, (letter.offset, letter.reason)
         if payload is None:
-            assert not record.value
+            assert not letter.value
         else:  # the near-limit record is cut to fit the dead-letter topic; every other one is whole
-            assert record.value == payload or (want_reason == "oversized" and payload.startswith(record.value))
+            cut = want_reason == "oversized" and letter.value is not None and payload.startswith(letter.value)
+            assert letter.value == payload or cut
     assert expected == {}
     for reason in {r for r, _, _ in dead_lettered}:
         count = sum(1 for r, _, _ in dead_lettered if r == reason)
@@ -154,11 +127,8 @@ def test_every_poison_case_is_dead_lettered_with_its_reason_and_every_stream_sco
 
     scored = read_scores(kafka_bootstrap, topics["output"], len(good) + 2)
     assert sorted(scored) == sorted([*STREAMS, "broken-clock", "stopped-clock"])
-    clean = _clean_run(good, config)
-    for key in STREAMS:
-        got = published_rows(scored[key])
-        assert got.shape == clean[key].shape == (STEPS, 4), key
-        np.testing.assert_allclose(got, clean[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    for key, got in assert_scored_as_on_a_clean_run(scored, good, config).items():
+        assert got.shape == (STEPS, 4), key
         after = got[POISON_AT]  # the stream's next good event after the poison
         assert abs(after[2]) < 10 and 0 < after[3] < 10, (key, after)
         assert got[SPIKE_AT, 0] > 0.5, (key, got[SPIKE_AT])  # not blinded: the spike after the poison stands out

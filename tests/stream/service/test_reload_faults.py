@@ -3,6 +3,7 @@ and an artifact whose model.json came before its weights is taken once it is com
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,16 +16,13 @@ from rnncore.model.artifact import METADATA_FILE, WEIGHTS_FILE, save_artifact
 from rnncore.model.artifact_schema import ARTIFACT_CHECKSUM, canonical_checksum
 from stream.cli import main
 from stream.service.app import Service
-from tests.kafka_helpers import run_sync
 from tests.stream.service.test_service_reload import NEW, OLD
 from tests.stream.service_harness import (
     ServeArtifact,
     feed,
-    make_detector_of,
-    read_scores,
     reload_refusals,
     reloads,
-    running,
+    serve_through,
     stream_events,
     wait_until,
 )
@@ -47,39 +45,37 @@ def _replace(path: Path, data: bytes) -> None:
 
 
 def test_broken_fields_are_refused_by_name_and_an_incomplete_artifact_is_taken_once_complete(
-    serve_artifact: ServeArtifact, kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    serve_artifact: ServeArtifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=1)
+    served = serve_artifact(OLD, "v1", partitions=1)
+    model_dir = served.model_dir
     staging = tmp_path / "staging"
     save_artifact(staging, NEW, {"version": "v2"})
     original_json = (model_dir / METADATA_FILE).read_bytes()
     events = stream_events(n_keys=3, per_key=20)
 
-    async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=make_detector_of(started_with))
-        async with running(service) as task:
-            await feed(service, task, events[:30], 30, "the first events")
-            for n, (field, bad) in enumerate((("norm_eps", None), ("dt_scale", {})), start=1):
-                _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
-                await wait_until(lambda n=n: reloads(service, "refused") == n, task, f"the refusal of {field}")
-                _replace(model_dir / METADATA_FILE, original_json)  # v1 again: reloaded as it is
-                await wait_until(lambda n=n: reloads(service, "loaded") == n, task, "the reload of v1")
-            shutil.copyfile(staging / METADATA_FILE, model_dir / ".m")  # model.json of v2 before its weights
-            os.replace(model_dir / ".m", model_dir / METADATA_FILE)
-            await wait_until(lambda: reloads(service, "refused") == 3, task, "the refusal of the incomplete artifact")
-            shutil.copyfile(staging / WEIGHTS_FILE, model_dir / ".w")
-            os.replace(model_dir / ".w", model_dir / WEIGHTS_FILE)
-            await wait_until(lambda: reloads(service, "loaded") == 3, task, "the completed artifact")
-            await feed(service, task, events[30:], len(events), "the rest")
-        return service
+    async def scenario(service: Service, task: asyncio.Task[None]) -> None:
+        await feed(service, task, events[:30], 30, "the first events")
+        for n, (field, bad) in enumerate((("norm_eps", None), ("dt_scale", {})), start=1):
+            _replace(model_dir / METADATA_FILE, _resealed(model_dir, field, bad).encode())
+            await wait_until(lambda n=n: reloads(service, "refused") == n, task, f"the refusal of {field}")
+            _replace(model_dir / METADATA_FILE, original_json)  # v1 again: reloaded as it is
+            await wait_until(lambda n=n: reloads(service, "loaded") == n, task, "the reload of v1")
+        shutil.copyfile(staging / METADATA_FILE, model_dir / ".m")  # model.json of v2 before its weights
+        os.replace(model_dir / ".m", model_dir / METADATA_FILE)
+        await wait_until(lambda: reloads(service, "refused") == 3, task, "the refusal of the incomplete artifact")
+        shutil.copyfile(staging / WEIGHTS_FILE, model_dir / ".w")
+        os.replace(model_dir / ".w", model_dir / WEIGHTS_FILE)
+        await wait_until(lambda: reloads(service, "loaded") == 3, task, "the completed artifact")
+        await feed(service, task, events[30:], len(events), "the rest")
 
-    service = run_sync(scenario())
+    service = serve_through(served, scenario)
     assert reloads(service, "refused") == 3
     refusals = reload_refusals(caplog)
     assert "architecture field 'norm_eps' must be a number" in refusals[0]
     assert "architecture field 'dt_scale' must be a number" in refusals[1]
     assert "corrupt or truncated" in refusals[2]
-    got = read_scores(kafka_bootstrap, topics["output"], len(events))
+    got = served.published_scores(len(events))
     for scores in got.values():
         assert [s["model_version"] for s in scores] == ["v1"] * 10 + ["v2"] * 10
         assert all(s["mean"] is not None and abs(s["mean"]) < 1e6 for s in scores)  # no NaN state

@@ -44,7 +44,10 @@ def _values(seed: int, n: int) -> np.ndarray:
     return np.stack([factor, 0.8 * factor], axis=1) + rng.normal(0, 0.1, (n, 2))
 
 
-def _artifact(directory: Path) -> Path:
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """tmp_path/model: :data:`WEIGHTS` with an envelope fitted on :func:`_training_records`."""
+    directory = tmp_path / "model"
     save_envelope(fit_envelope(_training_records()), directory)  # first: model.json's checksum covers it
     save_artifact(directory, WEIGHTS, {"version": "with-envelope"})
     return directory
@@ -54,9 +57,8 @@ def test_serve_publishes_the_enveloped_scores_and_flags_a_sustained_fault(
     make_service_topics: MakeServiceTopics,
     kafka_bootstrap: str,
     make_group: Callable[[], str],
-    tmp_path: Path,
+    model_dir: Path,
 ) -> None:
-    model_dir = _artifact(tmp_path / "model")
     topics = make_service_topics(partitions=2)
     test = {k: _values(10 + i, 600) for i, k in enumerate(KEYS)}
     test["rig-1"][300:] += np.array([0.0, 1.0])  # sensor 1 stuck off its correlation with sensor 0 for good
@@ -80,8 +82,7 @@ def _loaded(model_dir: Path) -> Envelope:
     return envelope
 
 
-def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> None:
-    model_dir = _artifact(tmp_path / "m")
+def test_the_factory_refuses_an_envelope_of_another_width(model_dir: Path) -> None:
     one = ModelWeights.random(ModelConfig(n_features=1, hidden_size=4), seed=0)
     with pytest.raises(ServiceError, match="retrain both"):
         detector_factory(one, ServiceConfig(model_dir=str(model_dir)))
@@ -91,8 +92,7 @@ def test_the_factory_refuses_an_envelope_of_another_width(tmp_path: Path) -> Non
     assert isinstance(untrained, EnvelopedDetector) and not untrained.envelope.index
 
 
-def test_factory_keeps_one_layout_and_refuses_to_drop_the_envelope_on_reload(tmp_path: Path) -> None:
-    model_dir = _artifact(tmp_path / "m")
+def test_factory_keeps_one_layout_and_refuses_to_drop_the_envelope_on_reload(model_dir: Path, tmp_path: Path) -> None:
     config = ServiceConfig(model_dir=str(model_dir))
     started_without = detector_factory(WEIGHTS, config, use_envelope=False)()
     assert isinstance(started_without, EnvelopedDetector) and started_without.envelope.index  # same layout: used
@@ -107,9 +107,9 @@ def test_a_hot_reload_hands_the_new_envelope_to_running_partitions_and_refuses_o
     make_service_topics: MakeServiceTopics,
     kafka_bootstrap: str,
     make_group: Callable[[], str],
+    model_dir: Path,
     tmp_path: Path,
 ) -> None:
-    model_dir = _artifact(tmp_path / "model")
     topics = make_service_topics(partitions=1)
     shifted = _values(20, 1500) + np.array([0.0, 1.0])  # retrained on a new normal: the shift is no fault now
     refit = fit_envelope([EventRecord("rig-1", float(t), tuple(r)) for t, r in enumerate(shifted.tolist())])

@@ -27,12 +27,10 @@ from tests.stream.service_harness import (
     messages_of,
     offline_rows,
     publish,
-    read_all,
-    read_scores,
     reload_refusals,
     reloads,
     running,
-    scores_by_key,
+    serve_through,
     stream_events,
     wait_until,
 )
@@ -44,28 +42,23 @@ NEW = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=8), 
 BIGGER = ModelWeights.random(ModelConfig(cell="gru", n_features=1, hidden_size=16), seed=5)
 
 
-def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
-    serve_artifact: ServeArtifact, kafka_bootstrap: str
-) -> None:
-    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=2, poll_seconds=0.0)
+def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(serve_artifact: ServeArtifact) -> None:
+    served = serve_artifact(OLD, "v1", partitions=2, poll_seconds=0.0)
     events = stream_events(n_keys=5, per_key=40)
     first, second = events[:100], events[100:]
 
-    async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=make_detector_of(started_with))
-        async with running(service) as task:
-            await feed(service, task, first, len(first), "the first part")
-            (model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
-            service.request_reload()
-            await asyncio.sleep(0.3)
-            assert reloads(service, "loaded") == 0  # model.json unchanged
-            save_artifact(model_dir, NEW, {"version": "v2"})
-            service.request_reload()
-            await wait_until(lambda: reloads(service, "loaded") == 1, task, "reload")
-            await feed(service, task, second, len(events), "the second part")
-        return service
+    async def scenario(service: Service, task: asyncio.Task[None]) -> None:
+        await feed(service, task, first, len(first), "the first part")
+        (served.model_dir / "junk").write_bytes(b"")  # unrelated files do not trigger anything
+        service.request_reload()
+        await asyncio.sleep(0.3)
+        assert reloads(service, "loaded") == 0  # model.json unchanged
+        save_artifact(served.model_dir, NEW, {"version": "v2"})
+        service.request_reload()
+        await wait_until(lambda: reloads(service, "loaded") == 1, task, "reload")
+        await feed(service, task, second, len(events), "the second part")
 
-    service = run_sync(scenario())
+    service = serve_through(served, scenario)
     assert (
         service.metrics.value(
             "rnnwatch_model_info",
@@ -77,8 +70,7 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
     before = offline_rows(offline, first)
     offline.reload(NEW)
     after = offline_rows(offline, second)
-    records = run_sync(read_all(kafka_bootstrap, topics["output"], len(events)))
-    got = scores_by_key(records)
+    got = served.published_scores(len(events))
     assert_matches_offline(got, {k: np.concatenate([before[k], after[k]]) for k in before})
     versions = [s["model_version"] for s in got["sensor-0"]]
     assert versions == ["v1"] * (len(first) // 5) + ["v2"] * (len(second) // 5)
@@ -88,28 +80,26 @@ def test_a_new_artifact_is_taken_between_batches_and_the_state_is_kept(
 def test_corrupt_and_incompatible_artifacts_are_refused_and_counted_while_scoring_goes_on(
     serve_artifact: ServeArtifact, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topics, model_dir, started_with, config = serve_artifact(OLD, "v1", partitions=1)
+    served = serve_artifact(OLD, "v1", partitions=1)
+    topics, model_dir = served.topics, served.model_dir
     events = stream_events(n_keys=3, per_key=20)
 
-    async def scenario() -> Service:
-        service = Service(config, started_with, make_detector=make_detector_of(started_with))
-        async with running(service) as task:
-            await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
-            (model_dir / METADATA_FILE).write_text("{ not json")
-            await wait_until(lambda: reloads(service, "refused") == 1, task, "the corrupt artifact's refusal")
-            save_artifact(model_dir, BIGGER, {"version": "v3"})
-            await wait_until(lambda: reloads(service, "refused") == 2, task, "the incompatible artifact's refusal")
-            await feed(service, task, events[30:], len(events), "scoring after the refusals")
-            await asyncio.sleep(0.3)
-            assert reloads(service, "refused") == 2  # a refused version is not retried on every poll
-        return service
+    async def scenario(service: Service, task: asyncio.Task[None]) -> None:
+        await publish(kafka_bootstrap, topics["input"], messages_of(events[:30]))
+        (model_dir / METADATA_FILE).write_text("{ not json")
+        await wait_until(lambda: reloads(service, "refused") == 1, task, "the corrupt artifact's refusal")
+        save_artifact(model_dir, BIGGER, {"version": "v3"})
+        await wait_until(lambda: reloads(service, "refused") == 2, task, "the incompatible artifact's refusal")
+        await feed(service, task, events[30:], len(events), "scoring after the refusals")
+        await asyncio.sleep(0.3)
+        assert reloads(service, "refused") == 2  # a refused version is not retried on every poll
 
-    service = run_sync(scenario())
+    service = serve_through(served, scenario)
     assert reloads(service, "loaded") == 0
     refusals = reload_refusals(caplog)
     assert len(refusals) == 2
     assert "model.json" in refusals[0] and "H=16" in refusals[1]
-    got = read_scores(kafka_bootstrap, topics["output"], len(events))
+    got = served.published_scores(len(events))
     assert {s["model_version"] for scores in got.values() for s in scores} == {"v1"}
 
 
