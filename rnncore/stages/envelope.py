@@ -42,7 +42,7 @@ ENVELOPE_FILE = "envelope.npz"  # its file in the model artifact (rnncore.model.
 EW_COLUMN = "envelope_ew"  # float64 [2F + 1]: EW mean (F), EW mean square (F), event count
 REF_COLUMN = "envelope_ref"  # int64: 0 not looked up yet, -1 no reference, k + 1 reference row k
 ALARM_COLUMN = "envelope_alarm"  # float64 [2]: EW share of events the reference flags (refit), EW alarm count (rank)
-SMOOTH_COLUMN = "envelope_smooth"  # float64: EW mean of the envelope ratio, the scored one (AlarmParams.smooth_events)
+SMOOTH_COLUMN = "envelope_smooth"  # float64: EW mean of the envelope ratio; a flag needs it >= 1 (AlarmParams)
 _LOG_EPS = 1e-6
 
 

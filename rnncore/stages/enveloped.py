@@ -93,9 +93,10 @@ class AlarmParams:
 @njit(cache=True, nogil=True)
 def _smoothed(ratio: np.ndarray, rows: np.ndarray, ok: np.ndarray, smooth: np.ndarray, decay: float) -> None:
     """Gate each accepted event's ratio by its stream's EW mean of ratios (in place, in arrival order): below the
-    cut the mean replaces it; at or over the cut the event keeps its own ratio, at least the cut (its rank)."""
+    cut the mean replaces it; at or over the cut the event keeps its own ratio, at least the cut (its rank). A
+    ratio that is not finite is left as it is and does not enter the mean, so it cannot poison the stream's state."""
     for i in range(rows.shape[0]):
-        if not ok[i]:
+        if not ok[i] or not np.isfinite(ratio[i]):
             continue
         row = rows[i]
         s = decay * smooth[row] + (1.0 - decay) * ratio[i]

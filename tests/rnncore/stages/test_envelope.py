@@ -225,6 +225,11 @@ def test_the_smoothed_ratio_drops_one_event_blips_and_keeps_a_lasting_exceedance
     assert smoothed[2610:].mean() > 0.9 and raw[2610:].mean() > 0.9  # a lasting state stays flagged either way
     with pytest.raises(EnvelopeError, match="smooth_events"):
         AlarmParams(smooth_events=0.5)
+    gated = AlarmParams().smoothed(np.array([np.inf, np.nan, 0.5, 3.0, 3.0, 3.0, 3.0, 0.0]))
+    assert np.isinf(gated[0]) and np.isnan(gated[1])  # left as they are, and kept out of the mean:
+    # s = 0.1, 0.68, 1.14, 1.51, 1.81, 1.45: flagged from the 2nd event at 3, each scored by its own ratio, and the
+    # first event back at 0 still flagged, at the cut (the trailing flag BENCHMARKS.md describes)
+    assert np.allclose(gated[2:], [0.1, 0.68, 3.0, 3.0, 3.0, 1.0])
 
 
 def test_state_written_before_the_smoothed_ratio_existed_restores_and_scores_as_a_fresh_smoother() -> None:
